@@ -1,0 +1,113 @@
+//! The one error type of personafs, and the one place where errors become errno values.
+
+use std::fmt;
+
+/// Which of Persona's two hosts answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    Api,
+    Files,
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Host::Api => "API host",
+            Host::Files => "files host",
+        })
+    }
+}
+
+/// Every message here must be safe to log: no API key, no access token, no signed URL.
+/// Build URLs into messages only through `crate::redact::redact_url`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An HTTP error status from Persona, after any retries.
+    #[error("{context}: {host} answered HTTP {status}{}{}{}",
+        title.as_deref().map(|t| format!(" {t}")).unwrap_or_default(),
+        details.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+        request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    Http {
+        host: Host,
+        status: u16,
+        title: Option<String>,
+        details: Option<String>,
+        request_id: Option<String>,
+        context: String,
+    },
+    /// Connection refused, reset, timed out: after any retries.
+    #[error("{context}: network error: {message}")]
+    Network { context: String, message: String },
+    /// A body shorter (or longer) than announced. Never taken as a success.
+    #[error("{context}: body was {received} bytes, expected {expected}")]
+    Truncated {
+        context: String,
+        expected: u64,
+        received: u64,
+    },
+    /// A file URL that points to a host we do not trust with requests.
+    #[error("refused to fetch a file from foreign host {host:?}")]
+    ForeignHost { host: String },
+    /// A response we could not understand (malformed JSON, wrong types, HTML with 200...).
+    #[error("{context}: invalid response: {message}")]
+    InvalidResponse { context: String, message: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The file existed when it was opened but is gone now (removed, inquiry redacted).
+    #[error("file is gone: {0}")]
+    Gone(String),
+    #[error("read-only file system")]
+    ReadOnly,
+    #[error("bad file handle")]
+    BadHandle,
+    #[error("{0}")]
+    Config(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The errno a FUSE reply carries for this error (the contract's errno table).
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NotFound(_) => libc::ENOENT,
+            Error::ReadOnly => libc::EROFS,
+            Error::BadHandle => libc::EBADF,
+            Error::Gone(_) => libc::ESTALE,
+            Error::Http {
+                host: Host::Api,
+                status: 401 | 403,
+                ..
+            } => libc::EACCES,
+            Error::Http {
+                host: Host::Api,
+                status: 404,
+                ..
+            } => libc::ENOENT,
+            Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            _ => libc::EIO,
+        }
+    }
+
+    /// A files-host answer that means "this signed URL is no longer good": re-retrieve, retry.
+    pub fn is_url_expired(&self) -> bool {
+        matches!(
+            self,
+            Error::Http {
+                host: Host::Files,
+                status: 401 | 403 | 410,
+                ..
+            }
+        )
+    }
+
+    /// The HTTP status, if this error carries one (for logging).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}

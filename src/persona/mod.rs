@@ -1,0 +1,124 @@
+//! The Persona side: the API client, its typed model, and the pure mapping from a retrieved
+//! inquiry to the files a mount shows.
+
+pub mod client;
+pub mod files;
+pub mod model;
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+
+pub use client::{ApiKey, ClientConfig, HttpClient};
+pub use files::files_of;
+
+/// Filters of the list endpoint (PERSONA_API.md, "List inquiries").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilters {
+    pub status: Vec<String>,
+    pub inquiry_ids: Vec<String>,
+    pub account_id: Option<String>,
+    pub reference_id: Option<String>,
+    pub inquiry_template_id: Option<String>,
+    /// ISO-8601, sent as `filter[created-at-start]`.
+    pub created_after: Option<String>,
+    /// ISO-8601, sent as `filter[created-at-end]`.
+    pub created_before: Option<String>,
+}
+
+/// One inquiry as the list endpoint shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InquirySummary {
+    pub id: String,
+    pub status: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub redacted_at: Option<DateTime<Utc>>,
+}
+
+/// One page of the list endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InquiryPage {
+    pub inquiries: Vec<InquirySummary>,
+    /// The cursor for the next page (`page[after]`), `None` on the last page.
+    pub next_after: Option<String>,
+}
+
+/// A retrieved inquiry: the parsed parts personafs uses, and the raw body for `inquiry.json`.
+#[derive(Debug, Clone)]
+pub struct RetrievedInquiry {
+    pub id: String,
+    pub status: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub redacted_at: Option<DateTime<Utc>>,
+    /// `included[]`, typed where we know the type, kept as JSON otherwise.
+    pub included: Vec<model::IncludedObject>,
+    /// The response body exactly as received (contains signed URLs: never show it as is).
+    pub raw: serde_json::Value,
+    /// When the request that returned these URLs was sent (URL lifetimes count from here).
+    pub fetched_at: SystemTime,
+}
+
+/// The two directories of an inquiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Section {
+    Document,
+    Selfie,
+}
+
+impl Section {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Section::Document => "document",
+            Section::Selfie => "selfie",
+        }
+    }
+}
+
+/// One file a mount shows, as FILESYSTEM.md names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub section: Section,
+    /// `doc_…`, `ver_…`, `self_…`.
+    pub object_id: String,
+    /// `front-photo`, `center-photo`, `video`, a Persona filename, `normalized-<filename>`…
+    pub role: String,
+    /// The final, sanitized, unique-within-its-object file name: `<object-id>-<role>.<ext>`.
+    pub name: String,
+    /// The signed URL (a secret: never log it unredacted).
+    pub url: String,
+    /// `byte-size` when the API gave one.
+    pub size: Option<u64>,
+    /// `processed-at`, else `created-at` of the object, else the inquiry's `created-at`.
+    pub mtime: SystemTime,
+}
+
+/// Everything personafs asks of Persona. Behind a trait so tests can inject faults.
+#[async_trait]
+pub trait PersonaApi: Send + Sync + 'static {
+    /// One page of `GET /inquiries`, newest first.
+    async fn list_page(
+        &self,
+        filters: &ListFilters,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> Result<InquiryPage>;
+
+    /// `GET /inquiries/{id}?include=documents,selfies,verifications`.
+    async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry>;
+
+    /// The size of the file behind a URL (a `HEAD`), for files without `byte-size`.
+    async fn file_size(&self, url: &str) -> Result<u64>;
+
+    /// Stream the file behind `url` from byte `offset` into `out`; returns the bytes written.
+    /// Resumes with `Range` after dropped connections. A body shorter than announced is an
+    /// error. A files-host 401/403/410 comes back as an error with `is_url_expired()`.
+    async fn download(
+        &self,
+        url: &str,
+        offset: u64,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> Result<u64>;
+}

@@ -1,0 +1,3 @@
+//! Keeping secrets out of logs, errors and `inquiry.json`.
+//!
+//! Stub: the persona client helper owns this file.
