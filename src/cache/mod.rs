@@ -1,1 +1,455 @@
-//! Stub
+//! File contents on disk: a size-bounded LRU keyed by what a file is, never by its URL.
+//!
+//! Layout under the cache directory (0700; every file 0600):
+//! - `data/<digest>`       the bytes of one complete, verified file;
+//! - `data/<digest>.meta`  JSON: inquiry id, size, SHA-256, time cached;
+//! - `tmp/`                downloads in progress (left-overs are removed at start).
+//!
+//! `<digest>` is a SHA-256 over the file's identity, so no Persona id or filename shows in a
+//! name. An entry is renamed into `data/` only when complete and of the right length; its
+//! meta file is written last, so a crash at any moment leaves either no entry or a complete
+//! one. Checksums are verified the first time an entry is used after a start.
+
+mod key;
+mod meta;
+
+pub use key::CacheKey;
+use meta::EntryMeta;
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lru::LruCache;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+/// Limits of the cache.
+#[derive(Debug, Clone)]
+pub struct CacheLimits {
+    /// Hard cap on the bytes of complete entries.
+    pub max_size: u64,
+    /// Keep at least this fraction of the cache's filesystem free.
+    pub min_free: f64,
+    /// Entries older than this are deleted (PII hygiene); `None` keeps them.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            max_size: 2 << 30,
+            min_free: 0.05,
+            max_age: None,
+        }
+    }
+}
+
+struct Entry {
+    meta: EntryMeta,
+    /// Checked against its checksum since this process started.
+    verified: bool,
+}
+
+struct State {
+    lru: LruCache<String, Entry>,
+    total: u64,
+    /// Entries with open readers: never evicted from under them.
+    pins: HashMap<String, usize>,
+}
+
+/// The on-disk cache. Cheap to share (`Arc`); all methods are blocking but short, except
+/// `open`, which may verify a checksum (call it off the async threads).
+pub struct DiskCache {
+    data_dir: PathBuf,
+    tmp_dir: PathBuf,
+    limits: CacheLimits,
+    state: Mutex<State>,
+}
+
+/// A complete cached file, pinned while this value lives.
+pub struct CachedFile {
+    pub file: File,
+    pub size: u64,
+    cache: Arc<DiskCache>,
+    digest: String,
+}
+
+impl Drop for CachedFile {
+    fn drop(&mut self) {
+        self.cache.unpin(&self.digest);
+    }
+}
+
+/// Where a download writes; becomes an entry with `DiskCache::commit`.
+pub struct TempEntry {
+    pub file: File,
+    path: PathBuf,
+    key: CacheKey,
+}
+
+impl Drop for TempEntry {
+    fn drop(&mut self) {
+        // Still here means not committed: the bytes are not to be trusted.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Summary for `personafs cache stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub bytes: u64,
+    pub max_size: u64,
+}
+
+fn private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    // An existing directory may have been created with looser permissions.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl DiskCache {
+    /// Open (or create) the cache at `root`: clean left-overs, load the index.
+    pub fn open_dir(root: &Path, limits: CacheLimits) -> io::Result<Arc<DiskCache>> {
+        private_dir(root)?;
+        let data_dir = root.join("data");
+        let tmp_dir = root.join("tmp");
+        private_dir(&data_dir)?;
+        private_dir(&tmp_dir)?;
+        for entry in fs::read_dir(&tmp_dir)? {
+            let _ = fs::remove_file(entry?.path());
+        }
+        let mut found: Vec<(String, EntryMeta)> = Vec::new();
+        let mut orphans = Vec::new();
+        for entry in fs::read_dir(&data_dir)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                orphans.push(path.clone());
+                continue;
+            };
+            if let Some(digest) = name.strip_suffix(".meta") {
+                match EntryMeta::read(&path) {
+                    Ok(meta) if data_len(&data_dir.join(digest)) == Some(meta.size) => {
+                        found.push((digest.to_string(), meta))
+                    }
+                    _ => {
+                        orphans.push(path.clone());
+                        orphans.push(data_dir.join(digest));
+                    }
+                }
+            } else if !data_dir.join(format!("{name}.meta")).exists() {
+                orphans.push(path.clone());
+            }
+        }
+        for path in orphans {
+            let _ = fs::remove_file(path);
+        }
+        // Oldest first, so the LRU order after a restart follows the age of the entries.
+        found.sort_by_key(|(_, meta)| meta.cached_at);
+        let mut lru = LruCache::unbounded();
+        let mut total = 0;
+        for (digest, meta) in found {
+            total += meta.size;
+            lru.put(
+                digest,
+                Entry {
+                    meta,
+                    verified: false,
+                },
+            );
+        }
+        let cache = Arc::new(DiskCache {
+            data_dir,
+            tmp_dir,
+            limits,
+            state: Mutex::new(State {
+                lru,
+                total,
+                pins: HashMap::new(),
+            }),
+        });
+        cache.prune();
+        Ok(cache)
+    }
+
+    pub fn limits(&self) -> &CacheLimits {
+        &self.limits
+    }
+
+    fn data_path(&self, digest: &str) -> PathBuf {
+        self.data_dir.join(digest)
+    }
+
+    fn meta_path(&self, digest: &str) -> PathBuf {
+        self.data_dir.join(format!("{digest}.meta"))
+    }
+
+    fn unpin(&self, digest: &str) {
+        let mut state = self.state.lock();
+        if let Some(n) = state.pins.get_mut(digest) {
+            *n -= 1;
+            if *n == 0 {
+                state.pins.remove(digest);
+            }
+        }
+    }
+
+    /// The complete entry for `key`, if there is a good one. Verifies the checksum on first
+    /// use after a start; a bad entry is deleted and `None` returned.
+    pub fn open(self: &Arc<Self>, key: &CacheKey) -> Option<CachedFile> {
+        let digest = key.digest();
+        let (size, needs_check, sha) = {
+            let mut state = self.state.lock();
+            let entry = state.lru.get(&digest)?;
+            let info = (entry.meta.size, !entry.verified, entry.meta.sha256.clone());
+            *state.pins.entry(digest.clone()).or_insert(0) += 1;
+            info
+        };
+        let pinned = |file| CachedFile {
+            file,
+            size,
+            cache: self.clone(),
+            digest: digest.clone(),
+        };
+        let file = match File::open(self.data_path(&digest)) {
+            Ok(f) => pinned(f),
+            Err(_) => {
+                self.unpin(&digest);
+                self.remove(&digest);
+                return None;
+            }
+        };
+        let len_ok = file.file.metadata().map(|m| m.len() == size).unwrap_or(false);
+        if !len_ok || (needs_check && sha256_of(&file.file).ok().as_deref() != Some(&sha)) {
+            tracing::warn!("cache entry failed verification; downloading it again");
+            drop(file);
+            self.remove(&digest);
+            return None;
+        }
+        if needs_check && let Some(e) = self.state.lock().lru.peek_mut(&digest) {
+            e.verified = true;
+        }
+        Some(file)
+    }
+
+    /// Whether a complete entry exists (no LRU touch, no verification).
+    pub fn contains(&self, key: &CacheKey) -> bool {
+        self.state.lock().lru.contains(&key.digest())
+    }
+
+    /// A new temporary file for downloading `key`, or `None` if the file cannot be cached
+    /// (larger than the cache). The caller may still download to it: it is deleted on drop.
+    pub fn begin(&self, key: &CacheKey) -> io::Result<TempEntry> {
+        let path = self
+            .tmp_dir
+            .join(format!("{}.{:016x}", key.digest(), rand::random::<u64>()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(TempEntry {
+            file,
+            path,
+            key: key.clone(),
+        })
+    }
+
+    /// Make a finished download an entry. Returns `Ok(false)` when it was not admitted (too
+    /// large for the cache, or the disk is short of space): the caller's open file still
+    /// serves its reader, and nothing corrupt is left behind.
+    pub fn commit(&self, temp: TempEntry, sha256: String) -> io::Result<bool> {
+        let size = temp.file.metadata()?.len();
+        if size != temp.key.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("download has {size} bytes, expected {}", temp.key.size),
+            ));
+        }
+        if !self.make_room(size) {
+            return Ok(false);
+        }
+        temp.file.sync_all()?;
+        let digest = temp.key.digest();
+        let meta = EntryMeta {
+            inquiry_id: temp.key.inquiry_id.clone(),
+            size,
+            sha256,
+            cached_at: now_unix(),
+        };
+        fs::rename(&temp.path, self.data_path(&digest))?;
+        if let Err(e) = meta.write(&self.meta_path(&digest), &self.tmp_dir) {
+            let _ = fs::remove_file(self.data_path(&digest));
+            return Err(e);
+        }
+        let mut state = self.state.lock();
+        if let Some(old) = state.lru.put(
+            digest,
+            Entry {
+                meta,
+                verified: true,
+            },
+        ) {
+            state.total -= old.meta.size;
+        }
+        state.total += size;
+        Ok(true)
+    }
+
+    /// Evict least recently used, unpinned entries until `incoming` more bytes fit under the
+    /// size cap and the free-space floor. `false` if that is impossible.
+    fn make_room(&self, incoming: u64) -> bool {
+        if incoming > self.limits.max_size {
+            return false;
+        }
+        loop {
+            let victim = {
+                let state = self.state.lock();
+                let over_cap = state.total + incoming > self.limits.max_size;
+                if !over_cap && self.free_space_ok(incoming) {
+                    return true;
+                }
+                state
+                    .lru
+                    .iter()
+                    .rev()
+                    .find(|(d, _)| !state.pins.contains_key(*d))
+                    .map(|(d, _)| d.clone())
+            };
+            match victim {
+                Some(digest) => self.remove(&digest),
+                None => return false,
+            }
+        }
+    }
+
+    fn free_space_ok(&self, incoming: u64) -> bool {
+        match fs_space(&self.data_dir) {
+            Some((total, avail)) => {
+                let floor = (total as f64 * self.limits.min_free) as u64;
+                avail >= incoming.saturating_add(floor)
+            }
+            None => true,
+        }
+    }
+
+    fn remove(&self, digest: &str) {
+        let mut state = self.state.lock();
+        if let Some(e) = state.lru.pop(digest) {
+            state.total -= e.meta.size;
+        }
+        drop(state);
+        let _ = fs::remove_file(self.meta_path(digest));
+        let _ = fs::remove_file(self.data_path(digest));
+    }
+
+    /// Delete every entry of an inquiry (it was redacted). Returns how many went.
+    pub fn purge_inquiry(&self, inquiry_id: &str) -> usize {
+        let digests: Vec<String> = {
+            let state = self.state.lock();
+            state
+                .lru
+                .iter()
+                .filter(|(_, e)| e.meta.inquiry_id == inquiry_id)
+                .map(|(d, _)| d.clone())
+                .collect()
+        };
+        for d in &digests {
+            self.remove(d);
+        }
+        digests.len()
+    }
+
+    /// Apply `max_age` and the size cap now. Returns how many entries were deleted.
+    pub fn prune(&self) -> usize {
+        let mut doomed = Vec::new();
+        if let Some(max_age) = self.limits.max_age {
+            let limit = now_unix().saturating_sub(max_age.as_secs());
+            let state = self.state.lock();
+            doomed.extend(
+                state
+                    .lru
+                    .iter()
+                    .filter(|(_, e)| e.meta.cached_at < limit)
+                    .map(|(d, _)| d.clone()),
+            );
+        }
+        let n = doomed.len();
+        for d in &doomed {
+            self.remove(d);
+        }
+        let before = self.stats().entries;
+        self.make_room(0);
+        n + before - self.stats().entries
+    }
+
+    /// Delete everything.
+    pub fn clear(&self) -> usize {
+        let digests: Vec<String> = self.state.lock().lru.iter().map(|(d, _)| d.clone()).collect();
+        for d in &digests {
+            self.remove(d);
+        }
+        digests.len()
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let state = self.state.lock();
+        CacheStats {
+            entries: state.lru.len(),
+            bytes: state.total,
+            max_size: self.limits.max_size,
+        }
+    }
+}
+
+fn data_len(path: &Path) -> Option<u64> {
+    fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// (total bytes, bytes available to us) of the filesystem holding `path`.
+fn fs_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as u64;
+    Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
+}
+
+fn sha256_of(file: &File) -> io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = file.read_at(&mut buf, off)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        off += n as u64;
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests;

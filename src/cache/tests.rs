@@ -1,0 +1,109 @@
+use super::*;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+
+fn key(i: u32, size: u64) -> CacheKey {
+    CacheKey {
+        inquiry_id: format!("inq_{}", i % 3),
+        object_id: format!("doc_{i}"),
+        role: "front-photo".into(),
+        size,
+    }
+}
+
+fn put(cache: &Arc<DiskCache>, k: &CacheKey, byte: u8) -> bool {
+    let data = vec![byte; k.size as usize];
+    let mut t = cache.begin(k).unwrap();
+    t.file.write_all(&data).unwrap();
+    let sha = hex::encode(Sha256::digest(&data));
+    cache.commit(t, sha).unwrap()
+}
+
+fn limits(max: u64) -> CacheLimits {
+    CacheLimits {
+        max_size: max,
+        min_free: 0.0,
+        max_age: None,
+    }
+}
+
+#[test]
+fn bounded_lru_evicts_least_recent_and_spares_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open_dir(dir.path(), limits(3000)).unwrap();
+    for i in 0..3 {
+        assert!(put(&cache, &key(i, 1000), i as u8));
+    }
+    let pinned = cache.open(&key(0, 1000)).unwrap(); // touch 0: now 1 is the oldest
+    assert!(put(&cache, &key(3, 1000), 3));
+    assert!(!cache.contains(&key(1, 1000)));
+    assert!(cache.contains(&key(0, 1000)));
+    assert!(cache.stats().bytes <= 3000);
+    // Everything but the pinned entry may go; a file larger than the cache is refused.
+    assert!(!put(&cache, &key(9, 3001), 9));
+    assert!(put(&cache, &key(4, 2000), 4));
+    assert!(cache.contains(&key(0, 1000)));
+    let mut b = [0u8; 10];
+    pinned.file.read_at(&mut b, 0).unwrap();
+    assert_eq!(b, [0u8; 10]);
+}
+
+#[test]
+fn persists_across_reopen_and_detects_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
+        assert!(put(&cache, &key(1, 500), 7));
+        assert!(put(&cache, &key(2, 500), 8));
+    }
+    // Alter one entry behind the cache's back, keeping its length.
+    let victim = dir.path().join("data").join(key(2, 500).digest());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .write_all_at(b"X", 10)
+        .unwrap();
+    // A half-written download left by a crash.
+    std::fs::write(dir.path().join("tmp").join("junk"), b"partial").unwrap();
+    let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
+    assert_eq!(cache.stats().entries, 2);
+    assert!(cache.open(&key(1, 500)).is_some());
+    assert!(cache.open(&key(2, 500)).is_none(), "tampered entry must not be served");
+    assert!(!victim.exists());
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn private_permissions_and_hashed_names() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("c");
+    let cache = DiskCache::open_dir(&root, limits(1 << 20)).unwrap();
+    assert!(put(&cache, &key(1, 100), 1));
+    for d in [&root, &root.join("data"), &root.join("tmp")] {
+        assert_eq!(std::fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+    for e in std::fs::read_dir(root.join("data")).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(e.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        let name = e.file_name().into_string().unwrap();
+        assert!(!name.contains("inq_") && !name.contains("doc_"), "{name}");
+    }
+}
+
+#[test]
+fn purge_inquiry_and_wrong_length_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
+    for i in 0..6 {
+        assert!(put(&cache, &key(i, 10), 1));
+    }
+    assert_eq!(cache.purge_inquiry("inq_0"), 2);
+    assert_eq!(cache.stats().entries, 4);
+    let mut t = cache.begin(&key(7, 10)).unwrap();
+    t.file.write_all(b"short").unwrap();
+    assert!(cache.commit(t, String::new()).is_err());
+    assert!(!cache.contains(&key(7, 10)));
+    assert_eq!(cache.clear(), 4);
+}
