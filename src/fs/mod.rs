@@ -1,1 +1,12 @@
-//! Stub
+//! The filesystem: the async core (plain data, testable without FUSE) and its FUSE adapter.
+
+mod core;
+pub mod fuse;
+mod inode;
+mod reader;
+mod view;
+
+pub use self::core::{Attr, CoreConfig, DirEntry, FsCore, Kind};
+pub use fuse::{FuseOptions, PersonaFs, mount};
+pub use inode::{INQUIRIES, ROOT};
+pub use reader::Opened;

@@ -1,0 +1,489 @@
+//! The async core: inodes, listings and attributes, as plain data (no FUSE types).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use parking_lot::Mutex;
+
+use super::inode::{INQUIRIES, InodeTable, Node, ROOT};
+use super::reader::{Download, Handle};
+use super::view::InquiryView;
+use crate::cache::DiskCache;
+use crate::persona::{ListFilters, PersonaApi, Section, files_of};
+use crate::{Error, Result};
+
+/// How the core behaves; see `MountConfig` for what each means to a user.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub filters: ListFilters,
+    pub metadata_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub file_url_lifetime: Duration,
+    /// Fraction of the lifetime kept as a safety margin before a URL counts as stale.
+    pub url_refresh_margin: f64,
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u16,
+    pub dir_mode: u16,
+    /// How long a read may wait for bytes from the network before it fails with EIO.
+    pub io_timeout: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            filters: ListFilters::default(),
+            metadata_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(10),
+            file_url_lifetime: Duration::from_secs(6 * 3600),
+            url_refresh_margin: 0.10,
+            uid: unsafe { libc::geteuid() },
+            gid: unsafe { libc::getegid() },
+            file_mode: 0o444,
+            dir_mode: 0o555,
+            io_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// Attributes of one inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: SystemTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: Arc<str>,
+    pub attr: Attr,
+}
+
+/// What a caller needs of an inquiry's view.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Need {
+    /// Names, sizes, times: fresh within the metadata TTL (forever for a final inquiry).
+    Metadata,
+    /// URLs that are still good for a while.
+    Urls,
+    /// A view retrieved after this instant (the URLs of an older one were refused).
+    NewerThan(Instant),
+}
+
+struct Listing {
+    ids: Vec<Arc<str>>,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Cell {
+    /// The last view; the lock makes concurrent refreshes of one inquiry a single retrieve.
+    view: tokio::sync::Mutex<Option<Arc<InquiryView>>>,
+    /// Until when "no such inquiry" is believed without asking again.
+    missing_until: Mutex<Option<Instant>>,
+}
+
+pub struct FsCore {
+    pub(crate) api: Arc<dyn PersonaApi>,
+    pub(crate) cache: Arc<DiskCache>,
+    pub(crate) cfg: CoreConfig,
+    inodes: Mutex<InodeTable>,
+    listing: tokio::sync::Mutex<Option<Arc<Listing>>>,
+    /// `created-at` of every inquiry seen in a listing or a retrieve.
+    created: Mutex<HashMap<Arc<str>, SystemTime>>,
+    cells: Mutex<HashMap<Arc<str>, Arc<Cell>>>,
+    pub(crate) downloads: Mutex<HashMap<String, std::sync::Weak<Download>>>,
+    pub(crate) handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    pub(crate) next_fh: AtomicU64,
+    mounted_at: SystemTime,
+}
+
+/// A name that could be an inquiry id; anything else is ENOENT without asking Persona.
+fn plausible_inquiry_id(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with("inq_")
+        && name[4..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl FsCore {
+    pub fn new(api: Arc<dyn PersonaApi>, cache: Arc<DiskCache>, cfg: CoreConfig) -> Arc<FsCore> {
+        Arc::new(FsCore {
+            api,
+            cache,
+            cfg,
+            inodes: Mutex::new(InodeTable::default()),
+            listing: tokio::sync::Mutex::new(None),
+            created: Mutex::new(HashMap::new()),
+            cells: Mutex::new(HashMap::new()),
+            downloads: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            mounted_at: SystemTime::now(),
+        })
+    }
+
+    pub(crate) fn node(&self, ino: u64) -> Result<Node> {
+        self.inodes
+            .lock()
+            .get(ino)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))
+    }
+
+    fn ino(&self, node: Node) -> u64 {
+        self.inodes.lock().ino_of(node)
+    }
+
+    pub fn inode_count(&self) -> usize {
+        self.inodes.lock().len()
+    }
+
+    fn dir_attr(&self, ino: u64, subdirs: u32, mtime: SystemTime) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 0,
+            perm: self.cfg.dir_mode,
+            nlink: 2 + subdirs,
+            uid: self.cfg.uid,
+            gid: self.cfg.gid,
+            mtime,
+        }
+    }
+
+    fn file_attr(&self, ino: u64, size: u64, mtime: SystemTime) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::File,
+            size,
+            perm: self.cfg.file_mode,
+            nlink: 1,
+            uid: self.cfg.uid,
+            gid: self.cfg.gid,
+            mtime,
+        }
+    }
+
+    fn cell(&self, id: &Arc<str>) -> Arc<Cell> {
+        self.cells.lock().entry(id.clone()).or_default().clone()
+    }
+
+    fn url_budget(&self) -> Duration {
+        self.cfg
+            .file_url_lifetime
+            .mul_f64((1.0 - self.cfg.url_refresh_margin).clamp(0.0, 1.0))
+    }
+
+    /// The inquiry's view, retrieving it again when `need` asks for fresher data. Readers
+    /// of one inquiry share one retrieve; different inquiries refresh in parallel.
+    pub(crate) async fn view(&self, id: &Arc<str>, need: Need) -> Result<Arc<InquiryView>> {
+        let cell = self.cell(id);
+        if let Some(until) = *cell.missing_until.lock()
+            && Instant::now() < until
+        {
+            return Err(Error::NotFound(format!("inquiry {id}")));
+        }
+        let mut slot = cell.view.lock().await;
+        if let Some(view) = slot.as_ref() {
+            let age = view.fetched_at.elapsed();
+            let fresh = match need {
+                Need::Metadata => view.is_final() || age < self.cfg.metadata_ttl,
+                Need::Urls => age < self.url_budget(),
+                Need::NewerThan(t) => view.fetched_at > t,
+            };
+            if fresh {
+                return Ok(view.clone());
+            }
+        }
+        match self.retrieve(id, slot.as_deref()).await {
+            Ok(view) => {
+                self.created.lock().insert(id.clone(), view.created);
+                *slot = Some(view.clone());
+                Ok(view)
+            }
+            Err(e) => {
+                if matches!(e.errno(), libc::ENOENT) {
+                    *cell.missing_until.lock() = Some(Instant::now() + self.cfg.negative_ttl);
+                    *slot = None;
+                    return Err(e);
+                }
+                tracing::warn!(inquiry = %id, status = ?e.status(), "retrieve failed: {e}");
+                // Names and sizes do not go bad: serve the last view rather than an error.
+                match (need, slot.as_ref()) {
+                    (Need::Metadata, Some(old)) => Ok(old.clone()),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn retrieve(&self, id: &str, previous: Option<&InquiryView>) -> Result<Arc<InquiryView>> {
+        let fetched_at = Instant::now();
+        let inquiry = self.api.retrieve_inquiry(id).await?;
+        let files = files_of(&inquiry);
+        // Sizes: `byte-size`, else what the previous view learnt, else a HEAD (in parallel).
+        let sized = futures::stream::iter(files.into_iter().map(|f| async move {
+            let known = f.size.or_else(|| {
+                previous
+                    .and_then(|p| p.file(f.section, &f.name))
+                    .filter(|old| old.object_id == f.object_id && old.role == f.role)
+                    .map(|old| old.size)
+            });
+            let size = match known {
+                Some(s) => s,
+                None => match self.api.file_size(&f.url).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(inquiry = %id, file = %f.name, status = ?e.status(),
+                            "could not learn the size: {e}");
+                        0
+                    }
+                },
+            };
+            (f, size)
+        }))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+        let view = Arc::new(InquiryView::new(&inquiry, fetched_at, sized));
+        if view.redacted {
+            let cache = self.cache.clone();
+            let id = id.to_string();
+            let purged = tokio::task::spawn_blocking(move || cache.purge_inquiry(&id))
+                .await
+                .unwrap_or(0);
+            if purged > 0 {
+                tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
+            }
+        }
+        Ok(view)
+    }
+
+    /// The ids under `inquiries/`, through the list endpoint, cached for the metadata TTL.
+    async fn listing(&self) -> Result<Arc<Listing>> {
+        let mut slot = self.listing.lock().await;
+        if let Some(l) = slot.as_ref()
+            && l.at.elapsed() < self.cfg.metadata_ttl
+        {
+            return Ok(l.clone());
+        }
+        match self.list_all().await {
+            Ok(l) => {
+                let l = Arc::new(l);
+                *slot = Some(l.clone());
+                Ok(l)
+            }
+            Err(e) => {
+                tracing::warn!(status = ?e.status(), "listing inquiries failed: {e}");
+                slot.clone().ok_or(e)
+            }
+        }
+    }
+
+    async fn list_all(&self) -> Result<Listing> {
+        let at = Instant::now();
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .api
+                .list_page(&self.cfg.filters, after.as_deref(), 100)
+                .await?;
+            let mut created = self.created.lock();
+            for s in page.inquiries {
+                let id: Arc<str> = Arc::from(s.id.as_str());
+                if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
+                    continue;
+                }
+                if let Some(c) = s.created_at {
+                    created.insert(id.clone(), c.into());
+                }
+                ids.push(id);
+            }
+            drop(created);
+            match page.next_after {
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                Some(_) => {
+                    return Err(Error::InvalidResponse {
+                        context: "listing inquiries".into(),
+                        message: "the next-page cursor repeats".into(),
+                    });
+                }
+                None => break,
+            }
+        }
+        Ok(Listing { ids, at })
+    }
+
+    fn created_of(&self, id: &Arc<str>) -> Option<SystemTime> {
+        self.created.lock().get(id).copied()
+    }
+
+    async fn inquiry_dir_attr(&self, id: &Arc<str>) -> Result<Attr> {
+        let created = match self.created_of(id) {
+            Some(c) => c,
+            None => self.view(id, Need::Metadata).await?.created,
+        };
+        Ok(self.dir_attr(self.ino(Node::Inquiry(id.clone())), 2, created))
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        match self.node(ino)? {
+            Node::Root => Ok(self.dir_attr(ROOT, 1, self.mounted_at)),
+            Node::Inquiries => {
+                let n = self.listing().await.map(|l| l.ids.len()).unwrap_or(0);
+                Ok(self.dir_attr(INQUIRIES, n as u32, self.mounted_at))
+            }
+            Node::Inquiry(id) => self.inquiry_dir_attr(&id).await,
+            Node::InquiryJson(id) => {
+                let view = self.view(&id, Need::Metadata).await?;
+                Ok(self.file_attr(ino, view.json.len() as u64, view.created))
+            }
+            Node::Section(id, _) => {
+                let created = match self.created_of(&id) {
+                    Some(c) => c,
+                    None => self.view(&id, Need::Metadata).await?.created,
+                };
+                Ok(self.dir_attr(ino, 0, created))
+            }
+            Node::File(id, section, name) => {
+                let view = self.view(&id, Need::Metadata).await?;
+                let f = view
+                    .file(section, &name)
+                    .ok_or_else(|| Error::NotFound(format!("{id}/{}/{name}", section.dir_name())))?;
+                Ok(self.file_attr(ino, f.size, f.mtime))
+            }
+        }
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        let missing = || Error::NotFound(name.to_string());
+        match self.node(parent)? {
+            Node::Root if name == "inquiries" => self.getattr(INQUIRIES).await,
+            Node::Inquiries if plausible_inquiry_id(name) => {
+                let id: Arc<str> = Arc::from(name);
+                if self.created_of(&id).is_none() {
+                    // Not listed (yet): any id can be looked up directly, one retrieve.
+                    self.view(&id, Need::Metadata).await?;
+                }
+                self.inquiry_dir_attr(&id).await
+            }
+            Node::Inquiry(id) => {
+                let node = match name {
+                    "inquiry.json" => Node::InquiryJson(id),
+                    "document" => Node::Section(id, Section::Document),
+                    "selfie" => Node::Section(id, Section::Selfie),
+                    _ => return Err(missing()),
+                };
+                let ino = self.ino(node);
+                self.getattr(ino).await
+            }
+            Node::Section(id, section) => {
+                let view = self.view(&id, Need::Metadata).await?;
+                let (name, f) = view
+                    .section(section)
+                    .find(|(n, _)| &***n == name)
+                    .ok_or_else(missing)?;
+                let ino = self.ino(Node::File(id.clone(), section, name.clone()));
+                Ok(self.file_attr(ino, f.size, f.mtime))
+            }
+            Node::File(..) | Node::InquiryJson(_) => Err(Error::Io(std::io::Error::from_raw_os_error(
+                libc::ENOTDIR,
+            ))),
+            _ => Err(missing()),
+        }
+    }
+
+    /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
+    pub async fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
+        let entry = |name: &str, attr| DirEntry {
+            name: Arc::from(name),
+            attr,
+        };
+        match self.node(ino)? {
+            Node::Root => Ok(vec![entry("inquiries", self.getattr(INQUIRIES).await?)]),
+            Node::Inquiries => {
+                let listing = self.listing().await?;
+                let created = self.created.lock().clone();
+                let mut inodes = self.inodes.lock();
+                Ok(listing
+                    .ids
+                    .iter()
+                    .map(|id| DirEntry {
+                        name: id.clone(),
+                        attr: self.dir_attr(
+                            inodes.ino_of(Node::Inquiry(id.clone())),
+                            2,
+                            created.get(id).copied().unwrap_or(UNIX_EPOCH),
+                        ),
+                    })
+                    .collect())
+            }
+            Node::Inquiry(id) => {
+                let view = self.view(&id, Need::Metadata).await?;
+                let mut inodes = self.inodes.lock();
+                let json = inodes.ino_of(Node::InquiryJson(id.clone()));
+                let doc = inodes.ino_of(Node::Section(id.clone(), Section::Document));
+                let selfie = inodes.ino_of(Node::Section(id.clone(), Section::Selfie));
+                Ok(vec![
+                    entry(
+                        "inquiry.json",
+                        self.file_attr(json, view.json.len() as u64, view.created),
+                    ),
+                    entry("document", self.dir_attr(doc, 0, view.created)),
+                    entry("selfie", self.dir_attr(selfie, 0, view.created)),
+                ])
+            }
+            Node::Section(id, section) => {
+                let view = self.view(&id, Need::Metadata).await?;
+                let mut inodes = self.inodes.lock();
+                Ok(view
+                    .section(section)
+                    .map(|(name, f)| DirEntry {
+                        name: name.clone(),
+                        attr: self.file_attr(
+                            inodes.ino_of(Node::File(id.clone(), section, name.clone())),
+                            f.size,
+                            f.mtime,
+                        ),
+                    })
+                    .collect())
+            }
+            Node::File(..) | Node::InquiryJson(_) => Err(Error::Io(std::io::Error::from_raw_os_error(
+                libc::ENOTDIR,
+            ))),
+        }
+    }
+
+    /// Attributes good enough for `.` and `..` entries (the kernel does not keep them).
+    pub fn dir_attr_of(&self, ino: u64) -> Attr {
+        self.dir_attr(ino, 0, self.mounted_at)
+    }
+
+    /// The parent of a directory, for `..`.
+    pub fn parent_of(&self, ino: u64) -> u64 {
+        match self.node(ino) {
+            Ok(Node::Inquiry(_)) => INQUIRIES,
+            Ok(Node::Section(id, _)) => self.ino(Node::Inquiry(id)),
+            _ => ROOT,
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Open files: served from the disk cache, or from a download in progress that all openers
+//! of the same file share. Reads return as soon as their bytes have arrived.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWrite;
+use tokio::sync::watch;
+
+use super::core::{FsCore, Need};
+use super::inode::Node;
+use crate::cache::{CacheKey, CachedFile, TempEntry};
+use crate::persona::Section;
+use crate::{Error, Result};
+
+/// How a download stands; readers wait on changes of it.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    written: u64,
+    done: bool,
+    /// errno and message of a failed download.
+    failed: Option<(i32, Arc<str>)>,
+}
+
+/// One download of one file, shared by every opener until it is done.
+pub struct Download {
+    file: File,
+    size: u64,
+    progress: watch::Sender<Progress>,
+}
+
+impl Download {
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        read_exact_at(&self.file, offset, len)
+    }
+}
+
+/// What an open file handle reads from.
+pub enum Handle {
+    Bytes(Arc<Vec<u8>>),
+    Cached(CachedFile),
+    Streaming(Arc<Download>),
+}
+
+/// Result of `open`: the handle and whether the kernel may keep its page cache.
+pub struct Opened {
+    pub fh: u64,
+    /// The bytes behind this inode never change, so pages cached before stay valid.
+    pub keep_cache: bool,
+}
+
+fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let n = file.read_at(&mut buf[done..], offset + done as u64)?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    buf.truncate(done);
+    Ok(buf)
+}
+
+/// Writes a download into its temp file, hashing it and telling readers how far it got.
+/// Plain positional writes: they go to the page cache and are short, so doing them on the
+/// async thread costs less than handing each chunk to a blocking pool.
+struct ProgressSink<'a> {
+    dl: &'a Download,
+    hasher: Sha256,
+}
+
+impl AsyncWrite for ProgressSink<'_> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let at = self.dl.progress.borrow().written;
+        if at + buf.len() as u64 > self.dl.size {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the body is longer than the file's size",
+            )));
+        }
+        self.dl.file.write_all_at(buf, at)?;
+        self.hasher.update(buf);
+        self.dl
+            .progress
+            .send_modify(|p| p.written += buf.len() as u64);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl FsCore {
+    pub async fn open(self: &Arc<Self>, ino: u64) -> Result<Opened> {
+        let handle = match self.node(ino)? {
+            Node::InquiryJson(id) => Handle::Bytes(self.view(&id, Need::Metadata).await?.json.clone()),
+            Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
+            _ => return Err(Error::Io(io::Error::from_raw_os_error(libc::EISDIR))),
+        };
+        let keep_cache = !matches!(handle, Handle::Bytes(_));
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().insert(fh, Arc::new(handle));
+        Ok(Opened { fh, keep_cache })
+    }
+
+    async fn open_file(self: &Arc<Self>, id: &Arc<str>, section: Section, name: &str) -> Result<Handle> {
+        let view = self.view(id, Need::Metadata).await?;
+        let info = view
+            .file(section, name)
+            .ok_or_else(|| Error::NotFound(format!("{id}/{}/{name}", section.dir_name())))?;
+        let key = CacheKey {
+            inquiry_id: id.to_string(),
+            object_id: info.object_id.clone(),
+            role: info.role.clone(),
+            size: info.size,
+        };
+        if info.size == 0 {
+            return Ok(Handle::Bytes(Arc::new(Vec::new())));
+        }
+        let cache = self.cache.clone();
+        let k = key.clone();
+        if let Some(cached) = tokio::task::spawn_blocking(move || cache.open(&k))
+            .await
+            .map_err(|e| Error::Io(io::Error::other(e)))?
+        {
+            return Ok(Handle::Cached(cached));
+        }
+        let digest = key.digest();
+        let mut downloads = self.downloads.lock();
+        if let Some(dl) = downloads.get(&digest).and_then(|w| w.upgrade()) {
+            return Ok(Handle::Streaming(dl));
+        }
+        let temp = self.cache.begin(&key)?;
+        let dl = Arc::new(Download {
+            file: temp.file.try_clone()?,
+            size: key.size,
+            progress: watch::Sender::new(Progress::default()),
+        });
+        downloads.insert(digest.clone(), Arc::downgrade(&dl));
+        drop(downloads);
+        let core = self.clone();
+        let task_dl = dl.clone();
+        let (id, name) = (id.clone(), Arc::<str>::from(name));
+        tokio::spawn(async move {
+            core.run_download(id, section, name, temp, task_dl).await;
+            core.downloads.lock().remove(&digest);
+        });
+        Ok(Handle::Streaming(dl))
+    }
+
+    /// Fetch a file into its download, refreshing URLs before they expire and once more when
+    /// the files host refuses one anyway, resuming from the byte reached; then cache it.
+    async fn run_download(
+        &self,
+        id: Arc<str>,
+        section: Section,
+        name: Arc<str>,
+        temp: TempEntry,
+        dl: Arc<Download>,
+    ) {
+        let mut sink = ProgressSink {
+            dl: &dl,
+            hasher: Sha256::new(),
+        };
+        let result = self.fetch(&id, section, &name, &mut sink).await;
+        match result {
+            Ok(()) => {
+                let sha = hex::encode(std::mem::take(&mut sink.hasher).finalize());
+                let cache = self.cache.clone();
+                let committed = tokio::task::spawn_blocking(move || cache.commit(temp, sha)).await;
+                match committed {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => tracing::info!(inquiry = %id, file = %name,
+                        "file not cached (larger than the cache or the disk is short of space)"),
+                    Ok(Err(e)) => tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}"),
+                    Err(e) => tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}"),
+                }
+                dl.progress.send_modify(|p| p.done = true);
+            }
+            Err(e) => {
+                tracing::warn!(inquiry = %id, file = %name, status = ?e.status(), "download failed: {e}");
+                let failed = (e.errno(), Arc::from(e.to_string()));
+                dl.progress.send_modify(|p| p.failed = Some(failed));
+            }
+        }
+    }
+
+    async fn fetch(
+        &self,
+        id: &Arc<str>,
+        section: Section,
+        name: &str,
+        sink: &mut ProgressSink<'_>,
+    ) -> Result<()> {
+        let mut need = Need::Urls;
+        let mut refused_at: Option<u64> = None;
+        loop {
+            let view = self.view(id, need).await?;
+            let info = view.file(section, name).ok_or_else(|| {
+                Error::Gone(format!("{id}/{}/{name} is no longer in the inquiry", section.dir_name()))
+            })?;
+            if info.size != sink.dl.size {
+                return Err(Error::Gone(format!(
+                    "{id}/{}/{name} changed size on the server",
+                    section.dir_name()
+                )));
+            }
+            let offset = sink.dl.progress.borrow().written;
+            match self.api.download(&info.url, offset, sink).await {
+                Ok(_) => {
+                    let written = sink.dl.progress.borrow().written;
+                    if written != sink.dl.size {
+                        return Err(Error::Truncated {
+                            context: format!("downloading {id}/{}/{name}", section.dir_name()),
+                            expected: sink.dl.size,
+                            received: written,
+                        });
+                    }
+                    return Ok(());
+                }
+                // The URL went bad earlier than we thought: one fresh retrieve and a retry
+                // for each stretch of progress.
+                Err(e) if e.is_url_expired() && refused_at != Some(sink.dl.progress.borrow().written) => {
+                    tracing::debug!(inquiry = %id, status = ?e.status(), "file URL refused; retrieving the inquiry again");
+                    refused_at = Some(sink.dl.progress.borrow().written);
+                    need = Need::NewerThan(view.fetched_at);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let handle = self.handles.lock().get(&fh).cloned().ok_or(Error::BadHandle)?;
+        match &*handle {
+            Handle::Bytes(b) => {
+                let start = (offset as usize).min(b.len());
+                let end = (start + size as usize).min(b.len());
+                Ok(b[start..end].to_vec())
+            }
+            Handle::Cached(c) => {
+                let len = (size as u64).min(c.size.saturating_sub(offset)) as usize;
+                Ok(read_exact_at(&c.file, offset, len)?)
+            }
+            Handle::Streaming(dl) => {
+                let end = (offset + size as u64).min(dl.size);
+                if offset >= end {
+                    return Ok(Vec::new());
+                }
+                let mut rx = dl.progress.subscribe();
+                let waited = tokio::time::timeout(
+                    self.cfg.io_timeout,
+                    rx.wait_for(|p| p.written >= end || p.done || p.failed.is_some()),
+                )
+                .await;
+                let progress = match waited {
+                    Ok(Ok(p)) => p.clone(),
+                    Ok(Err(_)) => return Err(Error::Io(io::Error::from_raw_os_error(libc::EIO))),
+                    Err(_) => {
+                        return Err(Error::Network {
+                            context: "reading a file".into(),
+                            message: format!("no data for {:?}", self.cfg.io_timeout),
+                        });
+                    }
+                };
+                if progress.written < end {
+                    let (errno, _) = progress.failed.unwrap_or((libc::EIO, Arc::from("")));
+                    return Err(Error::Io(io::Error::from_raw_os_error(errno)));
+                }
+                Ok(dl.read_at(offset, (end - offset) as usize)?)
+            }
+        }
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles.lock().remove(&fh);
+    }
+}
