@@ -62,3 +62,4 @@ impl InodeTable {
         self.by_ino.len()
     }
 
+}
