@@ -11,10 +11,14 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod fs;
+pub mod logging;
 pub mod mock;
+pub mod mount;
 pub mod persona;
 pub mod redact;
+pub mod unmount;
 
 pub use error::{Error, Result};

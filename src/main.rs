@@ -1,1 +1,140 @@
-fn main() {}
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use parking_lot::Mutex;
+
+use personafs::cli::{CacheAction, CacheArgs, Cli, Command, UnmountArgs};
+use personafs::config::{self, MountConfig};
+use personafs::persona::{ApiKey, ClientConfig, HttpClient, PersonaApi};
+use personafs::{daemon, logging, mock, mount, unmount};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mount(args) => {
+            let env = |k: &str| std::env::var(k).ok();
+            config::resolve_mount(&args, &env)
+                .map_err(anyhow::Error::from)
+                .and_then(|cfg| run_mount(cfg, None))
+        }
+        Command::Demo(args) => {
+            let env = |k: &str| std::env::var(k).ok();
+            config::resolve_demo(&args, &env)
+                .map_err(anyhow::Error::from)
+                .and_then(|(cfg, n)| run_mount(cfg, Some(n)))
+        }
+        Command::Unmount(args) => run_unmount(&args),
+        Command::MockServer(args) => mock::cli::run(args),
+        Command::Cache(args) => run_cache(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("personafs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mount` and `demo`: check what can be checked, then serve (in the background unless
+/// `--foreground`). `demo` carries the number of inquiries its embedded mock generates.
+fn run_mount(cfg: MountConfig, demo: Option<usize>) -> anyhow::Result<()> {
+    config::check_fuse_available()?;
+    config::check_mountpoint(&cfg.mountpoint)?;
+    if !cfg.foreground {
+        return daemon::spawn_and_wait();
+    }
+    let pipe = Arc::new(Mutex::new(daemon::ready_pipe()));
+    let in_background = pipe.lock().is_some();
+    let result = serve(cfg, demo, in_background, &pipe);
+    if let Err(e) = &result {
+        daemon::report_error(pipe.lock().take(), e);
+    }
+    result
+}
+
+fn serve(
+    mut cfg: MountConfig,
+    demo: Option<usize>,
+    in_background: bool,
+    pipe: &Arc<Mutex<Option<std::fs::File>>>,
+) -> anyhow::Result<()> {
+    let _log = logging::init(&cfg, in_background)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.threads.max(2))
+        .thread_name("personafs-core")
+        .enable_all()
+        .build()?;
+    // The demo's mock lives as long as the mount, in this process.
+    let _mock;
+    let mut extra_hosts = Vec::new();
+    let key = match demo {
+        Some(n) => {
+            let server = mock::MockServer::start(mock::MockConfig {
+                generate: n,
+                ..Default::default()
+            })?;
+            cfg.api_base = server.api_base();
+            let key = ApiKey::new(server.api_key());
+            let files_host = url::Url::parse(&server.files_base())?;
+            let api_host = url::Url::parse(&server.api_base())?;
+            extra_hosts = vec![host_port(&files_host), host_port(&api_host)];
+            _mock = Some(server);
+            key
+        }
+        None => {
+            _mock = None;
+            cfg.api_key
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no API key: set PERSONA_API_KEY or api_key_file in the config"))?
+        }
+    };
+    let api: Arc<dyn PersonaApi> = Arc::new(HttpClient::new(client_config(&cfg, key, extra_hosts))?);
+    rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
+    let pipe = pipe.clone();
+    mount::serve(&rt, api, &cfg, move || daemon::report_ready(pipe.lock().take()))
+}
+
+fn host_port(u: &url::Url) -> String {
+    match u.port() {
+        Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+        None => u.host_str().unwrap_or_default().to_string(),
+    }
+}
+
+fn client_config(cfg: &MountConfig, key: ApiKey, extra_hosts: Vec<String>) -> ClientConfig {
+    let mut c = ClientConfig::new(&cfg.api_base, key);
+    c.persona_version = cfg.persona_version.clone();
+    c.request_timeout = cfg.request_timeout;
+    c.api_rate_limit = cfg.api_rate_limit;
+    c.allowed_file_hosts.extend(extra_hosts);
+    c
+}
+
+fn run_unmount(args: &UnmountArgs) -> anyhow::Result<()> {
+    unmount::unmount(&args.mountpoint)?;
+    println!("unmounted {}", args.mountpoint.display());
+    Ok(())
+}
+
+fn run_cache(args: &CacheArgs) -> anyhow::Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let cfg = config::resolve_cache(args, &env)?;
+    let cache = mount::open_cache(&cfg)?;
+    match args.action {
+        CacheAction::Stats => {
+            let s = cache.stats();
+            println!(
+                "{}: {} files, {} bytes of {} allowed",
+                cfg.cache_dir.display(),
+                s.entries,
+                s.bytes,
+                s.max_size
+            );
+        }
+        CacheAction::Clear => println!("deleted {} files", cache.clear()),
+        CacheAction::Prune => println!("deleted {} files", cache.prune()),
+    }
+    Ok(())
+}

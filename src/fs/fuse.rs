@@ -114,8 +114,8 @@ impl PersonaFs {
     }
 }
 
-/// Mount `fs` at `mountpoint` read-only; the session runs on its own threads.
-pub fn mount(fs: PersonaFs, mountpoint: &Path, opts: &FuseOptions) -> io::Result<BackgroundSession> {
+/// The fuser session configuration: read-only, private unless `allow_other`.
+pub fn session_config(opts: &FuseOptions) -> Config {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::RO,
@@ -133,7 +133,13 @@ pub fn mount(fs: PersonaFs, mountpoint: &Path, opts: &FuseOptions) -> io::Result
         SessionACL::Owner
     };
     config.n_threads = Some(opts.threads.max(1));
-    fuser::spawn_mount(fs, mountpoint, &config)
+    config
+}
+
+/// Mount `fs` at `mountpoint`; the session runs on its own threads until
+/// `umount_and_join()`.
+pub fn mount(fs: PersonaFs, mountpoint: &Path, opts: &FuseOptions) -> io::Result<BackgroundSession> {
+    fuser::spawn_mount(fs, mountpoint, &session_config(opts))
 }
 
 impl fuser::Filesystem for PersonaFs {

@@ -1,0 +1,158 @@
+//! Putting a mount together: runtime, Persona client, cache, core, FUSE session; and
+//! taking it down cleanly on a signal or an external unmount.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use anyhow::Context;
+
+use crate::cache::{CacheLimits, DiskCache};
+use crate::config::MountConfig;
+use crate::fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
+use crate::persona::PersonaApi;
+
+/// The parts of `MountConfig` the core needs.
+pub fn core_config(cfg: &MountConfig) -> CoreConfig {
+    CoreConfig {
+        filters: cfg.filters.clone(),
+        metadata_ttl: cfg.metadata_ttl,
+        negative_ttl: cfg.negative_ttl,
+        file_url_lifetime: cfg.file_url_lifetime,
+        url_refresh_margin: cfg.url_refresh_margin,
+        uid: cfg.uid,
+        gid: cfg.gid,
+        file_mode: cfg.file_mode,
+        dir_mode: cfg.dir_mode,
+        io_timeout: cfg.io_timeout,
+    }
+}
+
+pub fn fuse_options(cfg: &MountConfig) -> FuseOptions {
+    FuseOptions {
+        attr_ttl: cfg.attr_ttl,
+        allow_other: cfg.allow_other,
+        threads: cfg.threads,
+        fs_name: "personafs".into(),
+    }
+}
+
+pub fn open_cache(cfg: &MountConfig) -> anyhow::Result<Arc<DiskCache>> {
+    DiskCache::open_dir(
+        &cfg.cache_dir,
+        CacheLimits {
+            max_size: cfg.cache_max_size,
+            min_free: cfg.cache_min_free,
+            max_age: cfg.cache_max_age,
+        },
+    )
+    .with_context(|| format!("cannot use cache directory {}", cfg.cache_dir.display()))
+}
+
+/// One call before mounting, so a refused key or an unreachable API is a clear error now
+/// rather than an EIO later.
+pub async fn check_api(api: &dyn PersonaApi, cfg: &MountConfig) -> anyhow::Result<()> {
+    match api.list_page(&cfg.filters, None, 1).await {
+        Ok(_) => Ok(()),
+        Err(e @ crate::Error::Http { status: 401, .. }) => {
+            anyhow::bail!("the API key was refused (HTTP 401): check PERSONA_API_KEY or api_key_file ({e})")
+        }
+        Err(e @ crate::Error::Network { .. }) => {
+            anyhow::bail!("cannot reach the Persona API at {}: {e}", cfg.api_base)
+        }
+        Err(e) => anyhow::bail!("the Persona API answered an error: {e}"),
+    }
+}
+
+/// Why a foreground mount ended.
+enum Event {
+    Signal(&'static str),
+    SessionEnded(std::io::Result<()>),
+}
+
+/// Mount and serve until SIGINT/SIGTERM or an external unmount. `ready` is called once the
+/// mount answers (used to release a waiting parent process).
+pub fn serve(
+    rt: &tokio::runtime::Runtime,
+    api: Arc<dyn PersonaApi>,
+    cfg: &MountConfig,
+    ready: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let cache = open_cache(cfg)?;
+    let core = FsCore::new(api, cache, core_config(cfg));
+    let fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
+    let opts = fuse_options(cfg);
+    let mut session = fuser::Session::new(fs, &cfg.mountpoint, &crate::fs::fuse::session_config(&opts))
+        .map_err(|e| mount_error(e, &cfg.mountpoint))?;
+    let mut unmounter = session.unmount_callable();
+    let (tx, rx) = mpsc::channel();
+    let session_tx = tx.clone();
+    let worker = std::thread::Builder::new()
+        .name("fuse-session".into())
+        .spawn(move || {
+            let _ = session_tx.send(Event::SessionEnded(session.run()));
+        })?;
+    rt.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        };
+        let _ = tx.send(Event::Signal(name));
+    });
+    wait_until_answers(&cfg.mountpoint)?;
+    tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
+    ready();
+    match rx.recv() {
+        Ok(Event::Signal(name)) => {
+            tracing::info!("{name}: unmounting");
+            unmounter
+                .unmount()
+                .context("unmounting failed; run `personafs unmount` on the mountpoint")?;
+            if let Ok(Event::SessionEnded(r)) = rx.recv() {
+                r?;
+            }
+        }
+        Ok(Event::SessionEnded(r)) => {
+            tracing::info!("unmounted");
+            r?;
+        }
+        Err(_) => {}
+    }
+    let _ = worker.join();
+    Ok(())
+}
+
+/// A `stat` of the mountpoint that goes through our own session proves the mount answers.
+fn wait_until_answers(mountpoint: &Path) -> anyhow::Result<()> {
+    let inquiries = mountpoint.join("inquiries");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::metadata(inquiries).map(|m| m.is_dir()));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => anyhow::bail!("the mount does not show inquiries/"),
+        Ok(Err(e)) => anyhow::bail!("the mount does not answer: {e}"),
+        Err(_) => anyhow::bail!("the mount did not answer within 60 s"),
+    }
+}
+
+fn mount_error(e: std::io::Error, mountpoint: &Path) -> anyhow::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            ": permission denied (mount as root, or install fuse3 so fusermount3 can mount for you)"
+        }
+        Some(libc::ENOENT) => ": /dev/fuse or fusermount3 is missing (apt-get install fuse3)",
+        _ => "",
+    };
+    anyhow::anyhow!("cannot mount {}: {e}{hint}", mountpoint.display())
+}

@@ -1,0 +1,188 @@
+//! The command line as a user runs it: `personafs demo`, `personafs unmount`, signals, and
+//! the errors a newcomer meets.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fuse_available;
+
+const BIN: &str = env!("CARGO_BIN_EXE_personafs");
+const DEMO_KEY: &str = "persona_sandbox_demo";
+
+fn personafs(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("PERSONA_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn is_mounted(p: &Path) -> bool {
+    personafs::unmount::is_fuse_mount(p)
+}
+
+/// Unmounts on drop, so a failing test leaves no mount behind.
+struct Guard<'a>(&'a Path);
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if is_mounted(self.0) {
+            let _ = personafs(&["unmount", self.0.to_str().unwrap()]);
+        }
+    }
+}
+
+#[test]
+fn demo_then_unmount_with_no_secret_in_trace_logs() {
+    if !fuse_available() {
+        return;
+    }
+    let mp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("trace.log");
+    let cache = work.path().join("cache");
+    let mps = mp.path().to_str().unwrap();
+    let _guard = Guard(mp.path());
+    let (ok, out, err) = personafs(&[
+        "demo",
+        mps,
+        "--inquiries",
+        "6",
+        "--log-level",
+        "trace",
+        "--log-file",
+        log.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(ok, "demo failed: {out} {err}");
+    // It returned only once the mount answers.
+    assert!(is_mounted(mp.path()));
+    let ids: Vec<_> = std::fs::read_dir(mp.path().join("inquiries"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(ids.len(), 6);
+    let mut read = 0;
+    for dir in &ids {
+        for section in ["document", "selfie"] {
+            for f in std::fs::read_dir(dir.join(section)).unwrap() {
+                let f = f.unwrap().path();
+                let bytes = std::fs::read(&f).unwrap();
+                assert_eq!(bytes.len() as u64, std::fs::metadata(&f).unwrap().len());
+                read += 1;
+            }
+        }
+        std::fs::read(dir.join("inquiry.json")).unwrap();
+    }
+    assert!(read > 3);
+    let (ok, out, err) = personafs(&["unmount", mps]);
+    assert!(ok, "unmount failed: {out} {err}");
+    assert!(!is_mounted(mp.path()));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() > 5, "trace log is nearly empty:\n{text}");
+    assert!(!text.contains(DEMO_KEY), "the API key is in the log");
+    assert!(!text.contains("access_token"), "an access token is in the log");
+    assert!(!text.contains("/files/"), "a signed URL path is in the log");
+    // The cache is private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn foreground_demo_unmounts_cleanly_on_sigterm() {
+    if !fuse_available() {
+        return;
+    }
+    let mp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let _guard = Guard(mp.path());
+    let mut child = Command::new(BIN)
+        .args(["demo", mp.path().to_str().unwrap(), "--foreground", "--inquiries", "3"])
+        .arg("--cache-dir")
+        .arg(work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !mp.path().join("inquiries").is_dir() {
+        assert!(start.elapsed() < Duration::from_secs(30), "demo did not mount");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(!is_mounted(mp.path()), "stale mount left after SIGTERM");
+}
+
+#[test]
+fn newcomer_errors_are_one_clear_line() {
+    let work = tempfile::tempdir().unwrap();
+    let missing = work.path().join("missing");
+    let file = work.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let full = work.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("x"), b"x").unwrap();
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["mount", empty.to_str().unwrap()], "API key"),
+        (vec!["demo", missing.to_str().unwrap()], "does not exist"),
+        (vec!["demo", file.to_str().unwrap()], "not a directory"),
+        (vec!["demo", full.to_str().unwrap()], "not empty"),
+        (vec!["unmount", empty.to_str().unwrap()], "not a mounted"),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, err) = personafs(&args);
+        assert!(!ok, "{args:?} succeeded");
+        let err = err.trim();
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(err.starts_with("personafs: "), "{args:?}: {err}");
+        assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn refused_key_and_unreachable_api_fail_before_mounting() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = personafs::mock::MockServer::start(Default::default()).unwrap();
+    let mp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let _guard = Guard(mp.path());
+    let run = |api: &str, key: &str| {
+        Command::new(BIN)
+            .args(["mount", mp.path().to_str().unwrap(), "--api-base", api])
+            .arg("--cache-dir")
+            .arg(work.path())
+            .env("PERSONA_API_KEY", key)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&mock.api_base(), "persona_sandbox_wrong");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("401") && err.contains("refused"), "{err}");
+    assert!(!err.contains("persona_sandbox_wrong"), "the key is in the error: {err}");
+    let out = run("http://127.0.0.1:9/api/v1", "persona_sandbox_x");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot reach"), "{err}");
+    assert!(!is_mounted(mp.path()));
+}

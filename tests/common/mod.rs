@@ -1,0 +1,186 @@
+//! Shared harness of the end-to-end tests: a mock Persona server over loopback and a real
+//! FUSE mount of personafs on a temp directory, unmounted with `umount_and_join()`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::BackgroundSession;
+use personafs::cache::{CacheLimits, DiskCache};
+use personafs::fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
+use personafs::mock::{MockConfig, MockServer, MockStats};
+use personafs::persona::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
+
+/// FUSE tests need `/dev/fuse`. Elsewhere they skip loudly; in CI (`CI` set) they fail.
+pub fn fuse_available() -> bool {
+    if Path::new("/dev/fuse").exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("/dev/fuse is missing in CI: the FUSE tests are mandatory there");
+    }
+    eprintln!("\n!!!!! SKIPPING FUSE TEST: /dev/fuse is missing on this machine !!!!!\n");
+    false
+}
+
+pub fn host_port(url: &str) -> String {
+    let u = url::Url::parse(url).unwrap();
+    format!("{}:{}", u.host_str().unwrap(), u.port().unwrap())
+}
+
+/// A client for the mock, as the product builds it.
+pub fn client_for(mock: &MockServer) -> HttpClient {
+    client_with(mock, |_| {})
+}
+
+pub fn client_with(mock: &MockServer, tweak: impl FnOnce(&mut ClientConfig)) -> HttpClient {
+    let mut c = ClientConfig::new(&mock.api_base(), ApiKey::new(mock.api_key()));
+    c.allowed_file_hosts = vec![host_port(&mock.files_base()), host_port(&mock.api_base())];
+    c.retry_base_delay = Duration::from_millis(20);
+    tweak(&mut c);
+    HttpClient::new(c).unwrap()
+}
+
+pub struct TestMount {
+    pub mock: MockServer,
+    pub rt: tokio::runtime::Runtime,
+    pub core: Arc<FsCore>,
+    pub api: Arc<dyn PersonaApi>,
+    pub mountpoint: tempfile::TempDir,
+    pub cache_dir: PathBuf,
+    _cache_tmp: Option<tempfile::TempDir>,
+    session: Option<BackgroundSession>,
+}
+
+pub struct Options {
+    pub core: CoreConfig,
+    pub client: Box<dyn FnOnce(&mut ClientConfig)>,
+    pub cache_dir: Option<PathBuf>,
+    pub cache_limits: CacheLimits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            core: CoreConfig::default(),
+            client: Box::new(|_| {}),
+            cache_dir: None,
+            cache_limits: CacheLimits {
+                max_size: 1 << 30,
+                min_free: 0.0,
+                max_age: None,
+            },
+        }
+    }
+}
+
+impl TestMount {
+    pub fn start(mock: MockConfig) -> TestMount {
+        Self::with(MockServer::start(mock).expect("mock starts"), Options::default())
+    }
+
+    pub fn with(mock: MockServer, opts: Options) -> TestMount {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap();
+        let api: Arc<dyn PersonaApi> = Arc::new(client_with(&mock, opts.client));
+        let (cache_dir, cache_tmp) = match opts.cache_dir {
+            Some(d) => (d, None),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                (t.path().join("cache"), Some(t))
+            }
+        };
+        let cache = DiskCache::open_dir(&cache_dir, opts.cache_limits).unwrap();
+        let core = FsCore::new(api.clone(), cache, opts.core);
+        let fs = PersonaFs::new(core.clone(), rt.handle().clone(), Duration::from_secs(5));
+        let mountpoint = tempfile::tempdir().unwrap();
+        let session = personafs::fs::mount(fs, mountpoint.path(), &FuseOptions::default())
+            .expect("mount succeeds");
+        TestMount {
+            mock,
+            rt,
+            core,
+            api,
+            mountpoint,
+            cache_dir,
+            _cache_tmp: cache_tmp,
+            session: Some(session),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.mountpoint.path()
+    }
+
+    pub fn inquiries(&self) -> PathBuf {
+        self.path().join("inquiries")
+    }
+
+    pub fn stats(&self) -> MockStats {
+        self.mock.stats()
+    }
+
+    /// The files of an inquiry and their bytes, fetched straight from the mock over HTTP.
+    pub fn direct_files(&self, id: &str) -> Vec<(String, String, Vec<u8>)> {
+        self.rt.block_on(async {
+            let inquiry = self.api.retrieve_inquiry(id).await.unwrap();
+            let mut out = Vec::new();
+            for f in files_of(&inquiry) {
+                let body = reqwest::get(&f.url).await.unwrap();
+                assert!(body.status().is_success(), "direct download of {}", f.name);
+                let bytes = body.bytes().await.unwrap().to_vec();
+                out.push((f.section.dir_name().to_string(), f.name, bytes));
+            }
+            out
+        })
+    }
+
+    pub fn unmount(mut self) {
+        if let Some(s) = self.session.take() {
+            s.umount_and_join().unwrap();
+        }
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.umount_and_join();
+        }
+    }
+}
+
+/// Run a command, returning (success, stdout, stderr).
+pub fn run(cmd: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every file below `root`, relative, sorted.
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
