@@ -1,0 +1,200 @@
+//! End to end: signed URLs that expire, and a filesystem that never shows it.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::{Options, TestMount, fuse_available};
+use personafs::mock::{MockConfig, MockServer, RuntimeConfig};
+
+fn mock_with_lifetime(n: usize, lifetime_ms: u64) -> MockServer {
+    let mut cfg = MockConfig {
+        generate: n,
+        seed: 3,
+        ..Default::default()
+    };
+    cfg.runtime.file_url_lifetime_ms = lifetime_ms;
+    MockServer::start(cfg).unwrap()
+}
+
+/// Paths of the files of inquiries that have at least one, grouped by inquiry.
+fn files_by_inquiry(m: &TestMount) -> Vec<(String, Vec<(std::path::PathBuf, Vec<u8>)>)> {
+    m.mock
+        .inquiry_ids()
+        .into_iter()
+        .filter_map(|id| {
+            let files: Vec<_> = m
+                .direct_files(&id)
+                .into_iter()
+                .map(|(s, n, b)| (m.inquiries().join(&id).join(s).join(n), b))
+                .collect();
+            (!files.is_empty()).then_some((id, files))
+        })
+        .collect()
+}
+
+#[test]
+fn proactive_refresh_keeps_reads_working_at_one_retrieve_per_lifetime() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock_with_lifetime(12, 2000);
+    let mut opts = Options::default();
+    opts.core.file_url_lifetime = Duration::from_secs(2);
+    let m = TestMount::with(mock, opts);
+    let groups = files_by_inquiry(&m);
+    let all: Vec<_> = groups.iter().flat_map(|(_, f)| f.clone()).take(30).collect();
+    assert!(all.len() >= 20, "only {} files", all.len());
+    let inquiries = groups.len() as u64;
+    let before = m.stats();
+    let start = Instant::now();
+    for (i, (path, bytes)) in all.iter().enumerate() {
+        // Spread the reads over ~10 s: several lifetimes pass.
+        let due = Duration::from_millis(10_000 * i as u64 / all.len() as u64);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let got = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(got == *bytes, "{} differs", path.display());
+    }
+    let after = m.stats();
+    let retrieves = after.api_retrieve - before.api_retrieve;
+    let lifetimes = start.elapsed().as_secs_f64() / 2.0;
+    // About one per inquiry per lifetime, never one per file.
+    assert!(
+        (retrieves as f64) <= inquiries as f64 * (lifetimes + 2.0),
+        "{retrieves} retrieves for {inquiries} inquiries over {lifetimes:.1} lifetimes"
+    );
+    assert!(retrieves < all.len() as u64 * 2);
+    assert_eq!(after.file_expired, before.file_expired, "no expired URL was used");
+}
+
+#[test]
+fn reactive_refresh_when_the_lifetime_is_shorter_than_configured() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock_with_lifetime(6, 1000);
+    let m = TestMount::with(mock, Options::default()); // mount believes 6 h
+    let groups = files_by_inquiry(&m);
+    // Learn every URL now, let them all expire, then read.
+    for (id, _) in &groups {
+        std::fs::read_dir(m.inquiries().join(id).join("document")).unwrap().count();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    for (_, files) in &groups {
+        for (path, bytes) in files {
+            assert!(std::fs::read(path).unwrap() == *bytes, "{}", path.display());
+        }
+    }
+    assert!(m.stats().file_expired > 0, "the reactive path was not exercised");
+}
+
+#[test]
+fn concurrent_readers_of_stale_inquiries_share_one_retrieve_each() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock_with_lifetime(16, 60_000);
+    let mut opts = Options::default();
+    opts.core.file_url_lifetime = Duration::from_secs(1);
+    opts.core.url_refresh_margin = 0.0;
+    let m = TestMount::with(mock, opts);
+    let groups: Vec<_> = files_by_inquiry(&m).into_iter().take(4).collect();
+    assert_eq!(groups.len(), 4);
+    for (id, _) in &groups {
+        std::fs::read_dir(m.inquiries().join(id).join("document")).unwrap().count();
+        std::fs::read_dir(m.inquiries().join(id).join("selfie")).unwrap().count();
+    }
+    std::thread::sleep(Duration::from_millis(1200)); // every URL is stale now
+    let before = m.stats().api_retrieve;
+    let barrier = Arc::new(Barrier::new(32));
+    let readers: Vec<_> = (0..32)
+        .map(|i| {
+            let (_, files) = &groups[i % 4];
+            let (path, bytes) = files[(i / 4) % files.len()].clone();
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                b.wait();
+                assert!(std::fs::read(&path).unwrap() == bytes);
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert_eq!(m.stats().api_retrieve - before, 4);
+}
+
+#[test]
+fn dropped_connections_resume_with_range() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock_with_lifetime(6, 6 * 3600 * 1000);
+    mock.set_runtime(RuntimeConfig {
+        reset_rate: 0.5,
+        truncate_rate: 0.2,
+        ..mock.runtime()
+    });
+    let m = TestMount::with(mock, Options::default());
+    let groups = files_by_inquiry(&m);
+    let mut n = 0;
+    for (_, files) in &groups {
+        for (path, bytes) in files {
+            assert!(std::fs::read(path).unwrap() == *bytes, "{}", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 6);
+}
+
+#[test]
+fn old_form_urls_use_the_key_and_new_form_never_do() {
+    if !fuse_available() {
+        return;
+    }
+    for version in ["2022-09-01", "2023-01-05"] {
+        let mock = mock_with_lifetime(4, 6 * 3600 * 1000);
+        let v = version.to_string();
+        let opts = Options {
+            client: Box::new(move |c| c.persona_version = v),
+            ..Default::default()
+        };
+        let m = TestMount::with(mock, opts);
+        let groups = files_by_inquiry(&m);
+        for (_, files) in &groups {
+            for (path, bytes) in files {
+                assert!(std::fs::read(path).unwrap() == *bytes, "{version}: {}", path.display());
+            }
+        }
+        assert_eq!(m.stats().files_auth_header, 0, "{version}: key sent to the files host");
+    }
+}
+
+#[test]
+fn rate_limited_tree_walk_completes() {
+    if !fuse_available() {
+        return;
+    }
+    if std::env::var_os("PERSONAFS_SLOW_TESTS").is_none() && std::env::var_os("CI").is_none() {
+        eprintln!("skipping the 60 s rate-limit walk (set PERSONAFS_SLOW_TESTS=1 to run it)");
+        return;
+    }
+    let mut cfg = MockConfig {
+        generate: 60,
+        seed: 5,
+        ..Default::default()
+    };
+    cfg.runtime.rate_limit = 30;
+    let mock = MockServer::start(cfg).unwrap();
+    let opts = Options {
+        client: Box::new(|c| c.api_rate_limit = 30),
+        ..Default::default()
+    };
+    let m = TestMount::with(mock, opts);
+    let (ok, out, err) = common::run("ls", &["-lR", m.inquiries().to_str().unwrap()]);
+    assert!(ok, "ls -lR failed: {err}");
+    assert_eq!(out.matches("inquiry.json").count(), 60);
+}
