@@ -40,7 +40,7 @@ pub enum Command {
 pub struct MountArgs {
     /// An empty directory to mount on.
     pub mountpoint: PathBuf,
-    /// TOML config file (see mount.example.toml); must not be readable by group or others.
+    /// TOML config file (see mount.example.toml); must not be readable by group or others
     /// [env: PERSONAFS_CONFIG]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -76,7 +76,7 @@ pub struct CacheArgs {
     /// [env: PERSONAFS_CACHE_DIR]
     #[arg(long, value_name = "DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
-    /// TOML config file to take cache settings from. [env: PERSONAFS_CONFIG]
+    /// TOML config file to take cache settings from [env: PERSONAFS_CONFIG]
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 }
@@ -95,7 +95,7 @@ pub enum CacheAction {
 /// `PERSONAFS_<NAME>` and a config key `<name>` (snake_case); the flag wins.
 #[derive(Debug, Clone, Default, Args)]
 pub struct MountOptions {
-    /// Stay in the foreground instead of returning once the mount answers. [env: PERSONAFS_FOREGROUND]
+    /// Stay in the foreground instead of returning once the mount answers [env: PERSONAFS_FOREGROUND]
     #[arg(short = 'f', long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse::parse_bool)]
     pub foreground: Option<bool>,
@@ -176,8 +176,8 @@ pub struct MountOptions {
     pub cache_min_free: Option<f64>,
 
     /// Evict cached files unused for this long, or `off` [default: off] [env: PERSONAFS_CACHE_MAX_AGE]
-    #[arg(long, value_name = "DURATION", value_parser = parse::parse_optional_duration)]
-    pub cache_max_age: Option<Option<Duration>>,
+    #[arg(long, value_name = "DURATION", value_parser = parse::parse_age_limit)]
+    pub cache_max_age: Option<parse::AgeLimit>,
 
     /// Owner of every file [default: the mounting user] [env: PERSONAFS_UID]
     #[arg(long, value_name = "UID", value_parser = parse::parse_id)]

@@ -48,11 +48,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// An optional limit in time: `None` means no limit. (A newtype because clap gives
+/// `Option<Option<T>>` fields a meaning of its own.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgeLimit(pub Option<Duration>);
+
 /// A duration, or `off` / `none` / `never` for "no limit".
-pub fn parse_optional_duration(text: &str) -> Result<Option<Duration>, String> {
+pub fn parse_age_limit(text: &str) -> Result<AgeLimit, String> {
     match text.trim().to_ascii_lowercase().as_str() {
-        "off" | "none" | "never" => Ok(None),
-        _ => parse_duration(text).map(Some),
+        "off" | "none" | "never" => Ok(AgeLimit(None)),
+        _ => parse_duration(text).map(|d| AgeLimit(Some(d))),
     }
 }
 
@@ -280,9 +285,9 @@ mod tests {
         for bad in ["", "s", "5x", "1.5h", "-3s", "h5", "5 s", "99999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(parse_optional_duration("off"), Ok(None));
-        assert_eq!(parse_optional_duration("7d"), Ok(Some(s(7 * 86_400))));
-        assert!(parse_optional_duration("sometimes").is_err());
+        assert_eq!(parse_age_limit("off"), Ok(AgeLimit(None)));
+        assert_eq!(parse_age_limit("7d"), Ok(AgeLimit(Some(s(7 * 86_400)))));
+        assert!(parse_age_limit("sometimes").is_err());
     }
 
     #[test]

@@ -69,8 +69,8 @@ pub fn resolve_cache(args: &CacheArgs, env: EnvLookup<'_>) -> Result<CacheConfig
             .value(None, "cache_min_free", parse::parse_percent)?
             .unwrap_or(DEFAULT_CACHE_MIN_FREE),
         cache_max_age: sources
-            .value(None, "cache_max_age", parse::parse_optional_duration)?
-            .unwrap_or(None),
+            .value(None, "cache_max_age", parse::parse_age_limit)?
+            .and_then(|limit| limit.0),
     })
 }
 
@@ -169,12 +169,8 @@ fn resolve_options(
             .value(o.cache_min_free, "cache_min_free", parse::parse_percent)?
             .unwrap_or(DEFAULT_CACHE_MIN_FREE),
         cache_max_age: s
-            .value(
-                o.cache_max_age,
-                "cache_max_age",
-                parse::parse_optional_duration,
-            )?
-            .unwrap_or(None),
+            .value(o.cache_max_age, "cache_max_age", parse::parse_age_limit)?
+            .and_then(|limit| limit.0),
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         uid: s
             .value(o.uid, "uid", parse::parse_id)?
