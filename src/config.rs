@@ -20,8 +20,11 @@ use std::time::Duration;
 use crate::persona::{ApiKey, ListFilters};
 
 pub use file::{ConfigFile, check_private};
-pub use mountpoint::{check_fuse_available, check_mountpoint};
-pub use resolve::{CacheConfig, resolve_cache, resolve_demo, resolve_mount};
+pub use mountpoint::{check_allow_other, check_fuse_available, check_mountpoint};
+pub use resolve::{
+    API_KEY_ENV, CONFIG_ENV, CacheConfig, EnvLookup, process_env, resolve_cache, resolve_demo,
+    resolve_mount,
+};
 
 /// The Persona API base used when none is configured.
 pub const DEFAULT_API_BASE: &str = "https://withpersona.com/api/v1";

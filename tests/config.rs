@@ -304,6 +304,14 @@ fn api_key_from_environment_key_file_or_inline() {
     assert!(!format!("{c:?}").contains(KEY), "Debug hides the key");
     assert_eq!(c.api_key.unwrap().expose(), KEY, "inline key");
 
+    // `~/` in api_key_file is the home directory.
+    let tilde = dir.path().join("tilde.toml");
+    write_private(&tilde, "api_key_file = \"~/api-key\"\n", 0o600);
+    let args = mount_args(&["/mnt/p", "--config", tilde.to_str().unwrap()]);
+    let home = dir.path().to_str().unwrap();
+    let c = resolve_mount(&args, &env(&[("HOME", home)])).unwrap();
+    assert_eq!(c.api_key.unwrap().expose(), KEY, "key file under ~/");
+
     let both = dir.path().join("both.toml");
     write_private(
         &both,

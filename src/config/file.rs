@@ -62,7 +62,8 @@ impl ConfigFile {
             let position = e
                 .span()
                 .map(|span| {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    let before = &text.as_bytes()[..span.start.min(text.len())];
+                    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
                     format!(" line {line}")
                 })
                 .unwrap_or_default();

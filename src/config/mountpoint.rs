@@ -129,6 +129,24 @@ pub(crate) fn check_fuse_with(device: &Path, is_root: bool, has_fusermount: bool
     Ok(())
 }
 
+/// Mounting with `allow_other` as a non-root user needs `user_allow_other` in
+/// /etc/fuse.conf; without it the mount itself fails with a less helpful message.
+pub fn check_allow_other() -> Result<()> {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let conf = std::fs::read_to_string("/etc/fuse.conf").unwrap_or_default();
+    check_allow_other_with(is_root, &conf)
+}
+
+pub(crate) fn check_allow_other_with(is_root: bool, fuse_conf: &str) -> Result<()> {
+    if is_root || fuse_conf.lines().any(|l| l.trim() == "user_allow_other") {
+        return Ok(());
+    }
+    Err(Error::Config(
+        "--allow-other needs the line user_allow_other in /etc/fuse.conf (as root: echo user_allow_other >> /etc/fuse.conf)".into(),
+    ))
+}
+
 /// Where fuser looks for the mount helper: `$FUSERMOUNT_PATH`, then `PATH`, /sbin and /bin.
 fn fusermount_installed() -> bool {
     if std::env::var_os("FUSERMOUNT_PATH").is_some() {
@@ -199,6 +217,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fusermount3 not found"), "{err}");
+    }
+
+    #[test]
+    fn allow_other_needs_fuse_conf_for_users() {
+        assert!(check_allow_other_with(true, "").is_ok());
+        assert!(check_allow_other_with(false, "# comment\nuser_allow_other\n").is_ok());
+        let err = check_allow_other_with(false, "#user_allow_other\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/etc/fuse.conf"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub const API_KEY_ENV: &str = "PERSONA_API_KEY";
 /// The environment variable naming the config file when `--config` is absent.
 pub const CONFIG_ENV: &str = "PERSONAFS_CONFIG";
 
+/// The real process environment, for `resolve_*` outside tests.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// What `personafs cache` needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheConfig {
@@ -274,7 +279,7 @@ fn resolve_api_key(env: EnvLookup<'_>, file: Option<&ConfigFile>) -> Result<ApiK
         )));
     }
     if let Some(text) = file.scalar("api_key_file")? {
-        let path = expand_path(&text, Some(file.path()), &|_| None)
+        let path = expand_path(&text, Some(file.path()), env)
             .ok_or_else(|| Error::Config("api_key_file is empty".into()))?;
         check_private(&path)?;
         let key = std::fs::read_to_string(&path).map_err(|e| {
