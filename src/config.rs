@@ -1,1 +1,141 @@
-//! Stub
+//! Configuration: resolving the command line, environment and TOML config file into one
+//! plain `MountConfig`, and the checks a mount needs before it starts.
+//!
+//! Precedence, per option: flag > environment variable `PERSONAFS_<NAME>` > config key
+//! `<name>` > default. The API key comes from `PERSONA_API_KEY`, else `api_key_file` or
+//! `api_key` in the config; never from a flag. Config and key files must be private
+//! (mode & 0o077 == 0), as ssh demands of its keys.
+//!
+//! Every error is an `Error::Config` (or `Error::Io`) with a one-line message meant to be
+//! printed as `personafs: {error}`; no message ever contains the API key.
+
+mod file;
+mod mountpoint;
+pub mod parse;
+mod resolve;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::persona::{ApiKey, ListFilters};
+
+pub use file::{ConfigFile, check_private};
+pub use mountpoint::{check_allow_other, check_fuse_available, check_mountpoint};
+pub use resolve::{
+    API_KEY_ENV, CONFIG_ENV, CacheConfig, EnvLookup, process_env, resolve_cache, resolve_demo,
+    resolve_mount,
+};
+
+/// The Persona API base used when none is configured.
+pub const DEFAULT_API_BASE: &str = "https://withpersona.com/api/v1";
+/// The `Persona-Version` sent when none is configured.
+pub const DEFAULT_PERSONA_VERSION: &str = "2023-01-05";
+
+/// Every mount option's name: its config key, and (upper-cased, prefixed with
+/// `PERSONAFS_`) its environment variable, and (kebab-cased) its flag.
+pub const OPTION_KEYS: &[&str] = &[
+    "foreground",
+    "api_base",
+    "persona_version",
+    "file_url_lifetime",
+    "url_refresh_margin",
+    "status",
+    "inquiry_template_id",
+    "reference_id",
+    "account_id",
+    "created_after",
+    "created_before",
+    "inquiry_id",
+    "metadata_ttl",
+    "attr_ttl",
+    "negative_ttl",
+    "cache_dir",
+    "cache_max_size",
+    "cache_min_free",
+    "cache_max_age",
+    "uid",
+    "gid",
+    "file_mode",
+    "dir_mode",
+    "allow_other",
+    "threads",
+    "log_level",
+    "log_file",
+    "api_rate_limit",
+    "request_timeout",
+    "io_timeout",
+    "prefetch",
+];
+
+/// Config keys that are not options (no flag, no `PERSONAFS_` variable).
+pub const SECRET_KEYS: &[&str] = &["api_key", "api_key_file"];
+
+/// The environment variable of an option: `cache_dir` → `PERSONAFS_CACHE_DIR`.
+pub fn env_var_name(key: &str) -> String {
+    format!("PERSONAFS_{}", key.to_ascii_uppercase())
+}
+
+/// The flag of an option: `cache_dir` → `--cache-dir`.
+pub fn flag_name(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
+}
+
+/// Everything a mount needs, fully resolved: plain data, no further lookups.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// Where to mount (absolute; not yet checked, see `check_mountpoint`).
+    pub mountpoint: PathBuf,
+    /// Persona API base URL, without a trailing slash.
+    pub api_base: String,
+    /// The API key; `None` for `demo`, which talks to its embedded mock.
+    pub api_key: Option<ApiKey>,
+    /// The `Persona-Version` header (a date).
+    pub persona_version: String,
+    /// How long a signed file URL is valid after the request that returned it.
+    pub file_url_lifetime: Duration,
+    /// Fraction (0..1) of `file_url_lifetime` kept as a safety margin: an inquiry is
+    /// retrieved again once its URLs are older than `lifetime * (1 - margin)`.
+    pub url_refresh_margin: f64,
+    /// Which inquiries `inquiries/` lists.
+    pub filters: ListFilters,
+    /// How long listings and retrieved inquiries are reused.
+    pub metadata_ttl: Duration,
+    /// Kernel entry and attribute TTL.
+    pub attr_ttl: Duration,
+    /// How long an unknown inquiry id stays ENOENT without asking again.
+    pub negative_ttl: Duration,
+    /// Directory of the on-disk file cache (absolute).
+    pub cache_dir: PathBuf,
+    /// Upper bound of the file cache, in bytes.
+    pub cache_max_size: u64,
+    /// Fraction (0..1) of the cache's file system to keep free by evicting.
+    pub cache_min_free: f64,
+    /// Evict cached files unused for longer than this; `None` = no age limit.
+    pub cache_max_age: Option<Duration>,
+    /// Owner of every file and directory.
+    pub uid: u32,
+    /// Group of every file and directory.
+    pub gid: u32,
+    /// Permission bits of files (e.g. 0o444).
+    pub file_mode: u16,
+    /// Permission bits of directories (e.g. 0o555).
+    pub dir_mode: u16,
+    /// Mount with `allow_other`.
+    pub allow_other: bool,
+    /// FUSE worker threads (at least 1).
+    pub threads: usize,
+    /// `error`, `warn`, `info`, `debug` or `trace` (lowercase).
+    pub log_level: String,
+    /// Log file (absolute); `None` = the default destination.
+    pub log_file: Option<PathBuf>,
+    /// Stay attached to the terminal instead of daemonizing.
+    pub foreground: bool,
+    /// Most API requests per minute (at least 1).
+    pub api_rate_limit: u32,
+    /// Timeout of one HTTP request (more than zero).
+    pub request_timeout: Duration,
+    /// How long a read may wait on the network before EIO (more than zero).
+    pub io_timeout: Duration,
+    /// Download files ahead of reads.
+    pub prefetch: bool,
+}
