@@ -13,14 +13,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mount(args) => {
-            let env = |k: &str| std::env::var(k).ok();
-            config::resolve_mount(&args, &env)
+            config::resolve_mount(&args, &config::process_env)
                 .map_err(anyhow::Error::from)
                 .and_then(|cfg| run_mount(cfg, None))
         }
         Command::Demo(args) => {
-            let env = |k: &str| std::env::var(k).ok();
-            config::resolve_demo(&args, &env)
+            config::resolve_demo(&args, &config::process_env)
                 .map_err(anyhow::Error::from)
                 .and_then(|(cfg, n)| run_mount(cfg, Some(n)))
         }
@@ -42,6 +40,9 @@ fn main() -> ExitCode {
 fn run_mount(cfg: MountConfig, demo: Option<usize>) -> anyhow::Result<()> {
     config::check_fuse_available()?;
     config::check_mountpoint(&cfg.mountpoint)?;
+    if cfg.allow_other {
+        config::check_allow_other()?;
+    }
     if !cfg.foreground {
         return daemon::spawn_and_wait();
     }
@@ -119,9 +120,15 @@ fn run_unmount(args: &UnmountArgs) -> anyhow::Result<()> {
 }
 
 fn run_cache(args: &CacheArgs) -> anyhow::Result<()> {
-    let env = |k: &str| std::env::var(k).ok();
-    let cfg = config::resolve_cache(args, &env)?;
-    let cache = mount::open_cache(&cfg)?;
+    let cfg = config::resolve_cache(args, &config::process_env)?;
+    let cache = mount::open_cache(
+        &cfg.cache_dir,
+        personafs::cache::CacheLimits {
+            max_size: cfg.cache_max_size,
+            min_free: cfg.cache_min_free,
+            max_age: cfg.cache_max_age,
+        },
+    )?;
     match args.action {
         CacheAction::Stats => {
             let s = cache.stats();

@@ -37,16 +37,17 @@ pub fn fuse_options(cfg: &MountConfig) -> FuseOptions {
     }
 }
 
-pub fn open_cache(cfg: &MountConfig) -> anyhow::Result<Arc<DiskCache>> {
-    DiskCache::open_dir(
-        &cfg.cache_dir,
-        CacheLimits {
-            max_size: cfg.cache_max_size,
-            min_free: cfg.cache_min_free,
-            max_age: cfg.cache_max_age,
-        },
-    )
-    .with_context(|| format!("cannot use cache directory {}", cfg.cache_dir.display()))
+pub fn open_cache(dir: &Path, limits: CacheLimits) -> anyhow::Result<Arc<DiskCache>> {
+    DiskCache::open_dir(dir, limits)
+        .with_context(|| format!("cannot use cache directory {}", dir.display()))
+}
+
+pub fn cache_limits(cfg: &MountConfig) -> CacheLimits {
+    CacheLimits {
+        max_size: cfg.cache_max_size,
+        min_free: cfg.cache_min_free,
+        max_age: cfg.cache_max_age,
+    }
 }
 
 /// One call before mounting, so a refused key or an unreachable API is a clear error now
@@ -78,7 +79,7 @@ pub fn serve(
     cfg: &MountConfig,
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    let cache = open_cache(cfg)?;
+    let cache = open_cache(&cfg.cache_dir, cache_limits(cfg))?;
     let core = FsCore::new(api, cache, core_config(cfg));
     let fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
     let opts = fuse_options(cfg);
