@@ -17,6 +17,9 @@ pub const FILE_URL_PLACEHOLDER: &str = "mockfile:";
 /// The bytes of one file, produced on demand so a 200 MB file costs no 200 MB of memory.
 pub trait Content: Send + Sync {
     fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Fill `buf` with the bytes at `offset..offset + buf.len()` (the caller keeps it in range).
     fn read_at(&self, offset: u64, buf: &mut [u8]);
 }
