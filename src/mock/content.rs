@@ -219,7 +219,9 @@ struct JpegCore {
 }
 
 /// Recently used cores, so that reading a photo in chunks encodes it once, in bounded memory.
-static JPEG_CORES: LazyLock<Mutex<lru::LruCache<(u64, u16, u16), Arc<JpegCore>>>> =
+type CoreCache = lru::LruCache<(u64, u16, u16), Arc<JpegCore>>;
+
+static JPEG_CORES: LazyLock<Mutex<CoreCache>> =
     LazyLock::new(|| Mutex::new(lru::LruCache::new(NonZeroUsize::new(64).expect("non-zero"))));
 
 /// Image sizes tried from largest to smallest, with the body size each needs at least (a
@@ -337,7 +339,7 @@ fn encode_core(key: u64, width: u16, height: u16) -> Option<JpegCore> {
                     let line = (y - card_y0) / line_h;
                     let in_line = (y - card_y0) % line_h < line_h * 2 / 3;
                     let cell = ((x - text_x0) / 8) % 64;
-                    if line >= 1 && line < 8 && in_line && (words[line] >> cell) & 1 == 1 {
+                    if (1..8).contains(&line) && in_line && (words[line] >> cell) & 1 == 1 {
                         px = ink;
                     }
                 }
