@@ -1235,3 +1235,450 @@ fn base58(rng: &mut Rng, len: usize) -> String {
         .map(|_| BASE58[rng.below(BASE58.len() as u64) as usize] as char)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every placeholder key in `value`, with the `byte-size` beside it when there is one.
+    fn file_refs(value: &Value, out: &mut Vec<(String, Option<u64>)>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(url)) = map.get("url")
+                    && let Some(key) = url.strip_prefix(FILE_URL_PLACEHOLDER)
+                {
+                    out.push((
+                        key.to_string(),
+                        map.get("byte-size").and_then(Value::as_u64),
+                    ));
+                }
+                for (name, v) in map {
+                    match v {
+                        Value::String(s) if name != "url" => {
+                            if let Some(key) = s.strip_prefix(FILE_URL_PLACEHOLDER) {
+                                out.push((key.to_string(), None));
+                            }
+                        }
+                        _ => file_refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| file_refs(v, out)),
+            _ => {}
+        }
+    }
+
+    fn refs_of(inquiry: &MockInquiry) -> Vec<(String, Option<u64>)> {
+        let mut out = Vec::new();
+        file_refs(&inquiry.data, &mut out);
+        inquiry.included.iter().for_each(|o| file_refs(o, &mut out));
+        out
+    }
+
+    fn read(file: &MockFile, offset: u64, len: u64) -> Vec<u8> {
+        let len = len.min(file.content.len() - offset);
+        let mut buf = vec![0u8; len as usize];
+        file.content.read_at(offset, &mut buf);
+        buf
+    }
+
+    fn attr<'a>(object: &'a Value, name: &str) -> &'a Value {
+        &object["attributes"][name]
+    }
+
+    fn objects_of<'a>(dataset: &'a Dataset, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+        dataset
+            .inquiries
+            .iter()
+            .flat_map(|i| &i.included)
+            .filter(move |o| o["type"] == kind)
+    }
+
+    #[test]
+    fn same_count_and_seed_give_the_same_dataset() {
+        let a = generate(60, 7);
+        let b = generate(60, 7);
+        assert_eq!(a.inquiries.len(), 60);
+        for (x, y) in a.inquiries.iter().zip(&b.inquiries) {
+            assert_eq!(x.id, y.id);
+            assert_eq!(x.created_at, y.created_at);
+            assert_eq!(x.data, y.data);
+            assert_eq!(x.included, y.included);
+        }
+        assert_eq!(a.files.len(), b.files.len());
+        for (key, fa) in &a.files {
+            let fb = &b.files[key];
+            assert_eq!(
+                (&fa.filename, &fa.content_type),
+                (&fb.filename, &fb.content_type)
+            );
+            assert_eq!(fa.content.len(), fb.content.len());
+            let len = fa.content.len();
+            assert_eq!(read(fa, 0, 4096), read(fb, 0, 4096), "{key}");
+            assert_eq!(read(fa, len - 100, 100), read(fb, len - 100, 100), "{key}");
+        }
+        let other = generate(60, 8);
+        assert_ne!(a.inquiries[0].id, other.inquiries[0].id);
+        assert_ne!(a.inquiries[0].data, other.inquiries[0].data);
+    }
+
+    #[test]
+    fn ids_are_unique_and_look_like_personas() {
+        let dataset = generate(500, 3);
+        let mut seen = HashSet::new();
+        let mut check = |id: &str, prefixes: &[&str]| {
+            let prefix = prefixes
+                .iter()
+                .find(|p| id.starts_with(**p))
+                .unwrap_or_else(|| panic!("{id}: expected one of {prefixes:?}"));
+            let rest = &id[prefix.len()..];
+            assert!((24..=28).contains(&rest.len()), "{id}");
+            assert!(rest.bytes().all(|b| BASE58.contains(&b)), "{id}");
+            assert!(seen.insert(id.to_string()), "duplicate id {id}");
+        };
+        for inquiry in &dataset.inquiries {
+            assert_eq!(inquiry.data["id"], inquiry.id.as_str());
+            check(&inquiry.id, &["inq_"]);
+            for object in &inquiry.included {
+                let kind = object["type"].as_str().unwrap();
+                let prefixes: &[&str] = match kind.split('/').next() {
+                    Some("document") => &["doc_"],
+                    Some("selfie") => &["self_"],
+                    Some("verification") => &["ver_"],
+                    _ => panic!("unexpected type {kind}"),
+                };
+                check(object["id"].as_str().unwrap(), prefixes);
+            }
+        }
+    }
+
+    #[test]
+    fn newest_first_within_six_months_before_the_epoch() {
+        let dataset = generate(300, 11);
+        let oldest = epoch() - Duration::days(SPREAD_DAYS);
+        for pair in dataset.inquiries.windows(2) {
+            assert!(pair[0].created_at >= pair[1].created_at);
+        }
+        for inquiry in &dataset.inquiries {
+            assert!(inquiry.created_at < epoch() && inquiry.created_at >= oldest);
+            assert_eq!(attr(&inquiry.data, "created-at"), &ts(inquiry.created_at));
+        }
+        let first = dataset.inquiries.first().unwrap().created_at;
+        let last = dataset.inquiries.last().unwrap().created_at;
+        assert!(first - last > Duration::days(120), "spread over months");
+    }
+
+    /// `2026-03-04T10:11:12.000Z`
+    fn is_persona_timestamp(s: &str) -> bool {
+        let b = s.as_bytes();
+        s.len() == 24
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'.',
+                23 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            })
+            && DateTime::parse_from_rfc3339(s).is_ok()
+    }
+
+    #[test]
+    fn timestamps_are_iso_with_milliseconds_and_never_after_the_epoch() {
+        fn walk(value: &Value, name: &str, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => map.iter().for_each(|(k, v)| walk(v, k, out)),
+                Value::Array(items) => items.iter().for_each(|v| walk(v, name, out)),
+                Value::String(s) if name.ends_with("-at") => out.push(format!("{name}={s}")),
+                _ => {}
+            }
+        }
+        let dataset = generate(200, 5);
+        let mut stamps = Vec::new();
+        for inquiry in &dataset.inquiries {
+            walk(&inquiry.data, "", &mut stamps);
+            inquiry
+                .included
+                .iter()
+                .for_each(|o| walk(o, "", &mut stamps));
+        }
+        assert!(stamps.len() > 1000);
+        for stamp in stamps {
+            let (name, value) = stamp.split_once('=').unwrap();
+            assert!(is_persona_timestamp(value), "{stamp}");
+            let t = DateTime::parse_from_rfc3339(value).unwrap();
+            assert!(name == "expires-at" || t <= epoch(), "{stamp}");
+        }
+    }
+
+    #[test]
+    fn every_variety_is_present_in_fifty() {
+        for seed in [1, 2, 42] {
+            let d = generate(50, seed);
+            let statuses: HashSet<&str> = d
+                .inquiries
+                .iter()
+                .map(|i| attr(&i.data, "status").as_str().unwrap())
+                .collect();
+            assert_eq!(statuses, STATUSES.into_iter().collect(), "seed {seed}");
+
+            let gov_docs: Vec<&Value> = objects_of(&d, "document/government-id").collect();
+            assert!(
+                gov_docs
+                    .iter()
+                    .any(|o| attr(o, "back-photo").is_null() && attr(o, "front-photo").is_object())
+            );
+            assert!(
+                gov_docs
+                    .iter()
+                    .any(|o| attr(o, "back-photo").is_object()
+                        && attr(o, "selfie-photo").is_object())
+            );
+            assert!(
+                gov_docs.iter().any(
+                    |o| attr(o, "processed-at").is_null() && attr(o, "front-photo").is_object()
+                )
+            );
+            assert!(
+                d.inquiries.iter().any(|i| {
+                    i.data["relationships"]["documents"]["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|r| r["type"] == "document/government-id")
+                        .count()
+                        >= 2
+                }),
+                "retries"
+            );
+
+            assert!(objects_of(&d, "document/generic").any(|o| {
+                let names: Vec<&Value> = attr(o, "files")
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| &f["filename"])
+                    .collect();
+                let repeated = names
+                    .iter()
+                    .enumerate()
+                    .any(|(i, n)| names[..i].contains(n));
+                names.len() >= 2
+                    && repeated
+                    && names.iter().all(|n| {
+                        n.as_str().unwrap().ends_with(".pdf")
+                            || n.as_str().unwrap().ends_with(".jpg")
+                    })
+                    && !attr(o, "files-normalized").as_array().unwrap().is_empty()
+            }));
+
+            // Verifications point at the document's own files.
+            let gov_vers: Vec<&Value> = objects_of(&d, "verification/government-id").collect();
+            assert!(gov_vers.iter().any(|v| {
+                let Some(doc_id) = v["relationships"]["document"]["data"]["id"].as_str() else {
+                    return false;
+                };
+                let doc = gov_docs.iter().find(|o| o["id"] == doc_id).unwrap();
+                let front = &attr(doc, "front-photo")["url"];
+                front.is_string()
+                    && attr(v, "front-photo-url") == front
+                    && attr(v, "photo-urls")[0]["url"] == *front
+            }));
+            assert!(
+                gov_vers
+                    .iter()
+                    .any(|v| v["relationships"].get("document").is_none()
+                        && attr(v, "front-photo-url").is_string()),
+                "verification without document"
+            );
+
+            let selfie_vers: Vec<&Value> = objects_of(&d, "verification/selfie").collect();
+            assert!(selfie_vers.iter().any(|v| {
+                attr(v, "photo-urls").as_array().unwrap().len() == 3
+                    && ["left", "center", "right"]
+                        .iter()
+                        .all(|p| attr(v, &format!("{p}-photo-url")).is_string())
+            }));
+            assert!(selfie_vers.iter().any(|v| attr(v, "video-url").is_string()));
+            assert!(
+                selfie_vers
+                    .iter()
+                    .any(|v| attr(v, "video-url").is_null()
+                        && attr(v, "center-photo-url").is_string())
+            );
+            let selfies: Vec<&Value> = d
+                .inquiries
+                .iter()
+                .flat_map(|i| &i.included)
+                .filter(|o| o["type"].as_str().unwrap().starts_with("selfie/"))
+                .collect();
+            assert!(!selfies.is_empty());
+            for s in &selfies {
+                let keys: HashSet<&str> = s["attributes"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert_eq!(keys, ["status", "created-at", "processed-at"].into());
+            }
+
+            assert!(
+                d.inquiries
+                    .iter()
+                    .any(|i| refs_of(i).is_empty() && i.included.is_empty()),
+                "an inquiry with nothing at all"
+            );
+            let redacted: Vec<&MockInquiry> = d
+                .inquiries
+                .iter()
+                .filter(|i| attr(&i.data, "redacted-at").is_string())
+                .collect();
+            assert!(!redacted.is_empty() && redacted.len() < 10);
+            for inquiry in redacted {
+                assert!(!inquiry.included.is_empty());
+                assert!(
+                    refs_of(inquiry).is_empty(),
+                    "redacted {} has files",
+                    inquiry.id
+                );
+                assert!(attr(&inquiry.data, "name-first").is_null());
+            }
+        }
+    }
+
+    #[test]
+    fn relationships_and_included_match() {
+        let dataset = generate(100, 9);
+        for inquiry in &dataset.inquiries {
+            let rels = &inquiry.data["relationships"];
+            let mut listed: Vec<(String, String)> = Vec::new();
+            for name in ["documents", "selfies", "verifications"] {
+                for r in rels[name]["data"].as_array().unwrap() {
+                    listed.push((r["type"].to_string(), r["id"].to_string()));
+                }
+            }
+            let mut included: Vec<(String, String)> = inquiry
+                .included
+                .iter()
+                .map(|o| (o["type"].to_string(), o["id"].to_string()))
+                .collect();
+            listed.sort();
+            included.sort();
+            assert_eq!(listed, included, "{}", inquiry.id);
+            for object in &inquiry.included {
+                let back = &object["relationships"]["inquiry"]["data"]["id"];
+                assert_eq!(back, inquiry.id.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn every_file_exists_with_its_declared_size_and_type() {
+        let dataset = generate(120, 21);
+        let mut referenced = HashSet::new();
+        for inquiry in &dataset.inquiries {
+            for (key, size) in refs_of(inquiry) {
+                let file = dataset
+                    .files
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("{}: no file {key}", inquiry.id));
+                if let Some(size) = size {
+                    assert_eq!(file.content.len(), size, "{key}");
+                }
+                assert_eq!(file.content_type, content_type_for(&file.filename));
+                let len = file.content.len();
+                let expect = match file.content_type.as_str() {
+                    "image/jpeg" => 100_000..=2_000_000,
+                    "application/pdf" => 20_000..=500_000,
+                    "video/mp4" => 1_000_000..=5_000_000,
+                    other => panic!("unexpected type {other}"),
+                };
+                assert!(expect.contains(&len), "{key}: {len}");
+                referenced.insert(key);
+            }
+        }
+        let all: HashSet<String> = dataset.files.keys().cloned().collect();
+        assert_eq!(all, referenced, "no file without a URL");
+    }
+
+    #[test]
+    fn file_bodies_are_real_and_readable_in_pieces() {
+        let dataset = generate(40, 4);
+        let mut photos = 0;
+        let mut keys: Vec<&String> = dataset.files.keys().collect();
+        keys.sort();
+        for key in keys {
+            let file = &dataset.files[key];
+            let len = file.content.len();
+            match file.content_type.as_str() {
+                "image/jpeg" if photos < 6 => {
+                    photos += 1;
+                    let bytes = read(file, 0, len);
+                    let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
+                    decoder.decode().unwrap_or_else(|e| panic!("{key}: {e}"));
+                    // Ranges, including ones that straddle the image and the padding.
+                    for (offset, n) in [(0, 1), (100, 5_000), (len / 2, 70_000), (len - 3, 3)] {
+                        let part = read(file, offset, n);
+                        assert_eq!(part, bytes[offset as usize..offset as usize + part.len()]);
+                    }
+                }
+                "application/pdf" => {
+                    assert_eq!(read(file, 0, 5), b"%PDF-");
+                    assert_eq!(read(file, len - 6, 6), b"%%EOF\n");
+                }
+                "video/mp4" => assert_eq!(&read(file, 4, 4), b"ftyp"),
+                _ => {}
+            }
+        }
+        assert_eq!(photos, 6);
+    }
+
+    #[test]
+    fn five_thousand_inquiries_generate_quickly() {
+        // Untimed on purpose; it only has to finish fast because contents are lazy.
+        let dataset = generate(5000, 99);
+        assert_eq!(dataset.inquiries.len(), 5000);
+        assert!(dataset.files.len() > 5000);
+        let statuses: HashSet<&str> = dataset
+            .inquiries
+            .iter()
+            .map(|i| attr(&i.data, "status").as_str().unwrap())
+            .collect();
+        assert_eq!(statuses.len(), STATUSES.len());
+    }
+
+    #[test]
+    fn small_counts_work() {
+        assert!(generate(0, 1).inquiries.is_empty());
+        assert!(generate(0, 1).files.is_empty());
+        let one = generate(1, 1);
+        assert_eq!(one.inquiries.len(), 1);
+    }
+
+    #[test]
+    fn a_large_document_is_added_newest_and_reads_anywhere() {
+        let mut dataset = generate(10, 2);
+        let before = dataset.files.len();
+        let size = 210 * 1024 * 1024;
+        let id = add_large_document(&mut dataset, size, 5);
+        assert_eq!(dataset.inquiries[0].id, id);
+        assert_eq!(dataset.inquiries.len(), 11);
+        assert!(dataset.inquiries[0].created_at > dataset.inquiries[1].created_at);
+        let refs = refs_of(&dataset.inquiries[0]);
+        assert!(!refs.is_empty());
+        let (key, declared) = &refs[0];
+        assert_eq!(*declared, Some(size));
+        assert!(refs.iter().all(|(k, _)| k == key), "only the large file");
+        assert_eq!(dataset.files.len(), before + 1);
+        let file = &dataset.files[key];
+        assert_eq!(file.content.len(), size);
+        assert_eq!(read(file, size - 6, 6), b"%%EOF\n");
+        assert_eq!(read(file, 0, 5), b"%PDF-");
+        let middle = read(file, size / 2, 1 << 20);
+        assert_eq!(middle, read(file, size / 2, 1 << 20));
+        // A second one gets a different id.
+        let again = add_large_document(&mut dataset, 1_000_000, 5);
+        assert_ne!(again, id);
+    }
+}
