@@ -1306,16 +1306,22 @@ mod tests {
             assert_eq!(x.included, y.included);
         }
         assert_eq!(a.files.len(), b.files.len());
-        for (key, fa) in &a.files {
-            let fb = &b.files[key];
+        let mut keys: Vec<&String> = a.files.keys().collect();
+        keys.sort();
+        for (n, key) in keys.into_iter().enumerate() {
+            let (fa, fb) = (&a.files[key], &b.files[key]);
             assert_eq!(
                 (&fa.filename, &fa.content_type),
                 (&fb.filename, &fb.content_type)
             );
             assert_eq!(fa.content.len(), fb.content.len());
             let len = fa.content.len();
-            assert_eq!(read(fa, 0, 4096), read(fb, 0, 4096), "{key}");
-            assert_eq!(read(fa, len - 100, 100), read(fb, len - 100, 100), "{key}");
+            assert_eq!(read(fa, len / 2, 100), read(fb, len / 2, 100), "{key}");
+            // The ends hold the encoded image of a photo, costly in debug builds: sample them.
+            if n % 10 == 0 {
+                assert_eq!(read(fa, 0, 4096), read(fb, 0, 4096), "{key}");
+                assert_eq!(read(fa, len - 100, 100), read(fb, len - 100, 100), "{key}");
+            }
         }
         let other = generate(60, 8);
         assert_ne!(a.inquiries[0].id, other.inquiries[0].id);
