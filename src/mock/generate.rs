@@ -140,7 +140,7 @@ pub fn add_large_document(dataset: &mut Dataset, size: u64, seed: u64) -> String
     builder
         .ids
         .extend(dataset.inquiries.iter().map(|i| i.id.clone()));
-    // Avoid every id and file key already present (fixtures may use any ids).
+    // Avoid every id already present (fixtures may use any ids).
     for inquiry in &dataset.inquiries {
         for object in &inquiry.included {
             if let Some(id) = object.get("id").and_then(Value::as_str) {
