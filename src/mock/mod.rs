@@ -3,7 +3,9 @@
 //! INTERFACE STUB — the mock-server work replaces the bodies; keep these signatures (add more).
 
 pub mod cli;
+pub mod content;
 pub mod data;
+pub mod generate;
 
 use std::path::PathBuf;
 use std::time::Duration;
