@@ -227,7 +227,13 @@ fn download(
     } else {
         None
     }
-    .map(|cut| (rand::thread_rng().gen_range(start..end), cut));
+    // Cut after at least one byte when there are two or more, so a client sees a started body.
+    .map(|cut| {
+        (
+            rand::thread_rng().gen_range((start + 1).min(end - 1)..end),
+            cut,
+        )
+    });
     let download = Download {
         state,
         content,
@@ -244,6 +250,11 @@ fn download(
 async fn next_chunk(mut d: Download) -> Option<(std::io::Result<Bytes>, Download)> {
     let stop = d.cut.map_or(d.end, |(at, _)| at);
     if d.pos >= stop {
+        if d.cut.is_some() {
+            // Let hyper flush the headers and bytes so far: the client must see a body that
+            // started and then stopped, not a connection that never answered.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         return match d.cut.take() {
             Some((_, Cut::Reset)) => {
                 bump(&d.state.stats.resets);
