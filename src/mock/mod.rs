@@ -5,10 +5,12 @@
 
 mod api;
 pub mod cli;
+pub mod content;
 pub mod data;
 pub mod duration;
 mod files;
 pub mod fixtures;
+pub mod generate;
 mod redaction;
 mod respond;
 mod server;
@@ -126,7 +128,10 @@ impl MockServer {
         mut dataset: data::Dataset,
     ) -> std::io::Result<MockServer> {
         if config.generate > 0 {
-            merge(&mut dataset, generated(config.generate, config.seed)?);
+            merge(
+                &mut dataset,
+                generate::generate(config.generate, config.seed),
+            );
         }
         if let Some(dir) = &config.fixtures {
             merge(&mut dataset, fixtures::load(dir)?);
@@ -173,13 +178,4 @@ fn merge(into: &mut data::Dataset, extra: data::Dataset) {
     into.inquiries.retain(|i| !ids.contains(i.id.as_str()));
     into.inquiries.extend(extra.inquiries);
     into.files.extend(extra.files);
-}
-
-/// The synthetic dataset (`--generate N`).
-fn generated(_count: usize, _seed: u64) -> std::io::Result<data::Dataset> {
-    // Replaced by `generate::generate(count, seed)` once the generator lands (branch mock-data).
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "--generate is not available in this build yet",
-    ))
 }
