@@ -657,3 +657,56 @@ async fn fixtures_in_both_url_forms_are_served() {
     assert_eq!(header(&video, "content-type"), "video/mp4");
     assert_eq!(video.bytes().await.unwrap().len(), 64 * 1024);
 }
+
+#[tokio::test]
+async fn generated_files_have_their_declared_size_and_type() {
+    let config = MockConfig {
+        generate: 12,
+        seed: 7,
+        ..MockConfig::default()
+    };
+    let server = MockServer::start(config).unwrap();
+    assert_eq!(server.inquiry_ids().len(), 12);
+    let client = Client::new();
+    let mut checked = 0;
+    for id in server.inquiry_ids() {
+        let body = client
+            .get(format!(
+                "{}/inquiries/{id}?include=documents",
+                server.api_base()
+            ))
+            .bearer_auth(server.api_key())
+            .send()
+            .await
+            .unwrap()
+            .json_body()
+            .await;
+        let mut files = Vec::new();
+        collect_file_objects(&body["included"], &mut files);
+        for (url, size) in files {
+            let head = client.head(&url).send().await.unwrap();
+            assert_eq!(head.status(), StatusCode::OK, "{url}");
+            assert_eq!(header(&head, "content-length"), size.to_string(), "{url}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "the generated data has files");
+    assert_eq!(server.stats().file_head, checked);
+}
+
+/// `(url, byte-size)` of every file object with both.
+fn collect_file_objects(value: &Value, out: &mut Vec<(String, u64)>) {
+    match value {
+        Value::Object(map) => {
+            if let (Some(url), Some(size)) = (
+                map.get("url").and_then(Value::as_str),
+                map.get("byte-size").and_then(Value::as_u64),
+            ) {
+                out.push((url.to_string(), size));
+            }
+            map.values().for_each(|v| collect_file_objects(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_file_objects(v, out)),
+        _ => {}
+    }
+}
