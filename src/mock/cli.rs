@@ -9,8 +9,8 @@ use anyhow::Context;
 use super::duration::parse_duration;
 use super::{MockConfig, MockServer, RuntimeConfig};
 
-/// Arguments of `personafs mock-server`.
-#[derive(Debug, Clone, clap::Args)]
+/// Arguments of `personafs mock-server`. `Debug` (via the config) hides the API key.
+#[derive(Clone, clap::Args)]
 pub struct MockServerArgs {
     /// Address of the API host listener.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -58,6 +58,14 @@ fn fraction(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
+}
+
+impl std::fmt::Debug for MockServerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MockServerArgs")
+            .field(&self.config())
+            .finish()
     }
 }
 
@@ -141,5 +149,7 @@ mod tests {
         let defaults = Wrapper::parse_from(["x"]).args.config();
         assert_eq!(defaults.runtime, MockConfig::default().runtime);
         assert!(Wrapper::try_parse_from(["x", "--fail-rate", "2"]).is_err());
+        assert!(!format!("{config:?}").contains("persona_sandbox_demo"));
+        assert!(!format!("{:?}", w.args).contains("persona_sandbox_demo"));
     }
 }

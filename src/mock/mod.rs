@@ -40,7 +40,7 @@ pub struct RuntimeConfig {
 }
 
 /// Everything the server is started with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MockConfig {
     pub api_key: String,
     pub api_listen: std::net::SocketAddr,
@@ -50,6 +50,21 @@ pub struct MockConfig {
     pub seed: u64,
     pub fixtures: Option<PathBuf>,
     pub runtime: RuntimeConfig,
+}
+
+impl std::fmt::Debug for MockConfig {
+    /// Everything but the API key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockConfig")
+            .field("api_key", &"<hidden>")
+            .field("api_listen", &self.api_listen)
+            .field("files_listen", &self.files_listen)
+            .field("generate", &self.generate)
+            .field("seed", &self.seed)
+            .field("fixtures", &self.fixtures)
+            .field("runtime", &self.runtime)
+            .finish()
+    }
 }
 
 impl Default for MockConfig {
