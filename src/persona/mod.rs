@@ -2,8 +2,12 @@
 //! inquiry to the files a mount shows.
 
 pub mod client;
+pub mod download;
 pub mod files;
+pub mod listing;
 pub mod model;
+pub mod ratelimit;
+pub mod retry;
 
 use std::time::SystemTime;
 
@@ -14,6 +18,7 @@ use crate::Result;
 
 pub use client::{ApiKey, ClientConfig, HttpClient};
 pub use files::{files_of, inquiry_json};
+pub use listing::{list_all, list_stream};
 pub use model::IncludedObject;
 
 /// Filters of the list endpoint (PERSONA_API.md, "List inquiries").
