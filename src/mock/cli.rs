@@ -1,10 +1,145 @@
-//! `personafs mock-server`. STUB — the mock-server work fills it in.
+//! `personafs mock-server`: the mock as a process, for curl, demos and benchmarks.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::duration::parse_duration;
+use super::{MockConfig, MockServer, RuntimeConfig};
 
 /// Arguments of `personafs mock-server`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct MockServerArgs {}
+pub struct MockServerArgs {
+    /// Address of the API host listener.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub api_listen: SocketAddr,
+    /// Address of the files host listener.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub files_listen: SocketAddr,
+    /// The API key clients must send (a test key for a local mock, so a flag is fine).
+    #[arg(long, default_value = "persona_sandbox_demo")]
+    pub api_key: String,
+    /// Number of synthetic inquiries to serve.
+    #[arg(long, default_value_t = 0)]
+    pub generate: usize,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Serve DIR/inquiries/<id>.json with bytes from DIR/files/<filename>.
+    #[arg(long, value_name = "DIR")]
+    pub fixtures: Option<PathBuf>,
+    /// Lifetime of signed file URLs, e.g. 6h, 10m, 1s.
+    #[arg(long, default_value = "6h", value_parser = parse_duration)]
+    pub file_url_lifetime: std::time::Duration,
+    /// API requests per minute (0 = unlimited).
+    #[arg(long, default_value_t = 300)]
+    pub rate_limit: u32,
+    #[arg(long, default_value_t = 0)]
+    pub api_latency_ms: u64,
+    #[arg(long, default_value_t = 0)]
+    pub files_latency_ms: u64,
+    /// Bytes per second per download (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub files_bandwidth: u64,
+    /// Fraction of API and file requests answered 500/502/503.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    pub fail_rate: f64,
+    /// Fraction of file bodies cut short of their Content-Length.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    pub truncate_rate: f64,
+    /// Fraction of downloads whose connection is dropped mid-body.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    pub reset_rate: f64,
+}
 
-/// Run the mock server until killed; prints `api=…` and `files=…` on stdout first.
-pub fn run(_args: MockServerArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented")
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
+}
+
+impl MockServerArgs {
+    pub fn config(&self) -> MockConfig {
+        MockConfig {
+            api_key: self.api_key.clone(),
+            api_listen: self.api_listen,
+            files_listen: self.files_listen,
+            generate: self.generate,
+            seed: self.seed,
+            fixtures: self.fixtures.clone(),
+            runtime: RuntimeConfig {
+                file_url_lifetime_ms: self.file_url_lifetime.as_millis() as u64,
+                api_latency_ms: self.api_latency_ms,
+                files_latency_ms: self.files_latency_ms,
+                files_bandwidth: self.files_bandwidth,
+                fail_rate: self.fail_rate,
+                truncate_rate: self.truncate_rate,
+                reset_rate: self.reset_rate,
+                rate_limit: self.rate_limit,
+            },
+        }
+    }
+}
+
+/// Run the mock server until SIGINT or SIGTERM; prints `api=…` and `files=…` on stdout first.
+pub fn run(args: MockServerArgs) -> anyhow::Result<()> {
+    let server = MockServer::start(args.config()).context("starting the mock server")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "api={}", server.api_base())?;
+    writeln!(out, "files={}", server.files_base())?;
+    out.flush()?;
+    drop(out);
+    let waiter = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    waiter.block_on(until_signal())?;
+    drop(server);
+    Ok(())
+}
+
+async fn until_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: MockServerArgs,
+    }
+
+    #[test]
+    fn flags_become_the_config() {
+        let w = Wrapper::parse_from([
+            "x",
+            "--file-url-lifetime",
+            "1s",
+            "--rate-limit",
+            "5",
+            "--fail-rate",
+            "0.25",
+            "--api-listen",
+            "127.0.0.1:0",
+        ]);
+        let config = w.args.config();
+        assert_eq!(config.runtime.file_url_lifetime_ms, 1000);
+        assert_eq!(config.runtime.rate_limit, 5);
+        assert_eq!(config.runtime.fail_rate, 0.25);
+        assert_eq!(config.api_key, "persona_sandbox_demo");
+        let defaults = Wrapper::parse_from(["x"]).args.config();
+        assert_eq!(defaults.runtime, MockConfig::default().runtime);
+        assert!(Wrapper::try_parse_from(["x", "--fail-rate", "2"]).is_err());
+    }
 }

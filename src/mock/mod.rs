@@ -1,9 +1,21 @@
 //! The mock Persona server: a faithful local stand-in for Persona's API host and files host.
 //!
-//! INTERFACE STUB — the mock-server work replaces the bodies; keep these signatures (add more).
+//! Start one in-process with [`MockServer::start`], or run `personafs mock-server`. What the
+//! mock does where Persona is silent is written down in `docs/MOCK.md`.
 
+mod api;
 pub mod cli;
 pub mod data;
+pub mod duration;
+mod files;
+pub mod fixtures;
+mod redaction;
+mod respond;
+mod server;
+mod state;
+mod token;
+mod urls;
+mod version;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,52 +70,116 @@ impl Default for MockConfig {
 
 /// Counters, as `GET /_mock/stats` returns them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct MockStats {
+    /// Authenticated API requests inside the rate limit (every endpoint).
+    pub api_requests: u64,
     pub api_list: u64,
+    /// Retrieves of inquiries, documents and verifications.
     pub api_retrieve: u64,
+    pub api_delete: u64,
+    /// Download requests (files host and legacy keyed endpoint), whatever their answer.
     pub file_get: u64,
     pub file_head: u64,
+    /// Body bytes actually sent by downloads.
     pub file_bytes: u64,
     pub file_expired: u64,
+    /// Download tokens refused as not ours.
+    pub file_forged: u64,
     pub rate_limited: u64,
+    /// Files-host requests that carried an `Authorization` header (a key leak).
     pub files_auth_header: u64,
+    /// API requests refused with 401.
+    pub unauthorized: u64,
+    /// 5xx answers injected by `fail_rate`.
+    pub injected_failures: u64,
+    /// Bodies cut short by `truncate_rate`.
+    pub truncated: u64,
+    /// Connections dropped by `reset_rate`.
+    pub resets: u64,
 }
 
 /// A running mock server, with its own tokio runtime on background threads, so that both
 /// async and plain (FUSE) tests can use it. Dropping it stops the server.
-pub struct MockServer {}
+pub struct MockServer {
+    running: server::Running,
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer")
+            .field("api_base", &self.api_base())
+            .field("files_base", &self.files_base())
+            .finish_non_exhaustive()
+    }
+}
 
 impl MockServer {
-    /// Bind both listeners and start serving.
-    pub fn start(_config: MockConfig) -> std::io::Result<MockServer> {
-        todo!()
+    /// Bind both listeners and start serving the generated and/or fixture data of `config`.
+    pub fn start(config: MockConfig) -> std::io::Result<MockServer> {
+        Self::start_with_dataset(config, data::Dataset::default())
     }
+
+    /// As [`MockServer::start`], serving `dataset` as well (for tests that build their own).
+    pub fn start_with_dataset(
+        config: MockConfig,
+        mut dataset: data::Dataset,
+    ) -> std::io::Result<MockServer> {
+        if config.generate > 0 {
+            merge(&mut dataset, generated(config.generate, config.seed)?);
+        }
+        if let Some(dir) = &config.fixtures {
+            merge(&mut dataset, fixtures::load(dir)?);
+        }
+        let running = server::start(&config, dataset)?;
+        Ok(MockServer { running })
+    }
+
     /// `http://127.0.0.1:PORT/api/v1`
     pub fn api_base(&self) -> String {
-        todo!()
+        self.running.state.api_base.clone()
     }
     /// `http://127.0.0.1:PORT`
     pub fn files_base(&self) -> String {
-        todo!()
+        self.running.state.files_base.clone()
     }
     pub fn api_key(&self) -> String {
-        todo!()
+        self.running.state.api_key.clone()
     }
     pub fn stats(&self) -> MockStats {
-        todo!()
+        self.running.state.stats.snapshot()
     }
-    pub fn set_runtime(&self, _runtime: RuntimeConfig) {
-        todo!()
+    pub fn set_runtime(&self, runtime: RuntimeConfig) {
+        *self.running.state.runtime.write() = runtime;
     }
     pub fn runtime(&self) -> RuntimeConfig {
-        todo!()
+        self.running.state.runtime()
     }
     /// Ids of all inquiries, newest first (as the list endpoint orders them).
     pub fn inquiry_ids(&self) -> Vec<String> {
-        todo!()
+        let store = self.running.state.store.read();
+        store.inquiries.iter().map(|i| i.id.clone()).collect()
     }
     /// Redact an inquiry, as `DELETE /inquiries/{id}` does.
-    pub fn redact(&self, _id: &str) -> bool {
-        todo!()
+    pub fn redact(&self, id: &str) -> bool {
+        redaction::redact(&mut self.running.state.store.write(), id)
     }
+}
+
+/// Add `extra` to `into`; an inquiry of `extra` replaces one with the same id.
+fn merge(into: &mut data::Dataset, extra: data::Dataset) {
+    let ids: std::collections::HashSet<&str> =
+        extra.inquiries.iter().map(|i| i.id.as_str()).collect();
+    into.inquiries.retain(|i| !ids.contains(i.id.as_str()));
+    into.inquiries.extend(extra.inquiries);
+    into.files.extend(extra.files);
+}
+
+/// The synthetic dataset (`--generate N`).
+fn generated(_count: usize, _seed: u64) -> std::io::Result<data::Dataset> {
+    // Replaced by `generate::generate(count, seed)` once the generator lands (branch mock-data).
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "--generate is not available in this build yet",
+    ))
 }

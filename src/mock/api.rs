@@ -1,0 +1,445 @@
+//! The API host: `/api/v1/...` endpoints behind Bearer auth, rate limit and injected faults.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Value, json};
+
+use super::data::MockInquiry;
+use super::files::{count_request, serve_key};
+use super::redaction;
+use super::respond::{
+    bad_request, error, injected_failure, json_response, not_found, request_id, roll,
+};
+use super::state::{RateDecision, State, Store, bump, now_ms};
+use super::token::TokenKind;
+use super::urls::mint_urls;
+use super::version::ApiVersion;
+
+const LIST_PATH: &str = "/api/v1/inquiries";
+
+/// Runs around every `/api/v1` request: latency, auth, rate limit, injected failures, and the
+/// `RateLimit-*` / `Request-Id` headers on whatever the answer is.
+pub async fn gate(AxState(state): AxState<Arc<State>>, request: Request, next: Next) -> Response {
+    let runtime = state.runtime();
+    if runtime.api_latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(runtime.api_latency_ms)).await;
+    }
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|key| constant_time_eq(key.trim().as_bytes(), state.api_key.as_bytes()));
+    let (response, rate) = if !authorized {
+        bump(&state.stats.unauthorized);
+        let rate = state.rate.lock().check(runtime.rate_limit, false);
+        let body = error(
+            StatusCode::UNAUTHORIZED,
+            "Must be authenticated to access this endpoint",
+            None,
+        );
+        (body, rate)
+    } else {
+        let rate = state.rate.lock().check(runtime.rate_limit, true);
+        if !rate.allowed {
+            bump(&state.stats.rate_limited);
+            let details = format!(
+                "You have hit your rate limit of {} requests / min. Please reach out to \
+                 support@withpersona.com if you need this changed.",
+                rate.limit
+            );
+            let body = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit exceeded",
+                Some(&details),
+            );
+            (body, rate)
+        } else {
+            bump(&state.stats.api_requests);
+            if roll(runtime.fail_rate) {
+                bump(&state.stats.injected_failures);
+                (injected_failure(), rate)
+            } else {
+                (next.run(request).await, rate)
+            }
+        }
+    };
+    with_api_headers(response, rate)
+}
+
+fn with_api_headers(mut response: Response, rate: RateDecision) -> Response {
+    let headers = response.headers_mut();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    put("ratelimit-limit", rate.limit.to_string());
+    put("ratelimit-remaining", rate.remaining.to_string());
+    put("ratelimit-reset", rate.reset_secs.to_string());
+    put("request-id", request_id());
+    response
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn version(headers: &HeaderMap) -> ApiVersion {
+    ApiVersion::from_header(headers.get("persona-version").and_then(|v| v.to_str().ok()))
+}
+
+/// Mint URLs into `body` for the request's version and send it.
+fn send(state: &State, store: &Store, headers: &HeaderMap, mut body: Value) -> Response {
+    mint_urls(state, store, &mut body, version(headers).legacy_file_urls());
+    json_response(StatusCode::OK, &body)
+}
+
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `GET /api/v1/inquiries`
+pub async fn list(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    bump(&state.stats.api_list);
+    let pairs = query_pairs(raw.as_deref());
+    let query = match ListQuery::parse(&pairs) {
+        Ok(q) => q,
+        Err(details) => return bad_request(&details),
+    };
+    let store = state.store.read();
+    let cursor = |id: &Option<String>| match id {
+        Some(id) => store
+            .position(id)
+            .map(Some)
+            .ok_or_else(|| format!("page cursor {id} is not a known inquiry")),
+        None => Ok(None),
+    };
+    let (after, before) = match (cursor(&query.after), cursor(&query.before)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return bad_request(&e),
+    };
+    let matching: Vec<usize> = (0..store.inquiries.len())
+        .filter(|&i| query.matches(&store.inquiries[i]))
+        .collect();
+    let page: Vec<usize> = if let Some(pos) = after {
+        matching
+            .iter()
+            .copied()
+            .filter(|&i| i > pos)
+            .take(query.size)
+            .collect()
+    } else if let Some(pos) = before {
+        let newer: Vec<usize> = matching.iter().copied().filter(|&i| i < pos).collect();
+        newer[newer.len().saturating_sub(query.size)..].to_vec()
+    } else {
+        matching.iter().copied().take(query.size).collect()
+    };
+    let link = |key: &str, pos: Option<&usize>, beyond: fn(usize, usize) -> bool| match pos {
+        Some(&p) if matching.iter().any(|&i| beyond(i, p)) => {
+            Value::String(query.link(key, &store.inquiries[p].id))
+        }
+        _ => Value::Null,
+    };
+    let next = link("page[after]", page.last(), |i, p| i > p);
+    let prev = link("page[before]", page.first(), |i, p| i < p);
+    let data: Vec<Value> = page
+        .iter()
+        .map(|&i| store.inquiries[i].data.clone())
+        .collect();
+    let body = json!({ "data": data, "links": { "prev": prev, "next": next } });
+    send(&state, &store, &headers, body)
+}
+
+/// The list endpoint's query, checked.
+struct ListQuery {
+    size: usize,
+    /// Whether `page[size]` was given (then links repeat it).
+    size_given: bool,
+    after: Option<String>,
+    before: Option<String>,
+    /// `filter[...]` pairs as given, repeated in links.
+    filters: Vec<(String, String)>,
+    status: Option<HashSet<String>>,
+    ids: Option<HashSet<String>>,
+    reference_id: Option<String>,
+    account_id: Option<String>,
+    template_id: Option<String>,
+    created_start: Option<DateTime<Utc>>,
+    created_end: Option<DateTime<Utc>>,
+}
+
+impl ListQuery {
+    fn parse(pairs: &[(String, String)]) -> Result<ListQuery, String> {
+        let mut q = ListQuery {
+            size: 10,
+            size_given: false,
+            after: None,
+            before: None,
+            filters: Vec::new(),
+            status: None,
+            ids: None,
+            reference_id: None,
+            account_id: None,
+            template_id: None,
+            created_start: None,
+            created_end: None,
+        };
+        let set = |v: &str| -> HashSet<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        for (key, value) in pairs {
+            match key.as_str() {
+                "page[size]" => {
+                    q.size = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or("page[size] must be an integer from 1 to 100")?;
+                    q.size_given = true;
+                }
+                "page[after]" => q.after = Some(value.clone()),
+                "page[before]" => q.before = Some(value.clone()),
+                "include" => return Err("include is not supported on list endpoints".into()),
+                k if k.starts_with("filter[") => {
+                    q.filters.push((key.clone(), value.clone()));
+                    match k {
+                        "filter[status]" => q.status = Some(set(value)),
+                        "filter[inquiry-id]" => {
+                            let ids = set(value);
+                            if ids.len() > 100 {
+                                return Err("filter[inquiry-id] accepts at most 100 ids".into());
+                            }
+                            q.ids = Some(ids);
+                        }
+                        "filter[reference-id]" => q.reference_id = Some(value.clone()),
+                        "filter[account-id]" => q.account_id = Some(value.clone()),
+                        "filter[inquiry-template-id]" => q.template_id = Some(value.clone()),
+                        "filter[created-at-start]" => {
+                            q.created_start = Some(parse_time(k, value, false)?)
+                        }
+                        "filter[created-at-end]" => {
+                            q.created_end = Some(parse_time(k, value, true)?)
+                        }
+                        _ => return Err(format!("{k} is not a supported filter")),
+                    }
+                }
+                // Sparse fieldsets and anything else are accepted and ignored.
+                _ => {}
+            }
+        }
+        if q.after.is_some() && q.before.is_some() {
+            return Err("page[after] and page[before] cannot be combined".into());
+        }
+        Ok(q)
+    }
+
+    fn matches(&self, inquiry: &MockInquiry) -> bool {
+        let attr = |name: &str| inquiry.data["attributes"][name].as_str();
+        let related = |name: &str| inquiry.data["relationships"][name]["data"]["id"].as_str();
+        self.status
+            .as_ref()
+            .is_none_or(|s| attr("status").is_some_and(|v| s.contains(v)))
+            && self.ids.as_ref().is_none_or(|s| s.contains(&inquiry.id))
+            && self
+                .reference_id
+                .as_deref()
+                .is_none_or(|r| attr("reference-id") == Some(r))
+            && self
+                .account_id
+                .as_deref()
+                .is_none_or(|a| related("account") == Some(a))
+            && self.template_id.as_deref().is_none_or(|t| {
+                related("inquiry-template") == Some(t) || related("template") == Some(t)
+            })
+            && self.created_start.is_none_or(|s| inquiry.created_at >= s)
+            && self.created_end.is_none_or(|e| inquiry.created_at <= e)
+    }
+
+    /// A relative, percent-encoded link to the page next to cursor `id`.
+    fn link(&self, page_key: &str, id: &str) -> String {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair(page_key, id);
+        if self.size_given {
+            s.append_pair("page[size]", &self.size.to_string());
+        }
+        for (k, v) in &self.filters {
+            s.append_pair(k, v);
+        }
+        format!("{LIST_PATH}?{}", s.finish())
+    }
+}
+
+/// ISO-8601 date-time, or a bare date (start of day; end of day for an end bound).
+fn parse_time(key: &str, value: &str, end: bool) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| format!("{key} must be an ISO-8601 date or date-time"))?;
+    let time = if end {
+        date.and_hms_milli_opt(23, 59, 59, 999)
+    } else {
+        date.and_hms_opt(0, 0, 0)
+    };
+    Ok(time.expect("valid time of day").and_utc())
+}
+
+/// `GET /api/v1/inquiries/{id}`
+pub async fn retrieve(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    bump(&state.stats.api_retrieve);
+    let store = state.store.read();
+    let Some(inquiry) = store.inquiry(&id) else {
+        return not_found();
+    };
+    let asked: Option<Vec<String>> = query_pairs(raw.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "include")
+        .map(|(_, v)| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        });
+    let names: Vec<String> = asked.unwrap_or_else(|| {
+        version(&headers)
+            .default_includes()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    let body = json!({ "data": inquiry.data, "included": included(inquiry, &names) });
+    send(&state, &store, &headers, body)
+}
+
+/// The objects of `inquiry.included` that the relationships `names` point to, in their
+/// stored order. Names the inquiry has no relationship for include nothing.
+fn included(inquiry: &MockInquiry, names: &[String]) -> Vec<Value> {
+    let mut wanted = HashSet::new();
+    for name in names {
+        match &inquiry.data["relationships"][name.as_str()]["data"] {
+            Value::Array(refs) => wanted.extend(refs.iter().filter_map(ref_key)),
+            one @ Value::Object(_) => wanted.extend(ref_key(one)),
+            _ => {}
+        }
+    }
+    inquiry
+        .included
+        .iter()
+        .filter(|o| ref_key(o).is_some_and(|k| wanted.contains(&k)))
+        .cloned()
+        .collect()
+}
+
+fn ref_key(object: &Value) -> Option<(String, String)> {
+    Some((
+        object.get("type")?.as_str()?.to_string(),
+        object.get("id")?.as_str()?.to_string(),
+    ))
+}
+
+/// `DELETE /api/v1/inquiries/{id}`: redact, answer with the redacted inquiry.
+pub async fn delete(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    bump(&state.stats.api_delete);
+    let mut store = state.store.write();
+    if !redaction::redact(&mut store, &id) {
+        return not_found();
+    }
+    let store = parking_lot::RwLockWriteGuard::downgrade(store);
+    let inquiry = store.inquiry(&id).expect("just redacted");
+    send(&state, &store, &headers, json!({ "data": inquiry.data }))
+}
+
+/// `GET /api/v1/documents/{id}`
+pub async fn document(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    object_of_type(&state, &headers, &id, |t| t.starts_with("document/"))
+}
+
+/// `GET /api/v1/verification/selfies/{id}`
+pub async fn selfie_verification(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    object_of_type(&state, &headers, &id, |t| t == "verification/selfie")
+}
+
+/// `GET /api/v1/verifications/{id}`
+pub async fn verification(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    object_of_type(&state, &headers, &id, |t| t.starts_with("verification/"))
+}
+
+fn object_of_type(
+    state: &State,
+    headers: &HeaderMap,
+    id: &str,
+    type_ok: impl Fn(&str) -> bool,
+) -> Response {
+    bump(&state.stats.api_retrieve);
+    let store = state.store.read();
+    match store.object(id) {
+        Some((_, object)) if object["type"].as_str().is_some_and(&type_ok) => {
+            let body = json!({ "data": object });
+            send(state, &store, headers, body)
+        }
+        _ => not_found(),
+    }
+}
+
+/// `GET /api/v1/files/{token}/{filename}`: the pre-2023-01-05 keyed download (the gate has
+/// already checked the API key). These tokens do not expire.
+pub async fn legacy_file(
+    AxState(state): AxState<Arc<State>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((token, filename)): Path<(String, String)>,
+) -> Response {
+    count_request(&state, &method);
+    match state.signer.verify(TokenKind::Legacy, &token, now_ms()) {
+        Ok(key) => serve_key(&state, &key, &filename, &method, &headers),
+        Err(_) => {
+            bump(&state.stats.file_forged);
+            not_found()
+        }
+    }
+}
+
+/// Anything else under the API host.
+pub async fn fallback() -> Response {
+    not_found()
+}
