@@ -5,6 +5,7 @@
 
 mod api;
 pub mod cli;
+pub mod content;
 pub mod data;
 pub mod duration;
 mod files;
@@ -16,6 +17,7 @@ mod state;
 mod token;
 mod urls;
 mod version;
+pub mod generate;
 
 use std::path::PathBuf;
 use std::time::Duration;
