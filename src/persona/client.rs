@@ -1,4 +1,25 @@
-//! STUB — the client work replaces this file.
+//! The HTTP client for Persona's API host and files host.
+//!
+//! Safety rules that shape this file: the API key goes only to the API host (and to old-form
+//! file URLs, which live there); a file URL on any host not configured is refused before any
+//! request; no message carries the key, a token or a full signed URL.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use super::model::{error_title_details, parse_inquiry, parse_list_page};
+use super::ratelimit::RateLimiter;
+use super::retry::{backoff, rate_limited_wait};
+use super::{InquiryPage, ListFilters, PersonaApi, RetrievedInquiry};
+use crate::error::Host;
+use crate::redact::redact_text;
+use crate::{Error, Result};
 
 /// The Persona API key. Its Debug and Display never show it.
 #[derive(Clone)]
@@ -20,5 +41,665 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-pub struct ClientConfig {}
-pub struct HttpClient {}
+impl std::fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+/// Everything the client is configured with.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// E.g. `https://withpersona.com/api/v1` (the mock's `http://127.0.0.1:PORT/api/v1`).
+    pub api_base: String,
+    pub api_key: ApiKey,
+    /// `Persona-Version` header.
+    pub persona_version: String,
+    pub connect_timeout: Duration,
+    /// For an API request as a whole; for a download, the longest wait for the response
+    /// head or for the next chunk of the body.
+    pub request_timeout: Duration,
+    /// `host` or `host:port` that file URLs may point to. A name without a port matches the
+    /// scheme's default port only.
+    pub allowed_file_hosts: Vec<String>,
+    /// Retries after the first attempt (5xx, 429, timeouts, connection errors, short bodies).
+    pub max_retries: u32,
+    pub retry_base_delay: Duration,
+    /// The longest wait after a 429 (`RateLimit-Reset` is obeyed up to this).
+    pub max_rate_limit_wait: Duration,
+    /// Client-side limit on API requests per minute (0 = none).
+    pub api_rate_limit: u32,
+}
+
+pub const DEFAULT_PERSONA_VERSION: &str = "2023-01-05";
+/// Persona's largest page.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+impl ClientConfig {
+    /// Defaults: version 2023-01-05, 10 s connect, 60 s request, 4 retries from 500 ms,
+    /// 300 requests/min, file hosts derived from `api_base` (see [`default_file_hosts`]).
+    pub fn new(api_base: impl Into<String>, api_key: ApiKey) -> Self {
+        let api_base = api_base.into();
+        ClientConfig {
+            allowed_file_hosts: default_file_hosts(&api_base),
+            api_base,
+            api_key,
+            persona_version: DEFAULT_PERSONA_VERSION.to_string(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_retries: 4,
+            retry_base_delay: Duration::from_millis(500),
+            max_rate_limit_wait: Duration::from_secs(60),
+            api_rate_limit: 300,
+        }
+    }
+}
+
+/// The API host, plus Persona's files host and its other API host when the API base is one
+/// of Persona's (`files.<domain>` for another `api.<domain>` or `<domain>`).
+pub fn default_file_hosts(api_base: &str) -> Vec<String> {
+    let Ok(url) = Url::parse(api_base) else {
+        return Vec::new();
+    };
+    let Some(host) = url.host_str() else {
+        return Vec::new();
+    };
+    let api = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let mut hosts = vec![api];
+    let domain = host.strip_prefix("api.").unwrap_or(host);
+    if url
+        .host()
+        .is_some_and(|h| matches!(h, url::Host::Domain(_)))
+        && domain.contains('.')
+    {
+        hosts.push(format!("files.{domain}"));
+        if domain == "withpersona.com" {
+            hosts.push("withpersona.com".into());
+            hosts.push("api.withpersona.com".into());
+        }
+    }
+    let mut unique = Vec::new();
+    for h in hosts {
+        if !unique.contains(&h) {
+            unique.push(h);
+        }
+    }
+    unique
+}
+
+/// One entry of `allowed_file_hosts`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HostRule {
+    host: String,
+    port: Option<u16>,
+}
+
+impl HostRule {
+    fn parse(entry: &str) -> Result<HostRule> {
+        let url = Url::parse(&format!("http://{}", entry.trim()))
+            .ok()
+            .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty());
+        let url = url.ok_or_else(|| Error::Config(format!("invalid file host {entry:?}")))?;
+        Ok(HostRule {
+            host: url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            port: url.port(),
+        })
+    }
+
+    fn matches(&self, url: &Url) -> bool {
+        let host_ok = url
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case(&self.host));
+        let port_ok = match self.port {
+            Some(port) => url.port_or_known_default() == Some(port),
+            None => url.port().is_none(),
+        };
+        host_ok && port_ok
+    }
+}
+
+/// How a file URL is fetched.
+#[derive(Debug, Clone)]
+pub(super) struct FileTarget {
+    pub url: Url,
+    pub host: Host,
+    /// Old-form URL on the API host: the API key goes along.
+    pub keyed: bool,
+}
+
+/// The Persona client. Cheap to clone; clones share connections and the rate limiter.
+#[derive(Clone)]
+pub struct HttpClient {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub http: reqwest::Client,
+    pub config: ClientConfig,
+    /// `api_base` with a trailing slash, for joining.
+    pub api_base: Url,
+    pub file_hosts: Vec<HostRule>,
+    pub limiter: RateLimiter,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    pub fn new(config: ClientConfig) -> Result<HttpClient> {
+        let mut api_base = Url::parse(&config.api_base)
+            .map_err(|e| Error::Config(format!("invalid API base URL: {e}")))?;
+        if !matches!(api_base.scheme(), "http" | "https") || api_base.host_str().is_none() {
+            return Err(Error::Config(
+                "the API base URL must be http(s)://host/…".into(),
+            ));
+        }
+        if !api_base.path().ends_with('/') {
+            let path = format!("{}/", api_base.path());
+            api_base.set_path(&path);
+        }
+        if config.api_key.expose().is_empty() {
+            return Err(Error::Config("the API key is empty".into()));
+        }
+        HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
+            .map_err(|_| Error::Config("the API key contains invalid characters".into()))?;
+        HeaderValue::from_str(&config.persona_version)
+            .map_err(|_| Error::Config("invalid Persona-Version".into()))?;
+        let mut file_hosts = config
+            .allowed_file_hosts
+            .iter()
+            .map(|h| HostRule::parse(h))
+            .collect::<Result<Vec<_>>>()?;
+        // Old-form file URLs live on the API host, so it is always allowed.
+        file_hosts.push(HostRule {
+            host: api_base.host_str().unwrap_or_default().to_ascii_lowercase(),
+            port: api_base.port(),
+        });
+
+        let redirect_rules = file_hosts.clone();
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if redirect_rules.iter().any(|r| r.matches(attempt.url())) {
+                // reqwest drops Authorization when the host changes.
+                attempt.follow()
+            } else {
+                attempt.error("redirect to a host that is not allowed")
+            }
+        });
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(config.connect_timeout)
+            .redirect(redirect)
+            .user_agent(concat!("personafs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpClient {
+            inner: Arc::new(Inner {
+                http,
+                limiter: RateLimiter::new(config.api_rate_limit),
+                api_base,
+                file_hosts,
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn api_url(&self, path: &str) -> Result<Url> {
+        self.inner
+            .api_base
+            .join(path)
+            .map_err(|e| Error::Config(format!("cannot build an API URL: {e}")))
+    }
+
+    /// Headers every API request carries.
+    fn api_headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let config = &self.inner.config;
+        // Both were validated in `new`.
+        if let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
+        {
+            auth.set_sensitive(true);
+            headers.insert(AUTHORIZATION, auth);
+        }
+        if let Ok(v) = HeaderValue::from_str(&config.persona_version) {
+            headers.insert("Persona-Version", v);
+        }
+        headers.insert("Key-Inflection", HeaderValue::from_static("kebab"));
+        headers.insert("Accept", HeaderValue::from_static("application/json"));
+        headers
+    }
+
+    /// Decide whether and how a file URL may be fetched, before any request.
+    pub(super) fn file_target(&self, url: &str) -> Result<FileTarget> {
+        let parsed = Url::parse(url).map_err(|_| Error::InvalidResponse {
+            context: "file URL".into(),
+            message: "not a valid URL".into(),
+        })?;
+        let host_port = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => String::new(),
+        };
+        let api = &self.inner.api_base;
+        // Plain http only where the API itself is plain http (a local mock).
+        let scheme_ok = parsed.scheme() == "https" || parsed.scheme() == api.scheme();
+        if !matches!(parsed.scheme(), "http" | "https") || !scheme_ok {
+            return Err(Error::ForeignHost { host: host_port });
+        }
+        let same_origin = parsed.scheme() == api.scheme()
+            && parsed.host_str().map(str::to_ascii_lowercase)
+                == api.host_str().map(str::to_ascii_lowercase)
+            && parsed.port_or_known_default() == api.port_or_known_default();
+        let files_prefix = format!("{}files/", api.path());
+        if same_origin && parsed.path().starts_with(&files_prefix) {
+            return Ok(FileTarget {
+                url: parsed,
+                host: Host::Api,
+                keyed: true,
+            });
+        }
+        if !self.inner.file_hosts.iter().any(|r| r.matches(&parsed)) {
+            return Err(Error::ForeignHost { host: host_port });
+        }
+        Ok(FileTarget {
+            host: if same_origin { Host::Api } else { Host::Files },
+            url: parsed,
+            keyed: false,
+        })
+    }
+
+    /// One API GET with the retry policy; the body of the 2xx answer.
+    async fn api_get(&self, context: &str, url: Url) -> Result<Bytes> {
+        let config = &self.inner.config;
+        let mut attempt = 0u32;
+        loop {
+            self.inner.limiter.acquire().await;
+            let sent = self
+                .inner
+                .http
+                .get(url.clone())
+                .headers(self.api_headers())
+                .timeout(config.request_timeout)
+                .send()
+                .await;
+            let wait = match sent {
+                Err(e) => {
+                    let err = network_error(context, e);
+                    if attempt >= config.max_retries {
+                        return Err(err);
+                    }
+                    tracing::debug!(attempt, "{err}; retrying");
+                    backoff(config.retry_base_delay, attempt)
+                }
+                Ok(resp) => {
+                    let headers = resp.headers().clone();
+                    self.observe_rate_limit(&headers);
+                    let status = resp.status();
+                    let body = resp.bytes().await;
+                    match (status, body) {
+                        (s, Ok(body)) if s.is_success() => return Ok(body),
+                        (s, Err(e)) if s.is_success() => {
+                            let err = network_error(context, e);
+                            if attempt >= config.max_retries {
+                                return Err(err);
+                            }
+                            backoff(config.retry_base_delay, attempt)
+                        }
+                        (s, body) => {
+                            let body = body.unwrap_or_default();
+                            let err = http_error(Host::Api, s, &headers, &body, context);
+                            if attempt >= config.max_retries || !retryable(s) {
+                                return Err(err);
+                            }
+                            tracing::debug!(attempt, "{err}; retrying");
+                            self.wait_after(s, &headers, attempt)
+                        }
+                    }
+                }
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// The pause before the next attempt after an error status that is retried.
+    pub(super) fn wait_after(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        attempt: u32,
+    ) -> Duration {
+        let config = &self.inner.config;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            rate_limited_wait(
+                header_u64(headers, "RateLimit-Reset"),
+                attempt,
+                config.max_rate_limit_wait,
+            )
+        } else {
+            backoff(config.retry_base_delay, attempt)
+        }
+    }
+
+    fn observe_rate_limit(&self, headers: &HeaderMap) {
+        self.inner.limiter.observe(
+            header_u64(headers, "RateLimit-Limit"),
+            header_u64(headers, "RateLimit-Remaining"),
+            header_u64(headers, "RateLimit-Reset"),
+        );
+    }
+
+    /// A request to a file URL (no retries here): the key only for old-form URLs.
+    pub(super) fn file_request(
+        &self,
+        method: Method,
+        target: &FileTarget,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self.inner.http.request(method, target.url.clone());
+        if target.keyed {
+            req = req.headers(self.api_headers());
+        }
+        req
+    }
+}
+
+/// 5xx and 429 are worth another attempt; other statuses are final.
+pub(super) fn retryable(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+pub(super) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+pub(super) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    let v = headers.get(name)?.to_str().ok()?.trim();
+    (!v.is_empty() && v.len() <= 200).then(|| redact_text(v))
+}
+
+/// `Error::Http` from a status, Persona's error body and the `Request-Id` header.
+pub(super) fn http_error(
+    host: Host,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    context: &str,
+) -> Error {
+    let (title, details) = error_title_details(body);
+    Error::Http {
+        host,
+        status: status.as_u16(),
+        title,
+        details,
+        request_id: header_str(headers, "Request-Id"),
+        context: context.to_string(),
+    }
+}
+
+/// `Error::Network` without the URL reqwest would put in its message.
+pub(super) fn network_error(context: &str, e: reqwest::Error) -> Error {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while reading the body"
+    } else if e.is_redirect() {
+        "redirect refused"
+    } else {
+        "request failed"
+    };
+    let mut message = kind.to_string();
+    let e = e.without_url();
+    let mut source = std::error::Error::source(&e);
+    let mut root = None;
+    while let Some(s) = source {
+        root = Some(s.to_string());
+        source = s.source();
+    }
+    if let Some(root) = root {
+        message = format!("{message}: {}", redact_text(&root));
+    }
+    Error::Network {
+        context: context.to_string(),
+        message,
+    }
+}
+
+/// An inquiry id that may go into a URL path: Persona ids are `inq_` + letters and digits.
+fn valid_inquiry_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn filter_params(filters: &ListFilters) -> Vec<(&'static str, String)> {
+    let mut params = Vec::new();
+    if !filters.status.is_empty() {
+        params.push(("filter[status]", filters.status.join(",")));
+    }
+    if !filters.inquiry_ids.is_empty() {
+        params.push(("filter[inquiry-id]", filters.inquiry_ids.join(",")));
+    }
+    let singles = [
+        ("filter[account-id]", &filters.account_id),
+        ("filter[reference-id]", &filters.reference_id),
+        ("filter[inquiry-template-id]", &filters.inquiry_template_id),
+        ("filter[created-at-start]", &filters.created_after),
+        ("filter[created-at-end]", &filters.created_before),
+    ];
+    for (name, value) in singles {
+        if let Some(v) = value {
+            params.push((name, v.clone()));
+        }
+    }
+    params
+}
+
+#[async_trait]
+impl PersonaApi for HttpClient {
+    async fn list_page(
+        &self,
+        filters: &ListFilters,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> Result<InquiryPage> {
+        let mut url = self.api_url("inquiries")?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("page[size]", &page_size.clamp(1, MAX_PAGE_SIZE).to_string());
+            if let Some(after) = after {
+                q.append_pair("page[after]", after);
+            }
+            for (name, value) in filter_params(filters) {
+                q.append_pair(name, &value);
+            }
+        }
+        let context = "list inquiries";
+        let body = self.api_get(context, url).await?;
+        parse_list_page(context, &body)
+    }
+
+    async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
+        if !valid_inquiry_id(id) {
+            return Err(Error::NotFound(format!(
+                "{:?} is not an inquiry id",
+                id.chars().take(64).collect::<String>()
+            )));
+        }
+        let mut url = self.api_url(&format!("inquiries/{id}"))?;
+        url.query_pairs_mut()
+            .append_pair("include", "documents,selfies,verifications");
+        let context = format!("retrieve inquiry {id}");
+        // URL lifetimes count from the request: take the time before it is sent.
+        let fetched_at = SystemTime::now();
+        let body = self.api_get(&context, url).await?;
+        parse_inquiry(&context, &body, fetched_at)
+    }
+
+    async fn file_size(&self, url: &str) -> Result<u64> {
+        self.head_size(url).await
+    }
+
+    async fn download(
+        &self,
+        url: &str,
+        offset: u64,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> Result<u64> {
+        self.download_to(url, offset, out).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(api_base: &str, hosts: &[&str]) -> HttpClient {
+        let mut config = ClientConfig::new(api_base, ApiKey::new("persona_sandbox_SECRET"));
+        if !hosts.is_empty() {
+            config.allowed_file_hosts = hosts.iter().map(|h| h.to_string()).collect();
+        }
+        HttpClient::new(config).unwrap()
+    }
+
+    #[test]
+    fn api_key_never_shows() {
+        let key = ApiKey::new("persona_sandbox_SECRET");
+        let config = ClientConfig::new("https://withpersona.com/api/v1", key.clone());
+        for text in [
+            format!("{key}"),
+            format!("{key:?}"),
+            format!("{config:?}"),
+            format!("{:?}", HttpClient::new(config.clone()).unwrap()),
+        ] {
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+        assert_eq!(key.to_string(), "ApiKey(***)");
+    }
+
+    #[test]
+    fn default_hosts_for_persona_and_others() {
+        assert_eq!(
+            default_file_hosts("https://withpersona.com/api/v1"),
+            [
+                "withpersona.com",
+                "files.withpersona.com",
+                "api.withpersona.com"
+            ]
+        );
+        assert_eq!(
+            default_file_hosts("https://api.withpersona.com/api/v1"),
+            [
+                "api.withpersona.com",
+                "files.withpersona.com",
+                "withpersona.com"
+            ]
+        );
+        assert_eq!(
+            default_file_hosts("http://127.0.0.1:8080/api/v1"),
+            ["127.0.0.1:8080"]
+        );
+        let config = ClientConfig::new("https://withpersona.com/api/v1", ApiKey::new("k"));
+        assert_eq!(config.persona_version, "2023-01-05");
+        assert_eq!(config.api_rate_limit, 300);
+    }
+
+    #[test]
+    fn file_urls_are_classified_before_any_request() {
+        let c = client("https://withpersona.com/api/v1", &[]);
+        let t = c
+            .file_target("https://files.withpersona.com/a.jpg?access_token=x")
+            .unwrap();
+        assert!(!t.keyed && t.host == Host::Files);
+        let t = c
+            .file_target("https://withpersona.com/api/v1/files/TOKEN/a.jpg")
+            .unwrap();
+        assert!(t.keyed && t.host == Host::Api);
+        // Same path on another host, over http, or another port: refused or unkeyed.
+        for url in [
+            "https://evil.example/api/v1/files/TOKEN/a.jpg",
+            "https://files.withpersona.com.evil.example/a.jpg",
+            "https://files.withpersona.com:8443/a.jpg",
+            "ftp://files.withpersona.com/a.jpg",
+            "file:///etc/passwd",
+        ] {
+            let err = c.file_target(url).unwrap_err();
+            assert!(matches!(err, Error::ForeignHost { .. }), "{url}: {err:?}");
+        }
+        let t = c
+            .file_target("http://withpersona.com/api/v1/files/TOKEN/a.jpg")
+            .unwrap_err();
+        assert!(
+            matches!(t, Error::ForeignHost { .. }),
+            "no key over another scheme"
+        );
+        assert!(c.file_target("not a url").is_err());
+    }
+
+    #[test]
+    fn explicit_ports_must_match() {
+        let c = client("http://127.0.0.1:1000/api/v1", &["127.0.0.1:2000"]);
+        assert!(!c.file_target("http://127.0.0.1:2000/f.jpg").unwrap().keyed);
+        let t = c
+            .file_target("http://127.0.0.1:1000/api/v1/files/T/f.jpg")
+            .unwrap();
+        assert!(t.keyed);
+        assert!(c.file_target("http://127.0.0.1:3000/f.jpg").is_err());
+        assert!(c.file_target("http://127.0.0.1/f.jpg").is_err());
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let bad = |base: &str, key: &str| {
+            HttpClient::new(ClientConfig::new(base, ApiKey::new(key))).is_err()
+        };
+        assert!(bad("not a url", "k"));
+        assert!(bad("ftp://x/api", "k"));
+        assert!(bad("https://withpersona.com/api/v1", ""));
+        assert!(bad("https://withpersona.com/api/v1", "bad\nkey"));
+        let mut config = ClientConfig::new("https://withpersona.com/api/v1", ApiKey::new("k"));
+        config.allowed_file_hosts = vec!["host/with/path".into()];
+        assert!(HttpClient::new(config).is_err());
+    }
+
+    #[test]
+    fn filters_become_query_parameters() {
+        let filters = ListFilters {
+            status: vec!["approved".into(), "declined".into()],
+            inquiry_ids: vec!["inq_1".into(), "inq_2".into()],
+            reference_id: Some("ref".into()),
+            created_after: Some("2024-01-01T00:00:00Z".into()),
+            ..Default::default()
+        };
+        let params = filter_params(&filters);
+        assert!(params.contains(&("filter[status]", "approved,declined".into())));
+        assert!(params.contains(&("filter[inquiry-id]", "inq_1,inq_2".into())));
+        assert!(params.contains(&("filter[reference-id]", "ref".into())));
+        assert!(params.contains(&("filter[created-at-start]", "2024-01-01T00:00:00Z".into())));
+        assert_eq!(params.len(), 4);
+    }
+
+    #[test]
+    fn inquiry_ids_are_checked_before_use_in_a_path() {
+        assert!(valid_inquiry_id("inq_2T4sQabc"));
+        for bad in ["", "../documents/doc_1", "inq_1?x=1", "inq 1", "inq_1/"] {
+            assert!(!valid_inquiry_id(bad), "{bad}");
+        }
+    }
+}

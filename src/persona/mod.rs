@@ -2,8 +2,12 @@
 //! inquiry to the files a mount shows.
 
 pub mod client;
+pub mod download;
 pub mod files;
+pub mod listing;
 pub mod model;
+pub mod ratelimit;
+pub mod retry;
 
 use std::time::SystemTime;
 
@@ -13,7 +17,9 @@ use chrono::{DateTime, Utc};
 use crate::Result;
 
 pub use client::{ApiKey, ClientConfig, HttpClient};
-pub use files::files_of;
+pub use files::{files_of, inquiry_json};
+pub use listing::{list_all, list_stream};
+pub use model::IncludedObject;
 
 /// Filters of the list endpoint (PERSONA_API.md, "List inquiries").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +53,8 @@ pub struct InquiryPage {
 }
 
 /// A retrieved inquiry: the parsed parts personafs uses, and the raw body for `inquiry.json`.
-#[derive(Debug, Clone)]
+/// Its Debug output leaves out the raw body (signed URLs).
+#[derive(Clone)]
 pub struct RetrievedInquiry {
     pub id: String,
     pub status: Option<String>,
@@ -77,8 +84,8 @@ impl Section {
     }
 }
 
-/// One file a mount shows, as FILESYSTEM.md names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One file a mount shows, as FILESYSTEM.md names it. Its Debug output redacts the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteFile {
     pub section: Section,
     /// `doc_…`, `ver_…`, `self_…`.
@@ -93,6 +100,33 @@ pub struct RemoteFile {
     pub size: Option<u64>,
     /// `processed-at`, else `created-at` of the object, else the inquiry's `created-at`.
     pub mtime: SystemTime,
+}
+
+impl std::fmt::Debug for RetrievedInquiry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetrievedInquiry")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("created_at", &self.created_at)
+            .field("redacted_at", &self.redacted_at)
+            .field("included", &self.included.len())
+            .field("fetched_at", &self.fetched_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RemoteFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteFile")
+            .field("section", &self.section)
+            .field("object_id", &self.object_id)
+            .field("role", &self.role)
+            .field("name", &self.name)
+            .field("url", &crate::redact::redact_url(&self.url))
+            .field("size", &self.size)
+            .field("mtime", &self.mtime)
+            .finish()
+    }
 }
 
 /// Everything personafs asks of Persona. Behind a trait so tests can inject faults.

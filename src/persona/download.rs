@@ -1,0 +1,359 @@
+//! Streaming a file URL into a writer, resuming with `Range` after a dropped connection or a
+//! short body, and the `HEAD` that gives a file's size.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderMap, RANGE};
+use reqwest::{Method, StatusCode};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::client::{FileTarget, HttpClient, http_error, network_error, retryable};
+use super::retry::backoff;
+use crate::error::Host;
+use crate::redact::redact_url;
+use crate::{Error, Result};
+
+/// `Content-Range: bytes <start>-<end>/<total>` (total may be `*`), or `bytes */<total>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentRange {
+    pub range: Option<(u64, u64)>,
+    pub total: Option<u64>,
+}
+
+pub fn parse_content_range(value: &str) -> Option<ContentRange> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    let range = match range.trim() {
+        "*" => None,
+        r => {
+            let (a, b) = r.split_once('-')?;
+            let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            if b < a {
+                return None;
+            }
+            Some((a, b))
+        }
+    };
+    Some(ContentRange { range, total })
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// What one attempt ended with.
+enum Attempt {
+    /// Everything up to the end of the file is written.
+    Done,
+    /// Try again from the current position (after this pause).
+    Retry { error: Error, wait: Duration },
+}
+
+impl HttpClient {
+    /// The size of the file behind `url`, from a `HEAD`'s `Content-Length`.
+    pub(super) async fn head_size(&self, url: &str) -> Result<u64> {
+        let target = self.file_target(url)?;
+        let context = format!("size of {}", redact_url(url));
+        let config = self.config().clone();
+        let mut attempt = 0u32;
+        loop {
+            let sent = tokio::time::timeout(
+                config.request_timeout,
+                self.file_request(Method::HEAD, &target).send(),
+            )
+            .await;
+            let wait = match sent {
+                Err(_) => timeout_error(&context),
+                Ok(Err(e)) => network_error(&context, e),
+                Ok(Ok(resp)) if resp.status().is_success() => {
+                    return content_length(resp.headers()).ok_or_else(|| Error::InvalidResponse {
+                        context: context.clone(),
+                        message: "no Content-Length".into(),
+                    });
+                }
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    let err = http_error(target.host, status, resp.headers(), &[], &context);
+                    if !retryable(status) || attempt >= config.max_retries {
+                        return Err(err);
+                    }
+                    let wait = self.wait_after(status, resp.headers(), attempt);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+            };
+            if attempt >= config.max_retries {
+                return Err(wait);
+            }
+            tokio::time::sleep(backoff(config.retry_base_delay, attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Stream the file from `offset` into `out`; the number of bytes written.
+    pub(super) async fn download_to(
+        &self,
+        url: &str,
+        offset: u64,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<u64> {
+        let target = self.file_target(url)?;
+        let context = format!("download {}", redact_url(url));
+        let config = self.config().clone();
+        let mut pos = offset;
+        let mut total: Option<u64> = None;
+        // Failures in a row without progress are bounded by `max_retries`; all attempts
+        // together by a larger cap, so a server that trickles a byte at a time still ends.
+        let mut failures = 0u32;
+        let max_attempts = 8 * (config.max_retries + 1) + 24;
+        for attempt in 0..max_attempts {
+            let before = pos;
+            let result = self
+                .download_attempt(
+                    &target,
+                    &context,
+                    (offset, failures),
+                    &mut pos,
+                    &mut total,
+                    out,
+                )
+                .await?;
+            match result {
+                Attempt::Done => {
+                    out.flush().await?;
+                    return Ok(pos - offset);
+                }
+                Attempt::Retry { error, wait } => {
+                    failures = if pos > before { 0 } else { failures + 1 };
+                    if failures > config.max_retries || attempt + 1 == max_attempts {
+                        out.flush().await?;
+                        return Err(error);
+                    }
+                    tracing::debug!(attempt, written = pos - offset, "{error}; resuming");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        unreachable_truncated(&context, offset, pos, total)
+    }
+
+    /// One request from `*pos`. Fatal errors come back as `Err`; those worth another
+    /// attempt as `Attempt::Retry`.
+    async fn download_attempt(
+        &self,
+        target: &FileTarget,
+        context: &str,
+        (offset, failures): (u64, u32),
+        pos: &mut u64,
+        total: &mut Option<u64>,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<Attempt> {
+        let config = self.config();
+        let retry_wait = |_: u32| backoff(config.retry_base_delay, failures);
+        if total.is_some_and(|t| *pos >= t) {
+            return Ok(Attempt::Done);
+        }
+        let mut req = self.file_request(Method::GET, target);
+        if *pos > 0 {
+            req = req.header(RANGE, format!("bytes={}-", *pos));
+        }
+        let resp = match tokio::time::timeout(config.request_timeout, req.send()).await {
+            Err(_) => return Ok(retry(timeout_error(context), retry_wait(0))),
+            Ok(Err(e)) => return Ok(retry(network_error(context, e), retry_wait(0))),
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let range = headers
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_content_range);
+        // How many leading bytes of this body we already have.
+        let mut skip = 0u64;
+        match status {
+            StatusCode::PARTIAL_CONTENT => {
+                let Some(ContentRange {
+                    range: Some((start, end)),
+                    total: range_total,
+                }) = range
+                else {
+                    return Err(invalid(context, "206 without a valid Content-Range"));
+                };
+                if start != *pos {
+                    return Err(invalid(context, "206 for a range we did not ask for"));
+                }
+                *total = range_total.or(Some(end + 1));
+            }
+            StatusCode::OK => {
+                // The range was ignored (or none was sent): the body starts at byte 0.
+                skip = *pos;
+                *total = content_length(&headers);
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                let size = range.and_then(|r| r.total);
+                return match size {
+                    // Reading at or past the end: nothing (more) to write.
+                    Some(size) if *pos >= size => Ok(Attempt::Done),
+                    _ => Err(http_error(target.host, status, &headers, &[], context)),
+                };
+            }
+            s if s.is_success() => {
+                return Err(invalid(
+                    context,
+                    &format!("unexpected status {}", s.as_u16()),
+                ));
+            }
+            s => {
+                let body = read_small_body(resp).await;
+                let err = http_error(target.host, s, &headers, &body, context);
+                // An expired signed URL goes back to the caller at once (it re-retrieves).
+                if target.host == Host::Files && err.is_url_expired() {
+                    return Err(err);
+                }
+                if !retryable(s) {
+                    return Err(err);
+                }
+                let wait = self.wait_after(s, &headers, failures);
+                return Ok(retry(err, wait));
+            }
+        }
+        if total.is_some_and(|t| *pos > t) {
+            return Err(invalid(context, "offset beyond the end of the file"));
+        }
+
+        let mut body = resp.bytes_stream();
+        loop {
+            let chunk = match tokio::time::timeout(config.request_timeout, body.next()).await {
+                Err(_) => return Ok(retry(timeout_error(context), retry_wait(0))),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Ok(retry(network_error(context, e), retry_wait(0))),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let mut chunk = &chunk[..];
+            if skip > 0 {
+                let n = skip.min(chunk.len() as u64);
+                skip -= n;
+                chunk = &chunk[n as usize..];
+            }
+            if let Some(t) = *total {
+                if *pos + chunk.len() as u64 > t {
+                    return Err(Error::Truncated {
+                        context: context.to_string(),
+                        expected: t - offset,
+                        received: *pos + chunk.len() as u64 - offset,
+                    });
+                }
+            }
+            out.write_all(chunk).await?;
+            *pos += chunk.len() as u64;
+        }
+        match *total {
+            Some(t) if *pos < t => Ok(retry(
+                Error::Truncated {
+                    context: context.to_string(),
+                    expected: t - offset,
+                    received: *pos - offset,
+                },
+                Duration::ZERO,
+            )),
+            _ if skip > 0 => Ok(retry(
+                invalid(context, "the body ended before the requested offset"),
+                retry_wait(0),
+            )),
+            _ => Ok(Attempt::Done),
+        }
+    }
+}
+
+fn retry(error: Error, wait: Duration) -> Attempt {
+    Attempt::Retry { error, wait }
+}
+
+fn invalid(context: &str, message: &str) -> Error {
+    Error::InvalidResponse {
+        context: context.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn timeout_error(context: &str) -> Error {
+    Error::Network {
+        context: context.to_string(),
+        message: "timed out".into(),
+    }
+}
+
+fn unreachable_truncated(context: &str, offset: u64, pos: u64, total: Option<u64>) -> Result<u64> {
+    Err(Error::Truncated {
+        context: context.to_string(),
+        expected: total.unwrap_or(pos).saturating_sub(offset),
+        received: pos - offset,
+    })
+}
+
+/// An error body, read only up to a small size (it is only for `title`/`details`).
+async fn read_small_body(resp: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Ok(Some(Ok(chunk))) =
+        tokio::time::timeout(Duration::from_secs(5), stream.next()).await
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > 64 * 1024 {
+            break;
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_forms() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/1000"),
+            Some(ContentRange {
+                range: Some((100, 199)),
+                total: Some(1000)
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes 0-9/*"),
+            Some(ContentRange {
+                range: Some((0, 9)),
+                total: None
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes */1000"),
+            Some(ContentRange {
+                range: None,
+                total: Some(1000)
+            })
+        );
+        for bad in [
+            "",
+            "bytes",
+            "bytes 5-1/10",
+            "items 0-1/2",
+            "bytes a-b/c",
+            "bytes 0-1",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad}");
+        }
+    }
+}

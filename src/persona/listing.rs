@@ -1,0 +1,195 @@
+//! Listing every inquiry the filters select, page after page.
+
+use std::collections::{HashSet, VecDeque};
+
+use futures::Stream;
+
+use super::client::MAX_PAGE_SIZE;
+use super::{InquirySummary, ListFilters, PersonaApi};
+use crate::{Error, Result};
+
+struct Pager<'a> {
+    api: &'a dyn PersonaApi,
+    filters: &'a ListFilters,
+    page_size: u32,
+    after: Option<String>,
+    seen_cursors: HashSet<String>,
+    buffered: VecDeque<InquirySummary>,
+    finished: bool,
+}
+
+impl Pager<'_> {
+    async fn next_item(&mut self) -> Option<Result<InquirySummary>> {
+        loop {
+            if let Some(item) = self.buffered.pop_front() {
+                return Some(Ok(item));
+            }
+            if self.finished {
+                return None;
+            }
+            let page = match self
+                .api
+                .list_page(self.filters, self.after.as_deref(), self.page_size)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    self.finished = true;
+                    return Some(Err(e));
+                }
+            };
+            self.buffered.extend(page.inquiries);
+            match page.next_after {
+                // An empty page with a cursor would page forever.
+                Some(_) if self.buffered.is_empty() => self.finished = true,
+                Some(cursor) => {
+                    if !self.seen_cursors.insert(cursor.clone()) {
+                        self.finished = true;
+                        self.buffered.clear();
+                        return Some(Err(Error::InvalidResponse {
+                            context: "list inquiries".into(),
+                            message: format!("the next-page cursor {cursor:?} came back again"),
+                        }));
+                    }
+                    self.after = Some(cursor);
+                }
+                None => self.finished = true,
+            }
+        }
+    }
+}
+
+/// Every inquiry the filters select, newest first, fetched a page of `page_size` (≤ 100) at
+/// a time as the stream is read. A cursor that repeats ends the stream with an error.
+pub fn list_stream<'a>(
+    api: &'a dyn PersonaApi,
+    filters: &'a ListFilters,
+    page_size: u32,
+) -> impl Stream<Item = Result<InquirySummary>> + Send + 'a {
+    let pager = Pager {
+        api,
+        filters,
+        page_size: page_size.clamp(1, MAX_PAGE_SIZE),
+        after: None,
+        seen_cursors: HashSet::new(),
+        buffered: VecDeque::new(),
+        finished: false,
+    };
+    futures::stream::unfold(pager, |mut pager| async move {
+        let item = pager.next_item().await?;
+        Some((item, pager))
+    })
+}
+
+/// Every inquiry the filters select, in pages of 100; the first error ends it.
+pub async fn list_all(api: &dyn PersonaApi, filters: &ListFilters) -> Result<Vec<InquirySummary>> {
+    use futures::TryStreamExt;
+    list_stream(api, filters, MAX_PAGE_SIZE).try_collect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persona::{InquiryPage, RetrievedInquiry};
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+
+    /// Pages served from a script: cursor → (ids, next cursor).
+    struct Scripted {
+        pages: Vec<(
+            Option<&'static str>,
+            Vec<&'static str>,
+            Option<&'static str>,
+        )>,
+        calls: Mutex<Vec<(Option<String>, u32)>>,
+    }
+
+    #[async_trait]
+    impl PersonaApi for Scripted {
+        async fn list_page(
+            &self,
+            _: &ListFilters,
+            after: Option<&str>,
+            size: u32,
+        ) -> Result<InquiryPage> {
+            self.calls.lock().push((after.map(str::to_string), size));
+            let (_, ids, next) = self
+                .pages
+                .iter()
+                .find(|(cursor, _, _)| *cursor == after)
+                .ok_or_else(|| Error::NotFound("page".into()))?;
+            Ok(InquiryPage {
+                inquiries: ids
+                    .iter()
+                    .map(|id| InquirySummary {
+                        id: id.to_string(),
+                        status: None,
+                        created_at: None,
+                        redacted_at: None,
+                    })
+                    .collect(),
+                next_after: next.map(str::to_string),
+            })
+        }
+        async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
+            Err(Error::NotFound(id.into()))
+        }
+        async fn file_size(&self, _: &str) -> Result<u64> {
+            Ok(0)
+        }
+        async fn download(
+            &self,
+            _: &str,
+            _: u64,
+            _: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        ) -> Result<u64> {
+            Ok(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn follows_cursors_to_the_end() {
+        let api = Scripted {
+            pages: vec![
+                (None, vec!["inq_5", "inq_4"], Some("inq_4")),
+                (Some("inq_4"), vec!["inq_3", "inq_2"], Some("inq_2")),
+                (Some("inq_2"), vec!["inq_1"], None),
+            ],
+            calls: Mutex::new(Vec::new()),
+        };
+        let all = list_all(&api, &ListFilters::default()).await.unwrap();
+        let ids: Vec<_> = all.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["inq_5", "inq_4", "inq_3", "inq_2", "inq_1"]);
+        let calls = api.calls.lock().clone();
+        assert_eq!(calls.len(), 3);
+        assert!(calls.iter().all(|(_, size)| *size == 100));
+        assert_eq!(calls[1].0.as_deref(), Some("inq_4"));
+    }
+
+    #[tokio::test]
+    async fn a_repeating_cursor_is_an_error() {
+        let api = Scripted {
+            pages: vec![
+                (None, vec!["inq_3"], Some("inq_3")),
+                (Some("inq_3"), vec!["inq_2"], Some("inq_3")),
+            ],
+            calls: Mutex::new(Vec::new()),
+        };
+        let err = list_all(&api, &ListFilters::default()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidResponse { .. }), "{err:?}");
+        assert_eq!(api.calls.lock().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_empty_page_with_a_cursor_ends_the_listing() {
+        let api = Scripted {
+            pages: vec![
+                (None, vec!["inq_1"], Some("inq_1")),
+                (Some("inq_1"), vec![], Some("inq_0")),
+            ],
+            calls: Mutex::new(Vec::new()),
+        };
+        let all = list_all(&api, &ListFilters::default()).await.unwrap();
+        assert_eq!(all.len(), 1);
+    }
+}
