@@ -6,7 +6,7 @@ fn key(i: u32, size: u64) -> CacheKey {
     CacheKey {
         inquiry_id: format!("inq_{}", i % 3),
         object_id: format!("doc_{i}"),
-        role: "front-photo".into(),
+        name: "front-photo.jpg".into(),
         size,
     }
 }

@@ -299,36 +299,19 @@ impl FsCore {
 
     async fn list_all(&self) -> Result<Listing> {
         let at = Instant::now();
-        let mut ids = Vec::new();
+        let summaries = crate::persona::list_all(self.api.as_ref(), &self.cfg.filters).await?;
+        let mut ids = Vec::with_capacity(summaries.len());
         let mut seen = HashSet::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .api
-                .list_page(&self.cfg.filters, after.as_deref(), 100)
-                .await?;
-            let mut created = self.created.lock();
-            for s in page.inquiries {
-                let id: Arc<str> = Arc::from(s.id.as_str());
-                if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
-                    continue;
-                }
-                if let Some(c) = s.created_at {
-                    created.insert(id.clone(), c.into());
-                }
-                ids.push(id);
+        let mut created = self.created.lock();
+        for s in summaries {
+            let id: Arc<str> = Arc::from(s.id.as_str());
+            if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
+                continue;
             }
-            drop(created);
-            match page.next_after {
-                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
-                Some(_) => {
-                    return Err(Error::InvalidResponse {
-                        context: "listing inquiries".into(),
-                        message: "the next-page cursor repeats".into(),
-                    });
-                }
-                None => break,
+            if let Some(c) = s.created_at {
+                created.insert(id.clone(), c.into());
             }
+            ids.push(id);
         }
         Ok(Listing { ids, at })
     }

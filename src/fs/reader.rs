@@ -126,7 +126,7 @@ impl FsCore {
         let key = CacheKey {
             inquiry_id: id.to_string(),
             object_id: info.object_id.clone(),
-            role: info.role.clone(),
+            name: name.to_string(),
             size: info.size,
         };
         if info.size == 0 {
