@@ -133,13 +133,13 @@ fn dropped_connections_resume_with_range() {
         return;
     }
     let mock = mock_with_lifetime(6, 6 * 3600 * 1000);
-    mock.set_runtime(RuntimeConfig {
-        reset_rate: 0.5,
-        truncate_rate: 0.2,
-        ..mock.runtime()
-    });
     let m = TestMount::with(mock, Options::default());
     let groups = files_by_inquiry(&m);
+    m.mock.set_runtime(RuntimeConfig {
+        reset_rate: 0.5,
+        truncate_rate: 0.2,
+        ..m.mock.runtime()
+    });
     let mut n = 0;
     for (_, files) in &groups {
         for (path, bytes) in files {
@@ -148,6 +148,8 @@ fn dropped_connections_resume_with_range() {
         }
     }
     assert!(n >= 6);
+    let s = m.stats();
+    assert!(s.resets + s.truncated > 0, "no body was cut: {s:?}");
 }
 
 #[test]

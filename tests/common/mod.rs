@@ -124,15 +124,18 @@ impl TestMount {
         self.mock.stats()
     }
 
-    /// The files of an inquiry and their bytes, fetched straight from the mock over HTTP.
+    /// The files of an inquiry and their bytes, fetched straight from the mock over HTTP
+    /// (with the product's client, which knows both URL forms), not through the mount.
     pub fn direct_files(&self, id: &str) -> Vec<(String, String, Vec<u8>)> {
         self.rt.block_on(async {
             let inquiry = self.api.retrieve_inquiry(id).await.unwrap();
             let mut out = Vec::new();
             for f in files_of(&inquiry) {
-                let body = reqwest::get(&f.url).await.unwrap();
-                assert!(body.status().is_success(), "direct download of {}", f.name);
-                let bytes = body.bytes().await.unwrap().to_vec();
+                let mut bytes = Vec::new();
+                self.api
+                    .download(&f.url, 0, &mut bytes)
+                    .await
+                    .unwrap_or_else(|e| panic!("direct download of {}: {e}", f.name));
                 out.push((f.section.dir_name().to_string(), f.name, bytes));
             }
             out
