@@ -19,7 +19,8 @@ pub fn spawn_and_wait() -> anyhow::Result<()> {
         return Err(std::io::Error::last_os_error().into());
     }
     // SAFETY: pipe2 just returned these two fresh descriptors; we own them.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let write_raw = write_end.as_raw_fd();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     args.push("--foreground".into());

@@ -1,4 +1,5 @@
-//! Logging: our own crate at the configured level, dependencies at `warn` whatever it is,
+//! Logging: our own crate at the configured level, dependencies at `warn` whatever it is
+//! (fuser at `error`: it warns about a second unmount after an external one),
 //! because HTTP libraries log URLs (signed URLs carry access tokens) at debug and trace.
 
 use std::fs::OpenOptions;
@@ -16,13 +17,15 @@ pub fn default_log_file(cfg: &MountConfig) -> PathBuf {
 
 /// Install the subscriber. A background process has no terminal, so it logs to a file.
 pub fn init(cfg: &MountConfig, in_background: bool) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(format!("warn,personafs={}", cfg.log_level))?;
+    let filter = EnvFilter::try_new(format!("warn,fuser=error,personafs={}", cfg.log_level))?;
     let path = match (&cfg.log_file, in_background) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => Some(default_log_file(cfg)),
         (None, false) => None,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     match path {
         Some(path) => {
             if let Some(dir) = path.parent() {

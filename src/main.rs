@@ -12,16 +12,12 @@ use personafs::{daemon, logging, mock, mount, unmount};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Mount(args) => {
-            config::resolve_mount(&args, &config::process_env)
-                .map_err(anyhow::Error::from)
-                .and_then(|cfg| run_mount(cfg, None))
-        }
-        Command::Demo(args) => {
-            config::resolve_demo(&args, &config::process_env)
-                .map_err(anyhow::Error::from)
-                .and_then(|(cfg, n)| run_mount(cfg, Some(n)))
-        }
+        Command::Mount(args) => config::resolve_mount(&args, &config::process_env)
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| run_mount(cfg, None)),
+        Command::Demo(args) => config::resolve_demo(&args, &config::process_env)
+            .map_err(anyhow::Error::from)
+            .and_then(|(cfg, n)| run_mount(cfg, Some(n))),
         Command::Unmount(args) => run_unmount(&args),
         Command::MockServer(args) => mock::cli::run(args),
         Command::Cache(args) => run_cache(&args),
@@ -61,7 +57,7 @@ fn serve(
     in_background: bool,
     pipe: &Arc<Mutex<Option<std::fs::File>>>,
 ) -> anyhow::Result<()> {
-    let _log = logging::init(&cfg, in_background)?;
+    logging::init(&cfg, in_background)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cfg.threads.max(2))
         .thread_name("personafs-core")
@@ -86,15 +82,18 @@ fn serve(
         }
         None => {
             _mock = None;
-            cfg.api_key
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("no API key: set PERSONA_API_KEY or api_key_file in the config"))?
+            cfg.api_key.clone().ok_or_else(|| {
+                anyhow::anyhow!("no API key: set PERSONA_API_KEY or api_key_file in the config")
+            })?
         }
     };
-    let api: Arc<dyn PersonaApi> = Arc::new(HttpClient::new(client_config(&cfg, key, extra_hosts))?);
+    let api: Arc<dyn PersonaApi> =
+        Arc::new(HttpClient::new(client_config(&cfg, key, extra_hosts))?);
     rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
     let pipe = pipe.clone();
-    mount::serve(&rt, api, &cfg, move || daemon::report_ready(pipe.lock().take()))
+    mount::serve(&rt, api, &cfg, move || {
+        daemon::report_ready(pipe.lock().take())
+    })
 }
 
 fn host_port(u: &url::Url) -> String {

@@ -56,7 +56,9 @@ pub async fn check_api(api: &dyn PersonaApi, cfg: &MountConfig) -> anyhow::Resul
     match api.list_page(&cfg.filters, None, 1).await {
         Ok(_) => Ok(()),
         Err(e @ crate::Error::Http { status: 401, .. }) => {
-            anyhow::bail!("the API key was refused (HTTP 401): check PERSONA_API_KEY or api_key_file ({e})")
+            anyhow::bail!(
+                "the API key was refused (HTTP 401): check PERSONA_API_KEY or api_key_file ({e})"
+            )
         }
         Err(e @ crate::Error::Network { .. }) => {
             anyhow::bail!("cannot reach the Persona API at {}: {e}", cfg.api_base)
@@ -83,8 +85,9 @@ pub fn serve(
     let core = FsCore::new(api, cache, core_config(cfg));
     let fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
     let opts = fuse_options(cfg);
-    let mut session = fuser::Session::new(fs, &cfg.mountpoint, &crate::fs::fuse::session_config(&opts))
-        .map_err(|e| mount_error(e, &cfg.mountpoint))?;
+    let mut session =
+        fuser::Session::new(fs, &cfg.mountpoint, &crate::fs::fuse::session_config(&opts))
+            .map_err(|e| mount_error(e, &cfg.mountpoint))?;
     let mut unmounter = session.unmount_callable();
     let (tx, rx) = mpsc::channel();
     let session_tx = tx.clone();

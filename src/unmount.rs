@@ -52,7 +52,9 @@ pub fn unmount(path: &Path) -> anyhow::Result<()> {
             match status {
                 Ok(s) if s.success() => Ok(()),
                 Ok(_) => anyhow::bail!("fusermount3 -u {} failed", path.display()),
-                Err(e) => anyhow::bail!("cannot unmount {}: {err}; fusermount3: {e}", path.display()),
+                Err(e) => {
+                    anyhow::bail!("cannot unmount {}: {err}; fusermount3: {e}", path.display())
+                }
             }
         }
         _ => anyhow::bail!("cannot unmount {}: {err}", path.display()),

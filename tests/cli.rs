@@ -88,9 +88,15 @@ fn demo_then_unmount_with_no_secret_in_trace_logs() {
     assert!(ok, "unmount failed: {out} {err}");
     assert!(!is_mounted(mp.path()));
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.lines().count() > 5, "trace log is nearly empty:\n{text}");
+    assert!(
+        text.lines().count() > 5,
+        "trace log is nearly empty:\n{text}"
+    );
     assert!(!text.contains(DEMO_KEY), "the API key is in the log");
-    assert!(!text.contains("access_token"), "an access token is in the log");
+    assert!(
+        !text.contains("access_token"),
+        "an access token is in the log"
+    );
     assert!(!text.contains("/files/"), "a signed URL path is in the log");
     // The cache is private.
     use std::os::unix::fs::PermissionsExt;
@@ -107,7 +113,13 @@ fn foreground_demo_unmounts_cleanly_on_sigterm() {
     let work = tempfile::tempdir().unwrap();
     let _guard = Guard(mp.path());
     let mut child = Command::new(BIN)
-        .args(["demo", mp.path().to_str().unwrap(), "--foreground", "--inquiries", "3"])
+        .args([
+            "demo",
+            mp.path().to_str().unwrap(),
+            "--foreground",
+            "--inquiries",
+            "3",
+        ])
         .arg("--cache-dir")
         .arg(work.path())
         .stdin(Stdio::null())
@@ -117,7 +129,10 @@ fn foreground_demo_unmounts_cleanly_on_sigterm() {
         .unwrap();
     let start = Instant::now();
     while !mp.path().join("inquiries").is_dir() {
-        assert!(start.elapsed() < Duration::from_secs(30), "demo did not mount");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "demo did not mount"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // SAFETY: sending a signal to our own child.
@@ -152,7 +167,10 @@ fn newcomer_errors_are_one_clear_line() {
         let err = err.trim();
         assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
         assert!(err.starts_with("personafs: "), "{args:?}: {err}");
-        assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: {err}");
+        assert!(
+            err.to_lowercase().contains(&needle.to_lowercase()),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -179,7 +197,10 @@ fn refused_key_and_unreachable_api_fail_before_mounting() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("401") && err.contains("refused"), "{err}");
-    assert!(!err.contains("persona_sandbox_wrong"), "the key is in the error: {err}");
+    assert!(
+        !err.contains("persona_sandbox_wrong"),
+        "the key is in the error: {err}"
+    );
     let out = run("http://127.0.0.1:9/api/v1", "persona_sandbox_x");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -18,8 +18,11 @@ fn mock_with_lifetime(n: usize, lifetime_ms: u64) -> MockServer {
     MockServer::start(cfg).unwrap()
 }
 
+/// A file's path in the mount and its bytes from a direct download.
+type FileBytes = (std::path::PathBuf, Vec<u8>);
+
 /// Paths of the files of inquiries that have at least one, grouped by inquiry.
-fn files_by_inquiry(m: &TestMount) -> Vec<(String, Vec<(std::path::PathBuf, Vec<u8>)>)> {
+fn files_by_inquiry(m: &TestMount) -> Vec<(String, Vec<FileBytes>)> {
     m.mock
         .inquiry_ids()
         .into_iter()
@@ -44,7 +47,11 @@ fn proactive_refresh_keeps_reads_working_at_one_retrieve_per_lifetime() {
     opts.core.file_url_lifetime = Duration::from_secs(2);
     let m = TestMount::with(mock, opts);
     let groups = files_by_inquiry(&m);
-    let all: Vec<_> = groups.iter().flat_map(|(_, f)| f.clone()).take(30).collect();
+    let all: Vec<_> = groups
+        .iter()
+        .flat_map(|(_, f)| f.clone())
+        .take(30)
+        .collect();
     assert!(all.len() >= 20, "only {} files", all.len());
     let inquiries = groups.len() as u64;
     let before = m.stats();
@@ -67,7 +74,10 @@ fn proactive_refresh_keeps_reads_working_at_one_retrieve_per_lifetime() {
         "{retrieves} retrieves for {inquiries} inquiries over {lifetimes:.1} lifetimes"
     );
     assert!(retrieves < all.len() as u64 * 2);
-    assert_eq!(after.file_expired, before.file_expired, "no expired URL was used");
+    assert_eq!(
+        after.file_expired, before.file_expired,
+        "no expired URL was used"
+    );
 }
 
 #[test]
@@ -80,7 +90,9 @@ fn reactive_refresh_when_the_lifetime_is_shorter_than_configured() {
     let groups = files_by_inquiry(&m);
     // Learn every URL now, let them all expire, then read.
     for (id, _) in &groups {
-        std::fs::read_dir(m.inquiries().join(id).join("document")).unwrap().count();
+        std::fs::read_dir(m.inquiries().join(id).join("document"))
+            .unwrap()
+            .count();
     }
     std::thread::sleep(Duration::from_millis(1500));
     for (_, files) in &groups {
@@ -88,7 +100,10 @@ fn reactive_refresh_when_the_lifetime_is_shorter_than_configured() {
             assert!(std::fs::read(path).unwrap() == *bytes, "{}", path.display());
         }
     }
-    assert!(m.stats().file_expired > 0, "the reactive path was not exercised");
+    assert!(
+        m.stats().file_expired > 0,
+        "the reactive path was not exercised"
+    );
 }
 
 #[test]
@@ -104,8 +119,12 @@ fn concurrent_readers_of_stale_inquiries_share_one_retrieve_each() {
     let groups: Vec<_> = files_by_inquiry(&m).into_iter().take(4).collect();
     assert_eq!(groups.len(), 4);
     for (id, _) in &groups {
-        std::fs::read_dir(m.inquiries().join(id).join("document")).unwrap().count();
-        std::fs::read_dir(m.inquiries().join(id).join("selfie")).unwrap().count();
+        std::fs::read_dir(m.inquiries().join(id).join("document"))
+            .unwrap()
+            .count();
+        std::fs::read_dir(m.inquiries().join(id).join("selfie"))
+            .unwrap()
+            .count();
     }
     std::thread::sleep(Duration::from_millis(1200)); // every URL is stale now
     let before = m.stats().api_retrieve;
@@ -168,10 +187,18 @@ fn old_form_urls_use_the_key_and_new_form_never_do() {
         let groups = files_by_inquiry(&m);
         for (_, files) in &groups {
             for (path, bytes) in files {
-                assert!(std::fs::read(path).unwrap() == *bytes, "{version}: {}", path.display());
+                assert!(
+                    std::fs::read(path).unwrap() == *bytes,
+                    "{version}: {}",
+                    path.display()
+                );
             }
         }
-        assert_eq!(m.stats().files_auth_header, 0, "{version}: key sent to the files host");
+        assert_eq!(
+            m.stats().files_auth_header,
+            0,
+            "{version}: key sent to the files host"
+        );
     }
 }
 

@@ -38,11 +38,17 @@ fn cp_r_is_byte_identical() {
     let (id, direct) = inquiry_with_files(&m, 4);
     let out = tempfile::tempdir().unwrap();
     let src = m.inquiries().join(&id);
-    let (ok, _, err) = run("cp", &["-r", src.to_str().unwrap(), out.path().to_str().unwrap()]);
+    let (ok, _, err) = run(
+        "cp",
+        &["-r", src.to_str().unwrap(), out.path().to_str().unwrap()],
+    );
     assert!(ok, "cp -r: {err}");
     for (section, name, bytes) in &direct {
         let copied = std::fs::read(out.path().join(&id).join(section).join(name)).unwrap();
-        assert!(copied == *bytes, "{section}/{name} differs from the direct download");
+        assert!(
+            copied == *bytes,
+            "{section}/{name} differs from the direct download"
+        );
     }
     let json = std::fs::read(out.path().join(&id).join("inquiry.json")).unwrap();
     assert!(serde_json::from_slice::<serde_json::Value>(&json).is_ok());
@@ -70,7 +76,11 @@ fn rsync_twice_copies_nothing_the_second_time() {
             .unwrap()
     };
     assert_ne!(transferred(&first), "0");
-    assert_eq!(transferred(&second), "0", "second rsync copied files:\n{second}");
+    assert_eq!(
+        transferred(&second),
+        "0",
+        "second rsync copied files:\n{second}"
+    );
     assert_eq!(m.stats().file_get, gets, "second rsync downloaded files");
     for id in m.mock.inquiry_ids().iter().take(3) {
         for (section, name, bytes) in m.direct_files(id) {
@@ -93,7 +103,9 @@ fn mmap_reads_the_same_bytes_and_photos_decode() {
             assert!(mapped == bytes, "mmap of {name} differs");
             if name.ends_with(".jpg") || name.ends_with(".jpeg") {
                 let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&mapped));
-                let pixels = d.decode().unwrap_or_else(|e| panic!("{name} is not a JPEG: {e}"));
+                let pixels = d
+                    .decode()
+                    .unwrap_or_else(|e| panic!("{name} is not a JPEG: {e}"));
                 let info = d.info().unwrap();
                 assert!(info.width > 0 && info.height > 0 && !pixels.is_empty());
                 photos += 1;
@@ -151,7 +163,11 @@ fn parallel_readers_share_one_download() {
     for r in readers {
         assert!(r.join().unwrap() == bytes);
     }
-    assert_eq!(m.stats().file_get - before, 1, "20 readers must share one download");
+    assert_eq!(
+        m.stats().file_get - before,
+        1,
+        "20 readers must share one download"
+    );
 }
 
 #[test]
@@ -184,7 +200,13 @@ fn redaction_purges_the_cache() {
     let entries = || {
         std::fs::read_dir(m.cache_dir.join("data"))
             .unwrap()
-            .filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".meta"))
+            .filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".meta")
+            })
             .count()
     };
     // Entries are committed just after their last byte is served.

@@ -26,7 +26,11 @@ fn expected_tree(m: &TestMount) -> BTreeSet<PathBuf> {
     for id in m.mock.inquiry_ids() {
         let base = PathBuf::from(&id);
         for p in ["", "inquiry.json", "document", "selfie"] {
-            want.insert(if p.is_empty() { base.clone() } else { base.join(p) });
+            want.insert(if p.is_empty() {
+                base.clone()
+            } else {
+                base.join(p)
+            });
         }
         let inquiry = m.rt.block_on(m.api.retrieve_inquiry(&id)).unwrap();
         if inquiry.redacted_at.is_none() {
@@ -47,7 +51,10 @@ fn ls_r_shows_exactly_the_generated_tree() {
     let got: BTreeSet<PathBuf> = walk(&m.inquiries()).into_iter().collect();
     let want = expected_tree(&m);
     assert_eq!(got, want);
-    assert!(got.iter().any(|p| p.components().count() == 3), "no file at all");
+    assert!(
+        got.iter().any(|p| p.components().count() == 3),
+        "no file at all"
+    );
     // `ls -R` as a user runs it agrees, and listing downloaded nothing.
     let (ok, out, err) = run("ls", &["-R", m.inquiries().to_str().unwrap()]);
     assert!(ok, "{err}");
@@ -96,14 +103,21 @@ fn stat_matches_the_api() {
             assert_eq!(meta.uid(), unsafe { libc::geteuid() });
             assert_eq!(meta.modified().unwrap(), f.mtime);
             assert_eq!(meta.accessed().unwrap(), f.mtime);
-            assert_eq!(meta.ctime(), f.mtime.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64);
+            assert_eq!(
+                meta.ctime(),
+                f.mtime.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+            );
             // Stable inode for the life of the mount.
             assert_eq!(std::fs::metadata(&path).unwrap().ino(), meta.ino());
             checked += 1;
         }
     }
     assert!(checked > 5, "too few files checked: {checked}");
-    assert_eq!(m.stats().file_get, gets_before, "stat must not download contents");
+    assert_eq!(
+        m.stats().file_get,
+        gets_before,
+        "stat must not download contents"
+    );
     let (ok, out, err) = run("df", &[m.path().to_str().unwrap()]);
     assert!(ok && out.contains("personafs"), "df: {out} {err}");
 }
@@ -135,7 +149,10 @@ fn every_change_is_erofs() {
         assert!(!ok, "{cmd} {args:?} succeeded");
         assert!(err.contains("Read-only file system"), "{cmd}: {err}");
     }
-    let w = std::fs::OpenOptions::new().write(true).open(&json).unwrap_err();
+    let w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&json)
+        .unwrap_err();
     assert_eq!(w.raw_os_error(), Some(libc::EROFS));
     let c = std::fs::File::create(dir.join("created")).unwrap_err();
     assert_eq!(c.raw_os_error(), Some(libc::EROFS));
@@ -163,7 +180,10 @@ fn unlisted_id_is_found_and_unknown_id_is_enoent() {
         let e = std::fs::metadata(m.inquiries().join("inq_doesNotExist123")).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     }
-    assert!(m.stats().api_retrieve <= before + 1, "unknown id answer must be cached");
+    assert!(
+        m.stats().api_retrieve <= before + 1,
+        "unknown id answer must be cached"
+    );
     let e = std::fs::metadata(m.inquiries().join("not-an-id")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     let e = std::fs::metadata(m.path().join("nothing-here")).unwrap_err();
@@ -178,7 +198,9 @@ fn filters_select_the_listing() {
     let mock = MockServer::start(generated(30)).unwrap();
     let api = common::client_for(&mock);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let all = rt.block_on(personafs::persona::list_all(&api, &Default::default())).unwrap();
+    let all = rt
+        .block_on(personafs::persona::list_all(&api, &Default::default()))
+        .unwrap();
     let status = all[0].status.clone().unwrap();
     let want: Vec<String> = all
         .iter()
@@ -211,7 +233,10 @@ fn inquiry_json_has_no_tokens() {
         assert!(!text.contains(&m.mock.api_key()));
         for (i, _) in text.match_indices("access_token=") {
             let rest = &text[i + "access_token=".len()..];
-            assert!(rest.starts_with("REDACTED"), "token left in inquiry.json of {id}");
+            assert!(
+                rest.starts_with("REDACTED"),
+                "token left in inquiry.json of {id}"
+            );
         }
     }
 }
@@ -280,7 +305,11 @@ fn write_fixtures(dir: &Path) {
         ("inq_FixtureRedacted1", redacted),
         ("inq_FixtureEmpty0001", empty),
     ] {
-        std::fs::write(dir.join("inquiries").join(format!("{id}.json")), body.to_string()).unwrap();
+        std::fs::write(
+            dir.join("inquiries").join(format!("{id}.json")),
+            body.to_string(),
+        )
+        .unwrap();
     }
     std::fs::write(dir.join("files").join("lease.pdf"), vec![b'L'; 700]).unwrap();
 }
@@ -324,8 +353,16 @@ fn fixture_tree_matches_the_contract() {
     }
     assert_eq!(got, want);
     let doc = m.inquiries().join(full).join("document");
-    assert_eq!(std::fs::metadata(doc.join("doc_P1-bank_statement-2.pdf")).unwrap().len(), 3100);
-    assert_eq!(std::fs::read(doc.join("doc_P1-lease.pdf")).unwrap(), vec![b'L'; 700]);
+    assert_eq!(
+        std::fs::metadata(doc.join("doc_P1-bank_statement-2.pdf"))
+            .unwrap()
+            .len(),
+        3100
+    );
+    assert_eq!(
+        std::fs::read(doc.join("doc_P1-lease.pdf")).unwrap(),
+        vec![b'L'; 700]
+    );
     // A bare selfie URL has no byte-size: the size comes from a HEAD, exact before any read.
     let video = m.inquiries().join(full).join("selfie/ver_S1-video.mp4");
     let size = std::fs::metadata(&video).unwrap().len();

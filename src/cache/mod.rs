@@ -234,7 +234,11 @@ impl DiskCache {
                 return None;
             }
         };
-        let len_ok = file.file.metadata().map(|m| m.len() == size).unwrap_or(false);
+        let len_ok = file
+            .file
+            .metadata()
+            .map(|m| m.len() == size)
+            .unwrap_or(false);
         if !len_ok || (needs_check && sha256_of(&file.file).ok().as_deref() != Some(&sha)) {
             tracing::warn!("cache entry failed verification; downloading it again");
             drop(file);
@@ -401,7 +405,13 @@ impl DiskCache {
 
     /// Delete everything.
     pub fn clear(&self) -> usize {
-        let digests: Vec<String> = self.state.lock().lru.iter().map(|(d, _)| d.clone()).collect();
+        let digests: Vec<String> = self
+            .state
+            .lock()
+            .lru
+            .iter()
+            .map(|(d, _)| d.clone())
+            .collect();
         for d in &digests {
             self.remove(d);
         }

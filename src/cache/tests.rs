@@ -69,9 +69,15 @@ fn persists_across_reopen_and_detects_tampering() {
     let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
     assert_eq!(cache.stats().entries, 2);
     assert!(cache.open(&key(1, 500)).is_some());
-    assert!(cache.open(&key(2, 500)).is_none(), "tampered entry must not be served");
+    assert!(
+        cache.open(&key(2, 500)).is_none(),
+        "tampered entry must not be served"
+    );
     assert!(!victim.exists());
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -82,7 +88,10 @@ fn private_permissions_and_hashed_names() {
     let cache = DiskCache::open_dir(&root, limits(1 << 20)).unwrap();
     assert!(put(&cache, &key(1, 100), 1));
     for d in [&root, &root.join("data"), &root.join("tmp")] {
-        assert_eq!(std::fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
     for e in std::fs::read_dir(root.join("data")).unwrap() {
         let e = e.unwrap();

@@ -236,6 +236,7 @@ impl FsCore {
 
     async fn retrieve(&self, id: &str, previous: Option<&InquiryView>) -> Result<Arc<InquiryView>> {
         let fetched_at = Instant::now();
+        tracing::debug!(inquiry = %id, "retrieving inquiry");
         let inquiry = self.api.retrieve_inquiry(id).await?;
         let files = files_of(&inquiry);
         // Sizes: `byte-size`, else what the previous view learnt, else a HEAD (in parallel).
@@ -263,6 +264,8 @@ impl FsCore {
         .collect::<Vec<_>>()
         .await;
         let view = Arc::new(InquiryView::new(&inquiry, fetched_at, sized));
+        tracing::debug!(inquiry = %id, files = view.files.len(), status = ?view.status,
+            redacted = view.redacted, "inquiry retrieved");
         if view.redacted {
             let cache = self.cache.clone();
             let id = id.to_string();
@@ -299,7 +302,9 @@ impl FsCore {
 
     async fn list_all(&self) -> Result<Listing> {
         let at = Instant::now();
+        tracing::debug!(filters = ?self.cfg.filters, "listing inquiries");
         let summaries = crate::persona::list_all(self.api.as_ref(), &self.cfg.filters).await?;
+        tracing::debug!(count = summaries.len(), "inquiries listed");
         let mut ids = Vec::with_capacity(summaries.len());
         let mut seen = HashSet::new();
         let mut created = self.created.lock();
@@ -349,9 +354,9 @@ impl FsCore {
             }
             Node::File(id, section, name) => {
                 let view = self.view(&id, Need::Metadata).await?;
-                let f = view
-                    .file(section, &name)
-                    .ok_or_else(|| Error::NotFound(format!("{id}/{}/{name}", section.dir_name())))?;
+                let f = view.file(section, &name).ok_or_else(|| {
+                    Error::NotFound(format!("{id}/{}/{name}", section.dir_name()))
+                })?;
                 Ok(self.file_attr(ino, f.size, f.mtime))
             }
         }
@@ -388,9 +393,9 @@ impl FsCore {
                 let ino = self.ino(Node::File(id.clone(), section, name.clone()));
                 Ok(self.file_attr(ino, f.size, f.mtime))
             }
-            Node::File(..) | Node::InquiryJson(_) => Err(Error::Io(std::io::Error::from_raw_os_error(
-                libc::ENOTDIR,
-            ))),
+            Node::File(..) | Node::InquiryJson(_) => {
+                Err(Error::Io(std::io::Error::from_raw_os_error(libc::ENOTDIR)))
+            }
             _ => Err(missing()),
         }
     }
@@ -450,9 +455,9 @@ impl FsCore {
                     })
                     .collect())
             }
-            Node::File(..) | Node::InquiryJson(_) => Err(Error::Io(std::io::Error::from_raw_os_error(
-                libc::ENOTDIR,
-            ))),
+            Node::File(..) | Node::InquiryJson(_) => {
+                Err(Error::Io(std::io::Error::from_raw_os_error(libc::ENOTDIR)))
+            }
         }
     }
 

@@ -11,10 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, MountOption, OpenAccMode, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, SessionACL, TimeOrNow,
-    WriteFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, MountOption, OpenAccMode, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use tokio::runtime::Handle as Runtime;
@@ -138,7 +137,11 @@ pub fn session_config(opts: &FuseOptions) -> Config {
 
 /// Mount `fs` at `mountpoint`; the session runs on its own threads until
 /// `umount_and_join()`.
-pub fn mount(fs: PersonaFs, mountpoint: &Path, opts: &FuseOptions) -> io::Result<BackgroundSession> {
+pub fn mount(
+    fs: PersonaFs,
+    mountpoint: &Path,
+    opts: &FuseOptions,
+) -> io::Result<BackgroundSession> {
     fuser::spawn_mount(fs, mountpoint, &session_config(opts))
 }
 
@@ -156,6 +159,7 @@ impl fuser::Filesystem for PersonaFs {
         let Some(name) = name.to_str().map(str::to_owned) else {
             return reply.error(Errno::ENOENT);
         };
+        tracing::trace!(parent = parent.0, name = %name, "lookup");
         let (core, ttl) = (self.core.clone(), self.ttl);
         self.rt.spawn(async move {
             match core.lookup(parent.0, &name).await {
@@ -166,6 +170,7 @@ impl fuser::Filesystem for PersonaFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        tracing::trace!(ino = ino.0, "getattr");
         let (core, ttl) = (self.core.clone(), self.ttl);
         self.rt.spawn(async move {
             match core.getattr(ino.0).await {
@@ -179,6 +184,7 @@ impl fuser::Filesystem for PersonaFs {
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
+        tracing::trace!(ino = ino.0, "open");
         let core = self.core.clone();
         self.rt.spawn(async move {
             match core.open(ino.0).await {
@@ -206,6 +212,7 @@ impl fuser::Filesystem for PersonaFs {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyData,
     ) {
+        tracing::trace!(fh = fh.0, offset, size, "read");
         let core = self.core.clone();
         self.rt.spawn(async move {
             match core.read(fh.0, offset, size).await {
@@ -241,6 +248,7 @@ impl fuser::Filesystem for PersonaFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        tracing::trace!(ino = ino.0, "opendir");
         let core = self.core.clone();
         let dirs = self.dirs.clone();
         let fh = self.next_dir_fh.fetch_add(1, Ordering::Relaxed);

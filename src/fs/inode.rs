@@ -61,5 +61,4 @@ impl InodeTable {
     pub fn len(&self) -> usize {
         self.by_ino.len()
     }
-
 }

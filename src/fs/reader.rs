@@ -108,7 +108,9 @@ impl AsyncWrite for ProgressSink<'_> {
 impl FsCore {
     pub async fn open(self: &Arc<Self>, ino: u64) -> Result<Opened> {
         let handle = match self.node(ino)? {
-            Node::InquiryJson(id) => Handle::Bytes(self.view(&id, Need::Metadata).await?.json.clone()),
+            Node::InquiryJson(id) => {
+                Handle::Bytes(self.view(&id, Need::Metadata).await?.json.clone())
+            }
             Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
             _ => return Err(Error::Io(io::Error::from_raw_os_error(libc::EISDIR))),
         };
@@ -118,7 +120,12 @@ impl FsCore {
         Ok(Opened { fh, keep_cache })
     }
 
-    async fn open_file(self: &Arc<Self>, id: &Arc<str>, section: Section, name: &str) -> Result<Handle> {
+    async fn open_file(
+        self: &Arc<Self>,
+        id: &Arc<str>,
+        section: Section,
+        name: &str,
+    ) -> Result<Handle> {
         let view = self.view(id, Need::Metadata).await?;
         let info = view
             .file(section, name)
@@ -138,6 +145,7 @@ impl FsCore {
             .await
             .map_err(|e| Error::Io(io::Error::other(e)))?
         {
+            tracing::trace!(inquiry = %id, file = %name, "served from the cache");
             return Ok(Handle::Cached(cached));
         }
         let digest = key.digest();
@@ -153,6 +161,7 @@ impl FsCore {
         });
         downloads.insert(digest.clone(), Arc::downgrade(&dl));
         drop(downloads);
+        tracing::debug!(inquiry = %id, file = %name, size = key.size, "download started");
         let core = self.clone();
         let task_dl = dl.clone();
         let (id, name) = (id.clone(), Arc::<str>::from(name));
@@ -187,9 +196,12 @@ impl FsCore {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) => tracing::info!(inquiry = %id, file = %name,
                         "file not cached (larger than the cache or the disk is short of space)"),
-                    Ok(Err(e)) => tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}")
+                    }
                     Err(e) => tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}"),
                 }
+                tracing::debug!(inquiry = %id, file = %name, bytes = dl.size, "download complete");
                 dl.progress.send_modify(|p| p.done = true);
             }
             Err(e) => {
@@ -212,7 +224,10 @@ impl FsCore {
         loop {
             let view = self.view(id, need).await?;
             let info = view.file(section, name).ok_or_else(|| {
-                Error::Gone(format!("{id}/{}/{name} is no longer in the inquiry", section.dir_name()))
+                Error::Gone(format!(
+                    "{id}/{}/{name} is no longer in the inquiry",
+                    section.dir_name()
+                ))
             })?;
             if info.size != sink.dl.size {
                 return Err(Error::Gone(format!(
@@ -235,7 +250,10 @@ impl FsCore {
                 }
                 // The URL went bad earlier than we thought: one fresh retrieve and a retry
                 // for each stretch of progress.
-                Err(e) if e.is_url_expired() && refused_at != Some(sink.dl.progress.borrow().written) => {
+                Err(e)
+                    if e.is_url_expired()
+                        && refused_at != Some(sink.dl.progress.borrow().written) =>
+                {
                     tracing::debug!(inquiry = %id, status = ?e.status(), "file URL refused; retrieving the inquiry again");
                     refused_at = Some(sink.dl.progress.borrow().written);
                     need = Need::NewerThan(view.fetched_at);
@@ -246,7 +264,12 @@ impl FsCore {
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let handle = self.handles.lock().get(&fh).cloned().ok_or(Error::BadHandle)?;
+        let handle = self
+            .handles
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or(Error::BadHandle)?;
         match &*handle {
             Handle::Bytes(b) => {
                 let start = (offset as usize).min(b.len());

@@ -35,7 +35,7 @@ pub fn client_for(mock: &MockServer) -> HttpClient {
 }
 
 pub fn client_with(mock: &MockServer, tweak: impl FnOnce(&mut ClientConfig)) -> HttpClient {
-    let mut c = ClientConfig::new(&mock.api_base(), ApiKey::new(mock.api_key()));
+    let mut c = ClientConfig::new(mock.api_base(), ApiKey::new(mock.api_key()));
     c.allowed_file_hosts = vec![host_port(&mock.files_base()), host_port(&mock.api_base())];
     c.retry_base_delay = Duration::from_millis(20);
     tweak(&mut c);
@@ -77,7 +77,10 @@ impl Default for Options {
 
 impl TestMount {
     pub fn start(mock: MockConfig) -> TestMount {
-        Self::with(MockServer::start(mock).expect("mock starts"), Options::default())
+        Self::with(
+            MockServer::start(mock).expect("mock starts"),
+            Options::default(),
+        )
     }
 
     pub fn with(mock: MockServer, opts: Options) -> TestMount {
