@@ -148,6 +148,11 @@ pub struct MountOptions {
     #[arg(long, value_name = "ID", value_delimiter = ',', value_parser = parse::parse_inquiry_id)]
     pub inquiry_id: Vec<String>,
 
+    /// Another host (HOST or HOST:PORT) file URLs may point to, besides the API host and
+    /// Persona's files host; any other host is refused [env: PERSONAFS_FILE_HOST]
+    #[arg(long, value_name = "HOST", value_delimiter = ',', value_parser = parse::parse_host)]
+    pub file_host: Vec<String>,
+
     /// How long listings and retrieved inquiries are reused [default: 60s] [env: PERSONAFS_METADATA_TTL]
     #[arg(long, value_name = "DURATION", value_parser = parse::parse_duration)]
     pub metadata_ttl: Option<Duration>,

@@ -46,6 +46,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "created_after",
     "created_before",
     "inquiry_id",
+    "file_host",
     "metadata_ttl",
     "attr_ttl",
     "negative_ttl",
@@ -98,6 +99,8 @@ pub struct MountConfig {
     pub url_refresh_margin: f64,
     /// Which inquiries `inquiries/` lists.
     pub filters: ListFilters,
+    /// Hosts besides the API host and Persona's files host that file URLs may point to.
+    pub file_hosts: Vec<String>,
     /// How long listings and retrieved inquiries are reused.
     pub metadata_ttl: Duration,
     /// Kernel entry and attribute TTL.

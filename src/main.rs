@@ -109,6 +109,7 @@ fn client_config(cfg: &MountConfig, key: ApiKey, extra_hosts: Vec<String>) -> Cl
     c.request_timeout = cfg.request_timeout;
     c.api_rate_limit = cfg.api_rate_limit;
     c.allowed_file_hosts.extend(extra_hosts);
+    c.allowed_file_hosts.extend(cfg.file_hosts.iter().cloned());
     c
 }
 

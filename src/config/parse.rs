@@ -249,6 +249,25 @@ pub fn parse_filter_value(text: &str) -> Result<String, String> {
 
 /// The API base URL: http(s), with a host, without credentials, query or fragment.
 /// Returned without a trailing slash.
+/// `HOST` or `HOST:PORT`, as file URLs name them.
+pub fn parse_host(text: &str) -> Result<String, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let (host, port) = match t.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (t.as_str(), None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    if host_ok && port_ok {
+        Ok(t)
+    } else {
+        Err(format!("{text:?} is not a host name or host:port"))
+    }
+}
+
 pub fn parse_api_base(text: &str) -> Result<String, String> {
     let text = text.trim();
     let url = url::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
@@ -366,6 +385,14 @@ mod tests {
         assert_eq!(parse_persona_version("2025-12-08"), Ok("2025-12-08".into()));
         assert!(parse_persona_version("v2").is_err());
         assert_eq!(parse_inquiry_id("inq_2T4sQab"), Ok("inq_2T4sQab".into()));
+        assert_eq!(parse_host("127.0.0.1:8080"), Ok("127.0.0.1:8080".into()));
+        assert_eq!(
+            parse_host("Files.Example.com"),
+            Ok("files.example.com".into())
+        );
+        for bad in ["", "a/b", "h:0", "h:99999", "user@h"] {
+            assert!(parse_host(bad).is_err(), "{bad:?} accepted");
+        }
         for bad in ["inq_", "doc_abc", "inq_a/b", "inq_a b"] {
             assert!(parse_inquiry_id(bad).is_err(), "{bad:?} accepted");
         }

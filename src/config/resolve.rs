@@ -131,6 +131,7 @@ fn resolve_options(
 
     let config = MountConfig {
         mountpoint: absolute(mountpoint)?,
+        file_hosts: s.list(&o.file_host, "file_host", parse::parse_host)?,
         api_base: s
             .value(o.api_base.clone(), "api_base", parse::parse_api_base)?
             .unwrap_or_else(|| DEFAULT_API_BASE.to_string()),
