@@ -57,7 +57,11 @@ struct Entry {
 
 struct State {
     lru: LruCache<String, Entry>,
+    /// Bytes of complete entries.
     total: u64,
+    /// Bytes promised to downloads in progress: they count against the cap from the start,
+    /// so the cache directory never holds more than `max_size`.
+    reserved: u64,
     /// Entries with open readers: never evicted from under them.
     pins: HashMap<String, usize>,
 }
@@ -86,16 +90,30 @@ impl Drop for CachedFile {
 }
 
 /// Where a download writes; becomes an entry with `DiskCache::commit`.
+///
+/// A file that cannot be cached (larger than the cache, or no room) still gets a temp file,
+/// but an unnamed one (`path` is `None`): it serves its readers and vanishes with them.
 pub struct TempEntry {
     pub file: File,
-    path: PathBuf,
+    path: Option<PathBuf>,
     key: CacheKey,
+    cache: Arc<DiskCache>,
+}
+
+impl TempEntry {
+    /// Whether this download will become a cache entry.
+    pub fn cacheable(&self) -> bool {
+        self.path.is_some()
+    }
 }
 
 impl Drop for TempEntry {
     fn drop(&mut self) {
         // Still here means not committed: the bytes are not to be trusted.
-        let _ = fs::remove_file(&self.path);
+        if let Some(path) = self.path.take() {
+            let _ = fs::remove_file(path);
+            self.cache.unreserve(self.key.size);
+        }
     }
 }
 
@@ -180,6 +198,7 @@ impl DiskCache {
             state: Mutex::new(State {
                 lru,
                 total,
+                reserved: 0,
                 pins: HashMap::new(),
             }),
         });
@@ -256,38 +275,61 @@ impl DiskCache {
         self.state.lock().lru.contains(&key.digest())
     }
 
-    /// A new temporary file for downloading `key`, or `None` if the file cannot be cached
-    /// (larger than the cache). The caller may still download to it: it is deleted on drop.
-    pub fn begin(&self, key: &CacheKey) -> io::Result<TempEntry> {
+    /// A new temporary file for downloading `key`, with its size reserved in the cache.
+    /// When it cannot be reserved (larger than the cache, or everything else is in use) the
+    /// temp file is unnamed and the download will not be cached.
+    pub fn begin(self: &Arc<Self>, key: &CacheKey) -> io::Result<TempEntry> {
+        if !self.make_room(key.size, true) {
+            let file = tempfile::tempfile_in(&self.tmp_dir)?;
+            return Ok(TempEntry {
+                file,
+                path: None,
+                key: key.clone(),
+                cache: self.clone(),
+            });
+        }
         let path = self
             .tmp_dir
             .join(format!("{}.{:016x}", key.digest(), rand::random::<u64>()));
-        let file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)?;
+            .open(&path);
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                self.unreserve(key.size);
+                return Err(e);
+            }
+        };
         Ok(TempEntry {
             file,
-            path,
+            path: Some(path),
             key: key.clone(),
+            cache: self.clone(),
         })
+    }
+
+    fn unreserve(&self, size: u64) {
+        let mut state = self.state.lock();
+        state.reserved = state.reserved.saturating_sub(size);
     }
 
     /// Make a finished download an entry. Returns `Ok(false)` when it was not admitted (too
     /// large for the cache, or the disk is short of space): the caller's open file still
     /// serves its reader, and nothing corrupt is left behind.
-    pub fn commit(&self, temp: TempEntry, sha256: String) -> io::Result<bool> {
+    pub fn commit(&self, mut temp: TempEntry, sha256: String) -> io::Result<bool> {
+        let Some(path) = temp.path.clone() else {
+            return Ok(false);
+        };
         let size = temp.file.metadata()?.len();
         if size != temp.key.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("download has {size} bytes, expected {}", temp.key.size),
             ));
-        }
-        if !self.make_room(size) {
-            return Ok(false);
         }
         temp.file.sync_all()?;
         let digest = temp.key.digest();
@@ -297,12 +339,16 @@ impl DiskCache {
             sha256,
             cached_at: now_unix(),
         };
-        fs::rename(&temp.path, self.data_path(&digest))?;
+        fs::rename(&path, self.data_path(&digest))?;
+        // Renamed: from here on the entry, not the temp file, holds the reservation.
+        temp.path = None;
         if let Err(e) = meta.write(&self.meta_path(&digest), &self.tmp_dir) {
             let _ = fs::remove_file(self.data_path(&digest));
+            self.unreserve(size);
             return Err(e);
         }
         let mut state = self.state.lock();
+        state.reserved = state.reserved.saturating_sub(size);
         if let Some(old) = state.lru.put(
             digest,
             Entry {
@@ -317,16 +363,20 @@ impl DiskCache {
     }
 
     /// Evict least recently used, unpinned entries until `incoming` more bytes fit under the
-    /// size cap and the free-space floor. `false` if that is impossible.
-    fn make_room(&self, incoming: u64) -> bool {
+    /// size cap and the free-space floor, and reserve them if `reserve`. `false` if that is
+    /// impossible.
+    fn make_room(&self, incoming: u64, reserve: bool) -> bool {
         if incoming > self.limits.max_size {
             return false;
         }
         loop {
             let victim = {
-                let state = self.state.lock();
-                let over_cap = state.total + incoming > self.limits.max_size;
+                let mut state = self.state.lock();
+                let over_cap = state.total + state.reserved + incoming > self.limits.max_size;
                 if !over_cap && self.free_space_ok(incoming) {
+                    if reserve {
+                        state.reserved += incoming;
+                    }
                     return true;
                 }
                 state
@@ -399,7 +449,7 @@ impl DiskCache {
             self.remove(d);
         }
         let before = self.stats().entries;
-        self.make_room(0);
+        self.make_room(0, false);
         n + before - self.stats().entries
     }
 

@@ -116,3 +116,20 @@ fn purge_inquiry_and_wrong_length_commit() {
     assert!(!cache.contains(&key(7, 10)));
     assert_eq!(cache.clear(), 4);
 }
+
+#[test]
+fn downloads_in_progress_count_against_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open_dir(dir.path(), limits(1000)).unwrap();
+    let first = cache.begin(&key(1, 600)).unwrap();
+    assert!(first.cacheable());
+    // No room beside the first: the second streams through an unnamed file.
+    let second = cache.begin(&key(2, 600)).unwrap();
+    assert!(!second.cacheable());
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1);
+    assert!(!cache.commit(second, String::new()).unwrap());
+    drop(first); // abandoned: its reservation is released
+    let third = cache.begin(&key(3, 900)).unwrap();
+    assert!(third.cacheable());
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1);
+}
