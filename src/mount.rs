@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -82,6 +83,25 @@ pub fn serve(
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let cache = open_cache(&cfg.cache_dir, cache_limits(cfg))?;
+    if let Some(max_age) = cfg.cache_max_age {
+        // Old files go while the mount runs too, not only at start.
+        let cache = cache.clone();
+        let every = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let c = cache.clone();
+                if let Ok(n) = tokio::task::spawn_blocking(move || c.prune()).await
+                    && n > 0
+                {
+                    tracing::info!(
+                        deleted = n,
+                        "cache: deleted files older than the maximum age"
+                    );
+                }
+            }
+        });
+    }
     let core = FsCore::new(api, cache, core_config(cfg));
     let fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
     let opts = fuse_options(cfg);

@@ -126,10 +126,36 @@ fn downloads_in_progress_count_against_the_cap() {
     // No room beside the first: the second streams through an unnamed file.
     let second = cache.begin(&key(2, 600)).unwrap();
     assert!(!second.cacheable());
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        1
+    );
     assert!(!cache.commit(second, String::new()).unwrap());
     drop(first); // abandoned: its reservation is released
     let third = cache.begin(&key(3, 900)).unwrap();
     assert!(third.cacheable());
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        1
+    );
+}
+
+#[test]
+fn max_age_prunes_old_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
+        assert!(put(&cache, &key(1, 10), 1));
+    }
+    let aged = CacheLimits {
+        max_age: Some(std::time::Duration::ZERO),
+        ..limits(1 << 20)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let cache = DiskCache::open_dir(dir.path(), aged).unwrap();
+    assert_eq!(
+        cache.stats().entries,
+        0,
+        "an entry older than max_age survived the start"
+    );
 }

@@ -98,6 +98,17 @@ struct Cell {
     missing_until: Mutex<Option<Instant>>,
 }
 
+/// Counters of what the core did, for tests and diagnostics.
+#[derive(Debug, Default)]
+pub struct CoreCounters {
+    /// `read` requests that reached personafs (passthrough reads do not).
+    pub reads: AtomicU64,
+    /// Opens answered with a kernel backing file (FUSE passthrough).
+    pub passthrough_opens: AtomicU64,
+    /// Downloads started (each shared by all openers of its file).
+    pub downloads: AtomicU64,
+}
+
 pub struct FsCore {
     pub(crate) api: Arc<dyn PersonaApi>,
     pub(crate) cache: Arc<DiskCache>,
@@ -111,6 +122,7 @@ pub struct FsCore {
     pub(crate) handles: Mutex<HashMap<u64, Arc<Handle>>>,
     pub(crate) next_fh: AtomicU64,
     mounted_at: SystemTime,
+    pub counters: CoreCounters,
 }
 
 /// A name that could be an inquiry id; anything else is ENOENT without asking Persona.
@@ -136,6 +148,7 @@ impl FsCore {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             mounted_at: SystemTime::now(),
+            counters: CoreCounters::default(),
         })
     }
 

@@ -6,14 +6,15 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, MountOption, OpenAccMode, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
+    AccessFlags, BackgroundSession, BackingId, Config, Errno, FileAttr, FileHandle, FileType,
+    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, MountOption, OpenAccMode, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use tokio::runtime::Handle as Runtime;
@@ -50,12 +51,74 @@ struct DirSnapshot {
     entries: Vec<DirEntry>,
 }
 
+/// Kernel backing files for passthrough reads. The kernel keeps an inode in one io mode at a
+/// time: while any handle of an inode is open through personafs ("cached" mode), a
+/// passthrough open fails, and while a passthrough handle is open, every other open must be
+/// passthrough too, with the same backing id. So both kinds of open are counted per inode.
+#[derive(Default)]
+struct Backings {
+    by_ino: HashMap<u64, Weak<BackingId>>,
+    by_fh: HashMap<u64, Arc<BackingId>>,
+    /// Handles served by personafs itself: fh → inode, and open count per inode.
+    cached_fhs: HashMap<u64, u64>,
+    cached_opens: HashMap<u64, usize>,
+}
+
+impl Backings {
+    /// The backing id to answer this open with, or `None` to serve it ourselves.
+    fn choose(
+        &mut self,
+        reply: &ReplyOpen,
+        ino: u64,
+        fh: u64,
+        file: Option<&std::fs::File>,
+    ) -> io::Result<Option<Arc<BackingId>>> {
+        let id = match self.by_ino.get(&ino).and_then(Weak::upgrade) {
+            Some(id) => Some(id),
+            None => match file {
+                Some(file) if !self.cached_opens.contains_key(&ino) => {
+                    let id = Arc::new(reply.open_backing(file)?);
+                    self.by_ino.insert(ino, Arc::downgrade(&id));
+                    Some(id)
+                }
+                _ => None,
+            },
+        };
+        match &id {
+            Some(id) => {
+                self.by_fh.insert(fh, id.clone());
+            }
+            None => {
+                self.cached_fhs.insert(fh, ino);
+                *self.cached_opens.entry(ino).or_insert(0) += 1;
+            }
+        }
+        Ok(id)
+    }
+
+    fn release(&mut self, fh: u64) {
+        if self.by_fh.remove(&fh).is_some() {
+            self.by_ino.retain(|_, w| w.strong_count() > 0);
+        } else if let Some(ino) = self.cached_fhs.remove(&fh)
+            && let Some(n) = self.cached_opens.get_mut(&ino)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.cached_opens.remove(&ino);
+            }
+        }
+    }
+}
+
 pub struct PersonaFs {
     core: Arc<FsCore>,
     rt: Runtime,
     ttl: Duration,
     dirs: Arc<Mutex<HashMap<u64, Arc<DirSnapshot>>>>,
     next_dir_fh: AtomicU64,
+    /// Whether the kernel accepted FUSE passthrough (and it has not failed since).
+    passthrough: Arc<AtomicBool>,
+    backings: Arc<Mutex<Backings>>,
 }
 
 fn errno(e: &Error) -> Errno {
@@ -94,6 +157,8 @@ impl PersonaFs {
             dirs: Arc::new(Mutex::new(HashMap::new())),
             // Directory handles live apart from file handles; the high bit keeps them apart.
             next_dir_fh: AtomicU64::new(1 << 63),
+            passthrough: Arc::new(AtomicBool::new(false)),
+            backings: Arc::new(Mutex::new(Backings::default())),
         }
     }
 
@@ -152,6 +217,18 @@ impl fuser::Filesystem for PersonaFs {
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         let _ = config.set_max_readahead(1 << 20);
         let _ = config.set_max_background(64);
+        // Warm reads straight from the cache files. The cache sits on an ordinary
+        // filesystem, so a stacking depth of 1 is enough.
+        let passthrough = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok();
+        self.passthrough.store(passthrough, Ordering::Relaxed);
+        if passthrough {
+            tracing::info!("FUSE passthrough on: cached files are read by the kernel directly");
+        } else {
+            tracing::info!(
+                "FUSE passthrough not offered by the kernel: cached files are served by personafs, with the page cache kept across opens"
+            );
+        }
         Ok(())
     }
 
@@ -186,6 +263,8 @@ impl fuser::Filesystem for PersonaFs {
         }
         tracing::trace!(ino = ino.0, "open");
         let core = self.core.clone();
+        let passthrough = self.passthrough.clone();
+        let backings = self.backings.clone();
         self.rt.spawn(async move {
             match core.open(ino.0).await {
                 Ok(o) => {
@@ -194,6 +273,21 @@ impl fuser::Filesystem for PersonaFs {
                     } else {
                         FopenFlags::empty()
                     };
+                    let file = o.backing.filter(|_| passthrough.load(Ordering::Relaxed));
+                    let chosen = backings.lock().choose(&reply, ino.0, o.fh, file.as_ref());
+                    match chosen {
+                        Ok(Some(id)) => {
+                            core.counters.passthrough_opens.fetch_add(1, Ordering::Relaxed);
+                            // The kernel refuses any other open flag with passthrough.
+                            return reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            passthrough.store(false, Ordering::Relaxed);
+                            tracing::warn!("FUSE passthrough refused ({e}); serving cached files through personafs from now on");
+                            backings.lock().choose(&reply, ino.0, o.fh, None).ok();
+                        }
+                    }
                     reply.opened(FileHandle(o.fh), flags)
                 }
                 Err(e) => reply.error(errno(&e)),
@@ -233,6 +327,7 @@ impl fuser::Filesystem for PersonaFs {
         reply: ReplyEmpty,
     ) {
         self.core.release(fh.0);
+        self.backings.lock().release(fh.0);
         reply.ok();
     }
 

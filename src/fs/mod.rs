@@ -6,7 +6,7 @@ mod inode;
 mod reader;
 mod view;
 
-pub use self::core::{Attr, CoreConfig, DirEntry, FsCore, Kind};
+pub use self::core::{Attr, CoreConfig, CoreCounters, DirEntry, FsCore, Kind};
 pub use fuse::{FuseOptions, PersonaFs, mount};
 pub use inode::{INQUIRIES, ROOT};
 pub use reader::Opened;

@@ -53,6 +53,9 @@ pub struct Opened {
     pub fh: u64,
     /// The bytes behind this inode never change, so pages cached before stay valid.
     pub keep_cache: bool,
+    /// The complete cache file, when there is one: the kernel can read it directly
+    /// (FUSE passthrough) without asking us for each block.
+    pub backing: Option<File>,
 }
 
 fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -115,9 +118,17 @@ impl FsCore {
             _ => return Err(Error::Io(io::Error::from_raw_os_error(libc::EISDIR))),
         };
         let keep_cache = !matches!(handle, Handle::Bytes(_));
+        let backing = match &handle {
+            Handle::Cached(c) => c.file.try_clone().ok(),
+            _ => None,
+        };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().insert(fh, Arc::new(handle));
-        Ok(Opened { fh, keep_cache })
+        Ok(Opened {
+            fh,
+            keep_cache,
+            backing,
+        })
     }
 
     async fn open_file(
@@ -162,6 +173,7 @@ impl FsCore {
         downloads.insert(digest.clone(), Arc::downgrade(&dl));
         drop(downloads);
         tracing::debug!(inquiry = %id, file = %name, size = key.size, "download started");
+        self.counters.downloads.fetch_add(1, Ordering::Relaxed);
         let core = self.clone();
         let task_dl = dl.clone();
         let (id, name) = (id.clone(), Arc::<str>::from(name));
@@ -264,6 +276,7 @@ impl FsCore {
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let handle = self
             .handles
             .lock()

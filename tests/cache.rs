@@ -1,0 +1,366 @@
+//! End to end: the disk cache — bounded, persistent, verified, private, streaming, fast.
+
+mod common;
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{Options, TestMount, fuse_available};
+use personafs::cache::CacheLimits;
+use personafs::mock::{MockConfig, MockServer, RuntimeConfig, generate};
+
+fn mock(n: usize) -> MockServer {
+    MockServer::start(MockConfig {
+        generate: n,
+        seed: 21,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn with_cache(dir: &Path, max_size: u64) -> Options {
+    Options {
+        cache_dir: Some(dir.to_path_buf()),
+        cache_limits: CacheLimits {
+            max_size,
+            min_free: 0.0,
+            max_age: None,
+        },
+        ..Default::default()
+    }
+}
+
+/// Bytes of every file below `dir` (entries, meta files, temp files).
+fn bytes_on_disk(dir: &Path) -> u64 {
+    let mut total = 0;
+    for sub in ["data", "tmp"] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            for e in rd.flatten() {
+                total += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+fn data_entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("data"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".meta"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Every file of the mount with its direct bytes, in a stable order.
+fn all_files(m: &TestMount) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for id in m.mock.inquiry_ids() {
+        for (section, name, bytes) in m.direct_files(&id) {
+            out.push((m.inquiries().join(&id).join(section).join(name), bytes));
+        }
+    }
+    out
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_cap_holds_and_least_recently_used_files_go_first() {
+    if !fuse_available() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let cap = 10 << 20;
+    let m = TestMount::with(mock(20), with_cache(cache.path(), cap));
+    let files = all_files(&m);
+    let mut read = 0u64;
+    let mut order = Vec::new();
+    for (path, bytes) in &files {
+        if bytes.len() as u64 > cap / 4 {
+            continue;
+        }
+        assert!(std::fs::read(path).unwrap() == *bytes);
+        // Sampled while downloads are committed: never above the cap (meta files are tiny
+        // and not counted by the cap; allow them).
+        let meta_allowance = 4096 * 64;
+        assert!(
+            bytes_on_disk(cache.path()) <= cap + meta_allowance,
+            "cache over its cap"
+        );
+        read += bytes.len() as u64;
+        order.push((path.clone(), bytes.clone()));
+        if read > 30 << 20 {
+            break;
+        }
+    }
+    assert!(read > 30 << 20, "only {read} bytes of files");
+    wait_for("the last commit", || {
+        bytes_on_disk(cache.path()) > 0 && data_entries(cache.path()) > 0
+    });
+    // The newest file is still cached: reading it again downloads nothing.
+    let gets = m.stats().file_get;
+    let (last, last_bytes) = order.last().unwrap();
+    wait_for("the newest file to be cached", || {
+        std::fs::read(last).unwrap();
+        m.stats().file_get == gets
+    });
+    assert!(std::fs::read(last).unwrap() == *last_bytes);
+    // The oldest went first.
+    let (first, first_bytes) = &order[0];
+    let gets = m.stats().file_get;
+    // A new open of an evicted file downloads it again (drop the kernel's pages first).
+    drop_page_cache(first);
+    assert!(std::fs::read(first).unwrap() == *first_bytes);
+    assert_eq!(
+        m.stats().file_get,
+        gets + 1,
+        "the oldest file should have been evicted"
+    );
+}
+
+/// Ask the kernel to forget the pages of a file, so the next read goes past its page cache.
+fn drop_page_cache(path: &Path) {
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: plain advice on a descriptor we own.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+}
+
+#[test]
+fn a_remount_reuses_the_cache_and_detects_tampering() {
+    if !fuse_available() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    // (path relative to the mountpoint, bytes)
+    let files: Vec<(PathBuf, Vec<u8>)> = {
+        let m = TestMount::with(mock(6), with_cache(cache.path(), 1 << 30));
+        let files = all_files(&m);
+        for (path, bytes) in &files {
+            assert!(std::fs::read(path).unwrap() == *bytes);
+        }
+        wait_for("every file to be cached", || {
+            data_entries(cache.path()) == files.len()
+        });
+        let relative = files
+            .into_iter()
+            .map(|(p, b)| (p.strip_prefix(m.path()).unwrap().to_path_buf(), b))
+            .collect();
+        m.unmount();
+        relative
+    };
+    // Alter one entry behind the cache's back, keeping its length.
+    let victim = std::fs::read_dir(cache.path().join("data"))
+        .unwrap()
+        .flatten()
+        .find(|e| !e.file_name().to_string_lossy().ends_with(".meta"))
+        .unwrap()
+        .path();
+    let mut altered = std::fs::read(&victim).unwrap();
+    altered[100] ^= 0xff;
+    std::fs::write(&victim, &altered).unwrap();
+    // Same data, new server, same cache: one download (the altered file), right bytes.
+    let m = TestMount::with(mock(6), with_cache(cache.path(), 1 << 30));
+    for (relative, bytes) in &files {
+        let path = m.path().join(relative);
+        assert!(
+            std::fs::read(&path).unwrap() == *bytes,
+            "{}",
+            path.display()
+        );
+    }
+    assert_eq!(
+        m.stats().file_get,
+        1,
+        "only the altered entry is downloaded again"
+    );
+    // Private: 0700 directories, 0600 files, names that are hashes.
+    use std::os::unix::fs::PermissionsExt;
+    for d in [
+        cache.path().to_path_buf(),
+        cache.path().join("data"),
+        cache.path().join("tmp"),
+    ] {
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+    for e in std::fs::read_dir(cache.path().join("data"))
+        .unwrap()
+        .flatten()
+    {
+        assert_eq!(e.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stem = name.trim_end_matches(".meta");
+        assert!(
+            stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn first_bytes_arrive_before_the_download_completes() {
+    if !fuse_available() {
+        return;
+    }
+    let mut data = generate::generate(2, 4);
+    let size = 16 << 20;
+    let id = generate::add_large_document(&mut data, size, 9);
+    let server = MockServer::start_with_dataset(MockConfig::default(), data).unwrap();
+    server.set_runtime(RuntimeConfig {
+        files_bandwidth: 2 << 20,
+        ..server.runtime()
+    });
+    let m = TestMount::with(server, Options::default());
+    let dir = m.inquiries().join(&id).join("document");
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+    let mut f = std::fs::File::open(&path).unwrap();
+    let mut head = vec![0u8; 64 << 10];
+    f.read_exact(&mut head).unwrap();
+    let served = m.stats().file_bytes;
+    assert!(
+        served < size,
+        "the first read waited for the whole file ({served} bytes)"
+    );
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest).unwrap();
+    head.extend_from_slice(&rest);
+    let direct = m.direct_files(&id);
+    assert!(head == direct[0].2, "streamed bytes differ");
+}
+
+#[test]
+fn warm_reads_use_passthrough_or_the_page_cache() {
+    if !fuse_available() {
+        return;
+    }
+    let m = TestMount::start(MockConfig {
+        generate: 4,
+        seed: 2,
+        ..Default::default()
+    });
+    let (path, bytes) = all_files(&m).into_iter().max_by_key(|f| f.1.len()).unwrap();
+    assert!(std::fs::read(&path).unwrap() == bytes);
+    wait_for("the file to be cached", || data_entries(&m.cache_dir) == 1);
+    drop_page_cache(&path);
+    let reads = m.core.counters.reads.load(Ordering::Relaxed);
+    assert!(std::fs::read(&path).unwrap() == bytes);
+    let passthrough = m.core.counters.passthrough_opens.load(Ordering::Relaxed);
+    let reads_after = m.core.counters.reads.load(Ordering::Relaxed);
+    if kernel_has_passthrough() {
+        assert!(passthrough >= 1, "FUSE passthrough was not used");
+        assert_eq!(reads_after, reads, "a passthrough read reached personafs");
+    } else {
+        eprintln!("kernel without FUSE passthrough: warm reads go through personafs");
+        assert!(reads_after > reads);
+    }
+}
+
+/// FUSE passthrough arrived in Linux 6.9.
+fn kernel_has_passthrough() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 9)
+}
+
+#[test]
+fn cache_commands_report_prune_and_clear() {
+    if !fuse_available() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    {
+        let m = TestMount::with(mock(3), with_cache(cache.path(), 1 << 30));
+        let files = all_files(&m);
+        for (path, _) in &files {
+            std::fs::read(path).unwrap();
+        }
+        wait_for("every file to be cached", || {
+            data_entries(cache.path()) == files.len()
+        });
+        m.unmount();
+    }
+    let n = data_entries(cache.path());
+    let bin = env!("CARGO_BIN_EXE_personafs");
+    let dir = cache.path().to_str().unwrap();
+    let run = |action: &str, extra: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(["cache", action, "--cache-dir", dir])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run("stats", &[]).contains(&format!("{n} files")));
+    assert!(run("prune", &[]).contains("deleted 0 files"));
+    assert_eq!(data_entries(cache.path()), n);
+    assert!(run("clear", &[]).contains(&format!("deleted {n} files")));
+    assert_eq!(data_entries(cache.path()), 0);
+}
+
+#[test]
+fn opens_during_and_after_a_download_mix_safely() {
+    if !fuse_available() {
+        return;
+    }
+    let m = TestMount::start(MockConfig {
+        generate: 4,
+        seed: 8,
+        ..Default::default()
+    });
+    let (path, bytes) = all_files(&m).into_iter().max_by_key(|f| f.1.len()).unwrap();
+    // Streaming handle kept open while the download completes and is cached.
+    let mut streaming = std::fs::File::open(&path).unwrap();
+    let mut first = Vec::new();
+    streaming.read_to_end(&mut first).unwrap();
+    assert!(first == bytes);
+    wait_for("the file to be cached", || data_entries(&m.cache_dir) == 1);
+    // A new open while the streaming handle is open must not break either of them.
+    let mut second = Vec::new();
+    std::fs::File::open(&path)
+        .unwrap()
+        .read_to_end(&mut second)
+        .unwrap();
+    assert!(second == bytes);
+    drop(streaming);
+    // Passthrough handles, many at once, then a mix again.
+    let handles: Vec<_> = (0..4)
+        .map(|_| std::fs::File::open(&path).unwrap())
+        .collect();
+    for mut h in handles {
+        let mut b = Vec::new();
+        h.read_to_end(&mut b).unwrap();
+        assert!(b == bytes);
+    }
+    assert!(std::fs::read(&path).unwrap() == bytes);
+}
