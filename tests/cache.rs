@@ -364,3 +364,37 @@ fn opens_during_and_after_a_download_mix_safely() {
     }
     assert!(std::fs::read(&path).unwrap() == bytes);
 }
+
+#[test]
+fn a_file_larger_than_the_cache_streams_without_being_cached() {
+    if !fuse_available() {
+        return;
+    }
+    let mut data = generate::generate(1, 4);
+    let id = generate::add_large_document(&mut data, 3 << 20, 5);
+    let server = MockServer::start_with_dataset(MockConfig::default(), data).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let m = TestMount::with(server, with_cache(cache.path(), 1 << 20));
+    let direct = m.direct_files(&id);
+    let path = m
+        .inquiries()
+        .join(&id)
+        .join(&direct[0].0)
+        .join(&direct[0].1);
+    assert!(std::fs::read(&path).unwrap() == direct[0].2);
+    assert_eq!(
+        data_entries(cache.path()),
+        0,
+        "a file larger than the cache was cached"
+    );
+    assert_eq!(
+        bytes_on_disk(cache.path()),
+        0,
+        "left-overs in the cache directory"
+    );
+    // Read again: downloaded again (not cached), same bytes.
+    let gets = m.stats().file_get;
+    drop_page_cache(&path);
+    assert!(std::fs::read(&path).unwrap() == direct[0].2);
+    assert_eq!(m.stats().file_get, gets + 1);
+}

@@ -1,0 +1,188 @@
+//! `kill -9` of the daemon during a download: no stale mount after `personafs unmount`, no
+//! left-over or corrupt cache data, and a remount serves the right bytes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fuse_available;
+
+const BIN: &str = env!("CARGO_BIN_EXE_personafs");
+const KEY: &str = "persona_sandbox_demo";
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Leaves no mount behind, whatever happens in the test.
+struct UnmountGuard(PathBuf);
+impl Drop for UnmountGuard {
+    fn drop(&mut self) {
+        if personafs::unmount::is_fuse_mount(&self.0) {
+            let _ = Command::new(BIN).arg("unmount").arg(&self.0).output();
+        }
+    }
+}
+
+fn start_mock() -> (Proc, String, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "mock-server",
+            "--generate",
+            "3",
+            "--seed",
+            "4",
+            "--files-bandwidth",
+            "400000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let api = lines.next().unwrap().unwrap();
+    let files = lines.next().unwrap().unwrap();
+    let api = api.strip_prefix("api=").unwrap().to_string();
+    let files = files.strip_prefix("files=").unwrap().to_string();
+    (Proc(child), api, files)
+}
+
+fn mount(mp: &Path, cache: &Path, api: &str, files: &str) -> Proc {
+    let child = Command::new(BIN)
+        .args([
+            "mount",
+            mp.to_str().unwrap(),
+            "--foreground",
+            "--api-base",
+            api,
+        ])
+        .args(["--file-host", &common::host_port(files)])
+        .arg("--cache-dir")
+        .arg(cache)
+        .env("PERSONA_API_KEY", KEY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !mp.join("inquiries").is_dir() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "mount did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+fn largest_file(mp: &Path) -> PathBuf {
+    let mut best = (0, PathBuf::new());
+    for inq in std::fs::read_dir(mp.join("inquiries")).unwrap() {
+        for section in ["document", "selfie"] {
+            for f in std::fs::read_dir(inq.as_ref().unwrap().path().join(section)).unwrap() {
+                let p = f.unwrap().path();
+                let len = std::fs::metadata(&p).unwrap().len();
+                if len > best.0 {
+                    best = (len, p);
+                }
+            }
+        }
+    }
+    best.1
+}
+
+fn tmp_bytes(cache: &Path) -> u64 {
+    std::fs::read_dir(cache.join("tmp"))
+        .map(|rd| rd.flatten().map(|e| e.metadata().unwrap().len()).sum())
+        .unwrap_or(0)
+}
+
+#[test]
+fn kill_9_mid_download_then_unmount_and_remount() {
+    if !fuse_available() {
+        return;
+    }
+    let (_mock, api, files) = start_mock();
+    let mp = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(mp.path().to_path_buf());
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let mut daemon = mount(mp.path(), &cache, &api, &files);
+    let file = largest_file(mp.path());
+    let relative = file.strip_prefix(mp.path()).unwrap().to_path_buf();
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(
+        size > 400_000,
+        "file too small to catch mid-download: {size}"
+    );
+    let reader = std::thread::spawn(move || std::fs::read(&file).map(|b| b.len()));
+    let start = Instant::now();
+    while tmp_bytes(&cache) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "download never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    daemon.0.kill().unwrap(); // SIGKILL
+    daemon.0.wait().unwrap();
+    assert!(
+        reader.join().unwrap().is_err(),
+        "a read through a killed daemon succeeded"
+    );
+    // Attributes may still come from the kernel's cache; a listing must ask the daemon.
+    let e = std::fs::read_dir(mp.path().join("inquiries")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+    let out = Command::new(BIN)
+        .args(["unmount", mp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!personafs::unmount::is_fuse_mount(mp.path()));
+    // The half download is still there, and must never be served.
+    assert!(tmp_bytes(&cache) > 0);
+    let daemon = mount(mp.path(), &cache, &api, &files);
+    assert_eq!(tmp_bytes(&cache), 0, "left-overs survived the restart");
+    let bytes = std::fs::read(mp.path().join(&relative)).unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    // Compare with a direct download through the API.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let direct = rt.block_on(async {
+        use personafs::persona::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
+        let mut c = ClientConfig::new(api.as_str(), ApiKey::new(KEY));
+        c.allowed_file_hosts.push(common::host_port(&files));
+        let client = HttpClient::new(c).unwrap();
+        let id = relative.iter().nth(1).unwrap().to_str().unwrap();
+        let name = relative.file_name().unwrap().to_str().unwrap();
+        let inquiry = client.retrieve_inquiry(id).await.unwrap();
+        let f = files_of(&inquiry)
+            .into_iter()
+            .find(|f| f.name == name)
+            .unwrap();
+        let mut out = Vec::new();
+        client.download(&f.url, 0, &mut out).await.unwrap();
+        out
+    });
+    assert!(
+        bytes == direct,
+        "bytes after the crash differ from a direct download"
+    );
+    let out = Command::new(BIN)
+        .args(["unmount", mp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    drop(daemon);
+}
