@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The demo mount: builds personafs and mounts a generated Persona organization (the embedded
+# mock server: no API key, no network) at MOUNTPOINT (default /tmp/personafs-demo).
+# Usage: scripts/demo.sh [MOUNTPOINT] [--inquiries N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mp="${1:-/tmp/personafs-demo}"
+shift || true
+
+if [ "$(id -u)" != 0 ] && ! command -v fusermount3 >/dev/null; then
+  echo "personafs needs fuse3 to mount as a normal user: sudo apt-get install fuse3" >&2
+  exit 1
+fi
+cargo build --release --quiet
+mkdir -p "$mp"
+target/release/personafs demo "$mp" "$@"
+echo "mounted the demo at $mp — try: ls -l $mp/inquiries | head"
+echo "unmount with: target/release/personafs unmount $mp"
