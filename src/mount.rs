@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::cache::{CacheLimits, DiskCache};
 use crate::config::MountConfig;
-use crate::fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
+use crate::fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
 use crate::persona::PersonaApi;
 
 /// The parts of `MountConfig` the core needs.
@@ -26,6 +26,14 @@ pub fn core_config(cfg: &MountConfig) -> CoreConfig {
         file_mode: cfg.file_mode,
         dir_mode: cfg.dir_mode,
         io_timeout: cfg.io_timeout,
+        prefetch: PrefetchConfig {
+            enabled: cfg.prefetch,
+            // Read-ahead never takes more than a quarter of the cache.
+            max_unread_bytes: PrefetchConfig::default()
+                .max_unread_bytes
+                .min(cfg.cache_max_size / 4),
+            ..PrefetchConfig::default()
+        },
     }
 }
 

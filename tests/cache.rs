@@ -21,6 +21,7 @@ fn mock(n: usize) -> MockServer {
     .unwrap()
 }
 
+/// A cache at `dir`, no read-ahead (these tests count downloads and entries exactly).
 fn with_cache(dir: &Path, max_size: u64) -> Options {
     Options {
         cache_dir: Some(dir.to_path_buf()),
@@ -29,7 +30,7 @@ fn with_cache(dir: &Path, max_size: u64) -> Options {
             min_free: 0.0,
             max_age: None,
         },
-        ..Default::default()
+        ..Options::exact()
     }
 }
 
@@ -226,7 +227,7 @@ fn first_bytes_arrive_before_the_download_completes() {
         files_bandwidth: 2 << 20,
         ..server.runtime()
     });
-    let m = TestMount::with(server, Options::default());
+    let m = TestMount::with(server, Options::exact());
     let dir = m.inquiries().join(&id).join("document");
     let path = std::fs::read_dir(&dir)
         .unwrap()
@@ -255,7 +256,7 @@ fn warm_reads_use_passthrough_or_the_page_cache() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(MockConfig {
+    let m = TestMount::start_exact(MockConfig {
         generate: 4,
         seed: 2,
         ..Default::default()
@@ -333,7 +334,7 @@ fn opens_during_and_after_a_download_mix_safely() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(MockConfig {
+    let m = TestMount::start_exact(MockConfig {
         generate: 4,
         seed: 8,
         ..Default::default()

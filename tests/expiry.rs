@@ -43,7 +43,7 @@ fn proactive_refresh_keeps_reads_working_at_one_retrieve_per_lifetime() {
         return;
     }
     let mock = mock_with_lifetime(12, 2000);
-    let mut opts = Options::default();
+    let mut opts = Options::exact();
     opts.core.file_url_lifetime = Duration::from_secs(2);
     let m = TestMount::with(mock, opts);
     let groups = files_by_inquiry(&m);
@@ -86,7 +86,7 @@ fn reactive_refresh_when_the_lifetime_is_shorter_than_configured() {
         return;
     }
     let mock = mock_with_lifetime(6, 1000);
-    let m = TestMount::with(mock, Options::default()); // mount believes 6 h
+    let m = TestMount::with(mock, Options::exact()); // mount believes 6 h
     let groups = files_by_inquiry(&m);
     // Learn every URL now, let them all expire, then read.
     for (id, _) in &groups {
@@ -112,7 +112,7 @@ fn concurrent_readers_of_stale_inquiries_share_one_retrieve_each() {
         return;
     }
     let mock = mock_with_lifetime(16, 60_000);
-    let mut opts = Options::default();
+    let mut opts = Options::exact();
     opts.core.file_url_lifetime = Duration::from_secs(1);
     opts.core.url_refresh_margin = 0.0;
     let m = TestMount::with(mock, opts);
@@ -152,7 +152,7 @@ fn dropped_connections_resume_with_range() {
         return;
     }
     let mock = mock_with_lifetime(6, 6 * 3600 * 1000);
-    let m = TestMount::with(mock, Options::default());
+    let m = TestMount::with(mock, Options::exact());
     let groups = files_by_inquiry(&m);
     m.mock.set_runtime(RuntimeConfig {
         reset_rate: 0.5,

@@ -149,7 +149,7 @@ fn parallel_readers_share_one_download() {
         files_bandwidth: 2 << 20,
         ..mock.runtime()
     });
-    let m = TestMount::with(mock, Options::default());
+    let m = TestMount::with(mock, Options::exact());
     let (id, direct) = inquiry_with_files(&m, 1);
     let (section, name, bytes) = direct.iter().max_by_key(|f| f.2.len()).unwrap().clone();
     let path = Arc::new(m.inquiries().join(&id).join(&section).join(&name));
@@ -176,7 +176,7 @@ fn redaction_purges_the_cache() {
         return;
     }
     let mock = MockServer::start(generated(20)).unwrap();
-    let mut opts = Options::default();
+    let mut opts = Options::exact();
     opts.core.metadata_ttl = Duration::from_millis(300);
     let m = TestMount::with(mock, opts);
     // An unfinished inquiry is retrieved again after the metadata TTL, which shows the

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 
 use super::inode::{INQUIRIES, InodeTable, Node, ROOT};
+use super::prefetch::{PrefetchConfig, Prefetcher};
 use super::reader::{Download, Handle};
 use super::view::InquiryView;
 use crate::cache::DiskCache;
@@ -30,6 +31,7 @@ pub struct CoreConfig {
     pub dir_mode: u16,
     /// How long a read may wait for bytes from the network before it fails with EIO.
     pub io_timeout: Duration,
+    pub prefetch: PrefetchConfig,
 }
 
 impl Default for CoreConfig {
@@ -45,6 +47,7 @@ impl Default for CoreConfig {
             file_mode: 0o444,
             dir_mode: 0o555,
             io_timeout: Duration::from_secs(60),
+            prefetch: PrefetchConfig::default(),
         }
     }
 }
@@ -86,7 +89,7 @@ pub(crate) enum Need {
 }
 
 struct Listing {
-    ids: Vec<Arc<str>>,
+    ids: Arc<Vec<Arc<str>>>,
     at: Instant,
 }
 
@@ -123,6 +126,8 @@ pub struct FsCore {
     pub(crate) next_fh: AtomicU64,
     mounted_at: SystemTime,
     pub counters: CoreCounters,
+    pub(crate) prefetch_cfg: PrefetchConfig,
+    pub(crate) prefetcher: Prefetcher,
 }
 
 /// A name that could be an inquiry id; anything else is ENOENT without asking Persona.
@@ -137,6 +142,8 @@ fn plausible_inquiry_id(name: &str) -> bool {
 impl FsCore {
     pub fn new(api: Arc<dyn PersonaApi>, cache: Arc<DiskCache>, cfg: CoreConfig) -> Arc<FsCore> {
         Arc::new(FsCore {
+            prefetch_cfg: cfg.prefetch.clone(),
+            prefetcher: Prefetcher::new(&cfg.prefetch),
             api,
             cache,
             cfg,
@@ -313,6 +320,11 @@ impl FsCore {
         }
     }
 
+    /// The listing's ids if one was taken already (never asks the API).
+    pub(crate) async fn cached_listing(&self) -> Option<Arc<Vec<Arc<str>>>> {
+        self.listing.lock().await.as_ref().map(|l| l.ids.clone())
+    }
+
     async fn list_all(&self) -> Result<Listing> {
         let at = Instant::now();
         tracing::debug!(filters = ?self.cfg.filters, "listing inquiries");
@@ -331,7 +343,10 @@ impl FsCore {
             }
             ids.push(id);
         }
-        Ok(Listing { ids, at })
+        Ok(Listing {
+            ids: Arc::new(ids),
+            at,
+        })
     }
 
     fn created_of(&self, id: &Arc<str>) -> Option<SystemTime> {
@@ -375,7 +390,7 @@ impl FsCore {
         }
     }
 
-    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+    pub async fn lookup(self: &Arc<Self>, parent: u64, name: &str) -> Result<Attr> {
         let missing = || Error::NotFound(name.to_string());
         match self.node(parent)? {
             Node::Root if name == "inquiries" => self.getattr(INQUIRIES).await,
@@ -385,6 +400,7 @@ impl FsCore {
                     // Not listed (yet): any id can be looked up directly, one retrieve.
                     self.view(&id, Need::Metadata).await?;
                 }
+                self.prefetch_metadata_from(&id);
                 self.inquiry_dir_attr(&id).await
             }
             Node::Inquiry(id) => {
@@ -414,7 +430,7 @@ impl FsCore {
     }
 
     /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
-    pub async fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
+    pub async fn readdir(self: &Arc<Self>, ino: u64) -> Result<Vec<DirEntry>> {
         let entry = |name: &str, attr| DirEntry {
             name: Arc::from(name),
             attr,
@@ -439,6 +455,7 @@ impl FsCore {
                     .collect())
             }
             Node::Inquiry(id) => {
+                self.prefetch_metadata_from(&id);
                 let view = self.view(&id, Need::Metadata).await?;
                 let mut inodes = self.inodes.lock();
                 let json = inodes.ino_of(Node::InquiryJson(id.clone()));

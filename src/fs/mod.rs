@@ -3,10 +3,12 @@
 mod core;
 pub mod fuse;
 mod inode;
+mod prefetch;
 mod reader;
 mod view;
 
 pub use self::core::{Attr, CoreConfig, CoreCounters, DirEntry, FsCore, Kind};
 pub use fuse::{FuseOptions, PersonaFs, mount};
 pub use inode::{INQUIRIES, ROOT};
+pub use prefetch::PrefetchConfig;
 pub use reader::Opened;

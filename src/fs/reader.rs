@@ -36,6 +36,12 @@ pub struct Download {
 }
 
 impl Download {
+    /// Wait until the download has finished, one way or the other.
+    pub(crate) async fn finished(&self) {
+        let mut rx = self.progress.subscribe();
+        let _ = rx.wait_for(|p| p.done || p.failed.is_some()).await;
+    }
+
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         read_exact_at(&self.file, offset, len)
     }
@@ -150,6 +156,8 @@ impl FsCore {
         if info.size == 0 {
             return Ok(Handle::Bytes(Arc::new(Vec::new())));
         }
+        self.unread_opened(&key);
+        self.prefetch_files_from(id);
         let cache = self.cache.clone();
         let k = key.clone();
         if let Some(cached) = tokio::task::spawn_blocking(move || cache.open(&k))
@@ -159,10 +167,21 @@ impl FsCore {
             tracing::trace!(inquiry = %id, file = %name, "served from the cache");
             return Ok(Handle::Cached(cached));
         }
+        Ok(Handle::Streaming(self.download_of(id, section, name, key)?))
+    }
+
+    /// The download of a file: the one in progress, or a new one.
+    pub(crate) fn download_of(
+        self: &Arc<Self>,
+        id: &Arc<str>,
+        section: Section,
+        name: &str,
+        key: CacheKey,
+    ) -> Result<Arc<Download>> {
         let digest = key.digest();
         let mut downloads = self.downloads.lock();
         if let Some(dl) = downloads.get(&digest).and_then(|w| w.upgrade()) {
-            return Ok(Handle::Streaming(dl));
+            return Ok(dl);
         }
         let temp = self.cache.begin(&key)?;
         let dl = Arc::new(Download {
@@ -181,7 +200,7 @@ impl FsCore {
             core.run_download(id, section, name, temp, task_dl).await;
             core.downloads.lock().remove(&digest);
         });
-        Ok(Handle::Streaming(dl))
+        Ok(dl)
     }
 
     /// Fetch a file into its download, refreshing URLs before they expire and once more when

@@ -75,6 +75,15 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// No read-ahead: for tests that count downloads, retrieves or cache entries exactly.
+    pub fn exact() -> Options {
+        let mut o = Options::default();
+        o.core.prefetch.enabled = false;
+        o
+    }
+}
+
 impl TestMount {
     pub fn start(mock: MockConfig) -> TestMount {
         Self::with(
