@@ -85,6 +85,8 @@ now() { date +%s.%N; }
 FS_START=$(now)
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.4f", b - a }'; }
 calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
+r0() { awk "BEGIN { printf \"%.0f\", $1 }"; }   # rounded, for notes
+r2() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 # Compare two numbers with awk: holds "0.5 <= 1" → exit 0.
 holds() { awk "BEGIN { exit !($1) }"; }
 log() { echo "[$(date +%T)] $*" >&2; }
@@ -165,6 +167,7 @@ same_bytes() {
   $UTIL hashes "$2" > "$WORK/h.b"
   [ -s "$WORK/h.a" ] && cmp -s "$WORK/h.a" "$WORK/h.b"
 }
+peer_counts() { cut -d' ' -f3,5 "$1"; }  # "files=… api_requests=…" of a peer.py run
 count_files() { find "$1" -type f ! -name '*.json' | wc -l; }
 bytes_differ() { touch "$WORK/bytes_differ"; echo "BYTES DIFFER: $*; "; }
 
@@ -174,6 +177,15 @@ okif() { if holds "$1"; then echo true; else echo false; fi; }
 # Time a command into T (seconds), bounded by TIMEOUT; T_COLD = seconds since the last mount
 # was launched.
 timed() { local t0; t0=$(now); timeout "$TIMEOUT" "$@"; T=$(since "$t0"); T_COLD=$(since "$FS_START"); }
+# Warm figures are small and the machine is shared: T = the best of 3 runs.
+best3() {
+  local best=
+  for _ in 1 2 3; do
+    timed "$@"
+    if [ -z "$best" ] || holds "$T < $best"; then best=$T; fi
+  done
+  T=$best
+}
 
 # ---------------------------------------------------------------------------------------------
 # 1. cold cp -r of N_TREE inquiries vs the peer with 8 workers (and 1); 2. rsync -a cold then
@@ -204,13 +216,13 @@ wl_tree() {
   local t_p1=$T
   stop_pid "$MOCK_PID"
 
-  local notes="$N_TREE inquiries, $files files, $mbytes MiB; personafs (from mount launch; ready after $ready s): $api API calls, $gets downloads, $(calc "$t_cp * 1000 / $files") ms/file; peer: $(cut -d' ' -f6 "$WORK/peer8.txt")"
+  local notes="$N_TREE inquiries, $files files, $mbytes MiB; personafs (from mount launch; ready after $(r2 "$ready") s): $api API calls, $gets downloads, $(r0 "$t_cp * 1000 / $files") ms/file; peer: $(peer_counts "$WORK/peer8.txt")"
   local ok; ok=$(okif "$t_cp <= $t_p8")
-  same_bytes "$WORK/cp/inquiries" "$WORK/peer8" || { notes="$(bytes_differ cp vs peer8)$notes"; ok=false; }
+  same_bytes "$WORK/cp" "$WORK/peer8" || { notes="$(bytes_differ cp vs peer8)$notes"; ok=false; }
   record "cold cp -r, $N_TREE inquiries, vs 8-worker peer" "$t_cp" "$t_p8" "ratio ≤ 1.0" "$ok" "$notes"
   ok=true
   same_bytes "$WORK/peer1" "$WORK/peer8" || { notes="$(bytes_differ peer1 vs peer8)"; ok=false; }
-  record "(info) the same vs 1-worker peer" "$t_cp" "$t_p1" "–" "$ok" "sequential peer: $(cut -d' ' -f6 "$WORK/peer1.txt")"
+  record "(info) the same vs 1-worker peer" "$t_cp" "$t_p1" "–" "$ok" "sequential peer: $(peer_counts "$WORK/peer1.txt"), $(r0 "$t_p1 * 1000 / $files") ms/file"
   rm -rf "$WORK/peer1"
 
   # rsync: a fresh mount and mock again (cold), then the same rsync on the same mount.
@@ -234,12 +246,12 @@ wl_tree() {
   # before, so the local side is in the page cache: the fastest local disk can be).
   cat "$WORK/rsync/"*/*/* > /dev/null 2>&1 || true
   read_stats s1
-  timed find "$mp/inquiries" -type f -exec cat {} + > /dev/null
+  best3 find "$mp/inquiries" -type f -exec cat {} + > /dev/null
   local t_warm=$T
   read_stats s2
-  timed find "$WORK/rsync" -type f -exec cat {} + > /dev/null
+  best3 find "$WORK/rsync" -type f -exec cat {} + > /dev/null
   local t_disk=$T
-  notes="$(delta s1 s2 0) API calls, $(delta s1 s2 3) downloads during the warm read; $mbytes MiB"
+  notes="best of 3 (find -type f -exec cat): $(delta s1 s2 0) API calls, $(delta s1 s2 3) downloads; $mbytes MiB; $(r0 "$mbytes / $t_warm") vs $(r0 "$mbytes / $t_disk") MiB/s"
   ok=$(okif "$t_warm <= $t_disk / 0.9")
   same_bytes "$mp/inquiries" "$WORK/peer8" || { notes="$(bytes_differ warm mount vs peer8)$notes"; ok=false; }
   record "warm read of the cached tree vs local disk" "$t_warm" "$t_disk" "ratio ≤ 1.11 (≥ 0.9× disk)" "$ok" "$notes"
@@ -272,19 +284,19 @@ wl_large() {
   local t0; t0=$(now)
   curl_url "$url" -o "$WORK/large.curl"
   local t_curl; t_curl=$(since "$t0")
-  local notes="209.7 MB; personafs: $(delta s0 s1 3) download requests, $(mb "$(delta s0 s1 4)") MiB fetched; $(calc "209.7152 / $t_fs") MB/s vs curl $(calc "209.7152 / $t_curl") MB/s"
+  local notes="209.7 MB; personafs: $(delta s0 s1 3) download requests, $(mb "$(delta s0 s1 4)") MiB fetched; $(r0 "209.7152 / $t_fs") MB/s vs curl $(r0 "209.7152 / $t_curl") MB/s"
   local ok; ok=$(okif "$t_fs <= $t_curl / 0.9")
   cmp -s "$WORK/large.fs" "$WORK/large.curl" || { notes="$(bytes_differ 200 MB cold)$notes"; ok=false; }
   record "200 MB file, cold read (cp) vs curl" "$t_fs" "$t_curl" "ratio ≤ 1.11 (≥ 0.9× curl)" "$ok" "$notes"
 
   cat "$WORK/large.curl" > /dev/null
   read_stats s0
-  timed cat "$file" > /dev/null
+  best3 cat "$file" > /dev/null
   t_fs=$T
   read_stats s1
-  timed cat "$WORK/large.curl" > /dev/null
+  best3 cat "$WORK/large.curl" > /dev/null
   local t_disk=$T
-  notes="$(delta s0 s1 3) downloads; $(calc "209.7152 / $t_fs") MB/s vs disk $(calc "209.7152 / $t_disk") MB/s (page cache)"
+  notes="$(delta s0 s1 3) downloads; $(r0 "209.7152 / $t_fs") MB/s vs disk $(r0 "209.7152 / $t_disk") MB/s (page cache; best of 3)"
   ok=$(okif "$t_fs <= $t_disk / 0.9")
   [ "$(sha256sum < "$file")" = "$(sha256sum < "$WORK/large.curl")" ] \
     || { notes="$(bytes_differ 200 MB warm)$notes"; ok=false; }
@@ -306,7 +318,7 @@ wl_large() {
   read_stats s1
   local t_req
   t_req=$(curl_url "$url" -r 0-0 -o "$WORK/first.curl" -w '%{time_starttransfer}')
-  notes="one files-host request (curl, bytes 0-0) = $(calc "$t_req * 1000") ms; personafs: $(delta s0 s1 3) requests, $(mb "$(delta s0 s1 4)") MiB fetched by then; configured files latency $FILES_LATENCY_MS ms"
+  notes="one files-host request (curl, bytes 0-0) = $(r0 "$t_req * 1000") ms; personafs: head -c 1 = $(r0 "$t_head * 1000") ms (process start included), $(delta s0 s1 3) download requests, $(mb "$(delta s0 s1 4)") MiB sent by the next stats read; configured files latency $FILES_LATENCY_MS ms"
   ok=$(okif "$t_head <= 2 * $t_req")
   cmp -s "$WORK/first.fs" "$WORK/first.curl" || { notes="$(bytes_differ first byte)$notes"; ok=false; }
   record "time to first byte, uncached 50 MB file (head -c 1)" "$t_head" "$t_req" "ratio ≤ 2.0" "$ok" "$notes"
@@ -326,7 +338,7 @@ wl_ls() {
   local t_cold=$T_COLD
   read_stats s1
   timed ls -l "$mp/inquiries" > "$WORK/ls2"
-  local t_warm=$T
+  local t_warm=$T   # the first warm run: the target is about the very next ls
   read_stats s2
   unmount_fs "$mp"
   # The peer: the same listing by the API (pages of 100), on the same mock.
@@ -336,17 +348,17 @@ wl_ls() {
   local want=$(( (N_LS + 99) / 100 ))
   local api1; api1=$(delta s0 s1 0)
   local entries; entries=$(($(wc -l < "$WORK/ls1") - 1))
-  local notes="from mount launch (ready after $ready s): $api1 API calls ($(delta s0 s1 1) list, $(delta s0 s1 2) retrieve), want $want; $entries entries; peer = the same pages listed by peer.py"
+  local notes="from mount launch (ready after $(r2 "$ready") s): $api1 API calls ($(delta s0 s1 1) list, $(delta s0 s1 2) retrieve), want $want; $entries entries; peer = the same pages listed by peer.py"
   local ok; ok=$(okif "$api1 == $want && $t_cold <= 1.25 * $t_peer && $entries == $N_LS")
   record "ls -l of $N_LS inquiries, cold" "$t_cold" "$t_peer" "$want API calls, ratio ≤ 1.25" "$ok" "$notes"
 
   mkdir -p "$WORK/lsdisk"
   (cd "$WORK/lsdisk" && seq -f 'inq_%06g' "$N_LS" | xargs mkdir -p)
   ls -l "$WORK/lsdisk" > /dev/null
-  timed ls -l "$WORK/lsdisk" > /dev/null
+  best3 ls -l "$WORK/lsdisk" > /dev/null
   local t_disk=$T
   local api2; api2=$(delta s1 s2 0)
-  notes="$api2 API calls; peer = ls -l of $N_LS local directories"
+  notes="$api2 API calls; peer = ls -l of $N_LS local directories (best of 3)"
   ok=$(okif "$api2 == 0 && $t_warm < 0.2")
   cmp -s "$WORK/ls1" "$WORK/ls2" || notes="listing changed between runs; $notes"
   record "ls -l of $N_LS inquiries, warm" "$t_warm" "$t_disk" "0 API calls, < 0.2 s" "$ok" "$notes"
@@ -420,7 +432,7 @@ wl_memory() {
     api=$(delta s0 s1 0)
     rm -rf "$mp.cache"
   done
-  notes="RSS $(mb "${rss[0]}") MiB with 1 inquiry, $(mb "${rss[1]}") MiB with $N_MEMORY (peak $(mb "$hwm")): $(calc "(${rss[1]} - ${rss[0]}) / ($N_MEMORY - 1)") bytes per inquiry; $entries listed with $api API calls, from mount launch (no latency, no rate limit)"
+  notes="RSS $(mb "${rss[0]}") MiB with 1 inquiry, $(mb "${rss[1]}") MiB with $N_MEMORY (peak $(mb "$hwm")): $(r0 "(${rss[1]} - ${rss[0]}) / ($N_MEMORY - 1)") bytes per inquiry; $entries listed with $api API calls, from mount launch (no latency, no rate limit)"
   [ "$QUICK" = 1 ] && notes="$notes (quick mode: $N_MEMORY, not 50,000)"
   ok=$(okif "$entries == $N_MEMORY")
   record "RSS with $N_MEMORY inquiries listed (ls -l vs peer listing)" "$t_ls" "$t_peer" "report bytes per inquiry" "$ok" "$notes"
