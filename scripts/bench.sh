@@ -176,7 +176,7 @@ okif() { if holds "$1"; then echo true; else echo false; fi; }
 
 # Time a command into T (seconds), bounded by TIMEOUT; T_COLD = seconds since the last mount
 # was launched.
-timed() { local t0; t0=$(now); timeout "$TIMEOUT" "$@"; T=$(since "$t0"); T_COLD=$(since "$FS_START"); }
+timed() { local t0; t0=$(now); timeout --foreground "$TIMEOUT" "$@"; T=$(since "$t0"); T_COLD=$(since "$FS_START"); }
 # Warm figures are small and the machine is shared: T = the best of 3 runs.
 best3() {
   local best=
