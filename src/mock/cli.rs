@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::data::Dataset;
 use super::duration::parse_duration;
 use super::{MockConfig, MockServer, RuntimeConfig};
+use crate::config::parse::parse_size;
 
 /// Arguments of `personafs mock-server`. `Debug` (via the config) hides the API key.
 #[derive(Clone, clap::Args)]
@@ -52,6 +54,10 @@ pub struct MockServerArgs {
     /// Fraction of downloads whose connection is dropped mid-body.
     #[arg(long, default_value_t = 0.0, value_parser = fraction)]
     pub reset_rate: f64,
+    /// Add an inquiry, newer than all others, whose one document is a PDF of this size
+    /// (e.g. 200MiB; bytes are computed when read, so size costs no memory). Repeatable.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub large_file: Vec<u64>,
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -90,14 +96,51 @@ impl MockServerArgs {
             },
         }
     }
+
+    /// The config to start with and the dataset to serve: generated and fixture inquiries, then
+    /// the `--large-file` ones (newest, in flag order), with their ids.
+    pub fn dataset(&self) -> anyhow::Result<(MockConfig, Dataset, Vec<String>)> {
+        let config = self.config();
+        if self.large_file.is_empty() {
+            return Ok((config, Dataset::default(), Vec::new()));
+        }
+        // Build the whole dataset here, so the large inquiries avoid every id in it.
+        let mut dataset = super::generate::generate(config.generate, config.seed);
+        if let Some(dir) = &config.fixtures {
+            let fixtures = super::fixtures::load(dir)
+                .with_context(|| format!("loading fixtures from {}", dir.display()))?;
+            dataset
+                .inquiries
+                .retain(|i| !fixtures.inquiries.iter().any(|f| f.id == i.id));
+            dataset.inquiries.extend(fixtures.inquiries);
+            dataset.files.extend(fixtures.files);
+        }
+        let ids = (self.large_file.iter().enumerate())
+            .map(|(i, &size)| {
+                super::generate::add_large_document(&mut dataset, size, config.seed + i as u64)
+            })
+            .collect();
+        let config = MockConfig {
+            generate: 0,
+            fixtures: None,
+            ..config
+        };
+        Ok((config, dataset, ids))
+    }
 }
 
-/// Run the mock server until SIGINT or SIGTERM; prints `api=…` and `files=…` on stdout first.
+/// Run the mock server until SIGINT or SIGTERM; prints `api=…`, `files=…` and one
+/// `large=<inquiry id> <size>` per `--large-file` on stdout first.
 pub fn run(args: MockServerArgs) -> anyhow::Result<()> {
-    let server = MockServer::start(args.config()).context("starting the mock server")?;
+    let (config, dataset, large) = args.dataset()?;
+    let server =
+        MockServer::start_with_dataset(config, dataset).context("starting the mock server")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "api={}", server.api_base())?;
     writeln!(out, "files={}", server.files_base())?;
+    for (id, size) in large.iter().zip(&args.large_file) {
+        writeln!(out, "large={id} {size}")?;
+    }
     out.flush()?;
     drop(out);
     let waiter = tokio::runtime::Builder::new_current_thread()
@@ -151,5 +194,43 @@ mod tests {
         assert!(Wrapper::try_parse_from(["x", "--fail-rate", "2"]).is_err());
         assert!(!format!("{config:?}").contains("persona_sandbox_demo"));
         assert!(!format!("{:?}", w.args).contains("persona_sandbox_demo"));
+    }
+
+    #[test]
+    fn large_files_are_the_newest_inquiries() {
+        let w = Wrapper::parse_from([
+            "x",
+            "--generate",
+            "3",
+            "--large-file",
+            "200MiB",
+            "--large-file",
+            "1000",
+        ]);
+        let (config, dataset, ids) = w.args.dataset().unwrap();
+        assert_eq!(
+            config.generate, 0,
+            "the dataset already holds the generated inquiries"
+        );
+        assert_eq!(dataset.inquiries.len(), 5);
+        assert_eq!(ids.len(), 2);
+        let server = MockServer::start_with_dataset(config, dataset).unwrap();
+        // Newest first: the last large file added comes first.
+        assert_eq!(server.inquiry_ids()[..2], [ids[1].clone(), ids[0].clone()]);
+        let sizes: Vec<u64> = ids
+            .iter()
+            .map(|id| {
+                let store = server.running.state.store.read();
+                let inquiry = store.inquiries.iter().find(|i| &i.id == id).unwrap();
+                let files = &inquiry.included[0]["attributes"]["files"];
+                files[0]["byte-size"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(sizes, [200 << 20, 1000]);
+        let none = Wrapper::parse_from(["x", "--generate", "3"])
+            .args
+            .dataset()
+            .unwrap();
+        assert_eq!((none.0.generate, none.1.inquiries.len()), (3, 0));
     }
 }

@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+# personafs against what users do today (scripts/peer.py: list, retrieve, download with
+# 8 workers or 1; curl of a signed URL; local disk), side by side, on the mock Persona server
+# with realistic conditions. See docs/BENCHMARKS.md.
+#
+#   scripts/bench.sh [--quick] [--out FILE]     (JSON to FILE, default target/bench.json)
+#
+# Environment: BENCH_API_LATENCY_MS (80), BENCH_FILES_LATENCY_MS (30), BENCH_RATE_LIMIT (300),
+# BENCH_KEEP=1 keeps the work directory, BENCH_ONLY="wl_large wl_ls" runs only those groups. Exit 1 when a workload errored or bytes differed;
+# targets missed only show as ok=false.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=0
+OUT=target/bench.json
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --out) OUT=${2:?--out needs a file}; shift ;;
+    --out=*) OUT=${1#--out=} ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+API_LATENCY_MS=${BENCH_API_LATENCY_MS:-80}
+FILES_LATENCY_MS=${BENCH_FILES_LATENCY_MS:-30}
+RATE_LIMIT=${BENCH_RATE_LIMIT:-300}
+if [ "$QUICK" = 1 ]; then
+  N_TREE=50          # inquiries copied by cp -r / rsync / ls -lR (issue: 200)
+  BIG_FILES=1; BIG_SIZE=256MiB   # the "copy 1 GB" workload copies this much
+  N_MEMORY=10000     # inquiries listed for the memory figure (issue: 50,000)
+else
+  N_TREE=200
+  BIG_FILES=5; BIG_SIZE=200MiB
+  N_MEMORY=50000
+fi
+N_LS=5000
+TIMEOUT=900          # no single command may take longer than this (seconds)
+
+# The API key reaches personafs and the peer through the environment only.
+export PERSONA_API_KEY=persona_sandbox_demo
+BIN=$ROOT/target/release/personafs
+UTIL="python3 $ROOT/scripts/bench_util.py"
+PEER="python3 $ROOT/scripts/peer.py"
+
+echo "building (release)..." >&2
+build_start=$(date +%s)
+cargo build --release --quiet
+echo "built in $(( $(date +%s) - build_start )) s" >&2
+
+WORK=$(mktemp -d /tmp/personafs-bench.XXXXXX)
+RESULTS=$WORK/results.jsonl
+REGISTRY=$WORK/registry       # "mount PATH" / "pid N" lines: what cleanup must undo
+: > "$REGISTRY"
+
+cleanup() {
+  local kind what
+  [ -f "$REGISTRY" ] || return 0
+  # Mounts first (their daemons exit once unmounted), then the remaining processes.
+  while read -r kind what; do
+    if [ "$kind" = mount ] && grep -qs " $what fuse" /proc/mounts; then
+      "$BIN" unmount "$what" >/dev/null 2>&1 || umount -l "$what" 2>/dev/null || true
+    fi
+  done < "$REGISTRY"
+  while read -r kind what; do
+    if [ "$kind" = pid ] && kill -0 "$what" 2>/dev/null; then
+      kill "$what" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$what" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$what" 2>/dev/null || true
+    fi
+  done < "$REGISTRY"
+  : > "$REGISTRY"
+}
+final_cleanup() {
+  cleanup
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap final_cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+FS_START=$(now)
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.4f", b - a }'; }
+calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
+r0() { awk "BEGIN { printf \"%.0f\", $1 }"; }   # rounded, for notes
+r2() { awk "BEGIN { printf \"%.2f\", $1 }"; }
+# Compare two numbers with awk: holds "0.5 <= 1" → exit 0.
+holds() { awk "BEGIN { exit !($1) }"; }
+log() { echo "[$(date +%T)] $*" >&2; }
+
+# start_mock NAME [mock-server flags...]: sets MOCK_API, MOCK_BASE, MOCK_FILES_HOSTPORT,
+# MOCK_PID, MOCK_LARGE (ids of --large-file inquiries, in flag order).
+start_mock() {
+  local name=$1; shift
+  local out=$WORK/$name.mock
+  "$BIN" mock-server --api-latency-ms "$API_LATENCY_MS" --files-latency-ms "$FILES_LATENCY_MS" \
+    --rate-limit "$RATE_LIMIT" "$@" > "$out" 2> "$out.err" &
+  MOCK_PID=$!
+  echo "pid $MOCK_PID" >> "$REGISTRY"
+  local want=2
+  for a in "$@"; do [ "$a" = --large-file ] && want=$((want + 1)); done
+  for _ in $(seq 600); do
+    [ "$(wc -l < "$out")" -ge "$want" ] && break
+    kill -0 "$MOCK_PID" 2>/dev/null || { cat "$out.err" >&2; return 1; }
+    sleep 0.1
+  done
+  MOCK_API=$(sed -n 's/^api=//p' "$out")
+  local files; files=$(sed -n 's/^files=//p' "$out")
+  [ -n "$MOCK_API" ] && [ -n "$files" ] || { echo "mock $name did not start" >&2; return 1; }
+  MOCK_BASE=${MOCK_API%/api/v1}
+  MOCK_FILES_HOSTPORT=${files#http://}
+  MOCK_LARGE=$(sed -n 's/^large=\([^ ]*\) .*/\1/p' "$out")
+}
+
+stop_pid() {
+  local pid=$1
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# mount_fs MP [mount flags...]: a fresh mount (fresh cache) on the current mock. Sets FS_PID,
+# FS_START (when it was launched) and FS_READY (seconds until MP/inquiries answered a stat).
+# personafs itself stats inquiries/ before it reports ready, and that lists every inquiry: a
+# "cold" command is therefore timed from the launch of the mount (T_COLD), and its API calls
+# counted from before the launch.
+mount_fs() {
+  local mp=$1; shift
+  mkdir -p "$mp" "$mp.cache"
+  FS_START=$(now)
+  "$BIN" mount "$mp" --api-base "$MOCK_API" --file-host "$MOCK_FILES_HOSTPORT" \
+    --cache-dir "$mp.cache" --foreground "$@" > "$mp.log" 2>&1 &
+  FS_PID=$!
+  echo "pid $FS_PID" >> "$REGISTRY"
+  echo "mount $mp" >> "$REGISTRY"
+  for _ in $(seq 600); do
+    if grep -qs " $mp fuse" /proc/mounts && stat "$mp/inquiries" >/dev/null 2>&1; then
+      FS_READY=$(since "$FS_START")
+      return 0
+    fi
+    kill -0 "$FS_PID" 2>/dev/null || { cat "$mp.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "mount $mp did not become ready" >&2
+  return 1
+}
+
+unmount_fs() {
+  local mp=$1
+  "$BIN" unmount "$mp" >/dev/null 2>&1 || umount -l "$mp"
+  wait "$FS_PID" 2>/dev/null || true
+}
+
+# stats → STATS array: api_requests api_list api_retrieve file_get file_bytes rate_limited
+read_stats() { read -r -a "$1" <<< "$($UTIL stats "$MOCK_BASE")"; }
+# delta A B i: B[i] - A[i]
+delta() { local -n a=$1 b=$2; echo $(( b[$3] - a[$3] )); }
+
+vm() { awk -v k="$2:" '$1 == k { print $2 * 1024 }' "/proc/$1/status"; }  # bytes
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+
+# same_bytes DIR_A DIR_B: identical multisets of file hashes (inquiry.json excluded).
+same_bytes() {
+  $UTIL hashes "$1" > "$WORK/h.a"
+  $UTIL hashes "$2" > "$WORK/h.b"
+  [ -s "$WORK/h.a" ] && cmp -s "$WORK/h.a" "$WORK/h.b"
+}
+peer_counts() { cut -d' ' -f3,5 "$1"; }  # "files=… api_requests=…" of a peer.py run
+count_files() { find "$1" -type f ! -name '*.json' | wc -l; }
+bytes_differ() { touch "$WORK/bytes_differ"; echo "BYTES DIFFER: $*; "; }
+
+record() { $UTIL add "$RESULTS" "$@"; log "result: $1 ($2 s vs $3 s) ok=$5 — $6"; }
+okif() { if holds "$1"; then echo true; else echo false; fi; }
+
+# Time a command into T (seconds), bounded by TIMEOUT; T_COLD = seconds since the last mount
+# was launched.
+timed() { local t0; t0=$(now); timeout --foreground "$TIMEOUT" "$@"; T=$(since "$t0"); T_COLD=$(since "$FS_START"); }
+# Warm figures are small and the machine is shared: T = the best of 3 runs.
+best3() {
+  local best=
+  for _ in 1 2 3; do
+    timed "$@"
+    if [ -z "$best" ] || holds "$T < $best"; then best=$T; fi
+  done
+  T=$best
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. cold cp -r of N_TREE inquiries vs the peer with 8 workers (and 1); 2. rsync -a cold then
+# again; 3. warm read of the cached tree vs local disk.
+# Each side gets its own fresh mock of the same seed and config, so each starts with Persona's
+# whole rate-limit budget (one window would make whoever runs second wait).
+wl_tree() {
+  local mp=$WORK/mnt-cp s0 s1
+  start_mock cp --generate "$N_TREE"
+  read_stats s0
+  mount_fs "$mp"
+  local ready=$FS_READY
+  timed cp -r "$mp/inquiries" "$WORK/cp"
+  local t_cp=$T_COLD
+  read_stats s1
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  local files; files=$(count_files "$WORK/cp")
+  local api; api=$(delta s0 s1 0)
+  local gets; gets=$(delta s0 s1 3)
+  local mbytes; mbytes=$(mb "$(delta s0 s1 4)")
+
+  start_mock peer8 --generate "$N_TREE"
+  timed $PEER --api-base "$MOCK_API" --workers 8 --out "$WORK/peer8" > "$WORK/peer8.txt"
+  local t_p8=$T
+  stop_pid "$MOCK_PID"
+  start_mock peer1 --generate "$N_TREE"
+  timed $PEER --api-base "$MOCK_API" --workers 1 --out "$WORK/peer1" > "$WORK/peer1.txt"
+  local t_p1=$T
+  stop_pid "$MOCK_PID"
+
+  local notes="$N_TREE inquiries, $files files, $mbytes MiB; personafs (from mount launch; ready after $(r2 "$ready") s): $api API calls, $gets downloads, $(r0 "$t_cp * 1000 / $files") ms/file; peer: $(peer_counts "$WORK/peer8.txt")"
+  local ok; ok=$(okif "$t_cp <= $t_p8")
+  same_bytes "$WORK/cp" "$WORK/peer8" || { notes="$(bytes_differ cp vs peer8)$notes"; ok=false; }
+  record "cold cp -r, $N_TREE inquiries, vs 8-worker peer" "$t_cp" "$t_p8" "ratio ≤ 1.0" "$ok" "$notes"
+  ok=true
+  same_bytes "$WORK/peer1" "$WORK/peer8" || { notes="$(bytes_differ peer1 vs peer8)"; ok=false; }
+  record "(info) the same vs 1-worker peer" "$t_cp" "$t_p1" "–" "$ok" "sequential peer: $(peer_counts "$WORK/peer1.txt"), $(r0 "$t_p1 * 1000 / $files") ms/file"
+  rm -rf "$WORK/peer1"
+
+  # rsync: a fresh mount and mock again (cold), then the same rsync on the same mount.
+  mp=$WORK/mnt-rsync
+  start_mock rsync --generate "$N_TREE"
+  read_stats s0
+  mount_fs "$mp"
+  timed rsync -a "$mp/inquiries/" "$WORK/rsync/"
+  local t_r1=$T_COLD
+  read_stats s1
+  timed rsync -a "$mp/inquiries/" "$WORK/rsync/"
+  local t_r2=$T s2
+  read_stats s2
+  local gets2; gets2=$(delta s1 s2 3)
+  notes="1st (from mount launch): $(delta s0 s1 0) API calls, $(delta s0 s1 3) downloads; 2nd: $(delta s1 s2 0) API calls, $gets2 downloads"
+  ok=$(okif "$t_r2 <= 0.05 * $t_r1 && $gets2 == 0")
+  same_bytes "$WORK/rsync" "$WORK/peer8" || { notes="$(bytes_differ rsync vs peer8)$notes"; ok=false; }
+  record "rsync -a again (personafs = 2nd run, peer = 1st run)" "$t_r2" "$t_r1" "ratio ≤ 0.05, 0 downloads" "$ok" "$notes"
+
+  # Warm read: every file of the cached mount vs the same files on local disk (both read once
+  # before, so the local side is in the page cache: the fastest local disk can be).
+  cat "$WORK/rsync/"*/*/* > /dev/null 2>&1 || true
+  read_stats s1
+  best3 find "$mp/inquiries" -type f -exec cat {} + > /dev/null
+  local t_warm=$T
+  read_stats s2
+  best3 find "$WORK/rsync" -type f -exec cat {} + > /dev/null
+  local t_disk=$T
+  notes="best of 3 (find -type f -exec cat): $(delta s1 s2 0) API calls, $(delta s1 s2 3) downloads; $mbytes MiB; $(r0 "$mbytes / $t_warm") vs $(r0 "$mbytes / $t_disk") MiB/s"
+  ok=$(okif "$t_warm <= $t_disk / 0.9")
+  same_bytes "$mp/inquiries" "$WORK/peer8" || { notes="$(bytes_differ warm mount vs peer8)$notes"; ok=false; }
+  record "warm read of the cached tree vs local disk" "$t_warm" "$t_disk" "ratio ≤ 1.11 (≥ 0.9× disk)" "$ok" "$notes"
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  rm -rf "$WORK/cp" "$WORK/rsync" "$WORK/peer8" "$mp.cache"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 4. 200 MB cold vs curl of its signed URL; 5. the same warm vs local disk; 6. time to first
+# byte of an uncached 50 MB file vs one files-host request.
+curl_url() {  # curl_url URL ARGS...: the URL (it carries a token) goes through stdin, not argv
+  local url=$1; shift
+  printf 'url = "%s"\n' "$url" | curl -sS --fail -K - "$@"
+}
+wl_large() {
+  start_mock large --large-file 200MiB --large-file 50MiB
+  local big small
+  big=$(sed -n 1p <<< "$MOCK_LARGE"); small=$(sed -n 2p <<< "$MOCK_LARGE")
+  local info name url s0 s1
+  info=$($UTIL large-file "$MOCK_API" "$big")
+  name=$(sed -n 1p <<< "$info"); url=$(sed -n 2p <<< "$info")
+  local mp=$WORK/mnt-large
+  mount_fs "$mp"
+  local file=$mp/inquiries/$big/document/$name
+  stat "$file" > /dev/null       # metadata (one retrieve) outside the timing, as for curl
+  read_stats s0
+  timed cp "$file" "$WORK/large.fs"
+  local t_fs=$T
+  read_stats s1
+  local t0; t0=$(now)
+  curl_url "$url" -o "$WORK/large.curl"
+  local t_curl; t_curl=$(since "$t0")
+  local notes="209.7 MB; personafs: $(delta s0 s1 3) download requests, $(mb "$(delta s0 s1 4)") MiB fetched; $(r0 "209.7152 / $t_fs") MB/s vs curl $(r0 "209.7152 / $t_curl") MB/s"
+  local ok; ok=$(okif "$t_fs <= $t_curl / 0.9")
+  cmp -s "$WORK/large.fs" "$WORK/large.curl" || { notes="$(bytes_differ 200 MB cold)$notes"; ok=false; }
+  record "200 MB file, cold read (cp) vs curl" "$t_fs" "$t_curl" "ratio ≤ 1.11 (≥ 0.9× curl)" "$ok" "$notes"
+
+  cat "$WORK/large.curl" > /dev/null
+  read_stats s0
+  best3 cat "$file" > /dev/null
+  t_fs=$T
+  read_stats s1
+  best3 cat "$WORK/large.curl" > /dev/null
+  local t_disk=$T
+  notes="$(delta s0 s1 3) downloads; $(r0 "209.7152 / $t_fs") MB/s vs disk $(r0 "209.7152 / $t_disk") MB/s (page cache; best of 3)"
+  ok=$(okif "$t_fs <= $t_disk / 0.9")
+  [ "$(sha256sum < "$file")" = "$(sha256sum < "$WORK/large.curl")" ] \
+    || { notes="$(bytes_differ 200 MB warm)$notes"; ok=false; }
+  record "200 MB file, warm read (cat) vs local disk" "$t_fs" "$t_disk" "ratio ≤ 1.11 (≥ 0.9× disk)" "$ok" "$notes"
+  unmount_fs "$mp"
+  rm -rf "$WORK/large.fs" "$mp.cache"
+
+  # TTFB: a fresh mount; the file's metadata is looked up first (stat, no listing), so only
+  # the content is uncached. The peer is one ranged GET of the same file: curl's TTFB.
+  info=$($UTIL large-file "$MOCK_API" "$small")
+  name=$(sed -n 1p <<< "$info"); url=$(sed -n 2p <<< "$info")
+  mp=$WORK/mnt-ttfb
+  mount_fs "$mp"
+  file=$mp/inquiries/$small/document/$name
+  stat "$file" > /dev/null
+  read_stats s0
+  timed head -c 1 "$file" > "$WORK/first.fs"
+  local t_head=$T
+  read_stats s1
+  local t_req
+  t_req=$(curl_url "$url" -r 0-0 -o "$WORK/first.curl" -w '%{time_starttransfer}')
+  notes="one files-host request (curl, bytes 0-0) = $(r0 "$t_req * 1000") ms; personafs: head -c 1 = $(r0 "$t_head * 1000") ms (process start included), $(delta s0 s1 3) download requests, $(mb "$(delta s0 s1 4)") MiB sent by the next stats read; configured files latency $FILES_LATENCY_MS ms"
+  ok=$(okif "$t_head <= 2 * $t_req")
+  cmp -s "$WORK/first.fs" "$WORK/first.curl" || { notes="$(bytes_differ first byte)$notes"; ok=false; }
+  record "time to first byte, uncached 50 MB file (head -c 1)" "$t_head" "$t_req" "ratio ≤ 2.0" "$ok" "$notes"
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  rm -rf "$WORK/large.curl" "$mp.cache"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 7./8. ls -l of 5,000 inquiries, cold then warm; 9. ls -lR of N_TREE inquiries.
+wl_ls() {
+  local mp=$WORK/mnt-ls s0 s1 s2
+  start_mock ls --generate "$N_LS"
+  read_stats s0
+  mount_fs "$mp"
+  local ready=$FS_READY
+  timed ls -l "$mp/inquiries" > "$WORK/ls1"
+  local t_cold=$T_COLD
+  read_stats s1
+  timed ls -l "$mp/inquiries" > "$WORK/ls2"
+  local t_warm=$T   # the first warm run: the target is about the very next ls
+  read_stats s2
+  unmount_fs "$mp"
+  # The peer: the same listing by the API (pages of 100), on the same mock.
+  timed $PEER --api-base "$MOCK_API" --list-only > "$WORK/peerls.txt"
+  local t_peer=$T
+  stop_pid "$MOCK_PID"
+  local want=$(( (N_LS + 99) / 100 ))
+  local api1; api1=$(delta s0 s1 0)
+  local entries; entries=$(($(wc -l < "$WORK/ls1") - 1))
+  local notes="from mount launch (ready after $(r2 "$ready") s): $api1 API calls ($(delta s0 s1 1) list, $(delta s0 s1 2) retrieve), want $want; $entries entries; peer = the same pages listed by peer.py"
+  local ok; ok=$(okif "$api1 == $want && $t_cold <= 1.25 * $t_peer && $entries == $N_LS")
+  record "ls -l of $N_LS inquiries, cold" "$t_cold" "$t_peer" "$want API calls, ratio ≤ 1.25" "$ok" "$notes"
+
+  mkdir -p "$WORK/lsdisk"
+  (cd "$WORK/lsdisk" && seq -f 'inq_%06g' "$N_LS" | xargs mkdir -p)
+  ls -l "$WORK/lsdisk" > /dev/null
+  best3 ls -l "$WORK/lsdisk" > /dev/null
+  local t_disk=$T
+  local api2; api2=$(delta s1 s2 0)
+  notes="$api2 API calls; peer = ls -l of $N_LS local directories (best of 3)"
+  ok=$(okif "$api2 == 0 && $t_warm < 0.2")
+  cmp -s "$WORK/ls1" "$WORK/ls2" || notes="listing changed between runs; $notes"
+  record "ls -l of $N_LS inquiries, warm" "$t_warm" "$t_disk" "0 API calls, < 0.2 s" "$ok" "$notes"
+  rm -rf "$WORK/lsdisk" "$mp.cache"
+
+  mp=$WORK/mnt-lsr
+  start_mock lsr --generate "$N_TREE"
+  read_stats s0
+  mount_fs "$mp"
+  timed ls -lR "$mp/inquiries" > "$WORK/lsr"
+  local t_lsr=$T_COLD
+  read_stats s1
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  start_mock lsrpeer --generate "$N_TREE"
+  timed $PEER --api-base "$MOCK_API" --workers 8 --no-download > "$WORK/peerlsr.txt"
+  local t_peer=$T
+  stop_pid "$MOCK_PID"
+  local api; api=$(delta s0 s1 0)
+  notes="from mount launch: $api API calls ($(delta s0 s1 1) list, $(delta s0 s1 2) retrieve), $(delta s0 s1 5) rate-limited, $(delta s0 s1 3) downloads; peer = list + retrieve each, 8 workers"
+  ok=$(okif "$api <= 2 + $N_TREE")
+  record "ls -lR of $N_TREE inquiries" "$t_lsr" "$t_peer" "API calls ≤ $((2 + N_TREE))" "$ok" "$notes"
+  rm -rf "$mp.cache"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 10. peak RSS of the daemon while copying BIG_FILES × BIG_SIZE; 11. RSS per listed inquiry.
+wl_memory() {
+  local args=() i
+  for i in $(seq "$BIG_FILES"); do args+=(--large-file "$BIG_SIZE"); done
+  start_mock big "${args[@]}"
+  local mp=$WORK/mnt-big s0 s1
+  mount_fs "$mp"
+  local before; before=$(vm "$FS_PID" VmRSS)
+  read_stats s0
+  timed cp -r "$mp/inquiries" "$WORK/big"
+  local t_cp=$T
+  read_stats s1
+  local hwm; hwm=$(vm "$FS_PID" VmHWM)
+  unmount_fs "$mp"
+  rm -rf "$mp.cache"
+  timed $PEER --api-base "$MOCK_API" --workers 8 --out "$WORK/bigpeer" > /dev/null
+  local t_peer=$T
+  stop_pid "$MOCK_PID"
+  local copied; copied=$(mb "$(delta s0 s1 4)")
+  local notes="peak RSS (VmHWM) $(mb "$hwm") MiB (at ready: $(mb "$before") MiB); copied $copied MiB in $BIG_FILES file(s)"
+  [ "$QUICK" = 1 ] && notes="$notes (quick mode: not 1 GB)"
+  local ok; ok=$(okif "$hwm < 100 * 1048576")
+  same_bytes "$WORK/big" "$WORK/bigpeer" || { notes="$(bytes_differ big copy)$notes"; ok=false; }
+  record "peak RSS copying $BIG_FILES × $BIG_SIZE (cp -r vs 8-worker peer)" "$t_cp" "$t_peer" "RSS < 100 MiB" "$ok" "$notes"
+  rm -rf "$WORK/big" "$WORK/bigpeer"
+
+  # Memory of a listing: RSS after `ls -l` of N_MEMORY inquiries minus the same with one
+  # inquiry (personafs lists everything before it reports ready, so there is no "before").
+  # Latency and rate limits are off: they do not change memory.
+  local rss=() n t_ls t_peer entries api
+  for n in 1 "$N_MEMORY"; do
+    API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock "mem$n" --generate "$n"
+    mp=$WORK/mnt-mem$n
+    read_stats s0
+    mount_fs "$mp" --api-rate-limit 1000000
+    timed ls -l "$mp/inquiries" > "$WORK/lsmem"
+    t_ls=$T_COLD
+    read_stats s1
+    rss+=("$(vm "$FS_PID" VmRSS)")
+    hwm=$(vm "$FS_PID" VmHWM)
+    unmount_fs "$mp"
+    timed $PEER --api-base "$MOCK_API" --list-only > /dev/null
+    t_peer=$T
+    stop_pid "$MOCK_PID"
+    entries=$(($(wc -l < "$WORK/lsmem") - 1))
+    api=$(delta s0 s1 0)
+    rm -rf "$mp.cache"
+  done
+  notes="RSS $(mb "${rss[0]}") MiB with 1 inquiry, $(mb "${rss[1]}") MiB with $N_MEMORY (peak $(mb "$hwm")): $(r0 "(${rss[1]} - ${rss[0]}) / ($N_MEMORY - 1)") bytes per inquiry; $entries listed with $api API calls, from mount launch (no latency, no rate limit)"
+  [ "$QUICK" = 1 ] && notes="$notes (quick mode: $N_MEMORY, not 50,000)"
+  ok=$(okif "$entries == $N_MEMORY")
+  record "RSS with $N_MEMORY inquiries listed (ls -l vs peer listing)" "$t_ls" "$t_peer" "report bytes per inquiry" "$ok" "$notes"
+}
+
+# Each workload runs in a subshell with errexit and its own cleanup, so one that fails is
+# recorded and the others still run.
+FAILED=0
+run() {
+  local name=$1
+  log "workload: $name"
+  set +e
+  (
+    set -e
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    "$name"
+  )
+  local rc=$?
+  set -e
+  if [ "$rc" = 130 ]; then exit 130; fi
+  if [ "$rc" != 0 ]; then
+    FAILED=1
+    record "$name" - - "–" false "ERROR: exit $rc (see the log above)"
+  fi
+}
+
+bench_start=$(now)
+for workload in ${BENCH_ONLY:-wl_tree wl_large wl_ls wl_memory}; do
+  run "$workload"
+done
+[ -e "$WORK/bytes_differ" ] && FAILED=1
+
+echo
+echo "personafs benchmark$([ "$QUICK" = 1 ] && echo ' (--quick)'): mock API latency ${API_LATENCY_MS} ms, files latency ${FILES_LATENCY_MS} ms, rate limit ${RATE_LIMIT}/min; $(nproc) cores; $(since "$bench_start") s"
+echo
+$UTIL report "$RESULTS" "$OUT"
+echo
+echo "JSON: $OUT"
+exit "$FAILED"
