@@ -580,3 +580,228 @@ fn a_file_whose_size_cannot_be_learned_is_never_an_empty_success() {
     }
     assert_eq!(foreign_hits.load(Ordering::SeqCst), 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// Fuzzing the response parser, the naming and the redaction (proptest).
+
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+    use std::collections::HashSet;
+    use std::time::SystemTime;
+
+    use personafs::persona::files::sanitize;
+    use personafs::persona::model::{parse_inquiry, parse_list_page};
+    use personafs::persona::{RetrievedInquiry, Section, files_of, inquiry_json};
+
+    /// Strings made to hurt: path tricks, control characters, long runs, odd unicode.
+    fn nasty() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".*",
+            "[./\\x00\\n\\r\\t\\\\-]{0,12}",
+            "[a-z.]{0,4}(\\.\\./){0,4}[a-z]{0,4}",
+            "[\u{202e}\u{2028}\u{feff}\u{301}é🙂x]{0,40}",
+            "x{200,600}",
+            Just(String::new()),
+            Just(".".to_string()),
+            Just("..".to_string()),
+        ]
+    }
+
+    /// A token, marked so a leak is easy to find.
+    fn token() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_-]{6,24}".prop_map(|t| format!("TOKx{t}"))
+    }
+
+    fn url() -> impl Strategy<Value = String> {
+        (nasty(), token(), 0..5u8).prop_map(|(name, tok, form)| {
+            let seg =
+                percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC);
+            match form {
+                0 => format!("https://files.withpersona.com/{seg}?access_token={tok}"),
+                1 => format!("https://withpersona.com/api/v1/files/{tok}/{seg}"),
+                2 => format!("http://127.0.0.1:9/{seg}?access_token={tok}&x=1"),
+                3 => format!("https://files.withpersona.com/{seg}?access_token={tok}#frag"),
+                _ => name,
+            }
+        })
+    }
+
+    fn size() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[0-9 a-z-]{0,8}".prop_map(Value::from),
+            Just(Value::Null),
+        ]
+    }
+
+    fn file_object() -> impl Strategy<Value = Value> {
+        (nasty(), url(), size())
+            .prop_map(|(f, u, s)| json!({"filename": f, "url": u, "byte-size": s}))
+    }
+
+    fn object() -> impl Strategy<Value = Value> {
+        let kinds = prop::sample::select(vec![
+            "document/generic",
+            "document/government-id",
+            "selfie/profile-and-center",
+            "verification/government-id",
+            "verification/selfie",
+            "verification/document",
+            "report/watchlist",
+        ]);
+        let attrs = (
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec![
+                        "front-photo",
+                        "back-photo",
+                        "selfie-photo",
+                        "center-photo",
+                        "video",
+                    ]),
+                    file_object(),
+                ),
+                0..4,
+            ),
+            prop::collection::vec(url(), 0..3),
+            prop::collection::vec(file_object(), 0..6),
+            prop::collection::vec((nasty(), url(), url()), 0..3),
+        );
+        ("[a-z_./]{1,10}|.{1,300}", kinds, attrs).prop_map(
+            |(id, kind, (photos, bare, files, pages))| {
+                let mut a = Map::new();
+                for (k, v) in photos {
+                    a.insert(k.to_string(), v);
+                }
+                for (i, u) in bare.into_iter().enumerate() {
+                    let key = ["front-photo-url", "selfie-photo-url", "video-url"][i % 3];
+                    a.insert(key.to_string(), Value::from(u));
+                }
+                a.insert("files".into(), Value::from(files.clone()));
+                a.insert("files-normalized".into(), Value::from(files));
+                let pages: Vec<Value> = pages
+                    .into_iter()
+                    .map(|(p, u, n)| json!({"page": p, "url": u, "normalized-url": n}))
+                    .collect();
+                a.insert("photo-urls".into(), Value::from(pages));
+                json!({"type": kind, "id": id, "attributes": a})
+            },
+        )
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            nasty().prop_map(Value::from),
+        ];
+        let key = prop_oneof![
+            prop::sample::select(vec![
+                "data",
+                "included",
+                "attributes",
+                "id",
+                "type",
+                "links",
+                "next",
+                "files",
+                "url",
+                "filename",
+                "byte-size",
+                "redacted-at",
+                "created-at",
+            ])
+            .prop_map(str::to_string),
+            ".{0,6}",
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn check_names(inquiry: &RetrievedInquiry) {
+        let files = files_of(inquiry);
+        for section in [Section::Document, Section::Selfie] {
+            let mut seen = HashSet::new();
+            for f in files.iter().filter(|f| f.section == section) {
+                let n = &f.name;
+                assert!(!n.is_empty() && n.len() <= 255, "length {}: {n:?}", n.len());
+                assert!(!n.contains('/') && !n.contains('\0'), "{n:?}");
+                assert!(!n.chars().any(char::is_control), "{n:?}");
+                assert!(n != "." && n != "..");
+                assert!(seen.insert(n.clone()), "{n:?} twice in {section:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parsers_never_panic_on_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_inquiry("fuzz", &body, SystemTime::UNIX_EPOCH);
+            let _ = parse_list_page("fuzz", &body);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_any_json(v in any_json()) {
+            let body = v.to_string();
+            if let Ok(inquiry) = parse_inquiry("fuzz", body.as_bytes(), SystemTime::UNIX_EPOCH) {
+                check_names(&inquiry);
+                inquiry_json(&inquiry);
+            }
+            let _ = parse_list_page("fuzz", body.as_bytes());
+        }
+
+        #[test]
+        fn names_are_valid_and_unique_and_no_token_reaches_inquiry_json(
+            objects in prop::collection::vec(object(), 0..8),
+            redacted in any::<bool>(),
+        ) {
+            let mut data = json!({"type": "inquiry", "id": "inq_fuzz", "attributes": {
+                "status": "completed", "created-at": "2026-01-01T00:00:00.000Z"}});
+            if redacted {
+                data["attributes"]["redacted-at"] = json!("2026-01-02T00:00:00.000Z");
+            }
+            let body = json!({"data": data, "included": objects}).to_string();
+            let inquiry = parse_inquiry("fuzz", body.as_bytes(), SystemTime::UNIX_EPOCH).unwrap();
+            check_names(&inquiry);
+            let shown = String::from_utf8(inquiry_json(&inquiry)).unwrap();
+            prop_assert!(!shown.contains("TOKx"), "a token reached inquiry.json");
+            if redacted {
+                prop_assert!(files_of(&inquiry).is_empty());
+            }
+        }
+
+        #[test]
+        fn list_pages_with_any_links_never_panic(
+            ids in prop::collection::vec("inq_[a-z0-9]{1,8}|.{1,20}", 0..5),
+            next in prop_oneof![Just(Value::Null), nasty().prop_map(Value::from),
+                "/api/v1/inquiries\\?page%5Bafter%5D=.{0,10}".prop_map(Value::from),
+                any::<i64>().prop_map(Value::from)],
+        ) {
+            let data: Vec<Value> = ids.iter().map(|i| json!({"type": "inquiry", "id": i})).collect();
+            let body = json!({"data": data, "links": {"next": next}}).to_string();
+            if let Ok(page) = parse_list_page("fuzz", body.as_bytes()) {
+                prop_assert_eq!(page.inquiries.len(), ids.len());
+                if ids.is_empty() {
+                    prop_assert!(page.next_after.is_none(), "an empty page must end the listing");
+                }
+            }
+        }
+
+        #[test]
+        fn sanitize_leaves_no_separator_or_control(s in ".*|[/\\x00-\\x1f\\x7f]{0,20}") {
+            let out = sanitize(&s);
+            prop_assert!(!out.contains('/') && !out.chars().any(char::is_control));
+            prop_assert_eq!(out.chars().count(), s.chars().count());
+        }
+    }
+}
