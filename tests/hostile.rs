@@ -742,8 +742,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
+        // 256 cases each by default; PROPTEST_CASES raises it (scripts/soak.sh).
         #[test]
         fn parsers_never_panic_on_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_inquiry("fuzz", &body, SystemTime::UNIX_EPOCH);
