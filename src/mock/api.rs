@@ -31,12 +31,14 @@ pub async fn gate(AxState(state): AxState<Arc<State>>, request: Request, next: N
     if runtime.api_latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(runtime.api_latency_ms)).await;
     }
-    let authorized = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|key| constant_time_eq(key.trim().as_bytes(), state.api_key.as_bytes()));
+    let revoked = state.key_revoked.load(std::sync::atomic::Ordering::Relaxed);
+    let authorized = !revoked
+        && request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|key| constant_time_eq(key.trim().as_bytes(), state.api_key.as_bytes()));
     let (response, rate) = if !authorized {
         bump(&state.stats.unauthorized);
         let rate = state.rate.lock().check(runtime.rate_limit, false);

@@ -40,6 +40,11 @@ pub async fn signed_file(
         tokio::time::sleep(Duration::from_millis(runtime.files_latency_ms)).await;
     }
     count_request(&state, &method);
+    // "Unreachable": no answer at all until the host is back (as packets dropped on the
+    // way); the request is then served normally, like a late answer.
+    while state.files_down.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     if roll(runtime.fail_rate) {
         bump(&state.stats.injected_failures);
         return injected_failure();

@@ -175,6 +175,25 @@ impl MockServer {
     pub fn runtime(&self) -> RuntimeConfig {
         self.running.state.runtime()
     }
+    /// While `down`, the files host answers no request: each waits, unanswered, until the
+    /// host is back (a network black hole; connections are still accepted).
+    pub fn set_files_down(&self, down: bool) {
+        self.running
+            .state
+            .files_down
+            .store(down, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// While revoked, every API request is refused with 401, as for a deleted key.
+    pub fn set_key_revoked(&self, revoked: bool) {
+        self.running
+            .state
+            .key_revoked
+            .store(revoked, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Every access token the server has put in a URL so far (both URL forms).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.running.state.issued_tokens.lock().clone()
+    }
     /// Ids of all inquiries, newest first (as the list endpoint orders them).
     pub fn inquiry_ids(&self) -> Vec<String> {
         let store = self.running.state.store.read();

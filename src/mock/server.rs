@@ -59,6 +59,9 @@ pub fn start(config: &MockConfig, dataset: Dataset) -> io::Result<Running> {
         runtime: RwLock::new(config.runtime.clone()),
         store: RwLock::new(Store::new(dataset)),
         rate: Mutex::new(RateWindow::new()),
+        files_down: Default::default(),
+        key_revoked: Default::default(),
+        issued_tokens: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

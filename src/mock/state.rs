@@ -1,7 +1,7 @@
 //! What the running server shares between its handlers and the `MockServer` handle.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
@@ -187,11 +187,26 @@ pub struct State {
     pub runtime: RwLock<RuntimeConfig>,
     pub store: RwLock<Store>,
     pub rate: Mutex<RateWindow>,
+    /// Test switches (in-process only): see `MockServer::set_files_down` and `set_key_revoked`.
+    pub files_down: AtomicBool,
+    pub key_revoked: AtomicBool,
+    /// Every access token minted, so tests can prove none leaks (capped, oldest kept).
+    pub issued_tokens: Mutex<Vec<String>>,
 }
+
+/// Enough for any test run; past it, tokens are no longer recorded.
+pub const MAX_RECORDED_TOKENS: usize = 200_000;
 
 impl State {
     pub fn runtime(&self) -> RuntimeConfig {
         self.runtime.read().clone()
+    }
+
+    pub fn record_token(&self, token: &str) {
+        let mut tokens = self.issued_tokens.lock();
+        if tokens.len() < MAX_RECORDED_TOKENS {
+            tokens.push(token.to_string());
+        }
     }
 }
 

@@ -30,9 +30,11 @@ pub fn mint_urls(state: &State, store: &Store, value: &mut Value, legacy: bool) 
         let name = encode_segment(&file.filename);
         Some(Value::String(if legacy {
             let token = state.signer.mint(TokenKind::Legacy, key, 0);
+            state.record_token(&token);
             format!("{}/files/{token}/{name}", state.api_base)
         } else {
             let token = state.signer.mint(TokenKind::Signed, key, expires);
+            state.record_token(&token);
             format!("{}/{name}?access_token={token}", state.files_base)
         }))
     });
