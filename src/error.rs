@@ -23,7 +23,8 @@ impl fmt::Display for Host {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An HTTP error status from Persona, after any retries.
-    #[error("{context}: {host} answered HTTP {status}{}{}{}",
+    #[error("{context}: {}{host} answered HTTP {status}{}{}{}",
+        refused_key_note(*host, *status),
         title.as_deref().map(|t| format!(" {t}")).unwrap_or_default(),
         details.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
         request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
@@ -67,6 +68,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A 401 from the API host almost always means a wrong, revoked or expired key: say so.
+fn refused_key_note(host: Host, status: u16) -> &'static str {
+    match (host, status) {
+        (Host::Api, 401) => "the API key was refused: ",
+        _ => "",
+    }
+}
 
 impl Error {
     /// The errno a FUSE reply carries for this error (the contract's errno table).

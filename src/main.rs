@@ -89,9 +89,9 @@ fn serve(
     };
     let api: Arc<dyn PersonaApi> =
         Arc::new(HttpClient::new(client_config(&cfg, key, extra_hosts))?);
-    rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
+    let first_page = rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
     let pipe = pipe.clone();
-    mount::serve(&rt, api, &cfg, move || {
+    mount::serve(&rt, api, &cfg, Some(first_page), move || {
         daemon::report_ready(pipe.lock().take())
     })
 }

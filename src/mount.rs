@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::cache::{CacheLimits, DiskCache};
 use crate::config::MountConfig;
 use crate::fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
-use crate::persona::PersonaApi;
+use crate::persona::{InquiryPage, PersonaApi};
 
 /// The parts of `MountConfig` the core needs.
 pub fn core_config(cfg: &MountConfig) -> CoreConfig {
@@ -60,10 +60,10 @@ pub fn cache_limits(cfg: &MountConfig) -> CacheLimits {
 }
 
 /// One call before mounting, so a refused key or an unreachable API is a clear error now
-/// rather than an EIO later.
-pub async fn check_api(api: &dyn PersonaApi, cfg: &MountConfig) -> anyhow::Result<()> {
-    match api.list_page(&cfg.filters, None, 1).await {
-        Ok(_) => Ok(()),
+/// rather than an EIO later. It is the listing's first page, which the mount then reuses.
+pub async fn check_api(api: &dyn PersonaApi, cfg: &MountConfig) -> anyhow::Result<InquiryPage> {
+    match api.list_page(&cfg.filters, None, 100).await {
+        Ok(page) => Ok(page),
         Err(e @ crate::Error::Http { status: 401, .. }) => {
             anyhow::bail!(
                 "the API key was refused (HTTP 401): check PERSONA_API_KEY or api_key_file ({e})"
@@ -88,6 +88,7 @@ pub fn serve(
     rt: &tokio::runtime::Runtime,
     api: Arc<dyn PersonaApi>,
     cfg: &MountConfig,
+    first_page: Option<InquiryPage>,
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let cache = open_cache(&cfg.cache_dir, cache_limits(cfg))?;
@@ -111,6 +112,9 @@ pub fn serve(
         });
     }
     let core = FsCore::new(api, cache, core_config(cfg));
+    if let Some(page) = first_page {
+        core.seed_listing(page);
+    }
     let fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
     let opts = fuse_options(cfg);
     let mut session =
@@ -163,16 +167,22 @@ pub fn serve(
     Ok(())
 }
 
-/// A `stat` of the mountpoint that goes through our own session proves the mount answers.
+/// A `stat` of the mount's root goes through our own session: it proves the mount answers,
+/// without waiting for a listing of every inquiry (minutes for a large organization).
 fn wait_until_answers(mountpoint: &Path) -> anyhow::Result<()> {
-    let inquiries = mountpoint.join("inquiries");
+    let root = mountpoint.to_path_buf();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(std::fs::metadata(inquiries).map(|m| m.is_dir()));
+        let answered = std::fs::metadata(&root).map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            // The root of our own mount, not the directory underneath it.
+            m.is_dir() && m.ino() == crate::fs::ROOT
+        });
+        let _ = tx.send(answered);
     });
     match rx.recv_timeout(std::time::Duration::from_secs(60)) {
         Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => anyhow::bail!("the mount does not show inquiries/"),
+        Ok(Ok(false)) => anyhow::bail!("the mountpoint does not show the mount"),
         Ok(Err(e)) => anyhow::bail!("the mount does not answer: {e}"),
         Err(_) => anyhow::bail!("the mount did not answer within 60 s"),
     }

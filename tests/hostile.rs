@@ -548,7 +548,6 @@ fn hostile_api_bodies_give_clear_errors_and_the_mount_survives() {
 }
 
 #[test]
-#[ignore = "bug: src/fs/core.rs:252-258 shows a file whose size cannot be learned (HEAD refused or failed) as 0 bytes, and a read of it succeeds empty"]
 fn a_file_whose_size_cannot_be_learned_is_never_an_empty_success() {
     if !fuse_available() {
         return;

@@ -13,7 +13,7 @@ use super::prefetch::{PrefetchConfig, Prefetcher};
 use super::reader::{Download, Handle};
 use super::view::InquiryView;
 use crate::cache::DiskCache;
-use crate::persona::{ListFilters, PersonaApi, Section, files_of};
+use crate::persona::{InquiryPage, ListFilters, PersonaApi, Section, files_of};
 use crate::{Error, Result};
 
 /// How the core behaves; see `MountConfig` for what each means to a user.
@@ -118,6 +118,8 @@ pub struct FsCore {
     pub(crate) cfg: CoreConfig,
     inodes: Mutex<InodeTable>,
     listing: tokio::sync::Mutex<Option<Arc<Listing>>>,
+    /// A first listing page fetched before mounting (the key check), used once if fresh.
+    seed_page: Mutex<Option<(InquiryPage, Instant)>>,
     /// `created-at` of every inquiry seen in a listing or a retrieve.
     created: Mutex<HashMap<Arc<str>, SystemTime>>,
     cells: Mutex<HashMap<Arc<str>, Arc<Cell>>>,
@@ -149,6 +151,7 @@ impl FsCore {
             cfg,
             inodes: Mutex::new(InodeTable::default()),
             listing: tokio::sync::Mutex::new(None),
+            seed_page: Mutex::new(None),
             created: Mutex::new(HashMap::new()),
             cells: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
@@ -224,6 +227,7 @@ impl FsCore {
         if let Some(view) = slot.as_ref() {
             let age = view.fetched_at.elapsed();
             let fresh = match need {
+                Need::Metadata if !view.complete => age < self.cfg.negative_ttl,
                 Need::Metadata => view.is_final() || age < self.cfg.metadata_ttl,
                 Need::Urls => age < self.url_budget(),
                 Need::NewerThan(t) => view.fetched_at > t,
@@ -268,13 +272,13 @@ impl FsCore {
                     .map(|old| old.size)
             });
             let size = match known {
-                Some(s) => s,
+                Some(s) => Some(s),
                 None => match self.api.file_size(&f.url).await {
-                    Ok(s) => s,
+                    Ok(s) => Some(s),
                     Err(e) => {
                         tracing::warn!(inquiry = %id, file = %f.name, status = ?e.status(),
-                            "could not learn the size: {e}");
-                        0
+                            "file left out for now: its size cannot be learned: {e}");
+                        None
                     }
                 },
             };
@@ -283,7 +287,16 @@ impl FsCore {
         .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await;
-        let view = Arc::new(InquiryView::new(&inquiry, fetched_at, sized));
+        // A file without an exact size is not shown (an empty file would be copied as the
+        // document); the view is then retrieved again soon to try once more.
+        let complete = sized.iter().all(|(_, s)| s.is_some());
+        let sized: Vec<_> = sized
+            .into_iter()
+            .filter_map(|(f, s)| s.map(|s| (f, s)))
+            .collect();
+        let mut view = InquiryView::new(&inquiry, fetched_at, sized);
+        view.complete = complete;
+        let view = Arc::new(view);
         tracing::debug!(inquiry = %id, files = view.files.len(), status = ?view.status,
             redacted = view.redacted, "inquiry retrieved");
         if view.redacted {
@@ -325,10 +338,32 @@ impl FsCore {
         self.listing.lock().await.as_ref().map(|l| l.ids.clone())
     }
 
+    /// Hand over the first listing page (fetched with page size 100 before mounting), so the
+    /// first listing does not ask for it again.
+    pub fn seed_listing(&self, page: InquiryPage) {
+        *self.seed_page.lock() = Some((page, Instant::now()));
+    }
+
     async fn list_all(&self) -> Result<Listing> {
-        let at = Instant::now();
+        use futures::TryStreamExt;
+        let seed = self
+            .seed_page
+            .lock()
+            .take()
+            .filter(|(_, at)| at.elapsed() < self.cfg.metadata_ttl);
+        let at = seed
+            .as_ref()
+            .map(|(_, at)| *at)
+            .unwrap_or_else(Instant::now);
         tracing::debug!(filters = ?self.cfg.filters, "listing inquiries");
-        let summaries = crate::persona::list_all(self.api.as_ref(), &self.cfg.filters).await?;
+        let summaries: Vec<_> = crate::persona::list_stream_from(
+            self.api.as_ref(),
+            &self.cfg.filters,
+            100,
+            seed.map(|(page, _)| page),
+        )
+        .try_collect()
+        .await?;
         tracing::debug!(count = summaries.len(), "inquiries listed");
         let mut ids = Vec::with_capacity(summaries.len());
         let mut seen = HashSet::new();

@@ -30,6 +30,8 @@ pub struct InquiryView {
     pub files: BTreeMap<(Section, Arc<str>), FileInfo>,
     /// When the retrieve that gave these URLs was sent.
     pub fetched_at: Instant,
+    /// False when a file had to be left out (its size could not be learned).
+    pub complete: bool,
 }
 
 impl InquiryView {
@@ -70,6 +72,7 @@ impl InquiryView {
             json: Arc::new(files::inquiry_json(inquiry)),
             files,
             fetched_at,
+            complete: true,
         }
     }
 

@@ -87,7 +87,7 @@ impl ClientConfig {
             persona_version: DEFAULT_PERSONA_VERSION.to_string(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
-            max_retries: 4,
+            max_retries: 6,
             retry_base_delay: Duration::from_millis(500),
             max_rate_limit_wait: Duration::from_secs(60),
             api_rate_limit: 300,

@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use futures::Stream;
 
 use super::client::MAX_PAGE_SIZE;
-use super::{InquirySummary, ListFilters, PersonaApi};
+use super::{InquiryPage, InquirySummary, ListFilters, PersonaApi};
 use crate::{Error, Result};
 
 struct Pager<'a> {
@@ -66,14 +66,31 @@ pub fn list_stream<'a>(
     filters: &'a ListFilters,
     page_size: u32,
 ) -> impl Stream<Item = Result<InquirySummary>> + Send + 'a {
+    list_stream_from(api, filters, page_size, None)
+}
+
+/// As `list_stream`, starting from a first page already fetched (its cursor goes on).
+pub fn list_stream_from<'a>(
+    api: &'a dyn PersonaApi,
+    filters: &'a ListFilters,
+    page_size: u32,
+    first: Option<InquiryPage>,
+) -> impl Stream<Item = Result<InquirySummary>> + Send + 'a {
+    let (buffered, after, finished) = match first {
+        Some(page) => {
+            let done = page.next_after.is_none() || page.inquiries.is_empty();
+            (page.inquiries.into(), page.next_after, done)
+        }
+        None => (VecDeque::new(), None, false),
+    };
     let pager = Pager {
         api,
         filters,
         page_size: page_size.clamp(1, MAX_PAGE_SIZE),
-        after: None,
-        seen_cursors: HashSet::new(),
-        buffered: VecDeque::new(),
-        finished: false,
+        seen_cursors: after.iter().cloned().collect(),
+        after,
+        buffered,
+        finished,
     };
     futures::stream::unfold(pager, |mut pager| async move {
         let item = pager.next_item().await?;
@@ -90,7 +107,7 @@ pub async fn list_all(api: &dyn PersonaApi, filters: &ListFilters) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::persona::{InquiryPage, RetrievedInquiry};
+    use crate::persona::RetrievedInquiry;
     use async_trait::async_trait;
     use parking_lot::Mutex;
 

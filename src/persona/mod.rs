@@ -18,7 +18,7 @@ use crate::Result;
 
 pub use client::{ApiKey, ClientConfig, HttpClient};
 pub use files::{files_of, inquiry_json};
-pub use listing::{list_all, list_stream};
+pub use listing::{list_all, list_stream, list_stream_from};
 pub use model::IncludedObject;
 
 /// Filters of the list endpoint (PERSONA_API.md, "List inquiries").

@@ -35,9 +35,9 @@ impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
         let now = Instant::now();
         let rate = f64::from(per_minute) / 60.0;
-        // Bursts of up to ten seconds' worth: a listing need not crawl, and the bucket
-        // still keeps the average under the limit.
-        let capacity = (rate * 10.0).max(1.0);
+        // Bursts of up to a minute's budget, as Persona counts it (requests per minute): a
+        // tree walk need not crawl, and the bucket still keeps every minute under the limit.
+        let capacity = (rate * 60.0).max(1.0);
         RateLimiter {
             state: Mutex::new(State {
                 rate,
@@ -114,9 +114,9 @@ mod tests {
 
     #[test]
     fn bucket_allows_a_burst_then_paces() {
-        let limiter = RateLimiter::new(60); // 1/s, burst 10
+        let limiter = RateLimiter::new(60); // 1/s, burst 60
         let t0 = Instant::now();
-        for _ in 0..10 {
+        for _ in 0..60 {
             assert_eq!(limiter.reserve(t0), Duration::ZERO);
         }
         let w = limiter.reserve(t0);
@@ -125,7 +125,7 @@ mod tests {
         assert!((w.as_secs_f64() - 2.0).abs() < 0.01, "{w:?}");
         // After enough time the bucket refills.
         assert_eq!(
-            limiter.reserve(t0 + Duration::from_secs(30)),
+            limiter.reserve(t0 + Duration::from_secs(90)),
             Duration::ZERO
         );
     }

@@ -92,6 +92,14 @@ impl TestMount {
         )
     }
 
+    /// As `start`, without read-ahead.
+    pub fn start_exact(mock: MockConfig) -> TestMount {
+        Self::with(
+            MockServer::start(mock).expect("mock starts"),
+            Options::exact(),
+        )
+    }
+
     pub fn with(mock: MockServer, opts: Options) -> TestMount {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
