@@ -227,3 +227,43 @@ fn rate_limited_tree_walk_completes() {
     assert!(ok, "ls -lR failed: {err}");
     assert_eq!(out.matches("inquiry.json").count(), 60);
 }
+
+#[test]
+fn a_file_gone_mid_download_gives_estale_and_the_listing_updates() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock_with_lifetime(8, 1000);
+    let m = TestMount::with(mock, Options::exact());
+    let groups = files_by_inquiry(&m);
+    let (id, (path, bytes)) = groups
+        .iter()
+        .flat_map(|(id, files)| files.iter().map(move |f| (id.clone(), f.clone())))
+        .max_by_key(|(_, (_, b))| b.len())
+        .unwrap();
+    assert!(
+        bytes.len() > 500_000,
+        "largest file is only {} bytes",
+        bytes.len()
+    );
+    // Slow, and every body cut short: the download resumes request after request.
+    m.mock.set_runtime(RuntimeConfig {
+        files_bandwidth: 200_000,
+        reset_rate: 1.0,
+        ..m.mock.runtime()
+    });
+    let mut f = std::fs::File::open(&path).unwrap();
+    let mut head = vec![0u8; 16 << 10];
+    std::io::Read::read_exact(&mut f, &mut head).unwrap();
+    assert!(head[..] == bytes[..head.len()]);
+    assert!(m.mock.redact(&id));
+    let mut rest = Vec::new();
+    let e = std::io::Read::read_to_end(&mut f, &mut rest).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ESTALE), "{e}");
+    let dir = m.inquiries().join(&id);
+    let shown: usize = ["document", "selfie"]
+        .iter()
+        .map(|s| std::fs::read_dir(dir.join(s)).unwrap().count())
+        .sum();
+    assert_eq!(shown, 0, "the redacted inquiry still lists files");
+}

@@ -270,6 +270,16 @@ impl DiskCache {
         Some(file)
     }
 
+    /// Whether `key` has an entry already verified since the start: opening it is then a
+    /// plain local `open`, cheap enough for any thread.
+    pub fn is_verified(&self, key: &CacheKey) -> bool {
+        self.state
+            .lock()
+            .lru
+            .peek(&key.digest())
+            .is_some_and(|e| e.verified)
+    }
+
     /// Whether a complete entry exists (no LRU touch, no verification).
     pub fn contains(&self, key: &CacheKey) -> bool {
         self.state.lock().lru.contains(&key.digest())

@@ -214,6 +214,21 @@ impl FsCore {
             .mul_f64((1.0 - self.cfg.url_refresh_margin).clamp(0.0, 1.0))
     }
 
+    /// The inquiry's view if it is fresh for metadata and nobody is refreshing it right now;
+    /// never waits.
+    pub(crate) fn fresh_view_now(&self, id: &Arc<str>) -> Option<Arc<InquiryView>> {
+        let cell = self.cells.lock().get(id)?.clone();
+        let slot = cell.view.try_lock().ok()?;
+        let view = slot.as_ref()?;
+        let age = view.fetched_at.elapsed();
+        let fresh = if view.complete {
+            view.is_final() || age < self.cfg.metadata_ttl
+        } else {
+            age < self.cfg.negative_ttl
+        };
+        fresh.then(|| view.clone())
+    }
+
     /// The inquiry's view, retrieving it again when `need` asks for fresher data. Readers
     /// of one inquiry share one retrieve; different inquiries refresh in parallel.
     pub(crate) async fn view(&self, id: &Arc<str>, need: Need) -> Result<Arc<InquiryView>> {

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use tokio::runtime::Handle as Runtime;
 
 use super::core::{Attr, DirEntry, FsCore, Kind};
+use super::reader::Opened;
 use crate::Error;
 
 /// How the kernel side of the mount is set up.
@@ -178,6 +179,43 @@ impl PersonaFs {
     }
 }
 
+/// Reply to an open: through a kernel backing file (passthrough) when the file is complete
+/// in the cache and the kernel allows it for this inode now, else served by personafs.
+fn answer_open(
+    core: &FsCore,
+    passthrough: &AtomicBool,
+    backings: &Mutex<Backings>,
+    reply: ReplyOpen,
+    ino: u64,
+    o: Opened,
+) {
+    let flags = if o.keep_cache {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
+    };
+    let file = o.backing.filter(|_| passthrough.load(Ordering::Relaxed));
+    let chosen = backings.lock().choose(&reply, ino, o.fh, file.as_ref());
+    match chosen {
+        Ok(Some(id)) => {
+            core.counters
+                .passthrough_opens
+                .fetch_add(1, Ordering::Relaxed);
+            // The kernel refuses any other open flag with passthrough.
+            return reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            passthrough.store(false, Ordering::Relaxed);
+            tracing::warn!(
+                "FUSE passthrough refused ({e}); serving cached files through personafs from now on"
+            );
+            backings.lock().choose(&reply, ino, o.fh, None).ok();
+        }
+    }
+    reply.opened(FileHandle(o.fh), flags)
+}
+
 /// The fuser session configuration: read-only, private unless `allow_other`.
 pub fn session_config(opts: &FuseOptions) -> Config {
     let mut config = Config::default();
@@ -262,34 +300,23 @@ impl fuser::Filesystem for PersonaFs {
             return reply.error(Errno::EROFS);
         }
         tracing::trace!(ino = ino.0, "open");
+        // Warm files open right here: a local open, no network, no waiting.
+        if let Some(o) = self.core.try_open_cached(ino.0) {
+            return answer_open(
+                &self.core,
+                &self.passthrough,
+                &self.backings,
+                reply,
+                ino.0,
+                o,
+            );
+        }
         let core = self.core.clone();
         let passthrough = self.passthrough.clone();
         let backings = self.backings.clone();
         self.rt.spawn(async move {
             match core.open(ino.0).await {
-                Ok(o) => {
-                    let flags = if o.keep_cache {
-                        FopenFlags::FOPEN_KEEP_CACHE
-                    } else {
-                        FopenFlags::empty()
-                    };
-                    let file = o.backing.filter(|_| passthrough.load(Ordering::Relaxed));
-                    let chosen = backings.lock().choose(&reply, ino.0, o.fh, file.as_ref());
-                    match chosen {
-                        Ok(Some(id)) => {
-                            core.counters.passthrough_opens.fetch_add(1, Ordering::Relaxed);
-                            // The kernel refuses any other open flag with passthrough.
-                            return reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id);
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            passthrough.store(false, Ordering::Relaxed);
-                            tracing::warn!("FUSE passthrough refused ({e}); serving cached files through personafs from now on");
-                            backings.lock().choose(&reply, ino.0, o.fh, None).ok();
-                        }
-                    }
-                    reply.opened(FileHandle(o.fh), flags)
-                }
+                Ok(o) => answer_open(&core, &passthrough, &backings, reply, ino.0, o),
                 Err(e) => reply.error(errno(&e)),
             }
         });

@@ -21,6 +21,9 @@ use tokio::sync::Semaphore;
 use super::core::{FsCore, Need};
 use crate::cache::CacheKey;
 
+/// Larger files are not read ahead: they would compete with what the user is reading.
+const MAX_PREFETCH_FILE: u64 = 32 << 20;
+
 /// How long a prefetched file counts against the budget if nobody opens it.
 const UNREAD_MEMORY: Duration = Duration::from_secs(120);
 
@@ -149,7 +152,7 @@ impl FsCore {
             if info.size == 0 || self.cache.contains(&key) || self.downloading(&key) {
                 continue;
             }
-            if info.size > self.cache.limits().max_size / 4 {
+            if info.size > (self.cache.limits().max_size / 4).min(MAX_PREFETCH_FILE) {
                 continue; // a big file is fetched when somebody asks for it
             }
             self.expire_unread();

@@ -114,6 +114,17 @@ impl AsyncWrite for ProgressSink<'_> {
     }
 }
 
+fn files_host_not_found(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Http {
+            host: crate::error::Host::Files,
+            status: 404,
+            ..
+        }
+    )
+}
+
 impl FsCore {
     pub async fn open(self: &Arc<Self>, ino: u64) -> Result<Opened> {
         let handle = match self.node(ino)? {
@@ -123,6 +134,33 @@ impl FsCore {
             Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
             _ => return Err(Error::Io(io::Error::from_raw_os_error(libc::EISDIR))),
         };
+        Ok(self.register(handle))
+    }
+
+    /// Open a file without waiting on anything: only when its inquiry's view is at hand and
+    /// fresh and its cache entry complete and verified. Saves warm opens (`cp`, `rsync`, an
+    /// image viewer) the trip through the async runtime.
+    pub fn try_open_cached(&self, ino: u64) -> Option<Opened> {
+        let Ok(Node::File(id, section, name)) = self.node(ino) else {
+            return None;
+        };
+        let view = self.fresh_view_now(&id)?;
+        let info = view.file(section, &name)?;
+        let key = CacheKey {
+            inquiry_id: id.to_string(),
+            object_id: info.object_id.clone(),
+            name: name.to_string(),
+            size: info.size,
+        };
+        if info.size == 0 || !self.cache.is_verified(&key) {
+            return None;
+        }
+        let cached = self.cache.open(&key)?;
+        self.unread_opened(&key);
+        Some(self.register(Handle::Cached(cached)))
+    }
+
+    fn register(&self, handle: Handle) -> Opened {
         let keep_cache = !matches!(handle, Handle::Bytes(_));
         let backing = match &handle {
             Handle::Cached(c) => c.file.try_clone().ok(),
@@ -130,11 +168,11 @@ impl FsCore {
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().insert(fh, Arc::new(handle));
-        Ok(Opened {
+        Opened {
             fh,
             keep_cache,
             backing,
-        })
+        }
     }
 
     async fn open_file(
@@ -157,7 +195,6 @@ impl FsCore {
             return Ok(Handle::Bytes(Arc::new(Vec::new())));
         }
         self.unread_opened(&key);
-        self.prefetch_files_from(id);
         let cache = self.cache.clone();
         let k = key.clone();
         if let Some(cached) = tokio::task::spawn_blocking(move || cache.open(&k))
@@ -165,9 +202,13 @@ impl FsCore {
             .map_err(|e| Error::Io(io::Error::other(e)))?
         {
             tracing::trace!(inquiry = %id, file = %name, "served from the cache");
+            self.prefetch_files_from(id);
             return Ok(Handle::Cached(cached));
         }
-        Ok(Handle::Streaming(self.download_of(id, section, name, key)?))
+        // The reader's own download first, then the read-ahead around it.
+        let dl = self.download_of(id, section, name, key)?;
+        self.prefetch_files_from(id);
+        Ok(Handle::Streaming(dl))
     }
 
     /// The download of a file: the one in progress, or a new one.
@@ -279,10 +320,11 @@ impl FsCore {
                     }
                     return Ok(());
                 }
-                // The URL went bad earlier than we thought: one fresh retrieve and a retry
-                // for each stretch of progress.
+                // The URL went bad earlier than we thought, or the file is gone from the
+                // files host (deleted, redacted): one fresh retrieve, which either gives a
+                // new URL to retry with or shows the file gone, for each stretch of progress.
                 Err(e)
-                    if e.is_url_expired()
+                    if (e.is_url_expired() || files_host_not_found(&e))
                         && refused_at != Some(sink.dl.progress.borrow().written) =>
                 {
                     tracing::debug!(inquiry = %id, status = ?e.status(), "file URL refused; retrieving the inquiry again");
