@@ -91,7 +91,9 @@ pub fn serve(
     first_page: Option<InquiryPage>,
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    let cache = open_cache(&cfg.cache_dir, cache_limits(cfg))?;
+    // The index of a large cache is read in the background: it must not delay the mount.
+    let cache = DiskCache::open_dir_in_background(&cfg.cache_dir, cache_limits(cfg))
+        .with_context(|| format!("cannot use cache directory {}", cfg.cache_dir.display()))?;
     if let Some(max_age) = cfg.cache_max_age {
         // Old files go while the mount runs too, not only at start.
         let cache = cache.clone();

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use sha2::{Digest, Sha256};
 
 /// Limits of the cache.
@@ -73,6 +73,9 @@ pub struct DiskCache {
     tmp_dir: PathBuf,
     limits: CacheLimits,
     state: Mutex<State>,
+    /// Whether the index of existing entries has been read.
+    loaded: Mutex<bool>,
+    loaded_cv: Condvar,
 }
 
 /// A complete cached file, pinned while this value lives.
@@ -144,33 +147,72 @@ fn now_unix() -> u64 {
 impl DiskCache {
     /// Open (or create) the cache at `root`: clean left-overs, load the index.
     pub fn open_dir(root: &Path, limits: CacheLimits) -> io::Result<Arc<DiskCache>> {
+        let cache = Self::open_dir_in_background(root, limits)?;
+        cache.wait_loaded();
+        Ok(cache)
+    }
+
+    /// As `open_dir`, but the index of existing entries is read by a background thread, so
+    /// a large cache does not delay a mount; operations that need the index wait for it.
+    pub fn open_dir_in_background(root: &Path, limits: CacheLimits) -> io::Result<Arc<DiskCache>> {
         private_dir(root)?;
         let data_dir = root.join("data");
         let tmp_dir = root.join("tmp");
         private_dir(&data_dir)?;
         private_dir(&tmp_dir)?;
+        // Left-overs of downloads that never finished: never to be trusted.
         for entry in fs::read_dir(&tmp_dir)? {
             let _ = fs::remove_file(entry?.path());
         }
+        let cache = Arc::new(DiskCache {
+            data_dir,
+            tmp_dir,
+            limits,
+            state: Mutex::new(State {
+                lru: LruCache::unbounded(),
+                total: 0,
+                reserved: 0,
+                pins: HashMap::new(),
+            }),
+            loaded: Mutex::new(false),
+            loaded_cv: Condvar::new(),
+        });
+        let loader = cache.clone();
+        std::thread::Builder::new()
+            .name("cache-index".into())
+            .spawn(move || {
+                loader.load_index();
+                loader.prune_now();
+                *loader.loaded.lock() = true;
+                loader.loaded_cv.notify_all();
+            })?;
+        Ok(cache)
+    }
+
+    /// Read every entry's meta file; drop what is incomplete or inconsistent.
+    fn load_index(&self) {
         let mut found: Vec<(String, EntryMeta)> = Vec::new();
         let mut orphans = Vec::new();
-        for entry in fs::read_dir(&data_dir)? {
-            let path = entry?.path();
+        let Ok(dir) = fs::read_dir(&self.data_dir) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let path = entry.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 orphans.push(path.clone());
                 continue;
             };
             if let Some(digest) = name.strip_suffix(".meta") {
                 match EntryMeta::read(&path) {
-                    Ok(meta) if data_len(&data_dir.join(digest)) == Some(meta.size) => {
+                    Ok(meta) if data_len(&self.data_dir.join(digest)) == Some(meta.size) => {
                         found.push((digest.to_string(), meta))
                     }
                     _ => {
                         orphans.push(path.clone());
-                        orphans.push(data_dir.join(digest));
+                        orphans.push(self.data_dir.join(digest));
                     }
                 }
-            } else if !data_dir.join(format!("{name}.meta")).exists() {
+            } else if !self.data_dir.join(format!("{name}.meta")).exists() {
                 orphans.push(path.clone());
             }
         }
@@ -179,11 +221,10 @@ impl DiskCache {
         }
         // Oldest first, so the LRU order after a restart follows the age of the entries.
         found.sort_by_key(|(_, meta)| meta.cached_at);
-        let mut lru = LruCache::unbounded();
-        let mut total = 0;
+        let mut state = self.state.lock();
         for (digest, meta) in found {
-            total += meta.size;
-            lru.put(
+            state.total += meta.size;
+            state.lru.put(
                 digest,
                 Entry {
                     meta,
@@ -191,19 +232,14 @@ impl DiskCache {
                 },
             );
         }
-        let cache = Arc::new(DiskCache {
-            data_dir,
-            tmp_dir,
-            limits,
-            state: Mutex::new(State {
-                lru,
-                total,
-                reserved: 0,
-                pins: HashMap::new(),
-            }),
-        });
-        cache.prune();
-        Ok(cache)
+    }
+
+    /// Block until the index of existing entries is read (at most once per start).
+    fn wait_loaded(&self) {
+        let mut loaded = self.loaded.lock();
+        while !*loaded {
+            self.loaded_cv.wait(&mut loaded);
+        }
     }
 
     pub fn limits(&self) -> &CacheLimits {
@@ -231,6 +267,7 @@ impl DiskCache {
     /// The complete entry for `key`, if there is a good one. Verifies the checksum on first
     /// use after a start; a bad entry is deleted and `None` returned.
     pub fn open(self: &Arc<Self>, key: &CacheKey) -> Option<CachedFile> {
+        self.wait_loaded();
         let digest = key.digest();
         let (size, needs_check, sha) = {
             let mut state = self.state.lock();
@@ -282,6 +319,7 @@ impl DiskCache {
 
     /// Whether a complete entry exists (no LRU touch, no verification).
     pub fn contains(&self, key: &CacheKey) -> bool {
+        self.wait_loaded();
         self.state.lock().lru.contains(&key.digest())
     }
 
@@ -289,6 +327,7 @@ impl DiskCache {
     /// When it cannot be reserved (larger than the cache, or everything else is in use) the
     /// temp file is unnamed and the download will not be cached.
     pub fn begin(self: &Arc<Self>, key: &CacheKey) -> io::Result<TempEntry> {
+        self.wait_loaded();
         if !self.make_room(key.size, true) {
             let file = tempfile::tempfile_in(&self.tmp_dir)?;
             return Ok(TempEntry {
@@ -331,6 +370,7 @@ impl DiskCache {
     /// large for the cache, or the disk is short of space): the caller's open file still
     /// serves its reader, and nothing corrupt is left behind.
     pub fn commit(&self, mut temp: TempEntry, sha256: String) -> io::Result<bool> {
+        self.wait_loaded();
         let Some(path) = temp.path.clone() else {
             return Ok(false);
         };
@@ -425,6 +465,7 @@ impl DiskCache {
 
     /// Delete every entry of an inquiry (it was redacted). Returns how many went.
     pub fn purge_inquiry(&self, inquiry_id: &str) -> usize {
+        self.wait_loaded();
         let digests: Vec<String> = {
             let state = self.state.lock();
             state
@@ -442,6 +483,11 @@ impl DiskCache {
 
     /// Apply `max_age` and the size cap now. Returns how many entries were deleted.
     pub fn prune(&self) -> usize {
+        self.wait_loaded();
+        self.prune_now()
+    }
+
+    fn prune_now(&self) -> usize {
         let mut doomed = Vec::new();
         if let Some(max_age) = self.limits.max_age {
             let limit = now_unix().saturating_sub(max_age.as_secs());
@@ -465,6 +511,7 @@ impl DiskCache {
 
     /// Delete everything.
     pub fn clear(&self) -> usize {
+        self.wait_loaded();
         let digests: Vec<String> = self
             .state
             .lock()
