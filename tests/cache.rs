@@ -428,3 +428,74 @@ fn a_file_larger_than_the_cache_streams_without_being_cached() {
     assert!(std::fs::read(&path).unwrap() == direct[0].2);
     assert_eq!(m.stats().file_get, gets + 1);
 }
+
+#[test]
+fn a_full_disk_means_no_caching_and_never_a_corrupt_entry() {
+    if !fuse_available() {
+        return;
+    }
+    // The cache on a 3 MiB tmpfs: a 4 MiB file cannot be written anywhere under it.
+    let cache = tempfile::tempdir().unwrap();
+    let c = std::ffi::CString::new(cache.path().to_str().unwrap()).unwrap();
+    let (fstype, opts) = (c"tmpfs", c"size=3m,mode=0700");
+    // SAFETY: valid NUL-terminated strings; we unmount below.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            c.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        eprintln!(
+            "skipping: cannot mount a tmpfs here ({})",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    struct Unmount(std::ffi::CString);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            // SAFETY: unmounting the tmpfs this test mounted.
+            unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    let _tmpfs = Unmount(c.clone());
+    let mut data = generate::generate(2, 6);
+    let big = generate::add_large_document(&mut data, 4 << 20, 3);
+    let server = MockServer::start_with_dataset(MockConfig::default(), data).unwrap();
+    let m = TestMount::with(server, with_cache(&cache.path().join("c"), 1 << 30));
+    let direct = m.direct_files(&big);
+    let path = m
+        .inquiries()
+        .join(&big)
+        .join(&direct[0].0)
+        .join(&direct[0].1);
+    match std::fs::read(&path) {
+        Ok(bytes) => assert!(bytes == direct[0].2, "wrong bytes served on a full disk"),
+        // The reader is told why: "No space left on device".
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}"),
+    }
+    assert_eq!(
+        data_entries(&m.cache_dir),
+        0,
+        "an entry was made on a full disk"
+    );
+    assert_eq!(
+        std::fs::read_dir(m.cache_dir.join("tmp")).unwrap().count(),
+        0
+    );
+    // Small files still work, and are cached.
+    let other = m
+        .mock
+        .inquiry_ids()
+        .into_iter()
+        .find(|id| *id != big)
+        .unwrap();
+    for (section, name, bytes) in m.direct_files(&other).into_iter().take(1) {
+        let p = m.inquiries().join(&other).join(section).join(name);
+        assert!(std::fs::read(&p).unwrap() == bytes);
+    }
+}
