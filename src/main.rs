@@ -61,6 +61,9 @@ fn serve(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cfg.threads.max(2))
         .thread_name("personafs-core")
+        // Blocking work is local disk only (cache opens, commits); a few threads suffice,
+        // and each idle one would keep its own malloc arena.
+        .max_blocking_threads(32)
         .enable_all()
         .build()?;
     // The demo's mock lives as long as the mount, in this process.
