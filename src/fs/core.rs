@@ -220,13 +220,18 @@ impl FsCore {
         let cell = self.cells.lock().get(id)?.clone();
         let slot = cell.view.try_lock().ok()?;
         let view = slot.as_ref()?;
+        self.is_fresh(view, Need::Metadata).then(|| view.clone())
+    }
+
+    /// Whether `view` is good enough for `need`, without asking Persona again.
+    fn is_fresh(&self, view: &InquiryView, need: Need) -> bool {
         let age = view.fetched_at.elapsed();
-        let fresh = if view.complete {
-            view.is_final() || age < self.cfg.metadata_ttl
-        } else {
-            age < self.cfg.negative_ttl
-        };
-        fresh.then(|| view.clone())
+        match need {
+            Need::Metadata if !view.complete => age < self.cfg.negative_ttl,
+            Need::Metadata => view.is_final() || age < self.cfg.metadata_ttl,
+            Need::Urls => age < self.url_budget(),
+            Need::NewerThan(t) => view.fetched_at > t,
+        }
     }
 
     /// The inquiry's view, retrieving it again when `need` asks for fresher data. Readers
@@ -239,17 +244,10 @@ impl FsCore {
             return Err(Error::NotFound(format!("inquiry {id}")));
         }
         let mut slot = cell.view.lock().await;
-        if let Some(view) = slot.as_ref() {
-            let age = view.fetched_at.elapsed();
-            let fresh = match need {
-                Need::Metadata if !view.complete => age < self.cfg.negative_ttl,
-                Need::Metadata => view.is_final() || age < self.cfg.metadata_ttl,
-                Need::Urls => age < self.url_budget(),
-                Need::NewerThan(t) => view.fetched_at > t,
-            };
-            if fresh {
-                return Ok(view.clone());
-            }
+        if let Some(view) = slot.as_ref()
+            && self.is_fresh(view, need)
+        {
+            return Ok(view.clone());
         }
         match self.retrieve(id, slot.as_deref()).await {
             Ok(view) => {
