@@ -234,6 +234,11 @@ impl DiskCache {
         }
     }
 
+    /// Whether the index of existing entries has been read (never waits).
+    pub fn is_loaded(&self) -> bool {
+        *self.loaded.lock()
+    }
+
     /// Block until the index of existing entries is read (at most once per start).
     fn wait_loaded(&self) {
         let mut loaded = self.loaded.lock();

@@ -139,6 +139,10 @@ impl FsCore {
 
     /// Queue the downloads of one inquiry's files; `false` when the budget ran out.
     async fn prefetch_inquiry_files(self: &Arc<Self>, id: &Arc<str>) -> bool {
+        if !self.cache.is_loaded() {
+            // Just started on a large cache: do not hold up the runtime waiting for its index.
+            return false;
+        }
         let Ok(view) = self.view(id, Need::Urls).await else {
             return true;
         };

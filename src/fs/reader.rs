@@ -1,6 +1,7 @@
 //! Open files: served from the disk cache, or from a download in progress that all openers
 //! of the same file share. Reads return as soon as their bytes have arrived.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -220,11 +221,18 @@ impl FsCore {
         key: CacheKey,
     ) -> Result<Arc<Download>> {
         let digest = key.digest();
-        let mut downloads = self.downloads.lock();
-        if let Some(dl) = downloads.get(&digest).and_then(|w| w.upgrade()) {
+        let existing = |downloads: &HashMap<String, std::sync::Weak<Download>>| {
+            downloads.get(&digest).and_then(|w| w.upgrade())
+        };
+        if let Some(dl) = existing(&self.downloads.lock()) {
             return Ok(dl);
         }
+        // Reserving room may evict files: disk work, done without holding the registry.
         let temp = self.cache.begin(&key)?;
+        let mut downloads = self.downloads.lock();
+        if let Some(dl) = existing(&downloads) {
+            return Ok(dl); // another opener won the race; our temp file goes away unused
+        }
         let dl = Arc::new(Download {
             file: temp.file.try_clone()?,
             size: key.size,
