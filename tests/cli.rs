@@ -1,34 +1,17 @@
 //! The command line as a user runs it: `personafs demo`, `personafs unmount`, signals, and
 //! the errors a newcomer meets.
 
+mod binary;
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use binary::{BIN, is_mounted, personafs};
 use common::fuse_available;
 
-const BIN: &str = env!("CARGO_BIN_EXE_personafs");
 const DEMO_KEY: &str = "persona_sandbox_demo";
-
-fn personafs(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("PERSONA_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn is_mounted(p: &Path) -> bool {
-    personafs::unmount::is_fuse_mount(p)
-}
 
 /// Unmounts on drop, so a failing test leaves no mount behind.
 struct Guard<'a>(&'a Path);
