@@ -9,7 +9,10 @@ use std::path::Path;
 pub(crate) struct EntryMeta {
     pub inquiry_id: String,
     pub size: u64,
-    pub sha256: String,
+    /// BLAKE3 of the data file (`Checksum`). Entries of older versions, which carried a
+    /// SHA-256 under another name, fail to parse and are downloaded again.
+    #[serde(rename = "blake3")]
+    pub checksum: String,
     /// Seconds since the epoch.
     pub cached_at: u64,
 }

@@ -2,7 +2,7 @@
 //!
 //! Layout under the cache directory (0700; every file 0600):
 //! - `data/<digest>`       the bytes of one complete, verified file;
-//! - `data/<digest>.meta`  JSON: inquiry id, size, SHA-256, time cached;
+//! - `data/<digest>.meta`  JSON: inquiry id, size, BLAKE3 checksum, time cached;
 //! - `tmp/`                downloads in progress (left-overs are removed at start).
 //!
 //! `<digest>` is a SHA-256 over the file's identity, so no Persona id or filename shows in a
@@ -10,9 +10,11 @@
 //! meta file is written last, so a crash at any moment leaves either no entry or a complete
 //! one. Checksums are verified the first time an entry is used after a start.
 
+mod checksum;
 mod key;
 mod meta;
 
+pub use checksum::Checksum;
 pub use key::CacheKey;
 use meta::EntryMeta;
 
@@ -26,7 +28,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 use parking_lot::{Condvar, Mutex};
-use sha2::{Digest, Sha256};
 
 /// Limits of the cache.
 #[derive(Debug, Clone)]
@@ -274,10 +275,14 @@ impl DiskCache {
     pub fn open(self: &Arc<Self>, key: &CacheKey) -> Option<CachedFile> {
         self.wait_loaded();
         let digest = key.digest();
-        let (size, needs_check, sha) = {
+        let (size, needs_check, checksum) = {
             let mut state = self.state.lock();
             let entry = state.lru.get(&digest)?;
-            let info = (entry.meta.size, !entry.verified, entry.meta.sha256.clone());
+            let info = (
+                entry.meta.size,
+                !entry.verified,
+                entry.meta.checksum.clone(),
+            );
             *state.pins.entry(digest.clone()).or_insert(0) += 1;
             info
         };
@@ -300,7 +305,9 @@ impl DiskCache {
             .metadata()
             .map(|m| m.len() == size)
             .unwrap_or(false);
-        if !len_ok || (needs_check && sha256_of(&file.file).ok().as_deref() != Some(&sha)) {
+        if !len_ok
+            || (needs_check && Checksum::of_file(&file.file).ok().as_deref() != Some(&checksum))
+        {
             tracing::warn!("cache entry failed verification; downloading it again");
             drop(file);
             self.remove(&digest);
@@ -374,7 +381,7 @@ impl DiskCache {
     /// Make a finished download an entry. Returns `Ok(false)` when it was not admitted (too
     /// large for the cache, or the disk is short of space): the caller's open file still
     /// serves its reader, and nothing corrupt is left behind.
-    pub fn commit(&self, mut temp: TempEntry, sha256: String) -> io::Result<bool> {
+    pub fn commit(&self, mut temp: TempEntry, checksum: String) -> io::Result<bool> {
         self.wait_loaded();
         let Some(path) = temp.path.clone() else {
             return Ok(false);
@@ -391,7 +398,7 @@ impl DiskCache {
         let meta = EntryMeta {
             inquiry_id: temp.key.inquiry_id.clone(),
             size,
-            sha256,
+            checksum,
             cached_at: now_unix(),
         };
         fs::rename(&path, self.data_path(&digest))?;
@@ -555,22 +562,6 @@ fn fs_space(path: &Path) -> Option<(u64, u64)> {
     }
     let frsize = st.f_frsize as u64;
     Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
-}
-
-fn sha256_of(file: &File) -> io::Result<String> {
-    use std::os::unix::fs::FileExt;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut off = 0u64;
-    loop {
-        let n = file.read_at(&mut buf, off)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        off += n as u64;
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]

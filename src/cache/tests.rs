@@ -15,8 +15,7 @@ fn put(cache: &Arc<DiskCache>, k: &CacheKey, byte: u8) -> bool {
     let data = vec![byte; k.size as usize];
     let mut t = cache.begin(k).unwrap();
     t.file.write_all(&data).unwrap();
-    let sha = hex::encode(Sha256::digest(&data));
-    cache.commit(t, sha).unwrap()
+    cache.commit(t, Checksum::of(&data)).unwrap()
 }
 
 fn limits(max: u64) -> CacheLimits {

@@ -10,13 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
 use super::core::{FsCore, Need};
 use super::inode::Node;
-use crate::cache::{CacheKey, CachedFile, TempEntry};
+use crate::cache::{CacheKey, CachedFile, Checksum, TempEntry};
 use crate::persona::Section;
 use crate::{Error, Result};
 
@@ -84,7 +83,7 @@ fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
 /// async thread costs less than handing each chunk to a blocking pool.
 struct ProgressSink<'a> {
     dl: &'a Download,
-    hasher: Sha256,
+    hasher: Checksum,
 }
 
 impl AsyncWrite for ProgressSink<'_> {
@@ -264,14 +263,15 @@ impl FsCore {
     ) {
         let mut sink = ProgressSink {
             dl: &dl,
-            hasher: Sha256::new(),
+            hasher: Checksum::new(),
         };
         let result = self.fetch(&id, section, &name, &mut sink).await;
         match result {
             Ok(()) => {
-                let sha = hex::encode(std::mem::take(&mut sink.hasher).finalize());
+                let checksum = sink.hasher.finish();
                 let cache = self.cache.clone();
-                let committed = tokio::task::spawn_blocking(move || cache.commit(temp, sha)).await;
+                let committed =
+                    tokio::task::spawn_blocking(move || cache.commit(temp, checksum)).await;
                 match committed {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) => tracing::info!(inquiry = %id, file = %name,
