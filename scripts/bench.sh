@@ -273,18 +273,30 @@ wl_large() {
   local info name url s0 s1
   info=$($UTIL large-file "$MOCK_API" "$big")
   name=$(sed -n 1p <<< "$info"); url=$(sed -n 2p <<< "$info")
-  local mp=$WORK/mnt-large
-  mount_fs "$mp"
-  local file=$mp/inquiries/$big/document/$name
-  stat "$file" > /dev/null       # metadata (one retrieve) outside the timing, as for curl
-  read_stats s0
-  timed cp "$file" "$WORK/large.fs"
-  local t_fs=$T
-  read_stats s1
-  local t0; t0=$(now)
-  curl_url "$url" -o "$WORK/large.curl"
-  local t_curl; t_curl=$(since "$t0")
-  local notes="209.7 MB; personafs: $(delta s0 s1 3) download requests, $(mb "$(delta s0 s1 4)") MiB fetched; $(r0 "209.7152 / $t_fs") MB/s vs curl $(r0 "209.7152 / $t_curl") MB/s"
+  # Cold reads write 200 MB to disk on both sides, so leftover dirty pages and the other
+  # side's writeback would decide the result: each run starts after `sync`, the sides take
+  # turns, and each keeps its best of 3 (a fresh mount and cache for every personafs run).
+  local mp=$WORK/mnt-large file t_fs= t_curl= run fetched= requests=
+  for run in 1 2 3; do
+    rm -rf "$mp.cache" "$WORK/large.fs"
+    mount_fs "$mp"
+    file=$mp/inquiries/$big/document/$name
+    stat "$file" > /dev/null       # metadata (one retrieve) outside the timing, as for curl
+    sync
+    read_stats s0
+    timed cp "$file" "$WORK/large.fs"
+    read_stats s1
+    if [ -z "$t_fs" ] || holds "$T < $t_fs"; then t_fs=$T; fi
+    requests=$(delta s0 s1 3); fetched=$(mb "$(delta s0 s1 4)")
+    [ "$run" = 3 ] || unmount_fs "$mp"   # the last mount stays for the warm read
+    rm -f "$WORK/large.curl"
+    sync
+    local t0; t0=$(now)
+    curl_url "$url" -o "$WORK/large.curl"
+    T=$(since "$t0")
+    if [ -z "$t_curl" ] || holds "$T < $t_curl"; then t_curl=$T; fi
+  done
+  local notes="209.7 MB, best of 3 each, after sync; personafs: $requests download requests, $fetched MiB fetched; $(r0 "209.7152 / $t_fs") MB/s vs curl $(r0 "209.7152 / $t_curl") MB/s"
   local ok; ok=$(okif "$t_fs <= $t_curl / 0.9")
   cmp -s "$WORK/large.fs" "$WORK/large.curl" || { notes="$(bytes_differ 200 MB cold)$notes"; ok=false; }
   record "200 MB file, cold read (cp) vs curl" "$t_fs" "$t_curl" "ratio ≤ 1.11 (≥ 0.9× curl)" "$ok" "$notes"
