@@ -302,6 +302,86 @@ fn truncated_and_reset_bodies_are_resumed() {
     });
 }
 
+async fn download_range(
+    client: &HttpClient,
+    url: &str,
+    start: u64,
+    end: u64,
+) -> personafs::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let n = client.download_range(url, start, end, &mut out).await?;
+    assert_eq!(n as usize, out.len());
+    Ok(out)
+}
+
+#[test]
+fn bounded_ranges_give_exactly_their_bytes_and_no_more() {
+    let mock = start_mock(4);
+    let client = mock_client(&mock);
+    let rt = runtime();
+    let (url, whole) = rt.block_on(async {
+        let inq = client
+            .retrieve_inquiry(&mock.inquiry_ids()[0])
+            .await
+            .unwrap();
+        let f = files_of(&inq).into_iter().max_by_key(|f| f.size).unwrap();
+        let whole = download_all(&client, &f.url, 0).await.unwrap();
+        (f.url, whole)
+    });
+    let len = whole.len() as u64;
+    assert!(len > 20_000, "{len}");
+    let asks = [
+        (0, 1),
+        (100, 5_000),
+        (len - 10, len),
+        (len - 10, len + 100), // past the end: clipped to the file
+        (len / 2, len / 2 + 1),
+    ];
+    for &(start, end) in &asks {
+        let before = mock.stats();
+        let got = rt
+            .block_on(download_range(&client, &url, start, end))
+            .unwrap();
+        let want = &whole[start as usize..end.min(len) as usize];
+        assert!(got == want, "bytes {start}..{end} differ");
+        let sent = mock.stats().file_bytes - before.file_bytes;
+        assert_eq!(sent, want.len() as u64, "the server sent more than asked");
+    }
+    assert!(
+        rt.block_on(download_range(&client, &url, len, len + 5))
+            .unwrap()
+            .is_empty()
+    );
+
+    // Cut and reset bodies: each range is resumed and still exact.
+    let mut faulty = mock.runtime();
+    faulty.truncate_rate = 0.4;
+    faulty.reset_rate = 0.2;
+    mock.set_runtime(faulty);
+    let mut config = fast_config(&mock.api_base(), KEY, Some(&mock.files_base()));
+    config.max_retries = 30;
+    let patient = HttpClient::new(config).unwrap();
+    for &(start, end) in &asks {
+        let got = rt
+            .block_on(download_range(&patient, &url, start, end))
+            .unwrap();
+        assert!(
+            got == whole[start as usize..end.min(len) as usize],
+            "resumed {start}..{end}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bounded_range_from_a_server_that_ignores_ranges_is_cut() {
+    let (files, script) = files_server(0, false).await;
+    let client = files_client("http://127.0.0.1:9/api/v1", &files, 3);
+    let url = format!("{files}/f.bin?access_token=tok");
+    let got = download_range(&client, &url, 2_000, 2_500).await.unwrap();
+    assert!(got == file_bytes()[2_000..2_500]);
+    assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn unknown_inquiry_is_not_found() {
     let mock = start_mock(2);

@@ -562,7 +562,20 @@ impl PersonaApi for HttpClient {
         offset: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
-        self.download_to(url, offset, out).await
+        self.download_to(url, offset, None, out).await
+    }
+
+    async fn download_range(
+        &self,
+        url: &str,
+        start: u64,
+        end: u64,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> Result<u64> {
+        if start >= end {
+            return Ok(0);
+        }
+        self.download_to(url, start, Some(end), out).await
     }
 }
 

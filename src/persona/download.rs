@@ -102,11 +102,13 @@ impl HttpClient {
         }
     }
 
-    /// Stream the file from `offset` into `out`; the number of bytes written.
+    /// Stream the file from `offset` (up to `end`, exclusive, or to its end) into `out`; the
+    /// number of bytes written.
     pub(super) async fn download_to(
         &self,
         url: &str,
         offset: u64,
+        end: Option<u64>,
         out: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
         let target = self.file_target(url)?;
@@ -124,7 +126,7 @@ impl HttpClient {
                 .download_attempt(
                     &target,
                     &context,
-                    (offset, failures),
+                    (offset, end, failures),
                     &mut pos,
                     &mut total,
                     out,
@@ -155,18 +157,20 @@ impl HttpClient {
         &self,
         target: &FileTarget,
         context: &str,
-        (offset, failures): (u64, u32),
+        (offset, end, failures): (u64, Option<u64>, u32),
         pos: &mut u64,
         total: &mut Option<u64>,
         out: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<Attempt> {
         let config = self.config();
         let retry_wait = |_: u32| backoff(config.retry_base_delay, failures);
-        if total.is_some_and(|t| *pos >= t) {
+        if total.is_some_and(|t| *pos >= t) || end.is_some_and(|e| *pos >= e) {
             return Ok(Attempt::Done);
         }
         let mut req = self.file_request(Method::GET, target);
-        if *pos > 0 {
+        if let Some(end) = end {
+            req = req.header(RANGE, format!("bytes={}-{}", *pos, end - 1));
+        } else if *pos > 0 {
             req = req.header(RANGE, format!("bytes={}-", *pos));
         }
         let resp = match tokio::time::timeout(config.request_timeout, req.send()).await {
@@ -232,6 +236,12 @@ impl HttpClient {
         if total.is_some_and(|t| *pos > t) {
             return Err(invalid(context, "offset beyond the end of the file"));
         }
+        // A bounded request ends at `end` (or at the end of a shorter file); a server that
+        // ignored the range and sends more is cut there.
+        let stop = match (end, *total) {
+            (Some(e), Some(t)) => Some(e.min(t)),
+            (e, t) => e.or(t),
+        };
 
         let mut body = resp.bytes_stream();
         loop {
@@ -247,6 +257,14 @@ impl HttpClient {
                 skip -= n;
                 chunk = &chunk[n as usize..];
             }
+            if let (Some(e), Some(stop)) = (end, stop)
+                && *pos + chunk.len() as u64 >= stop
+            {
+                let keep = (stop.min(e) - *pos) as usize;
+                out.write_all(&chunk[..keep]).await?;
+                *pos += keep as u64;
+                return Ok(Attempt::Done);
+            }
             if let Some(t) = *total {
                 if *pos + chunk.len() as u64 > t {
                     return Err(Error::Truncated {
@@ -259,7 +277,7 @@ impl HttpClient {
             out.write_all(chunk).await?;
             *pos += chunk.len() as u64;
         }
-        match *total {
+        match stop {
             Some(t) if *pos < t => Ok(retry(
                 Error::Truncated {
                     context: context.to_string(),

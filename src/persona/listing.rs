@@ -162,6 +162,15 @@ mod tests {
         ) -> Result<u64> {
             Ok(0)
         }
+        async fn download_range(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+            _: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        ) -> Result<u64> {
+            Ok(0)
+        }
     }
 
     #[tokio::test]

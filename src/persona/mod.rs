@@ -155,4 +155,14 @@ pub trait PersonaApi: Send + Sync + 'static {
         offset: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<u64>;
+
+    /// Bytes `start..end` of the file behind `url` into `out`, with one bounded `Range`
+    /// request (resumed like `download`); fewer only when the file is shorter.
+    async fn download_range(
+        &self,
+        url: &str,
+        start: u64,
+        end: u64,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> Result<u64>;
 }
