@@ -280,6 +280,73 @@ fn first_bytes_arrive_before_the_download_completes() {
     assert!(head == direct[0].2, "streamed bytes differ");
 }
 
+/// A reader that jumps far ahead of the download (a video player seeking to the `moov` box,
+/// a PDF reader going for its trailer) gets its bytes by their own ranged request.
+#[test]
+fn a_read_far_ahead_does_not_wait_for_the_download() {
+    if !fuse_available() {
+        return;
+    }
+    let mut data = generate::generate(2, 4);
+    let size: u64 = 24 << 20;
+    let id = generate::add_large_document(&mut data, size, 8);
+    let server = MockServer::start_with_dataset(MockConfig::default(), data).unwrap();
+    server.set_runtime(RuntimeConfig {
+        files_bandwidth: 2 << 20,
+        ..server.runtime()
+    });
+    let m = TestMount::with(server, Options::exact());
+    let dir = m.inquiries().join(&id).join("document");
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let f = std::fs::File::open(&path).unwrap();
+    // The download starts with the first read; the far reads follow at once.
+    let mut first = [0u8; 4096];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut first, 0).unwrap();
+    let asks = [(size - 300, 300usize), (size / 2 + 12_345, 70_000)];
+    let mut got = Vec::new();
+    for &(offset, len) in &asks {
+        let mut buf = vec![0u8; len];
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, offset).unwrap();
+        got.push(buf);
+    }
+    let served = m.stats().file_bytes;
+    assert!(
+        served < size / 2,
+        "the far reads waited for the download ({served} of {size} bytes sent)"
+    );
+    assert!(m.core.counters.far_reads.load(Ordering::Relaxed) >= 2);
+    // Their bytes are the file's: compare with ranged requests made straight to the mock.
+    let url = m.rt.block_on(m.api.retrieve_inquiry(&id)).unwrap();
+    let url = personafs::persona::files_of(&url)
+        .into_iter()
+        .find(|f| f.size == Some(size))
+        .unwrap()
+        .url;
+    for (&(offset, len), bytes) in asks.iter().zip(&got) {
+        let mut direct = Vec::new();
+        m.rt.block_on(
+            m.api
+                .download_range(&url, offset, offset + len as u64, &mut direct),
+        )
+        .unwrap();
+        assert!(direct == *bytes, "far read at {offset} differs");
+    }
+    // A read just ahead of the download waits for it instead: sequential readers never
+    // cost an extra request.
+    let far_before = m.core.counters.far_reads.load(Ordering::Relaxed);
+    let mut near = vec![0u8; 64 << 10];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut near, 1 << 20).unwrap();
+    assert_eq!(
+        m.core.counters.far_reads.load(Ordering::Relaxed),
+        far_before
+    );
+}
+
 #[test]
 fn warm_reads_use_passthrough_or_the_page_cache() {
     if !fuse_available() {

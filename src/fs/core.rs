@@ -110,6 +110,8 @@ pub struct CoreCounters {
     pub passthrough_opens: AtomicU64,
     /// Downloads started (each shared by all openers of its file).
     pub downloads: AtomicU64,
+    /// Reads far ahead of a download, served by their own ranged requests.
+    pub far_reads: AtomicU64,
 }
 
 pub struct FsCore {

@@ -1,6 +1,7 @@
 //! The filesystem: the async core (plain data, testable without FUSE) and its FUSE adapter.
 
 mod core;
+mod far_read;
 pub mod fuse;
 mod inode;
 mod prefetch;

@@ -14,6 +14,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
 use super::core::{FsCore, Need};
+use super::far_read::{FarBlocks, is_far};
 use super::inode::Node;
 use crate::cache::{CacheKey, CachedFile, Checksum, TempEntry};
 use crate::persona::Section;
@@ -31,8 +32,13 @@ struct Progress {
 /// One download of one file, shared by every opener until it is done.
 pub struct Download {
     file: File,
-    size: u64,
+    pub(crate) size: u64,
     progress: watch::Sender<Progress>,
+    /// Which file this is, for the ranged requests of far reads.
+    pub(crate) id: Arc<str>,
+    pub(crate) section: Section,
+    pub(crate) name: Arc<str>,
+    pub(crate) far: FarBlocks,
 }
 
 impl Download {
@@ -40,6 +46,16 @@ impl Download {
     pub(crate) async fn finished(&self) {
         let mut rx = self.progress.subscribe();
         let _ = rx.wait_for(|p| p.done || p.failed.is_some()).await;
+    }
+
+    /// Bytes written so far, from the start.
+    pub(crate) fn written(&self) -> u64 {
+        self.progress.borrow().written
+    }
+
+    fn is_over(&self) -> bool {
+        let p = self.progress.borrow();
+        p.done || p.failed.is_some()
     }
 
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -114,7 +130,7 @@ impl AsyncWrite for ProgressSink<'_> {
     }
 }
 
-fn files_host_not_found(e: &Error) -> bool {
+pub(crate) fn files_host_not_found(e: &Error) -> bool {
     matches!(
         e,
         Error::Http {
@@ -236,6 +252,10 @@ impl FsCore {
             file: temp.file.try_clone()?,
             size: key.size,
             progress: watch::Sender::new(Progress::default()),
+            id: id.clone(),
+            section,
+            name: Arc::from(name),
+            far: FarBlocks::default(),
         });
         downloads.insert(digest.clone(), Arc::downgrade(&dl));
         drop(downloads);
@@ -366,6 +386,13 @@ impl FsCore {
                 let end = (offset + size as u64).min(dl.size);
                 if offset >= end {
                     return Ok(Vec::new());
+                }
+                if is_far(dl, offset) && !dl.is_over() {
+                    match self.read_far(dl, offset, end).await {
+                        Ok(bytes) => return Ok(bytes),
+                        // The download itself decides: wait for it.
+                        Err(e) => tracing::debug!("far read failed, waiting for the download: {e}"),
+                    }
                 }
                 let mut rx = dl.progress.subscribe();
                 let waited = tokio::time::timeout(
