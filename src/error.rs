@@ -65,6 +65,10 @@ pub enum Error {
     Config(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Answering needs the network or a busy lock: the FUSE thread's fast path hands the
+    /// request to the async core instead. Never reaches the kernel.
+    #[error("the answer is not at hand")]
+    WouldBlock,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,6 +89,7 @@ impl Error {
             Error::ReadOnly => libc::EROFS,
             Error::BadHandle => libc::EBADF,
             Error::Gone(_) => libc::ESTALE,
+            Error::WouldBlock => libc::EAGAIN,
             Error::Http {
                 host: Host::Api,
                 status: 401 | 403,

@@ -375,3 +375,73 @@ fn fixture_tree_matches_the_contract() {
         UNIX_EPOCH + Duration::from_secs(1767261780)
     );
 }
+
+/// The FUSE thread answers lookups, attributes and listings from memory when it can; those
+/// answers must equal the async core's and never cost a request.
+#[test]
+fn answers_from_memory_match_the_core_and_cost_no_request() {
+    use personafs::cache::{CacheLimits, DiskCache};
+    use personafs::fs::{CoreConfig, FsCore, INQUIRIES};
+    use std::sync::Arc;
+
+    let mock = MockServer::start(generated(3)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_rt = rt.enter();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open_dir(cache_dir.path(), CacheLimits::default()).unwrap();
+    let core = FsCore::new(
+        Arc::new(common::client_for(&mock)),
+        cache,
+        CoreConfig::default(),
+    );
+    let id = mock.inquiry_ids()[0].clone();
+    let requests = || mock.stats().api_requests + mock.stats().file_get;
+
+    // Nothing known yet: no answer from memory, and no request made for it.
+    let before = requests();
+    assert!(core.readdir_now(INQUIRIES).is_none());
+    assert!(core.lookup_now(INQUIRIES, &id).is_none());
+    assert_eq!(requests(), before);
+
+    // Once the core has listed and retrieved, memory answers as the core does.
+    let listing = rt.block_on(core.readdir(INQUIRIES)).unwrap();
+    let (id, inq, doc, files) = mock
+        .inquiry_ids()
+        .into_iter()
+        .find_map(|id| {
+            let inq = rt.block_on(core.lookup(INQUIRIES, &id)).unwrap();
+            let doc = rt.block_on(core.lookup(inq.ino, "document")).unwrap();
+            let files = rt.block_on(core.readdir(doc.ino)).unwrap();
+            (!files.is_empty()).then_some((id, inq, doc, files))
+        })
+        .expect("an inquiry with documents");
+    let before = requests();
+    let names = |v: &[personafs::fs::DirEntry]| {
+        v.iter()
+            .map(|e| (e.name.to_string(), e.attr.ino, e.attr.size))
+            .collect::<Vec<_>>()
+    };
+    let now = core.readdir_now(INQUIRIES).unwrap().unwrap();
+    assert_eq!(names(&now), names(&listing));
+    assert_eq!(
+        core.lookup_now(INQUIRIES, &id).unwrap().unwrap().ino,
+        inq.ino
+    );
+    assert_eq!(
+        names(&core.readdir_now(doc.ino).unwrap().unwrap()),
+        names(&files)
+    );
+    for f in &files {
+        let a = core.lookup_now(doc.ino, &f.name).unwrap().unwrap();
+        assert_eq!((a.ino, a.size), (f.attr.ino, f.attr.size));
+        let a = core.getattr_now(f.attr.ino).unwrap().unwrap();
+        assert_eq!(
+            (a.ino, a.size, a.mtime),
+            (f.attr.ino, f.attr.size, f.attr.mtime)
+        );
+    }
+    // A name that is not there is known not to be there.
+    let missing = core.lookup_now(doc.ino, "no-such-file.jpg").unwrap();
+    assert_eq!(missing.unwrap_err().errno(), libc::ENOENT);
+    assert_eq!(requests(), before, "answers from memory made requests");
+}

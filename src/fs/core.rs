@@ -101,6 +101,22 @@ struct Cell {
     missing_until: Mutex<Option<Instant>>,
 }
 
+/// Whether a metadata request may wait for Persona (the async core) or must be answered from
+/// memory at once (the FUSE thread's fast path, which gets `Error::WouldBlock` otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Yes,
+    No,
+}
+
+/// Run a `Wait::No` request to its end on this thread: it never waits, so one poll does.
+fn at_once<T>(fut: impl std::future::Future<Output = Result<T>>) -> Option<Result<T>> {
+    match futures::FutureExt::now_or_never(fut) {
+        Some(Err(Error::WouldBlock)) | None => None,
+        other => other,
+    }
+}
+
 /// Counters of what the core did, for tests and diagnostics.
 #[derive(Debug, Default)]
 pub struct CoreCounters {
@@ -327,6 +343,28 @@ impl FsCore {
         Ok(view)
     }
 
+    /// The view for metadata: waiting for Persona if need be, or only one at hand.
+    async fn meta_view(&self, id: &Arc<str>, wait: Wait) -> Result<Arc<InquiryView>> {
+        match wait {
+            Wait::Yes => self.view(id, Need::Metadata).await,
+            Wait::No => self.fresh_view_now(id).ok_or(Error::WouldBlock),
+        }
+    }
+
+    /// The listing: taken again when stale, or only a fresh one at hand.
+    async fn listing_with(&self, wait: Wait) -> Result<Arc<Listing>> {
+        match wait {
+            Wait::Yes => self.listing().await,
+            Wait::No => {
+                let slot = self.listing.try_lock().map_err(|_| Error::WouldBlock)?;
+                slot.as_ref()
+                    .filter(|l| l.at.elapsed() < self.cfg.metadata_ttl)
+                    .cloned()
+                    .ok_or(Error::WouldBlock)
+            }
+        }
+    }
+
     /// The ids under `inquiries/`, through the list endpoint, cached for the metadata TTL.
     async fn listing(&self) -> Result<Arc<Listing>> {
         let mut slot = self.listing.lock().await;
@@ -403,35 +441,47 @@ impl FsCore {
         self.created.lock().get(id).copied()
     }
 
-    async fn inquiry_dir_attr(&self, id: &Arc<str>) -> Result<Attr> {
+    async fn inquiry_dir_attr(&self, id: &Arc<str>, wait: Wait) -> Result<Attr> {
         let created = match self.created_of(id) {
             Some(c) => c,
-            None => self.view(id, Need::Metadata).await?.created,
+            None => self.meta_view(id, wait).await?.created,
         };
         Ok(self.dir_attr(self.ino(Node::Inquiry(id.clone())), 2, created))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        self.getattr_with(ino, Wait::Yes).await
+    }
+
+    /// `getattr` from memory, or `None` when it needs to wait.
+    pub fn getattr_now(&self, ino: u64) -> Option<Result<Attr>> {
+        at_once(self.getattr_with(ino, Wait::No))
+    }
+
+    async fn getattr_with(&self, ino: u64, wait: Wait) -> Result<Attr> {
         match self.node(ino)? {
             Node::Root => Ok(self.dir_attr(ROOT, 1, self.mounted_at)),
             Node::Inquiries => {
-                let n = self.listing().await.map(|l| l.ids.len()).unwrap_or(0);
+                let n = match self.listing_with(wait).await {
+                    Err(Error::WouldBlock) => return Err(Error::WouldBlock),
+                    l => l.map(|l| l.ids.len()).unwrap_or(0),
+                };
                 Ok(self.dir_attr(INQUIRIES, n as u32, self.mounted_at))
             }
-            Node::Inquiry(id) => self.inquiry_dir_attr(&id).await,
+            Node::Inquiry(id) => self.inquiry_dir_attr(&id, wait).await,
             Node::InquiryJson(id) => {
-                let view = self.view(&id, Need::Metadata).await?;
+                let view = self.meta_view(&id, wait).await?;
                 Ok(self.file_attr(ino, view.json.len() as u64, view.created))
             }
             Node::Section(id, _) => {
                 let created = match self.created_of(&id) {
                     Some(c) => c,
-                    None => self.view(&id, Need::Metadata).await?.created,
+                    None => self.meta_view(&id, wait).await?.created,
                 };
                 Ok(self.dir_attr(ino, 0, created))
             }
             Node::File(id, section, name) => {
-                let view = self.view(&id, Need::Metadata).await?;
+                let view = self.meta_view(&id, wait).await?;
                 let f = view.file(section, &name).ok_or_else(|| {
                     Error::NotFound(format!("{id}/{}/{name}", section.dir_name()))
                 })?;
@@ -441,17 +491,26 @@ impl FsCore {
     }
 
     pub async fn lookup(self: &Arc<Self>, parent: u64, name: &str) -> Result<Attr> {
+        self.lookup_with(parent, name, Wait::Yes).await
+    }
+
+    /// `lookup` from memory, or `None` when it needs to wait.
+    pub fn lookup_now(self: &Arc<Self>, parent: u64, name: &str) -> Option<Result<Attr>> {
+        at_once(self.lookup_with(parent, name, Wait::No))
+    }
+
+    async fn lookup_with(self: &Arc<Self>, parent: u64, name: &str, wait: Wait) -> Result<Attr> {
         let missing = || Error::NotFound(name.to_string());
         match self.node(parent)? {
-            Node::Root if name == "inquiries" => self.getattr(INQUIRIES).await,
+            Node::Root if name == "inquiries" => self.getattr_with(INQUIRIES, wait).await,
             Node::Inquiries if plausible_inquiry_id(name) => {
                 let id: Arc<str> = Arc::from(name);
                 if self.created_of(&id).is_none() {
                     // Not listed (yet): any id can be looked up directly, one retrieve.
-                    self.view(&id, Need::Metadata).await?;
+                    self.meta_view(&id, wait).await?;
                 }
                 self.prefetch_metadata_from(&id);
-                self.inquiry_dir_attr(&id).await
+                self.inquiry_dir_attr(&id, wait).await
             }
             Node::Inquiry(id) => {
                 let node = match name {
@@ -461,10 +520,10 @@ impl FsCore {
                     _ => return Err(missing()),
                 };
                 let ino = self.ino(node);
-                self.getattr(ino).await
+                self.getattr_with(ino, wait).await
             }
             Node::Section(id, section) => {
-                let view = self.view(&id, Need::Metadata).await?;
+                let view = self.meta_view(&id, wait).await?;
                 let (name, f) = view
                     .section(section)
                     .find(|(n, _)| &***n == name)
@@ -481,14 +540,26 @@ impl FsCore {
 
     /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
     pub async fn readdir(self: &Arc<Self>, ino: u64) -> Result<Vec<DirEntry>> {
+        self.readdir_with(ino, Wait::Yes).await
+    }
+
+    /// `readdir` from memory, or `None` when it needs to wait.
+    pub fn readdir_now(self: &Arc<Self>, ino: u64) -> Option<Result<Vec<DirEntry>>> {
+        at_once(self.readdir_with(ino, Wait::No))
+    }
+
+    async fn readdir_with(self: &Arc<Self>, ino: u64, wait: Wait) -> Result<Vec<DirEntry>> {
         let entry = |name: &str, attr| DirEntry {
             name: Arc::from(name),
             attr,
         };
         match self.node(ino)? {
-            Node::Root => Ok(vec![entry("inquiries", self.getattr(INQUIRIES).await?)]),
+            Node::Root => Ok(vec![entry(
+                "inquiries",
+                self.getattr_with(INQUIRIES, wait).await?,
+            )]),
             Node::Inquiries => {
-                let listing = self.listing().await?;
+                let listing = self.listing_with(wait).await?;
                 let created = self.created.lock().clone();
                 let mut inodes = self.inodes.lock();
                 Ok(listing
@@ -505,8 +576,14 @@ impl FsCore {
                     .collect())
             }
             Node::Inquiry(id) => {
-                self.prefetch_metadata_from(&id);
-                let view = self.view(&id, Need::Metadata).await?;
+                // Read-ahead first, so the neighbours' retrieves overlap this one.
+                if wait == Wait::Yes {
+                    self.prefetch_metadata_from(&id);
+                }
+                let view = self.meta_view(&id, wait).await?;
+                if wait == Wait::No {
+                    self.prefetch_metadata_from(&id);
+                }
                 let mut inodes = self.inodes.lock();
                 let json = inodes.ino_of(Node::InquiryJson(id.clone()));
                 let doc = inodes.ino_of(Node::Section(id.clone(), Section::Document));
@@ -521,7 +598,7 @@ impl FsCore {
                 ])
             }
             Node::Section(id, section) => {
-                let view = self.view(&id, Need::Metadata).await?;
+                let view = self.meta_view(&id, wait).await?;
                 let mut inodes = self.inodes.lock();
                 Ok(view
                     .section(section)

@@ -275,6 +275,14 @@ impl fuser::Filesystem for PersonaFs {
             return reply.error(Errno::ENOENT);
         };
         tracing::trace!(parent = parent.0, name = %name, "lookup");
+        // Answered right here when memory has the answer: a trip through the async runtime
+        // costs more than the answer itself.
+        let _rt = self.rt.enter(); // read-ahead may spawn
+        match self.core.lookup_now(parent.0, &name) {
+            Some(Ok(a)) => return reply.entry(&self.ttl, &fuse_attr(&a), Generation(0)),
+            Some(Err(e)) => return reply.error(errno(&e)),
+            None => {}
+        }
         let (core, ttl) = (self.core.clone(), self.ttl);
         self.rt.spawn(async move {
             match core.lookup(parent.0, &name).await {
@@ -286,6 +294,11 @@ impl fuser::Filesystem for PersonaFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         tracing::trace!(ino = ino.0, "getattr");
+        match self.core.getattr_now(ino.0) {
+            Some(Ok(a)) => return reply.attr(&self.ttl, &fuse_attr(&a)),
+            Some(Err(e)) => return reply.error(errno(&e)),
+            None => {}
+        }
         let (core, ttl) = (self.core.clone(), self.ttl);
         self.rt.spawn(async move {
             match core.getattr(ino.0).await {
@@ -373,23 +386,31 @@ impl fuser::Filesystem for PersonaFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         tracing::trace!(ino = ino.0, "opendir");
+        let fh = self.next_dir_fh.fetch_add(1, Ordering::Relaxed);
+        let ino = ino.0;
+        let answer = move |core: &FsCore,
+                           dirs: &Mutex<HashMap<u64, Arc<DirSnapshot>>>,
+                           entries: Vec<DirEntry>,
+                           reply: ReplyOpen| {
+            let snapshot = DirSnapshot {
+                ino,
+                parent: core.parent_of(ino),
+                entries,
+            };
+            dirs.lock().insert(fh, Arc::new(snapshot));
+            reply.opened(FileHandle(fh), FopenFlags::empty())
+        };
+        let _rt = self.rt.enter(); // read-ahead may spawn
+        match self.core.readdir_now(ino) {
+            Some(Ok(entries)) => return answer(&self.core, &self.dirs, entries, reply),
+            Some(Err(e)) => return reply.error(errno(&e)),
+            None => {}
+        }
         let core = self.core.clone();
         let dirs = self.dirs.clone();
-        let fh = self.next_dir_fh.fetch_add(1, Ordering::Relaxed);
         self.rt.spawn(async move {
-            match core.readdir(ino.0).await {
-                Ok(entries) => {
-                    let parent = core.parent_of(ino.0);
-                    dirs.lock().insert(
-                        fh,
-                        Arc::new(DirSnapshot {
-                            ino: ino.0,
-                            parent,
-                            entries,
-                        }),
-                    );
-                    reply.opened(FileHandle(fh), FopenFlags::empty())
-                }
+            match core.readdir(ino).await {
+                Ok(entries) => answer(&core, &dirs, entries, reply),
                 Err(e) => reply.error(errno(&e)),
             }
         });
