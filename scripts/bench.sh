@@ -334,6 +334,27 @@ wl_large() {
   ok=$(okif "$t_head <= 2 * $t_req")
   cmp -s "$WORK/first.fs" "$WORK/first.curl" || { notes="$(bytes_differ first byte)$notes"; ok=false; }
   record "time to first byte, uncached 50 MB file (head -c 1)" "$t_head" "$t_req" "ratio ≤ 2.0" "$ok" "$notes"
+  unmount_fs "$mp"
+  rm -rf "$mp.cache"
+
+  # The end first (a video player's moov box, a PDF trailer): the last 64 KiB of the same
+  # file on a fresh mount, vs curl of just that range.
+  mp=$WORK/mnt-tail
+  mount_fs "$mp"
+  file=$mp/inquiries/$small/document/$name
+  stat "$file" > /dev/null
+  read_stats s0
+  timed tail -c 65536 "$file" > "$WORK/tail.fs"
+  local t_tail=$T
+  read_stats s1
+  local size; size=$(stat -c %s "$file")
+  local t0; t0=$(now)
+  curl_url "$url" -r "$((size - 65536))-$((size - 1))" -o "$WORK/tail.curl"
+  t_req=$(since "$t0")
+  notes="personafs: $(delta s0 s1 3) download requests ($(mb "$(delta s0 s1 4)") MiB sent by the next stats read: the download goes on); peer: curl of bytes $((size - 65536))-$((size - 1))"
+  ok=true
+  cmp -s "$WORK/tail.fs" "$WORK/tail.curl" || { notes="$(bytes_differ tail)$notes"; ok=false; }
+  record "(info) last 64 KiB of an uncached 50 MB file (tail -c) vs curl of that range" "$t_tail" "$t_req" "–" "$ok" "$notes"
   unmount_fs "$mp"; stop_pid "$MOCK_PID"
   rm -rf "$WORK/large.curl" "$mp.cache"
 }
