@@ -154,3 +154,69 @@ fn listing_a_tree_retrieves_ahead_but_downloads_nothing() {
         s.api_retrieve
     );
 }
+
+/// Read-ahead that waits for a download slot while the user reads the same file must not
+/// fetch it again once it is in the cache.
+#[test]
+fn read_ahead_skips_files_read_while_it_waited() {
+    use personafs::fs::{CoreConfig, PrefetchConfig};
+    use personafs::mock::RuntimeConfig;
+    if !fuse_available() {
+        return;
+    }
+    let server = mock(6);
+    let opts = Options {
+        core: CoreConfig {
+            prefetch: PrefetchConfig {
+                inquiries_ahead: 0,
+                max_downloads: 1,
+                ..PrefetchConfig::default()
+            },
+            ..CoreConfig::default()
+        },
+        ..Options::default()
+    };
+    let m = TestMount::with(server, opts);
+    let ids: Vec<String> = m.mock.inquiry_ids();
+    let (id, direct) = ids
+        .iter()
+        .map(|id| (id.clone(), m.direct_files(id)))
+        .find(|(_, files)| files.len() >= 4)
+        .expect("an inquiry with 4 files");
+    let gets_direct = m.stats().file_get;
+    // Read-ahead goes in name order, one download at a time.
+    let mut direct = direct;
+    direct.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let path = |i: usize| {
+        m.inquiries()
+            .join(&id)
+            .join(&direct[i].0)
+            .join(&direct[i].1)
+    };
+    // Slow downloads: opening file 0 starts its own download and read-ahead's of file 1,
+    // which holds the one slot for a while, and file 2 waits for that slot.
+    m.mock.set_runtime(RuntimeConfig {
+        files_bandwidth: 256 << 10,
+        ..m.mock.runtime()
+    });
+    let f0 = std::fs::File::open(path(0)).unwrap();
+    let mut byte = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(&f0, &mut byte, 0).unwrap();
+    // Fast again: the user reads file 2 whole, before read-ahead gets to it.
+    m.mock.set_runtime(RuntimeConfig {
+        files_bandwidth: 0,
+        ..m.mock.runtime()
+    });
+    assert!(std::fs::read(path(2)).unwrap() == direct[2].2);
+    // The slow ones end; then every file, checked.
+    for (i, (_, _, bytes)) in direct.iter().enumerate() {
+        assert!(std::fs::read(path(i)).unwrap() == *bytes, "file {i}");
+    }
+    drop(f0);
+    settle(&m);
+    assert_eq!(
+        m.stats().file_get - gets_direct,
+        direct.len() as u64,
+        "a file was downloaded twice"
+    );
+}

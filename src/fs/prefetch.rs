@@ -176,12 +176,14 @@ impl FsCore {
                 .unread_bytes
                 .fetch_add(info.size, Ordering::Relaxed);
             match self.download_of(id, *section, name, key) {
-                Ok(dl) => {
+                Ok(Some(dl)) => {
                     tokio::spawn(async move {
                         dl.finished().await;
                         drop(permit);
                     });
                 }
+                // Read (and cached) while we waited for a permit.
+                Ok(None) => self.forget_unread(&digest),
                 Err(e) => {
                     tracing::debug!(inquiry = %id, file = %name, "prefetch not started: {e}");
                     self.forget_unread(&digest);

@@ -211,42 +211,52 @@ impl FsCore {
             return Ok(Handle::Bytes(Arc::new(Vec::new())));
         }
         self.unread_opened(&key);
-        let cache = self.cache.clone();
-        let k = key.clone();
-        if let Some(cached) = tokio::task::spawn_blocking(move || cache.open(&k))
-            .await
-            .map_err(|e| Error::Io(io::Error::other(e)))?
-        {
-            tracing::trace!(inquiry = %id, file = %name, "served from the cache");
-            self.prefetch_files_from(id);
-            return Ok(Handle::Cached(cached));
+        loop {
+            let cache = self.cache.clone();
+            let k = key.clone();
+            if let Some(cached) = tokio::task::spawn_blocking(move || cache.open(&k))
+                .await
+                .map_err(|e| Error::Io(io::Error::other(e)))?
+            {
+                tracing::trace!(inquiry = %id, file = %name, "served from the cache");
+                self.prefetch_files_from(id);
+                return Ok(Handle::Cached(cached));
+            }
+            // The reader's own download first, then the read-ahead around it.
+            if let Some(dl) = self.download_of(id, section, name, key.clone())? {
+                self.prefetch_files_from(id);
+                return Ok(Handle::Streaming(dl));
+            }
+            // Cached in the meantime (a download finished since we looked): open that.
         }
-        // The reader's own download first, then the read-ahead around it.
-        let dl = self.download_of(id, section, name, key)?;
-        self.prefetch_files_from(id);
-        Ok(Handle::Streaming(dl))
     }
 
-    /// The download of a file: the one in progress, or a new one.
+    /// The download of a file: the one in progress, or a new one; `None` when there is none
+    /// because the file is in the cache now.
     pub(crate) fn download_of(
         self: &Arc<Self>,
         id: &Arc<str>,
         section: Section,
         name: &str,
         key: CacheKey,
-    ) -> Result<Arc<Download>> {
+    ) -> Result<Option<Arc<Download>>> {
         let digest = key.digest();
         let existing = |downloads: &HashMap<String, std::sync::Weak<Download>>| {
             downloads.get(&digest).and_then(|w| w.upgrade())
         };
         if let Some(dl) = existing(&self.downloads.lock()) {
-            return Ok(dl);
+            return Ok(Some(dl));
+        }
+        // A download is committed to the cache before it is dropped: with none alive, a
+        // cached entry is complete, and fetching it again would be a second download.
+        if self.cache.contains(&key) {
+            return Ok(None);
         }
         // Reserving room may evict files: disk work, done without holding the registry.
         let temp = self.cache.begin(&key)?;
         let mut downloads = self.downloads.lock();
         if let Some(dl) = existing(&downloads) {
-            return Ok(dl); // another opener won the race; our temp file goes away unused
+            return Ok(Some(dl)); // another opener won the race; our temp file goes away unused
         }
         let dl = Arc::new(Download {
             file: temp.file.try_clone()?,
@@ -268,7 +278,7 @@ impl FsCore {
             core.run_download(id, section, name, temp, task_dl).await;
             core.downloads.lock().remove(&digest);
         });
-        Ok(dl)
+        Ok(Some(dl))
     }
 
     /// Fetch a file into its download, refreshing URLs before they expire and once more when
