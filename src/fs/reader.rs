@@ -432,4 +432,9 @@ impl FsCore {
     pub fn release(&self, fh: u64) {
         self.handles.lock().remove(&fh);
     }
+
+    /// Files open through this core now (for diagnostics and tests).
+    pub fn open_handles(&self) -> usize {
+        self.handles.lock().len()
+    }
 }
