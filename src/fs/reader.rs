@@ -116,10 +116,11 @@ impl AsyncWrite for ProgressSink<'_> {
             )));
         }
         self.dl.file.write_all_at(buf, at)?;
-        self.hasher.update(buf);
+        // Readers first: they copy these bytes out while this thread checksums them.
         self.dl
             .progress
             .send_modify(|p| p.written += buf.len() as u64);
+        self.hasher.update(buf);
         Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
