@@ -317,14 +317,19 @@ wl_large() {
   unmount_fs "$mp"
   rm -rf "$WORK/large.fs" "$mp.cache"
 
+  # mount_small DIR: a fresh mount at $WORK/DIR (mp) with the 50 MB file's metadata looked up
+  # (file), its content not fetched.
+  mount_small() {
+    mp=$WORK/$1
+    mount_fs "$mp"
+    file=$mp/inquiries/$small/document/$name
+    stat "$file" > /dev/null
+  }
   # TTFB: a fresh mount; the file's metadata is looked up first (stat, no listing), so only
   # the content is uncached. The peer is one ranged GET of the same file: curl's TTFB.
   info=$($UTIL large-file "$MOCK_API" "$small")
   name=$(sed -n 1p <<< "$info"); url=$(sed -n 2p <<< "$info")
-  mp=$WORK/mnt-ttfb
-  mount_fs "$mp"
-  file=$mp/inquiries/$small/document/$name
-  stat "$file" > /dev/null
+  mount_small mnt-ttfb
   read_stats s0
   timed head -c 1 "$file" > "$WORK/first.fs"
   local t_head=$T
@@ -340,10 +345,7 @@ wl_large() {
 
   # The end first (a video player's moov box, a PDF trailer): the last 64 KiB of the same
   # file on a fresh mount, vs curl of just that range.
-  mp=$WORK/mnt-tail
-  mount_fs "$mp"
-  file=$mp/inquiries/$small/document/$name
-  stat "$file" > /dev/null
+  mount_small mnt-tail
   read_stats s0
   timed tail -c 65536 "$file" > "$WORK/tail.fs"
   local t_tail=$T

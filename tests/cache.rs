@@ -243,14 +243,11 @@ fn a_remount_reuses_the_cache_and_detects_tampering() {
     }
 }
 
-#[test]
-fn first_bytes_arrive_before_the_download_completes() {
-    if !fuse_available() {
-        return;
-    }
+/// A mount without read-ahead over a mock whose files host sends 2 MiB/s, with one document
+/// of `size` bytes: the mount, that inquiry's id and the document's path.
+fn slow_large_file(size: u64, seed: u64) -> (TestMount, String, PathBuf) {
     let mut data = generate::generate(2, 4);
-    let size = 16 << 20;
-    let id = generate::add_large_document(&mut data, size, 9);
+    let id = generate::add_large_document(&mut data, size, seed);
     let server = MockServer::start_with_dataset(MockConfig::default(), data).unwrap();
     server.set_runtime(RuntimeConfig {
         files_bandwidth: 2 << 20,
@@ -264,6 +261,16 @@ fn first_bytes_arrive_before_the_download_completes() {
         .unwrap()
         .unwrap()
         .path();
+    (m, id, path)
+}
+
+#[test]
+fn first_bytes_arrive_before_the_download_completes() {
+    if !fuse_available() {
+        return;
+    }
+    let size = 16 << 20;
+    let (m, id, path) = slow_large_file(size, 9);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
     let mut f = std::fs::File::open(&path).unwrap();
     let mut head = vec![0u8; 64 << 10];
@@ -287,22 +294,8 @@ fn a_read_far_ahead_does_not_wait_for_the_download() {
     if !fuse_available() {
         return;
     }
-    let mut data = generate::generate(2, 4);
     let size: u64 = 24 << 20;
-    let id = generate::add_large_document(&mut data, size, 8);
-    let server = MockServer::start_with_dataset(MockConfig::default(), data).unwrap();
-    server.set_runtime(RuntimeConfig {
-        files_bandwidth: 2 << 20,
-        ..server.runtime()
-    });
-    let m = TestMount::with(server, Options::exact());
-    let dir = m.inquiries().join(&id).join("document");
-    let path = std::fs::read_dir(&dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let (m, id, path) = slow_large_file(size, 8);
     let f = std::fs::File::open(&path).unwrap();
     // The download starts with the first read; the far reads follow at once.
     let mut first = [0u8; 4096];
