@@ -39,11 +39,11 @@ fn at(s: &str) -> SystemTime {
 // The official spec's examples.
 
 /// `components.examples` of the 2023-01-05 spec as JSON, or `None` (after saying so) when
-/// the spec is absent. `PERSONA_OPENAPI_DIR` overrides `../shared/persona-openapi`.
+/// the spec is absent. `PERSONAFS_OPENAPI_DIR` overrides `../shared/persona-openapi`.
 fn spec_examples() -> Option<&'static Value> {
     static SPEC: OnceLock<Option<Value>> = OnceLock::new();
     SPEC.get_or_init(|| {
-        let dir = std::env::var_os("PERSONA_OPENAPI_DIR")
+        let dir = std::env::var_os("PERSONAFS_OPENAPI_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| crate_root().join("../shared/persona-openapi"));
         let path = dir.join("2023-01-05.yaml");
@@ -54,7 +54,7 @@ fn spec_examples() -> Option<&'static Value> {
                 path.display()
             );
             eprintln!(
-                "SKIPPED: {} is absent; set PERSONA_OPENAPI_DIR to run the spec tests",
+                "SKIPPED: {} is absent; set PERSONAFS_OPENAPI_DIR to run the spec tests",
                 path.display()
             );
             return None;
