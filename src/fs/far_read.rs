@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::core::{FsCore, Need};
-use super::reader::{Download, files_host_not_found};
+use super::reader::{Download, url_refused};
 use crate::{Error, Result};
 
 /// A read starting this far past the download's front fetches its own bytes. Larger than the
@@ -83,41 +83,21 @@ impl FsCore {
 
     /// One block with a fresh URL; once more with a newer one when the files host refuses it.
     async fn fetch_block(&self, dl: &Download, start: u64, end: u64) -> Result<Vec<u8>> {
-        let gone = |what: &str| {
-            Error::Gone(format!(
-                "{}/{}/{} {what}",
-                dl.id,
-                dl.section.dir_name(),
-                dl.name
-            ))
-        };
         let mut need = Need::Urls;
-        let mut refreshed = false;
         loop {
-            let view = self.view(&dl.id, need).await?;
-            let info = view
-                .file(dl.section, &dl.name)
-                .ok_or_else(|| gone("is no longer in the inquiry"))?;
-            if info.size != dl.size {
-                return Err(gone("changed size on the server"));
-            }
+            let (url, fetched_at) = self.url_for(dl, need).await?;
             let mut block = Vec::with_capacity((end - start) as usize);
-            match self
-                .api
-                .download_range(&info.url, start, end, &mut block)
-                .await
-            {
+            match self.api.download_range(&url, start, end, &mut block).await {
                 Ok(_) if block.len() as u64 == end - start => return Ok(block),
                 Ok(_) => {
                     return Err(Error::Truncated {
-                        context: format!("reading ahead in {}/{}", dl.id, dl.name),
+                        context: format!("reading ahead in {}", dl.path()),
                         expected: end - start,
                         received: block.len() as u64,
                     });
                 }
-                Err(e) if (e.is_url_expired() || files_host_not_found(&e)) && !refreshed => {
-                    refreshed = true;
-                    need = Need::NewerThan(view.fetched_at);
+                Err(e) if url_refused(&e) && matches!(need, Need::Urls) => {
+                    need = Need::NewerThan(fetched_at);
                 }
                 Err(e) => return Err(e),
             }

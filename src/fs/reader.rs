@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::io::AsyncWrite;
 use tokio::sync::watch;
@@ -51,6 +52,11 @@ impl Download {
     /// Bytes written so far, from the start.
     pub(crate) fn written(&self) -> u64 {
         self.progress.borrow().written
+    }
+
+    /// `<inquiry>/<section>/<name>`, for messages.
+    pub(crate) fn path(&self) -> String {
+        format!("{}/{}/{}", self.id, self.section.dir_name(), self.name)
     }
 
     fn is_over(&self) -> bool {
@@ -131,7 +137,13 @@ impl AsyncWrite for ProgressSink<'_> {
     }
 }
 
-pub(crate) fn files_host_not_found(e: &Error) -> bool {
+/// The files host refused a signed URL: it went bad earlier than we thought, or the file is
+/// gone from the host (deleted, redacted). A fresh retrieve tells which.
+pub(crate) fn url_refused(e: &Error) -> bool {
+    e.is_url_expired() || files_host_not_found(e)
+}
+
+fn files_host_not_found(e: &Error) -> bool {
     matches!(
         e,
         Error::Http {
@@ -274,9 +286,8 @@ impl FsCore {
         self.counters.downloads.fetch_add(1, Ordering::Relaxed);
         let core = self.clone();
         let task_dl = dl.clone();
-        let (id, name) = (id.clone(), Arc::<str>::from(name));
         tokio::spawn(async move {
-            core.run_download(id, section, name, temp, task_dl).await;
+            core.run_download(temp, task_dl).await;
             core.downloads.lock().remove(&digest);
         });
         Ok(Some(dl))
@@ -284,19 +295,13 @@ impl FsCore {
 
     /// Fetch a file into its download, refreshing URLs before they expire and once more when
     /// the files host refuses one anyway, resuming from the byte reached; then cache it.
-    async fn run_download(
-        &self,
-        id: Arc<str>,
-        section: Section,
-        name: Arc<str>,
-        temp: TempEntry,
-        dl: Arc<Download>,
-    ) {
+    async fn run_download(&self, temp: TempEntry, dl: Arc<Download>) {
+        let (id, name) = (&dl.id, &dl.name);
         let mut sink = ProgressSink {
             dl: &dl,
             hasher: Checksum::new(),
         };
-        let result = self.fetch(&id, section, &name, &mut sink).await;
+        let result = self.fetch(&mut sink).await;
         match result {
             Ok(()) => {
                 let checksum = sink.hasher.finish();
@@ -323,56 +328,51 @@ impl FsCore {
         }
     }
 
-    async fn fetch(
-        &self,
-        id: &Arc<str>,
-        section: Section,
-        name: &str,
-        sink: &mut ProgressSink<'_>,
-    ) -> Result<()> {
+    async fn fetch(&self, sink: &mut ProgressSink<'_>) -> Result<()> {
+        let dl = sink.dl;
         let mut need = Need::Urls;
         let mut refused_at: Option<u64> = None;
         loop {
-            let view = self.view(id, need).await?;
-            let info = view.file(section, name).ok_or_else(|| {
-                Error::Gone(format!(
-                    "{id}/{}/{name} is no longer in the inquiry",
-                    section.dir_name()
-                ))
-            })?;
-            if info.size != sink.dl.size {
-                return Err(Error::Gone(format!(
-                    "{id}/{}/{name} changed size on the server",
-                    section.dir_name()
-                )));
-            }
-            let offset = sink.dl.progress.borrow().written;
-            match self.api.download(&info.url, offset, sink).await {
+            let (url, fetched_at) = self.url_for(dl, need).await?;
+            let offset = dl.written();
+            match self.api.download(&url, offset, sink).await {
                 Ok(_) => {
-                    let written = sink.dl.progress.borrow().written;
-                    if written != sink.dl.size {
+                    let written = dl.written();
+                    if written != dl.size {
                         return Err(Error::Truncated {
-                            context: format!("downloading {id}/{}/{name}", section.dir_name()),
-                            expected: sink.dl.size,
+                            context: format!("downloading {}", dl.path()),
+                            expected: dl.size,
                             received: written,
                         });
                     }
                     return Ok(());
                 }
-                // The URL went bad earlier than we thought, or the file is gone from the
-                // files host (deleted, redacted): one fresh retrieve, which either gives a
-                // new URL to retry with or shows the file gone, for each stretch of progress.
-                Err(e)
-                    if (e.is_url_expired() || files_host_not_found(&e))
-                        && refused_at != Some(sink.dl.progress.borrow().written) =>
-                {
-                    tracing::debug!(inquiry = %id, status = ?e.status(), "file URL refused; retrieving the inquiry again");
-                    refused_at = Some(sink.dl.progress.borrow().written);
-                    need = Need::NewerThan(view.fetched_at);
+                // One fresh retrieve for each stretch of progress: it either gives a new URL
+                // to retry with or shows the file gone.
+                Err(e) if url_refused(&e) && refused_at != Some(dl.written()) => {
+                    tracing::debug!(inquiry = %dl.id, status = ?e.status(), "file URL refused; retrieving the inquiry again");
+                    refused_at = Some(dl.written());
+                    need = Need::NewerThan(fetched_at);
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The file's signed URL from a view fresh enough for `need`, and when that view was
+    /// fetched. `Gone` (ESTALE) when the file has left the inquiry or changed size.
+    pub(crate) async fn url_for(&self, dl: &Download, need: Need) -> Result<(String, Instant)> {
+        let view = self.view(&dl.id, need).await?;
+        let info = view
+            .file(dl.section, &dl.name)
+            .ok_or_else(|| Error::Gone(format!("{} is no longer in the inquiry", dl.path())))?;
+        if info.size != dl.size {
+            return Err(Error::Gone(format!(
+                "{} changed size on the server",
+                dl.path()
+            )));
+        }
+        Ok((info.url.clone(), view.fetched_at))
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
