@@ -576,14 +576,10 @@ impl FsCore {
                     .collect())
             }
             Node::Inquiry(id) => {
-                // Read-ahead first, so the neighbours' retrieves overlap this one.
-                if wait == Wait::Yes {
-                    self.prefetch_metadata_from(&id);
-                }
+                // Read-ahead first, so the neighbours' retrieves overlap this one (it queues
+                // each inquiry once, so a fast path that falls back costs nothing twice).
+                self.prefetch_metadata_from(&id);
                 let view = self.meta_view(&id, wait).await?;
-                if wait == Wait::No {
-                    self.prefetch_metadata_from(&id);
-                }
                 let mut inodes = self.inodes.lock();
                 let json = inodes.ino_of(Node::InquiryJson(id.clone()));
                 let doc = inodes.ino_of(Node::Section(id.clone(), Section::Document));

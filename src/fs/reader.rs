@@ -114,7 +114,7 @@ impl AsyncWrite for ProgressSink<'_> {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let at = self.dl.progress.borrow().written;
+        let at = self.dl.written();
         if at + buf.len() as u64 > self.dl.size {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -257,10 +257,10 @@ impl HttpClient {
                 skip -= n;
                 chunk = &chunk[n as usize..];
             }
-            if let (Some(e), Some(stop)) = (end, stop)
+            if let Some(stop) = stop.filter(|_| end.is_some())
                 && *pos + chunk.len() as u64 >= stop
             {
-                let keep = (stop.min(e) - *pos) as usize;
+                let keep = (stop - *pos) as usize;
                 out.write_all(&chunk[..keep]).await?;
                 *pos += keep as u64;
                 return Ok(Attempt::Done);
