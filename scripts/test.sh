@@ -20,11 +20,11 @@ if [ ! -e /dev/fuse ]; then
   echo "!!!!! /dev/fuse is missing: FUSE tests will be SKIPPED (they fail under CI=true) !!!!!" >&2
 fi
 
-cargo fmt --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --all-targets --no-fail-fast 2>&1 | tee "$log"
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; s += $8 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

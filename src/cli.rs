@@ -30,7 +30,7 @@ pub enum Command {
     /// Unmount a personafs mount (also clears a stale one).
     Unmount(UnmountArgs),
     /// Run the mock Persona server on its own.
-    MockServer(crate::mock::cli::MockServerArgs),
+    MockServer(personafs_mock::cli::MockServerArgs),
     /// Inspect or trim the on-disk file cache.
     Cache(CacheArgs),
 }

@@ -17,7 +17,7 @@ mod resolve;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::persona::{ApiKey, ListFilters};
+use personafs_client::{ApiKey, ListFilters};
 
 pub use file::{ConfigFile, check_private};
 pub use mountpoint::{check_allow_other, check_fuse_available, check_mountpoint};

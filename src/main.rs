@@ -6,8 +6,9 @@ use parking_lot::Mutex;
 
 use personafs::cli::{CacheAction, CacheArgs, Cli, Command, UnmountArgs};
 use personafs::config::{self, MountConfig};
-use personafs::persona::{ApiKey, ClientConfig, HttpClient, PersonaApi};
-use personafs::{daemon, logging, mock, mount, unmount};
+use personafs::{daemon, logging, mount, unmount};
+use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi};
+use personafs_mock as mock;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -126,7 +127,7 @@ fn run_cache(args: &CacheArgs) -> anyhow::Result<()> {
     let cfg = config::resolve_cache(args, &config::process_env)?;
     let cache = mount::open_cache(
         &cfg.cache_dir,
-        personafs::cache::CacheLimits {
+        personafs_fs::cache::CacheLimits {
             max_size: cfg.cache_max_size,
             min_free: cfg.cache_min_free,
             max_age: cfg.cache_max_age,

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cache::{CacheLimits, DiskCache};
 use crate::config::MountConfig;
-use crate::fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
-use crate::persona::{InquiryPage, PersonaApi};
+use personafs_client::{InquiryPage, PersonaApi};
+use personafs_fs::cache::{CacheLimits, DiskCache};
+use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
 
 /// The parts of `MountConfig` the core needs.
 pub fn core_config(cfg: &MountConfig) -> CoreConfig {
@@ -64,12 +64,12 @@ pub fn cache_limits(cfg: &MountConfig) -> CacheLimits {
 pub async fn check_api(api: &dyn PersonaApi, cfg: &MountConfig) -> anyhow::Result<InquiryPage> {
     match api.list_page(&cfg.filters, None, 100).await {
         Ok(page) => Ok(page),
-        Err(e @ crate::Error::Http { status: 401, .. }) => {
+        Err(e @ personafs_client::Error::Http { status: 401, .. }) => {
             anyhow::bail!(
                 "the API key was refused (HTTP 401): check PERSONA_API_KEY or api_key_file ({e})"
             )
         }
-        Err(e @ crate::Error::Network { .. }) => {
+        Err(e @ personafs_client::Error::Network { .. }) => {
             anyhow::bail!("cannot reach the Persona API at {}: {e}", cfg.api_base)
         }
         Err(e) => anyhow::bail!("the Persona API answered an error: {e}"),
@@ -119,9 +119,12 @@ pub fn serve(
     }
     let fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
     let opts = fuse_options(cfg);
-    let mut session =
-        fuser::Session::new(fs, &cfg.mountpoint, &crate::fs::fuse::session_config(&opts))
-            .map_err(|e| mount_error(e, &cfg.mountpoint))?;
+    let mut session = fuser::Session::new(
+        fs,
+        &cfg.mountpoint,
+        &personafs_fs::fuse::session_config(&opts),
+    )
+    .map_err(|e| mount_error(e, &cfg.mountpoint))?;
     let mut unmounter = session.unmount_callable();
     let (tx, rx) = mpsc::channel();
     let session_tx = tx.clone();
@@ -178,7 +181,7 @@ fn wait_until_answers(mountpoint: &Path) -> anyhow::Result<()> {
         let answered = std::fs::metadata(&root).map(|m| {
             use std::os::unix::fs::MetadataExt;
             // The root of our own mount, not the directory underneath it.
-            m.is_dir() && m.ino() == crate::fs::ROOT
+            m.is_dir() && m.ino() == personafs_fs::ROOT
         });
         let _ = tx.send(answered);
     });

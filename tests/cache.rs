@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{Options, TestMount, fuse_available};
-use personafs::cache::CacheLimits;
-use personafs::mock::{MockConfig, MockServer, RuntimeConfig, generate};
+use personafs_fs::cache::CacheLimits;
+use personafs_mock::{MockConfig, MockServer, RuntimeConfig, generate};
 
 fn mock(n: usize) -> MockServer {
     MockServer::start(MockConfig {
@@ -149,11 +149,11 @@ fn is_cached(m: &TestMount, dir: &Path, path: &Path) -> bool {
         .unwrap();
     let name = path.file_name().unwrap().to_str().unwrap();
     let inquiry = m.rt.block_on(m.api.retrieve_inquiry(id)).unwrap();
-    let f = personafs::persona::files_of(&inquiry)
+    let f = personafs_client::files_of(&inquiry)
         .into_iter()
         .find(|f| f.name == name)
         .unwrap();
-    let key = personafs::cache::CacheKey {
+    let key = personafs_fs::cache::CacheKey {
         inquiry_id: id.to_string(),
         object_id: f.object_id,
         name: f.name,
@@ -315,7 +315,7 @@ fn a_read_far_ahead_does_not_wait_for_the_download() {
     assert!(m.core.counters.far_reads.load(Ordering::Relaxed) >= 2);
     // Their bytes are the file's: compare with ranged requests made straight to the mock.
     let url = m.rt.block_on(m.api.retrieve_inquiry(&id)).unwrap();
-    let url = personafs::persona::files_of(&url)
+    let url = personafs_client::files_of(&url)
         .into_iter()
         .find(|f| f.size == Some(size))
         .unwrap()

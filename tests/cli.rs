@@ -162,7 +162,7 @@ fn refused_key_and_unreachable_api_fail_before_mounting() {
     if !fuse_available() {
         return;
     }
-    let mock = personafs::mock::MockServer::start(Default::default()).unwrap();
+    let mock = personafs_mock::MockServer::start(Default::default()).unwrap();
     let mp = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let _guard = Guard(mp.path());

@@ -14,12 +14,12 @@ use axum::routing::get;
 use futures::StreamExt;
 use serde_json::json;
 
-use personafs::Error;
-use personafs::mock::{MockConfig, MockServer, RuntimeConfig, generate};
-use personafs::persona::{
+use personafs_client::Error;
+use personafs_client::{
     ApiKey, ClientConfig, HttpClient, ListFilters, PersonaApi, Section, files_of, list_all,
     list_stream,
 };
+use personafs_mock::{MockConfig, MockServer, RuntimeConfig, generate};
 
 const KEY: &str = "persona_sandbox_TESTKEY123";
 
@@ -62,7 +62,11 @@ fn mock_client(mock: &MockServer) -> HttpClient {
     HttpClient::new(fast_config(&mock.api_base(), KEY, Some(&mock.files_base()))).unwrap()
 }
 
-async fn download_all(client: &HttpClient, url: &str, offset: u64) -> personafs::Result<Vec<u8>> {
+async fn download_all(
+    client: &HttpClient,
+    url: &str,
+    offset: u64,
+) -> personafs_client::Result<Vec<u8>> {
     let mut out = Vec::new();
     let n = client.download(url, offset, &mut out).await?;
     assert_eq!(n as usize, out.len());
@@ -190,7 +194,7 @@ fn old_form_urls_are_fetched_with_the_key_from_the_api_host() {
     assert!(
         file.url.starts_with(&format!("{}/files/", mock.api_base())),
         "old-form URL expected, got {}",
-        personafs::redact::redact_url(&file.url)
+        personafs_client::redact::redact_url(&file.url)
     );
     let bytes = rt.block_on(download_all(&client, &file.url, 0)).unwrap();
     assert!(!bytes.is_empty());
@@ -307,7 +311,7 @@ async fn download_range(
     url: &str,
     start: u64,
     end: u64,
-) -> personafs::Result<Vec<u8>> {
+) -> personafs_client::Result<Vec<u8>> {
     let mut out = Vec::new();
     let n = client.download_range(url, start, end, &mut out).await?;
     assert_eq!(n as usize, out.len());

@@ -58,7 +58,7 @@ fn config_dir(text: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn err_text<T: std::fmt::Debug>(result: Result<T, personafs::Error>) -> String {
+fn err_text<T: std::fmt::Debug>(result: Result<T, personafs_client::Error>) -> String {
     result.expect_err("expected an error").to_string()
 }
 

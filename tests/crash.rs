@@ -160,7 +160,7 @@ fn kill_9_mid_download_then_unmount_and_remount() {
     // Compare with a direct download through the API.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let direct = rt.block_on(async {
-        use personafs::persona::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
+        use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
         let mut c = ClientConfig::new(api.as_str(), ApiKey::new(KEY));
         c.allowed_file_hosts.push(common::host_port(&files));
         let client = HttpClient::new(c).unwrap();

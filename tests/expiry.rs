@@ -6,7 +6,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{Options, TestMount, fuse_available};
-use personafs::mock::{MockConfig, MockServer, RuntimeConfig};
+use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
 
 fn mock_with_lifetime(n: usize, lifetime_ms: u64) -> MockServer {
     let mut cfg = MockConfig {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use binary::{Daemon, bounded, personafs, wait_until};
 use common::{Options, TestMount, fuse_available, run};
-use personafs::mock::{MockConfig, MockServer, RuntimeConfig};
+use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
 
 fn slow() -> bool {
     std::env::var_os("PERSONAFS_SLOW_TESTS").is_some_and(|v| v != "0")

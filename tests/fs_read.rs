@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Options, TestMount, fuse_available, run};
-use personafs::mock::{MockConfig, MockServer, RuntimeConfig};
+use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
 
 fn generated(n: usize) -> MockConfig {
     MockConfig {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Options, TestMount, fuse_available, run, walk};
-use personafs::mock::{MockConfig, MockServer};
-use personafs::persona::files_of;
+use personafs_client::files_of;
+use personafs_mock::{MockConfig, MockServer};
 use serde_json::json;
 
 fn generated(n: usize) -> MockConfig {
@@ -199,7 +199,7 @@ fn filters_select_the_listing() {
     let api = common::client_for(&mock);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let all = rt
-        .block_on(personafs::persona::list_all(&api, &Default::default()))
+        .block_on(personafs_client::list_all(&api, &Default::default()))
         .unwrap();
     let status = all[0].status.clone().unwrap();
     let want: Vec<String> = all
@@ -380,8 +380,8 @@ fn fixture_tree_matches_the_contract() {
 /// answers must equal the async core's and never cost a request.
 #[test]
 fn answers_from_memory_match_the_core_and_cost_no_request() {
-    use personafs::cache::{CacheLimits, DiskCache};
-    use personafs::fs::{CoreConfig, FsCore, INQUIRIES};
+    use personafs_fs::cache::{CacheLimits, DiskCache};
+    use personafs_fs::{CoreConfig, FsCore, INQUIRIES};
     use std::sync::Arc;
 
     let mock = MockServer::start(generated(3)).unwrap();
@@ -416,7 +416,7 @@ fn answers_from_memory_match_the_core_and_cost_no_request() {
         })
         .expect("an inquiry with documents");
     let before = requests();
-    let names = |v: &[personafs::fs::DirEntry]| {
+    let names = |v: &[personafs_fs::DirEntry]| {
         v.iter()
             .map(|e| (e.name.to_string(), e.attr.ino, e.attr.size))
             .collect::<Vec<_>>()

@@ -22,10 +22,10 @@ use axum::routing::get;
 use binary::bounded;
 use common::{TestMount, fuse_available};
 use fuser::BackgroundSession;
-use personafs::cache::{CacheLimits, DiskCache};
-use personafs::fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
-use personafs::mock::MockConfig;
-use personafs::persona::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
+use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
+use personafs_fs::cache::{CacheLimits, DiskCache};
+use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
+use personafs_mock::MockConfig;
 use serde_json::{Value, json};
 
 const HANG: Duration = Duration::from_secs(180);
@@ -368,7 +368,7 @@ fn hostile_retrieve(id: &str, base: &str) -> Response {
 fn looping_list(query: Option<String>) -> Response {
     let after = query
         .as_deref()
-        .and_then(|q| personafs::persona::model::cursor_from_link(&format!("?{q}")))
+        .and_then(|q| personafs_client::model::cursor_from_link(&format!("?{q}")))
         .unwrap_or_default();
     let next = if after == "inq_CursorB000001" {
         "inq_CursorC000001"
@@ -451,7 +451,7 @@ fn hostile_api(foreign: SocketAddr) -> (ApiMount, Arc<AtomicU64>) {
     );
     let fs = PersonaFs::new(core, rt.handle().clone(), Duration::from_secs(5));
     let mountpoint = tempfile::tempdir().unwrap();
-    let session = personafs::fs::mount(fs, mountpoint.path(), &FuseOptions::default()).unwrap();
+    let session = personafs_fs::mount(fs, mountpoint.path(), &FuseOptions::default()).unwrap();
     (
         ApiMount {
             _rt: rt,
@@ -589,9 +589,9 @@ mod fuzz {
     use std::collections::HashSet;
     use std::time::SystemTime;
 
-    use personafs::persona::files::sanitize;
-    use personafs::persona::model::{parse_inquiry, parse_list_page};
-    use personafs::persona::{RetrievedInquiry, Section, files_of, inquiry_json};
+    use personafs_client::files::sanitize;
+    use personafs_client::model::{parse_inquiry, parse_list_page};
+    use personafs_client::{RetrievedInquiry, Section, files_of, inquiry_json};
 
     /// Strings made to hurt: path tricks, control characters, long runs, odd unicode.
     fn nasty() -> impl Strategy<Value = String> {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use personafs::mock::{MockConfig, MockServer};
+use personafs_mock::{MockConfig, MockServer};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ mod mock_support;
 use std::time::{Duration, Instant};
 
 use mock_support::{FRONT_LEN, PDF_LEN, dataset, file_bytes, find_str};
-use personafs::mock::{MockConfig, MockServer, MockStats};
+use personafs_mock::{MockConfig, MockServer, MockStats};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{fuse_available, host_port};
-use personafs::mock::{MockConfig, MockServer, RuntimeConfig};
+use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_personafs");
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{Options, TestMount, fuse_available, run};
-use personafs::mock::{MockConfig, MockServer};
+use personafs_mock::{MockConfig, MockServer};
 
 fn mock(n: usize) -> MockServer {
     MockServer::start(MockConfig {
@@ -159,8 +159,8 @@ fn listing_a_tree_retrieves_ahead_but_downloads_nothing() {
 /// fetch it again once it is in the cache.
 #[test]
 fn read_ahead_skips_files_read_while_it_waited() {
-    use personafs::fs::{CoreConfig, PrefetchConfig};
-    use personafs::mock::RuntimeConfig;
+    use personafs_fs::{CoreConfig, PrefetchConfig};
+    use personafs_mock::RuntimeConfig;
     if !fuse_available() {
         return;
     }

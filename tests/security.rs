@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use binary::{BIN, Daemon, bounded};
 use common::{fuse_available, host_port};
-use personafs::mock::{MockConfig, MockServer, RuntimeConfig};
+use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
 
 const KEY: &str = "persona_sandbox_Z9sEcReTkEy4uXw7";
 
@@ -94,13 +94,11 @@ fn key_and_tokens_appear_nowhere_even_at_trace_level() {
     let mut read_all = |id: &str| {
         for rel in common::walk(&inquiries.join(id)) {
             let p = inquiries.join(id).join(&rel);
-            if p.is_file() {
-                if let Ok(b) = std::fs::read(&p) {
-                    if rel.ends_with("inquiry.json") {
+            if p.is_file()
+                && let Ok(b) = std::fs::read(&p)
+                    && rel.ends_with("inquiry.json") {
                         seen.push_str(&String::from_utf8_lossy(&b));
                     }
-                }
-            }
         }
     };
     for id in &ids[..4] {

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{OPTION_KEYS, SECRET_KEYS};
-use crate::{Error, Result};
+use personafs_client::{Error, Result};
 
 /// A loaded config file: its path (for messages and relative paths) and its keys.
 #[derive(Clone)]

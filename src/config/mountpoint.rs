@@ -4,7 +4,7 @@ use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 use super::file::{io_reason, shell_quote};
-use crate::{Error, Result};
+use personafs_client::{Error, Result};
 
 /// The mountpoint must exist, be a directory, be empty, and not already carry a FUSE mount.
 /// A stale FUSE mount (its daemon gone: "transport endpoint is not connected") is reported

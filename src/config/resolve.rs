@@ -9,8 +9,8 @@ use super::file::{ConfigFile, check_private, io_reason, split_list};
 use super::parse;
 use super::{DEFAULT_API_BASE, DEFAULT_PERSONA_VERSION, MountConfig, env_var_name, flag_name};
 use crate::cli::{CacheArgs, DemoArgs, MountArgs, MountOptions};
-use crate::persona::{ApiKey, ListFilters};
-use crate::{Error, Result};
+use personafs_client::{ApiKey, ListFilters};
+use personafs_client::{Error, Result};
 
 /// A lookup of environment variables (`|name| std::env::var(name).ok()` in production).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -251,15 +251,13 @@ fn resolve_cache_dir(o: &MountOptions, s: &Sources<'_>) -> Result<PathBuf> {
 }
 
 fn check_date_range(filters: &ListFilters) -> Result<()> {
-    if let (Some(after), Some(before)) = (&filters.created_after, &filters.created_before) {
-        if let (Some(a), Some(b)) = (parse::timestamp_utc(after), parse::timestamp_utc(before)) {
-            if a > b {
+    if let (Some(after), Some(before)) = (&filters.created_after, &filters.created_before)
+        && let (Some(a), Some(b)) = (parse::timestamp_utc(after), parse::timestamp_utc(before))
+            && a > b {
                 return Err(Error::Config(format!(
                     "--created-after {after} is later than --created-before {before}"
                 )));
             }
-        }
-    }
     Ok(())
 }
 

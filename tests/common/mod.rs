@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::BackgroundSession;
-use personafs::cache::{CacheLimits, DiskCache};
-use personafs::fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
-use personafs::mock::{MockConfig, MockServer, MockStats};
-use personafs::persona::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
+use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
+use personafs_fs::cache::{CacheLimits, DiskCache};
+use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
+use personafs_mock::{MockConfig, MockServer, MockStats};
 
 /// FUSE tests need `/dev/fuse`. Elsewhere they skip loudly; in CI (`CI` set) they fail.
 pub fn fuse_available() -> bool {
@@ -118,7 +118,7 @@ impl TestMount {
         let core = FsCore::new(api.clone(), cache, opts.core);
         let fs = PersonaFs::new(core.clone(), rt.handle().clone(), Duration::from_secs(5));
         let mountpoint = tempfile::tempdir().unwrap();
-        let session = personafs::fs::mount(fs, mountpoint.path(), &FuseOptions::default())
+        let session = personafs_fs::mount(fs, mountpoint.path(), &FuseOptions::default())
             .expect("mount succeeds");
         TestMount {
             mock,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use personafs::mock::data::{BytesContent, Dataset, MockFile, MockInquiry};
+use personafs_mock::data::{BytesContent, Dataset, MockFile, MockInquiry};
 use serde_json::{Value, json};
 
 pub const STATUSES: [&str; 6] = [

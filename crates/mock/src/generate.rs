@@ -21,10 +21,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::mock::content::{
+use crate::content::{
     JpegContent, Mp4Content, NoiseContent, PdfContent, Rng, content_type_for, sized_file,
 };
-use crate::mock::data::{Content, Dataset, FILE_URL_PLACEHOLDER, MockFile, MockInquiry};
+use crate::data::{Content, Dataset, FILE_URL_PLACEHOLDER, MockFile, MockInquiry};
 
 /// The fixed "now" of generated data (2026-06-01T00:00:00Z), so no output depends on the clock.
 pub fn epoch() -> DateTime<Utc> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::core::{FsCore, Need};
 use super::reader::{Download, url_refused};
-use crate::{Error, Result};
+use personafs_client::{Error, Result};
 
 /// A read starting this far past the download's front fetches its own bytes. Larger than the
 /// kernel's read-ahead window (1 MiB, up to twice that asynchronously), so a sequential

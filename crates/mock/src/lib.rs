@@ -7,7 +7,6 @@ mod api;
 pub mod cli;
 pub mod content;
 pub mod data;
-pub mod duration;
 mod files;
 pub mod fixtures;
 pub mod generate;

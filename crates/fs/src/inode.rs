@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::persona::Section;
+use personafs_client::Section;
 
 pub const ROOT: u64 = 1;
 pub const INQUIRIES: u64 = 2;

@@ -328,11 +328,10 @@ fn candidates_of(object: &IncludedObject) -> Vec<Candidate> {
     let attrs = &object.attributes;
     let mut out = Vec::new();
     for &key in FILE_OBJECT_ATTRS {
-        if let Some(file) = attrs.get(key) {
-            if let Some(url) = str_field(file, "url") {
+        if let Some(file) = attrs.get(key)
+            && let Some(url) = str_field(file, "url") {
                 out.push(named(key, str_field(file, "filename"), url, size_of(file)));
             }
-        }
     }
     for &key in URL_ATTRS {
         if let Some(url) = attrs

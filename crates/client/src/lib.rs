@@ -1,20 +1,24 @@
-//! The Persona side: the API client, its typed model, and the pure mapping from a retrieved
-//! inquiry to the files a mount shows.
+//! personafs-client: the Persona side of personafs. The API client behind the `PersonaApi`
+//! trait, its typed model, and the pure mapping from a retrieved inquiry to the files a mount
+//! shows. No FUSE, no CLI.
 
 pub mod client;
 pub mod download;
+pub mod error;
 pub mod files;
 pub mod listing;
 pub mod model;
 pub mod ratelimit;
+pub mod redact;
 pub mod retry;
+pub mod units;
 
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::Result;
+pub use error::{Error, Result};
 
 pub use client::{ApiKey, ClientConfig, HttpClient};
 pub use files::{files_of, inquiry_json};

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::data::Dataset;
-use super::duration::parse_duration;
 use super::{MockConfig, MockServer, RuntimeConfig};
-use crate::config::parse::parse_size;
+use personafs_client::units::parse_duration;
+use personafs_client::units::parse_size;
 
 /// Arguments of `personafs mock-server`. `Debug` (via the config) hides the API key.
 #[derive(Clone, clap::Args)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::persona::{RemoteFile, RetrievedInquiry, Section, files};
+use personafs_client::{RemoteFile, RetrievedInquiry, Section, files};
 
 /// Statuses after which an inquiry no longer changes by itself.
 const FINAL_STATUSES: &[&str] = &["completed", "approved", "declined", "failed", "expired"];

@@ -15,7 +15,7 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use crate::mock::data::{Content, MockFile};
+use crate::data::{Content, MockFile};
 
 /// SplitMix64's output function: a fast, well-mixed 64-bit hash.
 pub(crate) fn mix64(mut z: u64) -> u64 {

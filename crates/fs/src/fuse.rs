@@ -21,7 +21,7 @@ use tokio::runtime::Handle as Runtime;
 
 use super::core::{Attr, DirEntry, FsCore, Kind};
 use super::reader::Opened;
-use crate::Error;
+use personafs_client::Error;
 
 /// How the kernel side of the mount is set up.
 #[derive(Debug, Clone)]

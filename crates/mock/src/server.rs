@@ -16,11 +16,11 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 use super::data::Dataset;
-use super::duration::parse_duration;
 use super::respond::{bad_request, json_response};
 use super::state::{RateWindow, State, Stats, Store};
 use super::token::Signer;
 use super::{MockConfig, RuntimeConfig, api, files};
+use personafs_client::units::parse_duration;
 
 /// The serving thread and the way to stop it.
 pub struct Running {

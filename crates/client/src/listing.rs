@@ -107,7 +107,7 @@ pub async fn list_all(api: &dyn PersonaApi, filters: &ListFilters) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::persona::RetrievedInquiry;
+    use crate::RetrievedInquiry;
     use async_trait::async_trait;
     use parking_lot::Mutex;
 

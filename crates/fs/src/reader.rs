@@ -18,8 +18,8 @@ use super::core::{FsCore, Need};
 use super::far_read::{FarBlocks, is_far};
 use super::inode::Node;
 use crate::cache::{CacheKey, CachedFile, Checksum, TempEntry};
-use crate::persona::Section;
-use crate::{Error, Result};
+use personafs_client::Section;
+use personafs_client::{Error, Result};
 
 /// How a download stands; readers wait on changes of it.
 #[derive(Debug, Clone, Default)]
@@ -147,7 +147,7 @@ fn files_host_not_found(e: &Error) -> bool {
     matches!(
         e,
         Error::Http {
-            host: crate::error::Host::Files,
+            host: personafs_client::error::Host::Files,
             status: 404,
             ..
         }

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::persona::model::parse_inquiry;
+use crate::model::parse_inquiry;
 
 fn crate_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
 fn inquiry_from(body: &Value) -> RetrievedInquiry {
@@ -32,7 +32,7 @@ fn names(files: &[RemoteFile], section: Section) -> Vec<&str> {
 }
 
 fn at(s: &str) -> SystemTime {
-    SystemTime::from(crate::persona::model::parse_time(s).unwrap())
+    SystemTime::from(crate::model::parse_time(s).unwrap())
 }
 
 // ---------------------------------------------------------------------------------------

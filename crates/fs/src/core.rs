@@ -13,8 +13,8 @@ use super::prefetch::{PrefetchConfig, Prefetcher};
 use super::reader::{Download, Handle};
 use super::view::InquiryView;
 use crate::cache::DiskCache;
-use crate::persona::{InquiryPage, ListFilters, PersonaApi, Section, files_of};
-use crate::{Error, Result};
+use personafs_client::{Error, Result};
+use personafs_client::{InquiryPage, ListFilters, PersonaApi, Section, files_of};
 
 /// How the core behaves; see `MountConfig` for what each means to a user.
 #[derive(Debug, Clone)]
@@ -409,7 +409,7 @@ impl FsCore {
             .map(|(_, at)| *at)
             .unwrap_or_else(Instant::now);
         tracing::debug!(filters = ?self.cfg.filters, "listing inquiries");
-        let summaries: Vec<_> = crate::persona::list_stream_from(
+        let summaries: Vec<_> = personafs_client::list_stream_from(
             self.api.as_ref(),
             &self.cfg.filters,
             100,

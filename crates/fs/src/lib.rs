@@ -1,5 +1,7 @@
-//! The filesystem: the async core (plain data, testable without FUSE) and its FUSE adapter.
+//! personafs-fs: the filesystem. The async core (plain data, testable without FUSE), the disk
+//! cache of file contents, and the thin FUSE adapter.
 
+pub mod cache;
 mod core;
 mod far_read;
 pub mod fuse;

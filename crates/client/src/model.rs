@@ -166,14 +166,13 @@ fn summary_of(context: &str, resource: &Value) -> Result<InquirySummary> {
         return Err(invalid(context, "an inquiry is not a JSON object"));
     }
     let id = required_str(context, resource, "id", "an inquiry")?;
-    if let Some(kind) = resource.get("type") {
-        if kind.as_str() != Some("inquiry") {
+    if let Some(kind) = resource.get("type")
+        && kind.as_str() != Some("inquiry") {
             return Err(invalid(
                 context,
                 "a `data` resource is not of type `inquiry`",
             ));
         }
-    }
     let attrs = attributes_of(context, resource)?;
     Ok(InquirySummary {
         id: id.to_string(),
@@ -409,7 +408,7 @@ mod tests {
                 "files": [{"filename": "a.pdf", "url": "https://files.withpersona.com/a.pdf?access_token=SEKRIT"}]}}]
         }))
         .unwrap();
-        let files = crate::persona::files_of(&inq);
+        let files = crate::files_of(&inq);
         assert_eq!(files.len(), 1);
         for text in [
             format!("{inq:?}"),
