@@ -96,9 +96,10 @@ fn key_and_tokens_appear_nowhere_even_at_trace_level() {
             let p = inquiries.join(id).join(&rel);
             if p.is_file()
                 && let Ok(b) = std::fs::read(&p)
-                    && rel.ends_with("inquiry.json") {
-                        seen.push_str(&String::from_utf8_lossy(&b));
-                    }
+                && rel.ends_with("inquiry.json")
+            {
+                seen.push_str(&String::from_utf8_lossy(&b));
+            }
         }
     };
     for id in &ids[..4] {

@@ -253,11 +253,12 @@ fn resolve_cache_dir(o: &MountOptions, s: &Sources<'_>) -> Result<PathBuf> {
 fn check_date_range(filters: &ListFilters) -> Result<()> {
     if let (Some(after), Some(before)) = (&filters.created_after, &filters.created_before)
         && let (Some(a), Some(b)) = (parse::timestamp_utc(after), parse::timestamp_utc(before))
-            && a > b {
-                return Err(Error::Config(format!(
-                    "--created-after {after} is later than --created-before {before}"
-                )));
-            }
+        && a > b
+    {
+        return Err(Error::Config(format!(
+            "--created-after {after} is later than --created-before {before}"
+        )));
+    }
     Ok(())
 }
 

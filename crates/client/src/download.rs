@@ -266,13 +266,14 @@ impl HttpClient {
                 return Ok(Attempt::Done);
             }
             if let Some(t) = *total
-                && *pos + chunk.len() as u64 > t {
-                    return Err(Error::Truncated {
-                        context: context.to_string(),
-                        expected: t - offset,
-                        received: *pos + chunk.len() as u64 - offset,
-                    });
-                }
+                && *pos + chunk.len() as u64 > t
+            {
+                return Err(Error::Truncated {
+                    context: context.to_string(),
+                    expected: t - offset,
+                    received: *pos + chunk.len() as u64 - offset,
+                });
+            }
             out.write_all(chunk).await?;
             *pos += chunk.len() as u64;
         }

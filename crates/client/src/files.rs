@@ -329,9 +329,10 @@ fn candidates_of(object: &IncludedObject) -> Vec<Candidate> {
     let mut out = Vec::new();
     for &key in FILE_OBJECT_ATTRS {
         if let Some(file) = attrs.get(key)
-            && let Some(url) = str_field(file, "url") {
-                out.push(named(key, str_field(file, "filename"), url, size_of(file)));
-            }
+            && let Some(url) = str_field(file, "url")
+        {
+            out.push(named(key, str_field(file, "filename"), url, size_of(file)));
+        }
     }
     for &key in URL_ATTRS {
         if let Some(url) = attrs

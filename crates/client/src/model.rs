@@ -167,12 +167,13 @@ fn summary_of(context: &str, resource: &Value) -> Result<InquirySummary> {
     }
     let id = required_str(context, resource, "id", "an inquiry")?;
     if let Some(kind) = resource.get("type")
-        && kind.as_str() != Some("inquiry") {
-            return Err(invalid(
-                context,
-                "a `data` resource is not of type `inquiry`",
-            ));
-        }
+        && kind.as_str() != Some("inquiry")
+    {
+        return Err(invalid(
+            context,
+            "a `data` resource is not of type `inquiry`",
+        ));
+    }
     let attrs = attributes_of(context, resource)?;
     Ok(InquirySummary {
         id: id.to_string(),
