@@ -148,17 +148,28 @@ impl TestMount {
     /// (with the product's client, which knows both URL forms), not through the mount.
     pub fn direct_files(&self, id: &str) -> Vec<(String, String, Vec<u8>)> {
         self.rt.block_on(async {
-            let inquiry = self.api.retrieve_inquiry(id).await.unwrap();
-            let mut out = Vec::new();
-            for f in files_of(&inquiry) {
-                let mut bytes = Vec::new();
-                self.api
-                    .download(&f.url, 0, &mut bytes)
-                    .await
-                    .unwrap_or_else(|e| panic!("direct download of {}: {e}", f.name));
-                out.push((f.section.dir_name().to_string(), f.name, bytes));
+            // Tests run with URLs that live a second; on a busy machine one can expire before
+            // its download starts: then fetch them all again with fresh URLs.
+            for attempt in 1.. {
+                let inquiry = self.api.retrieve_inquiry(id).await.unwrap();
+                let mut out = Vec::new();
+                let mut expired = false;
+                for f in files_of(&inquiry) {
+                    let mut bytes = Vec::new();
+                    match self.api.download(&f.url, 0, &mut bytes).await {
+                        Ok(_) => out.push((f.section.dir_name().to_string(), f.name, bytes)),
+                        Err(e) if e.is_url_expired() && attempt < 5 => {
+                            expired = true;
+                            break;
+                        }
+                        Err(e) => panic!("direct download of {}: {e}", f.name),
+                    }
+                }
+                if !expired {
+                    return out;
+                }
             }
-            out
+            unreachable!()
         })
     }
 

@@ -42,7 +42,9 @@ impl Default for CoreConfig {
             negative_ttl: Duration::from_secs(10),
             file_url_lifetime: Duration::from_secs(6 * 3600),
             url_refresh_margin: 0.10,
+            // SAFETY: geteuid and getegid cannot fail and touch no memory.
             uid: unsafe { libc::geteuid() },
+            // SAFETY: as above.
             gid: unsafe { libc::getegid() },
             file_mode: 0o444,
             dir_mode: 0o555,
