@@ -183,6 +183,7 @@ fn resolve_options(
             .unwrap_or_else(|| unsafe { libc::getuid() }),
         gid: s
             .value(o.gid, "gid", parse::parse_id)?
+            // SAFETY: as above.
             .unwrap_or_else(|| unsafe { libc::getgid() }),
         file_mode: s
             .value(o.file_mode, "file_mode", parse::parse_mode)?
