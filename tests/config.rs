@@ -84,6 +84,7 @@ fn defaults_without_flags_env_or_config() {
     assert_eq!(config.cache_max_age, None);
     // SAFETY: plain libc getters.
     assert_eq!(config.uid, unsafe { libc::getuid() });
+    // SAFETY: a libc call that takes no pointers (or valid ones) and cannot corrupt memory.
     assert_eq!(config.gid, unsafe { libc::getgid() });
     assert_eq!((config.file_mode, config.dir_mode), (0o444, 0o555));
     assert!(!config.allow_other);

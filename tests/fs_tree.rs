@@ -100,6 +100,7 @@ fn stat_matches_the_api() {
             assert_eq!(meta.blocks(), meta.len().div_ceil(512));
             assert_eq!(meta.mode() & 0o7777, 0o444);
             assert_eq!(meta.nlink(), 1);
+            // SAFETY: a libc call that takes no pointers (or valid ones) and cannot corrupt memory.
             assert_eq!(meta.uid(), unsafe { libc::geteuid() });
             assert_eq!(meta.modified().unwrap(), f.mtime);
             assert_eq!(meta.accessed().unwrap(), f.mtime);

@@ -224,6 +224,7 @@ fn the_mount_is_private_unless_allow_other() {
     if !fuse_available() {
         return;
     }
+    // SAFETY: a libc call that takes no pointers (or valid ones) and cannot corrupt memory.
     if unsafe { libc::geteuid() } != 0 || Command::new("setpriv").arg("-V").output().is_err() {
         eprintln!("!!!!! SKIPPING: needs root and setpriv to act as another user !!!!!");
         return;
@@ -261,6 +262,7 @@ fn allow_other_without_fuse_conf_is_refused_for_a_user() {
     }
     let conf = std::fs::read_to_string("/etc/fuse.conf").unwrap_or_default();
     if conf.lines().any(|l| l.trim() == "user_allow_other")
+        // SAFETY: a libc call that takes no pointers (or valid ones) and cannot corrupt memory.
         || unsafe { libc::geteuid() } != 0
         || Command::new("setpriv").arg("-V").output().is_err()
     {
