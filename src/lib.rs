@@ -2,9 +2,12 @@
 //! running in the background and logging. The filesystem itself is `personafs-fs`, the
 //! Persona client `personafs-client`, the mock server `personafs-mock`.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod metrics;
 pub mod mount;
+pub mod status;
 pub mod unmount;

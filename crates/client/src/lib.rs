@@ -11,6 +11,7 @@ pub mod model;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
+pub mod telemetry;
 pub mod units;
 
 use std::time::SystemTime;

@@ -1,6 +1,7 @@
 //! personafs-fs: the filesystem. The async core (plain data, testable without FUSE), the disk
 //! cache of file contents, and the thin FUSE adapter.
 
+pub mod audit;
 pub mod cache;
 mod core;
 mod far_read;

@@ -1,0 +1,229 @@
+//! What a mount has done, counted as it happens: API calls, retries, downloads, cache hits,
+//! errors. One `Telemetry` per mount, shared by the client and the filesystem; `personafs
+//! status` and `/metrics` read a [`Snapshot`] of it.
+//!
+//! Nothing here ever holds an inquiry id, a file name, a URL or a token: only counts by kind.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of request personafs makes to Persona.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiCall {
+    List,
+    Retrieve,
+    Head,
+    Download,
+    Range,
+    Events,
+}
+
+impl ApiCall {
+    pub const ALL: [ApiCall; 6] = [
+        ApiCall::List,
+        ApiCall::Retrieve,
+        ApiCall::Head,
+        ApiCall::Download,
+        ApiCall::Range,
+        ApiCall::Events,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiCall::List => "list",
+            ApiCall::Retrieve => "retrieve",
+            ApiCall::Head => "head",
+            ApiCall::Download => "download",
+            ApiCall::Range => "range",
+            ApiCall::Events => "events",
+        }
+    }
+}
+
+/// Counters of one mount. Cheap to update from any thread.
+#[derive(Debug)]
+pub struct Telemetry {
+    started: Instant,
+    started_unix: u64,
+    api_calls: [AtomicU64; 6],
+    pub rate_limited: AtomicU64,
+    pub retries: AtomicU64,
+    pub url_refreshes: AtomicU64,
+    pub downloads_active: AtomicU64,
+    pub downloads_done: AtomicU64,
+    pub downloads_failed: AtomicU64,
+    pub bytes_downloaded: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub opens: AtomicU64,
+    /// Requests per minute still allowed by the client's budget (updated as it is drawn).
+    pub rate_budget_left: AtomicU64,
+    offline: AtomicBool,
+    errors: Mutex<BTreeMap<i32, u64>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            started: Instant::now(),
+            started_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            api_calls: Default::default(),
+            rate_limited: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            url_refreshes: AtomicU64::new(0),
+            downloads_active: AtomicU64::new(0),
+            downloads_done: AtomicU64::new(0),
+            downloads_failed: AtomicU64::new(0),
+            bytes_downloaded: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            opens: AtomicU64::new(0),
+            rate_budget_left: AtomicU64::new(0),
+            offline: AtomicBool::new(false),
+            errors: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Telemetry {
+    pub fn api_call(&self, kind: ApiCall) {
+        self.api_calls[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn api_calls(&self, kind: ApiCall) -> u64 {
+        self.api_calls[kind as usize].load(Relaxed)
+    }
+
+    /// A request answered to the kernel with this errno.
+    pub fn error(&self, errno: i32) {
+        *self.errors.lock().entry(errno).or_insert(0) += 1;
+    }
+
+    pub fn set_offline(&self, offline: bool) {
+        self.offline.store(offline, Relaxed);
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Relaxed)
+    }
+
+    /// The counters as they stand; the caller fills in what only it knows (cache, metadata).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            uptime_secs: self.started.elapsed().as_secs(),
+            started_unix: self.started_unix,
+            online: !self.is_offline(),
+            api_calls: ApiCall::ALL
+                .iter()
+                .map(|k| (k.name().to_string(), self.api_calls(*k)))
+                .collect(),
+            rate_limited: self.rate_limited.load(Relaxed),
+            rate_budget_left: self.rate_budget_left.load(Relaxed),
+            retries: self.retries.load(Relaxed),
+            url_refreshes: self.url_refreshes.load(Relaxed),
+            downloads_active: self.downloads_active.load(Relaxed),
+            downloads_done: self.downloads_done.load(Relaxed),
+            downloads_failed: self.downloads_failed.load(Relaxed),
+            bytes_downloaded: self.bytes_downloaded.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+            cache_misses: self.cache_misses.load(Relaxed),
+            opens: self.opens.load(Relaxed),
+            errors: self
+                .errors
+                .lock()
+                .iter()
+                .map(|(e, n)| (errno_name(*e).to_string(), *n))
+                .collect(),
+            ..Snapshot::default()
+        }
+    }
+}
+
+/// One reading of a mount's state, as `personafs status --json` prints it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Snapshot {
+    pub mountpoint: String,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub started_unix: u64,
+    pub online: bool,
+    pub api_calls: BTreeMap<String, u64>,
+    pub rate_limit_per_minute: u32,
+    pub rate_budget_left: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+    pub url_refreshes: u64,
+    pub downloads_active: u64,
+    pub downloads_done: u64,
+    pub downloads_failed: u64,
+    pub bytes_downloaded: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub opens: u64,
+    pub cache_bytes: u64,
+    pub cache_max_bytes: u64,
+    pub cache_files: u64,
+    /// Errors answered to the kernel, by errno name (`ENOENT`, `EIO`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Inquiries whose metadata the mount holds (memory and store).
+    pub metadata_entries: u64,
+    pub inodes: u64,
+    pub open_handles: u64,
+}
+
+/// The symbolic name of the errnos a mount answers with.
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::ENOENT => "ENOENT",
+        libc::EIO => "EIO",
+        libc::EACCES => "EACCES",
+        libc::EROFS => "EROFS",
+        libc::ESTALE => "ESTALE",
+        libc::EBADF => "EBADF",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::ENOSPC => "ENOSPC",
+        libc::EINTR => "EINTR",
+        libc::EAGAIN => "EAGAIN",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EPERM => "EPERM",
+        libc::ENOSYS => "ENOSYS",
+        libc::EINVAL => "EINVAL",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_counts_by_kind_and_errno_name() {
+        let t = Telemetry::default();
+        t.api_call(ApiCall::Retrieve);
+        t.api_call(ApiCall::Retrieve);
+        t.api_call(ApiCall::List);
+        t.error(libc::ENOENT);
+        t.error(libc::EIO);
+        t.error(libc::ENOENT);
+        t.set_offline(true);
+        let s = t.snapshot();
+        assert_eq!(s.api_calls["retrieve"], 2);
+        assert_eq!(s.api_calls["list"], 1);
+        assert_eq!(s.api_calls["head"], 0);
+        assert_eq!(s.errors["ENOENT"], 2);
+        assert_eq!(s.errors["EIO"], 1);
+        assert!(!s.online);
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Snapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
+}

@@ -1,0 +1,285 @@
+//! `--metrics-listen ADDR`: the mount's counters on `/metrics` in the Prometheus text format.
+//! Labels are kinds and errno names only: never an inquiry id, a file name, a URL or a token.
+
+use std::net::SocketAddr;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::status::SnapshotFn;
+
+/// `9100` means `127.0.0.1:9100`: metrics are local unless an address says otherwise.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!("invalid address {text:?} (examples: 9100, 127.0.0.1:9100, [::1]:9100)")
+    })
+}
+
+struct SnapshotCollector(SnapshotFn);
+
+impl std::fmt::Debug for SnapshotCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotCollector")
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let c = ConstCounter::new(value);
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let g = ConstGauge::new(value as i64);
+    g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+fn labelled_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &std::collections::BTreeMap<String, u64>,
+) -> std::fmt::Result {
+    let probe = ConstCounter::new(0u64);
+    let mut family = encoder.encode_descriptor(name, help, None, probe.metric_type())?;
+    for (k, v) in values {
+        let labels = [(label.to_string(), k.clone())];
+        ConstCounter::new(*v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let s = (self.0)();
+        gauge(
+            &mut e,
+            "personafs_uptime_seconds",
+            "Seconds since the mount started",
+            s.uptime_secs,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_online",
+            "1 while Persona answers, 0 while offline",
+            u64::from(s.online),
+        )?;
+        labelled_counter(
+            &mut e,
+            "personafs_api_calls",
+            "Requests sent to Persona, by kind",
+            "kind",
+            &s.api_calls,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_rate_budget_left",
+            "API requests left in the client's budget for this minute",
+            s.rate_budget_left,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_rate_limit_per_minute",
+            "The client's API request budget per minute",
+            u64::from(s.rate_limit_per_minute),
+        )?;
+        counter(
+            &mut e,
+            "personafs_rate_limited",
+            "Answers of HTTP 429 received",
+            s.rate_limited,
+        )?;
+        counter(
+            &mut e,
+            "personafs_retries",
+            "Requests sent again after an error",
+            s.retries,
+        )?;
+        counter(
+            &mut e,
+            "personafs_url_refreshes",
+            "Inquiries retrieved again for fresh file URLs",
+            s.url_refreshes,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_downloads_active",
+            "Downloads in progress",
+            s.downloads_active,
+        )?;
+        counter(
+            &mut e,
+            "personafs_downloads_done",
+            "Downloads completed",
+            s.downloads_done,
+        )?;
+        counter(
+            &mut e,
+            "personafs_downloads_failed",
+            "Downloads failed",
+            s.downloads_failed,
+        )?;
+        counter(
+            &mut e,
+            "personafs_downloaded_bytes",
+            "Bytes downloaded from the files host",
+            s.bytes_downloaded,
+        )?;
+        counter(
+            &mut e,
+            "personafs_cache_hits",
+            "File opens served from the disk cache",
+            s.cache_hits,
+        )?;
+        counter(
+            &mut e,
+            "personafs_cache_misses",
+            "File opens that needed a download",
+            s.cache_misses,
+        )?;
+        counter(&mut e, "personafs_opens", "Files opened", s.opens)?;
+        gauge(
+            &mut e,
+            "personafs_cache_bytes",
+            "Bytes in the disk cache",
+            s.cache_bytes,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_cache_max_bytes",
+            "The disk cache's size cap",
+            s.cache_max_bytes,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_cache_files",
+            "Files in the disk cache",
+            s.cache_files,
+        )?;
+        labelled_counter(
+            &mut e,
+            "personafs_errors",
+            "Requests answered with an error, by errno",
+            "errno",
+            &s.errors,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_metadata_entries",
+            "Inquiries whose metadata the mount holds",
+            s.metadata_entries,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_inodes",
+            "Inodes the kernel may refer to",
+            s.inodes,
+        )?;
+        gauge(
+            &mut e,
+            "personafs_open_files",
+            "Files open through the mount",
+            s.open_handles,
+        )?;
+        Ok(())
+    }
+}
+
+/// The text a scrape of `/metrics` returns.
+pub fn render(snapshot: &SnapshotFn) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector(snapshot.clone())));
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+/// Serve `/metrics` on `addr` for as long as the runtime runs.
+pub fn serve(
+    rt: &tokio::runtime::Handle,
+    addr: SocketAddr,
+    snapshot: SnapshotFn,
+) -> anyhow::Result<()> {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let snapshot = snapshot.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    render(&snapshot),
+                )
+            }
+        }),
+    );
+    tracing::info!("metrics on http://{addr}/metrics");
+    rt.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!("metrics server stopped: {e}");
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use personafs_client::telemetry::Snapshot;
+    use std::sync::Arc;
+
+    #[test]
+    fn bare_ports_listen_on_loopback() {
+        assert_eq!(parse_listen("9100").unwrap().to_string(), "127.0.0.1:9100");
+        assert_eq!(
+            parse_listen("0.0.0.0:9100").unwrap().to_string(),
+            "0.0.0.0:9100"
+        );
+        assert!(parse_listen("nine").is_err());
+    }
+
+    #[test]
+    fn every_counter_is_exported_without_ids() {
+        let snap = {
+            let mut s = Snapshot {
+                online: true,
+                cache_hits: 4,
+                ..Default::default()
+            };
+            s.api_calls.insert("retrieve".into(), 9);
+            s.errors.insert("ENOENT".into(), 2);
+            s
+        };
+        let f: SnapshotFn = Arc::new(move || snap.clone());
+        let text = render(&f);
+        assert!(
+            text.contains("personafs_api_calls_total{kind=\"retrieve\"} 9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("personafs_errors_total{errno=\"ENOENT\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("personafs_cache_hits_total 4"), "{text}");
+        assert!(text.contains("personafs_online 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

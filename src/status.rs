@@ -1,0 +1,316 @@
+//! `personafs status`: a running mount answers on a local socket, private to the user who
+//! mounted it (directory 0700, socket 0600, and the peer's uid is checked), with a
+//! [`Snapshot`] of its counters as one JSON line.
+//!
+//! Sockets live in `/run/personafs` for root, else `$XDG_RUNTIME_DIR/personafs` (or
+//! `/tmp/personafs-<uid>`), one per mount, named after a hash of the mountpoint.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use personafs_client::telemetry::Snapshot;
+
+/// Builds a snapshot on request.
+pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
+
+const REQUEST: &str = "status\n";
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// The directory holding this user's status sockets.
+pub fn socket_dir() -> PathBuf {
+    let uid = euid();
+    if uid == 0 {
+        return PathBuf::from("/run/personafs");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("personafs"),
+        _ => PathBuf::from(format!("/tmp/personafs-{uid}")),
+    }
+}
+
+/// FNV-1a of the mountpoint's path: short, stable across versions, fits `sun_path`.
+fn path_hash(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.as_os_str().as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The socket of the mount at `mountpoint` (an absolute, canonical path).
+pub fn socket_path(mountpoint: &Path) -> PathBuf {
+    socket_dir().join(format!("{}.sock", path_hash(mountpoint)))
+}
+
+/// A private directory of ours: created 0700, refused if someone else owns it or may write.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != euid() || meta.mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "{} must be a directory of yours that nobody else can open (mode 0700)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Serves status requests for one mount until the runtime stops; the socket file is removed
+/// when the returned guard drops.
+pub struct StatusServer {
+    path: PathBuf,
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl StatusServer {
+    pub fn start(
+        rt: &tokio::runtime::Handle,
+        mountpoint: &Path,
+        snapshot: SnapshotFn,
+    ) -> anyhow::Result<StatusServer> {
+        let path = socket_path(mountpoint);
+        private_dir(path.parent().expect("socket has a directory"))?;
+        // A socket left by a mount that was killed: nobody answers on it any more.
+        if path.exists() && UnixStream::connect(&path).is_err() {
+            std::fs::remove_file(&path)?;
+        }
+        let _guard = rt.enter();
+        let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
+            anyhow::anyhow!("cannot listen on the status socket {}: {e}", path.display())
+        })?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        let me = euid();
+        rt.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                // The socket is 0600 already; the peer's uid is checked all the same.
+                match stream.peer_cred() {
+                    Ok(c) if c.uid() == me || c.uid() == 0 => {}
+                    _ => continue,
+                }
+                let snapshot = snapshot.clone();
+                tokio::spawn(async move {
+                    let _ = answer(stream, snapshot).await;
+                });
+            }
+        });
+        Ok(StatusServer { path })
+    }
+}
+
+async fn answer(stream: tokio::net::UnixStream, snapshot: SnapshotFn) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut read = tokio::io::BufReader::new(read);
+    tokio::time::timeout(Duration::from_secs(5), read.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    if line != REQUEST {
+        return Ok(());
+    }
+    let mut body = serde_json::to_vec(&snapshot()).map_err(std::io::Error::other)?;
+    body.push(b'\n');
+    write.write_all(&body).await
+}
+
+/// Ask the mount listening on `socket` for its snapshot.
+pub fn query(socket: &Path) -> anyhow::Result<Snapshot> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(REQUEST.as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    Ok(serde_json::from_str(&line)?)
+}
+
+/// Snapshots of every live mount of this user, by socket; stale sockets are skipped.
+pub fn query_all() -> Vec<Snapshot> {
+    let Ok(entries) = std::fs::read_dir(socket_dir()) else {
+        return Vec::new();
+    };
+    let mut all: Vec<Snapshot> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sock"))
+        .filter_map(|e| query(&e.path()).ok())
+        .collect();
+    all.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
+    all
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+fn pairs(map: &std::collections::BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The human-readable form of one snapshot.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let state = if s.online { "online" } else { "OFFLINE" };
+    out += &format!(
+        "{}  (pid {}, up {}, {state})\n",
+        s.mountpoint,
+        s.pid,
+        duration(s.uptime_secs)
+    );
+    out += &format!("  API calls:   {}\n", pairs(&s.api_calls));
+    let budget = if s.rate_limit_per_minute == 0 {
+        "no client-side limit".to_string()
+    } else {
+        format!(
+            "{} of {} requests/min left",
+            s.rate_budget_left, s.rate_limit_per_minute
+        )
+    };
+    out += &format!(
+        "  rate:        {budget}; 429s seen {}; retries {}; URL refreshes {}\n",
+        s.rate_limited, s.retries, s.url_refreshes
+    );
+    out += &format!(
+        "  downloads:   {} active, {} done, {} failed; {} downloaded\n",
+        s.downloads_active,
+        s.downloads_done,
+        s.downloads_failed,
+        bytes(s.bytes_downloaded)
+    );
+    out += &format!(
+        "  cache:       {} hits, {} misses; {} of {} in {} files\n",
+        s.cache_hits,
+        s.cache_misses,
+        bytes(s.cache_bytes),
+        bytes(s.cache_max_bytes),
+        s.cache_files
+    );
+    out += &format!("  errors:      {}\n", pairs(&s.errors));
+    out += &format!(
+        "  metadata:    {} inquiries, {} inodes, {} open files\n",
+        s.metadata_entries, s.inodes, s.open_handles
+    );
+    out
+}
+
+/// `personafs status [MOUNTPOINT] [--json]`.
+pub fn run(mountpoint: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let snapshots = match mountpoint {
+        Some(mp) => {
+            let mp =
+                std::fs::canonicalize(mp).map_err(|e| anyhow::anyhow!("{}: {e}", mp.display()))?;
+            let socket = socket_path(&mp);
+            let s = query(&socket).map_err(|e| {
+                anyhow::anyhow!(
+                    "no personafs mount of yours answers at {} ({e})",
+                    mp.display()
+                )
+            })?;
+            vec![s]
+        }
+        None => query_all(),
+    };
+    if json {
+        let text = match mountpoint {
+            Some(_) => serde_json::to_string_pretty(&snapshots[0])?,
+            None => serde_json::to_string_pretty(&snapshots)?,
+        };
+        println!("{text}");
+    } else if snapshots.is_empty() {
+        println!("no personafs mounts of yours are running");
+    } else {
+        for s in &snapshots {
+            print!("{}", render(s));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_names_are_short_and_distinct() {
+        let a = socket_path(Path::new("/mnt/persona"));
+        let b = socket_path(Path::new("/mnt/persona2"));
+        assert_ne!(a, b);
+        assert!(a.file_name().unwrap().len() < 30);
+        assert_eq!(a, socket_path(Path::new("/mnt/persona")));
+    }
+
+    #[test]
+    fn render_names_every_figure() {
+        let mut s = Snapshot {
+            mountpoint: "/mnt/p".into(),
+            pid: 7,
+            uptime_secs: 3725,
+            online: true,
+            rate_limit_per_minute: 300,
+            rate_budget_left: 290,
+            cache_max_bytes: 10 << 30,
+            ..Default::default()
+        };
+        s.api_calls.insert("retrieve".into(), 12);
+        s.errors.insert("ENOENT".into(), 3);
+        let text = render(&s);
+        for want in [
+            "/mnt/p",
+            "pid 7",
+            "up 1h 2m",
+            "online",
+            "retrieve 12",
+            "290 of 300",
+            "ENOENT 3",
+            "10.0 GiB",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from:\n{text}");
+        }
+    }
+}
