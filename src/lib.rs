@@ -7,4 +7,5 @@ pub mod config;
 pub mod daemon;
 pub mod logging;
 pub mod mount;
+pub mod mountinfo;
 pub mod unmount;
