@@ -326,6 +326,16 @@ pub fn command() -> clap::Command {
     Cli::command().mut_subcommands(|sub| sub.mut_args(|arg| arg.hide_env_values(true)))
 }
 
+/// The subcommands' names (`help` included).
+pub fn subcommand_names() -> Vec<String> {
+    let mut names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    names.push("help".into());
+    names
+}
+
 /// A parsed command line: the command, and what the command line gave for each mount
 /// option (for `mount`, `demo` and `cache`).
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@ use std::time::Duration;
 use personafs_client::{ApiKey, ListFilters};
 
 pub use error::{ConfigError, Result};
-pub use file::{ConfigFile, check_private};
+pub use file::{ConfigFile, check_private, closest_key};
 pub use mountpoint::{check_allow_other, check_fuse_available, check_mountpoint};
 pub use resolve::{
     API_KEY_ENV, CONFIG_ENV, CacheConfig, EnvLookup, process_env, resolve_cache, resolve_demo,

@@ -6,13 +6,21 @@ use parking_lot::Mutex;
 
 use personafs::cli::{self, CacheAction, CacheArgs, Command, UnmountArgs};
 use personafs::config::{self, MountConfig, OptionArgs};
-use personafs::{daemon, logging, mount, unmount};
+use personafs::{daemon, fstab, logging, mount, unmount};
 use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi};
 use personafs_mock as mock;
 
 fn main() -> ExitCode {
     forget_empty_option_variables();
-    let argv: Vec<OsString> = std::env::args_os().collect();
+    let names = cli::subcommand_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let argv = match fstab::rewrite(std::env::args_os().collect(), &names) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("personafs: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let parsed = match cli::try_parse_from(&argv) {
         Ok(parsed) => parsed,
         // Help and version exit 0, a bad command line 2.

@@ -174,7 +174,7 @@ fn scalar_text(value: &toml::Value) -> Option<String> {
 }
 
 /// The known key nearest to a typo, if it is near enough to be a likely typo.
-pub(crate) fn closest_key(key: &str) -> Option<&'static str> {
+pub fn closest_key(key: &str) -> Option<&'static str> {
     OPTION_KEYS
         .iter()
         .chain(SECRET_KEYS)
