@@ -9,4 +9,5 @@ pub mod fstab;
 pub mod logging;
 pub mod mount;
 pub mod mountinfo;
+pub mod notify;
 pub mod unmount;

@@ -6,7 +6,7 @@ use parking_lot::Mutex;
 
 use personafs::cli::{self, CacheAction, CacheArgs, Command, UnmountArgs};
 use personafs::config::{self, MountConfig, OptionArgs};
-use personafs::{daemon, fstab, logging, mount, unmount};
+use personafs::{daemon, fstab, logging, mount, notify, unmount};
 use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi};
 use personafs_mock as mock;
 
@@ -84,6 +84,7 @@ fn run_mount(cfg: MountConfig, demo: Option<usize>, argv: &[OsString]) -> anyhow
     let in_background = pipe.lock().is_some();
     let result = serve(cfg, demo, in_background, &pipe);
     if let Err(e) = &result {
+        notify::status(&format!("failed: {e:#}"));
         daemon::report_error(pipe.lock().take(), e);
     }
     result
@@ -130,9 +131,13 @@ fn serve(
     };
     let api: Arc<dyn PersonaApi> =
         Arc::new(HttpClient::new(client_config(&cfg, key, extra_hosts))?);
+    notify::status("checking the Persona API");
     let first_page = rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
+    notify::status(&format!("mounting at {}", cfg.mountpoint.display()));
     let pipe = pipe.clone();
+    let mountpoint = cfg.mountpoint.clone();
     mount::serve(&rt, api, &cfg, Some(first_page), move || {
+        notify::ready(&mountpoint);
         daemon::report_ready(pipe.lock().take())
     })
 }
