@@ -322,8 +322,13 @@ pub struct MountOptions {
 
 /// The command line's definition, as help, completions and the man page show it.
 pub fn command() -> clap::Command {
-    // Help shows which variable sets an option, never its current value.
-    Cli::command().mut_subcommands(|sub| sub.mut_args(|arg| arg.hide_env_values(true)))
+    // Help shows which variable sets an option, never its current value. An option given
+    // twice takes the last value, as on most command lines (and the background re-run
+    // appends --foreground to whatever the user gave).
+    Cli::command().mut_subcommands(|sub| {
+        sub.args_override_self(true)
+            .mut_args(|arg| arg.hide_env_values(true))
+    })
 }
 
 /// The subcommands' names (`help` included).

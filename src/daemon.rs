@@ -41,6 +41,9 @@ pub fn spawn_and_wait(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     let mut report = String::new();
     File::from(read_end).read_to_string(&mut report)?;
     if report.starts_with("ok") {
+        // Under systemd (Type=notify without --foreground) the child, not this process,
+        // is the service from now on.
+        crate::notify::send(&format!("MAINPID={}\nREADY=1", child.id()));
         return Ok(());
     }
     let status = child.wait()?;

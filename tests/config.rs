@@ -212,6 +212,22 @@ fn switches_and_lists_on_the_command_line() {
 }
 
 #[test]
+fn a_flag_given_twice_takes_the_last_value() {
+    let args = mount_args(&[
+        "/mnt/p",
+        "--threads",
+        "2",
+        "--threads",
+        "3",
+        "-f",
+        "--foreground=no",
+    ]);
+    let c = resolve_mount(&args, &env(&[("PERSONA_API_KEY", KEY)])).unwrap();
+    assert_eq!(c.threads, 3);
+    assert!(!c.foreground);
+}
+
+#[test]
 fn bad_flags_are_refused_by_clap_naming_the_flag() {
     for (flag, value) in [
         ("--metadata-ttl", "soon"),

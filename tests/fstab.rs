@@ -77,6 +77,8 @@ fn fstab_line_mounts_through_mount_fuse3_and_umount_unmounts() {
     // Inside the namespace: mount, report what the mount shows, unmount, report again.
     let script = r#"
 set -e
+# Whatever fails below, leave no mount (and so no daemon) behind.
+trap 'umount "$MP" 2>/dev/null || true' EXIT
 mount --bind "$BIN_DIR" /usr/local/sbin
 mount -T "$FSTAB" "$MP"
 grep -q " $MP " /proc/self/mountinfo && echo MOUNTED

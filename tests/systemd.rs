@@ -114,3 +114,48 @@ fn notify_stopping_on_an_external_unmount() {
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn background_mount_hands_the_service_over_to_its_child() {
+    if !fuse_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mp = work.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let sock_path = work.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&sock_path).unwrap();
+    // Without --foreground: the command returns once the mount answers.
+    let out = Command::new(BIN)
+        .args(["demo", mp.to_str().unwrap(), "--inquiries", "1"])
+        .arg("--cache-dir")
+        .arg(work.path().join("cache"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut main_pid = None;
+    while let Some(message) = next_message(&socket, Duration::from_secs(5)) {
+        if let Some(pid) = message.lines().find_map(|l| l.strip_prefix("MAINPID=")) {
+            assert!(message.lines().any(|l| l == "READY=1"), "{message}");
+            main_pid = Some(pid.parse::<i32>().unwrap());
+            break;
+        }
+    }
+    let pid = main_pid.expect("no MAINPID= from the returning parent");
+    // That process serves the mount: unmounting ends it.
+    assert!(is_mounted(&mp));
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let umount = Command::new("umount").arg(&mp).output().unwrap();
+    assert!(umount.status.success(), "{umount:?}");
+    binary::wait_until(
+        "the background process exits",
+        Duration::from_secs(30),
+        || {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        },
+    );
+}
