@@ -637,3 +637,15 @@ fn request_timeout_default_is_the_declared_one() {
         personafs_client::client::DEFAULT_PERSONA_VERSION
     );
 }
+
+/// mount(8) clears HOME before running mount.fuse3: the cache then goes under the user's
+/// home directory from the password database.
+#[test]
+fn without_home_the_cache_dir_comes_from_the_password_database() {
+    let no_home = |name: &str| (name == "PERSONA_API_KEY").then(|| KEY.to_string());
+    let c = resolve_mount(&mount_args(&["/mnt/p"]), &no_home).unwrap();
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .expect("the test user has a passwd entry");
+    assert_eq!(c.cache_dir, user.dir.join(".cache/personafs"));
+}
