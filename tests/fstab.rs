@@ -64,7 +64,7 @@ fn fstab_line_mounts_through_mount_fuse3_and_umount_unmounts() {
         &fstab,
         format!(
             "# personafs\npersonafs {} fuse.personafs \
-             noauto,_netdev,nofail,x-systemd.automount,ro,nodev,nosuid,config={},cache_dir={},metadata_ttl=30s 0 0\n",
+             noauto,_netdev,nofail,x-systemd.automount,ro,nodev,nosuid,config={},cache_dir={},metadata_ttl=30s,uid=4242,gid=4343,file_mode=0440 0 0\n",
             mp.display(),
             config.display(),
             w.join("cache").display(),
@@ -86,7 +86,7 @@ for d in "$MP"/inquiries/*; do
   echo "INQUIRY $(basename "$d") $(wc -c < "$d/inquiry.json")"
   for f in "$d"/document/* "$d"/selfie/*; do
     [ -f "$f" ] || continue
-    echo "FILE $(stat -c %s "$f") $(cat "$f" | wc -c)"
+    echo "FILE $(stat -c %s "$f") $(cat "$f" | wc -c) $(stat -c %u:%g:%a "$f")"
   done
 done
 umount "$MP"
@@ -117,8 +117,9 @@ grep -q " $MP " /proc/self/mountinfo && echo STILL_MOUNTED || echo UNMOUNTED
         .lines()
         .filter_map(|l| l.strip_prefix("FILE "))
         .map(|l| {
-            let (size, read) = l.split_once(' ').unwrap();
-            (size.parse().unwrap(), read.trim().parse().unwrap())
+            let fields: Vec<&str> = l.split(' ').collect();
+            assert_eq!(fields[2], "4242:4343:440", "-o uid=,gid=,file_mode= apply");
+            (fields[0].parse().unwrap(), fields[1].parse().unwrap())
         })
         .collect();
     assert!(files.len() >= 3, "{stdout}");
