@@ -1,7 +1,7 @@
 //! fstab mounts: `mount -t fuse.personafs` goes through the system's `mount.fuse3`, which
 //! runs `personafs SOURCE MOUNTPOINT -o OPTIONS` (as it runs sshfs). That form is rewritten
-//! here into the ordinary command line before parsing: SOURCE `demo` is `personafs demo`,
-//! any other (e.g. `personafs`) is `personafs mount`; each `-o` option becomes the flag of
+//! here into the ordinary command line before parsing: SOURCE `personafs` is
+//! `personafs mount`, SOURCE `demo` is `personafs demo`; each `-o` option becomes the flag of
 //! the config key of the same name, and the standard mount options are accepted.
 //!
 //! The API key never comes this way: a key in the options is refused (name `api_key_file`
@@ -54,7 +54,15 @@ pub fn rewrite(argv: Vec<OsString>, subcommands: &[&str]) -> Result<Vec<OsString
     let Some((source, mountpoint, options)) = fstab_form(&argv, subcommands) else {
         return Ok(argv);
     };
-    let demo = source == "demo";
+    let demo = match source.as_str() {
+        "personafs" => false,
+        "demo" => true,
+        other => {
+            return Err(ConfigError::new(format!(
+                "unknown mount source `{other}`: use `personafs` (or `demo` for sample data)"
+            )));
+        }
+    };
     let mut out = vec![
         argv[0].clone(),
         OsString::from(if demo { "demo" } else { "mount" }),
@@ -67,7 +75,8 @@ pub fn rewrite(argv: Vec<OsString>, subcommands: &[&str]) -> Result<Vec<OsString
 }
 
 /// SOURCE, MOUNTPOINT and the `-o` option strings, when `argv` has the fstab form. A first
-/// word that is a subcommand (`demo`) counts as a SOURCE only when `-o` follows.
+/// word other than `personafs` counts as a SOURCE only when `-o` follows (so that a
+/// mistyped subcommand stays clap's error) and never when it is a subcommand without `-o`.
 fn fstab_form(argv: &[OsString], subcommands: &[&str]) -> Option<(String, OsString, Vec<String>)> {
     let [_, source, mountpoint, rest @ ..] = argv else {
         return None;
@@ -87,7 +96,7 @@ fn fstab_form(argv: &[OsString], subcommands: &[&str]) -> Option<(String, OsStri
             None => return None,
         }
     }
-    if subcommands.contains(&source) && options.is_empty() {
+    if options.is_empty() && (source != "personafs" || subcommands.contains(&source)) {
         return None;
     }
     Some((source.to_string(), mountpoint.clone(), options))
@@ -206,5 +215,10 @@ mod tests {
         assert!(err.contains("did you mean `metadata_ttl`"), "{err}");
         let err = run(&["personafs", "/m", "-o", "uid"]).unwrap_err().0;
         assert!(err.contains("needs a value"), "{err}");
+        let err = run(&["sshfs", "/m", "-o", "ro"]).unwrap_err().0;
+        assert!(err.contains("unknown mount source `sshfs`"), "{err}");
+        // A mistyped subcommand without -o is left for clap to name.
+        assert_eq!(run(&["moutn", "/m"]).unwrap(), ["moutn", "/m"]);
+        assert_eq!(run(&["personafs", "/m"]).unwrap(), ["mount", "/m"]);
     }
 }
