@@ -1,38 +1,39 @@
 //! Configuration: resolving the command line, environment and TOML config file into one
 //! plain `MountConfig`, and the checks a mount needs before it starts.
 //!
-//! Precedence, per option: flag > environment variable `PERSONAFS_<NAME>` > config key
-//! `<name>` > default. The API key comes from `PERSONA_API_KEY`, else `api_key_file` or
+//! Every option is declared once, in `crate::cli` (its flag, environment variable, default
+//! and help); this module never sees clap: it gets what the command line gave as text in an
+//! `OptionArgs`. Precedence, per option: flag > environment variable > config key `<name>` >
+//! the declared default. The API key comes from `PERSONA_API_KEY`, else `api_key_file` or
 //! `api_key` in the config; never from a flag. Config and key files must be private
 //! (mode & 0o077 == 0), as ssh demands of its keys.
 //!
-//! Every error is an `Error::Config` (or `Error::Io`) with a one-line message meant to be
-//! printed as `personafs: {error}`; no message ever contains the API key.
+//! Every error is a `ConfigError` with a one-line message meant to be printed as
+//! `personafs: {error}`; no message ever contains the API key.
 
+mod error;
 mod file;
 mod mountpoint;
 pub mod parse;
 mod resolve;
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use personafs_client::{ApiKey, ListFilters};
 
-pub use file::{ConfigFile, check_private};
+pub use error::{ConfigError, Result};
+pub use file::{ConfigFile, check_private, closest_key};
 pub use mountpoint::{check_allow_other, check_fuse_available, check_mountpoint};
 pub use resolve::{
     API_KEY_ENV, CONFIG_ENV, CacheConfig, EnvLookup, process_env, resolve_cache, resolve_demo,
     resolve_mount,
 };
 
-/// The Persona API base used when none is configured.
-pub const DEFAULT_API_BASE: &str = "https://withpersona.com/api/v1";
-/// The `Persona-Version` sent when none is configured.
-pub const DEFAULT_PERSONA_VERSION: &str = "2023-01-05";
-
-/// Every mount option's name: its config key, and (upper-cased, prefixed with
-/// `PERSONAFS_`) its environment variable, and (kebab-cased) its flag.
+/// Every mount option's name: its config key, and (kebab-cased) its flag. The command line
+/// declares each of them (a test holds the two lists equal).
 pub const OPTION_KEYS: &[&str] = &[
     "foreground",
     "api_base",
@@ -71,14 +72,54 @@ pub const OPTION_KEYS: &[&str] = &[
 /// Config keys that are not options (no flag, no `PERSONAFS_` variable).
 pub const SECRET_KEYS: &[&str] = &["api_key", "api_key_file"];
 
-/// The environment variable of an option: `cache_dir` → `PERSONAFS_CACHE_DIR`.
-pub fn env_var_name(key: &str) -> String {
-    format!("PERSONAFS_{}", key.to_ascii_uppercase())
-}
-
 /// The flag of an option: `cache_dir` → `--cache-dir`.
 pub fn flag_name(key: &str) -> String {
     format!("--{}", key.replace('_', "-"))
+}
+
+/// One option as the command line declares it and received it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptionArg {
+    /// The values given on the command line (empty: not given there).
+    pub flag: Vec<OsString>,
+    /// The environment variable it is declared with.
+    pub env: Option<String>,
+    /// The declared default, as text (empty: no fixed default).
+    pub default: Vec<String>,
+}
+
+/// What the command line gave for every option, by config key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptionArgs(pub BTreeMap<String, OptionArg>);
+
+impl OptionArgs {
+    pub fn get(&self, key: &str) -> Option<&OptionArg> {
+        self.0.get(key)
+    }
+}
+
+/// `personafs mount`: where, which config file (if named by `--config`), and the options.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub mountpoint: PathBuf,
+    pub config: Option<PathBuf>,
+    pub options: OptionArgs,
+}
+
+/// `personafs demo`: where, how many generated inquiries, and the options.
+#[derive(Debug, Clone)]
+pub struct DemoRequest {
+    pub mountpoint: PathBuf,
+    pub inquiries: usize,
+    pub options: OptionArgs,
+}
+
+/// `personafs cache`: the config file (if named by `--config`) and the options (of which
+/// only `cache_dir` can be a flag there).
+#[derive(Debug, Clone)]
+pub struct CacheRequest {
+    pub config: Option<PathBuf>,
+    pub options: OptionArgs,
 }
 
 /// Everything a mount needs, fully resolved: plain data, no further lookups.
@@ -113,7 +154,7 @@ pub struct MountConfig {
     pub cache_max_size: u64,
     /// Fraction (0..1) of the cache's file system to keep free by evicting.
     pub cache_min_free: f64,
-    /// Evict cached files unused for longer than this; `None` = no age limit.
+    /// Delete cached files downloaded longer ago than this; `None` = no age limit.
     pub cache_max_age: Option<Duration>,
     /// Owner of every file and directory.
     pub uid: u32,

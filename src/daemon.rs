@@ -4,39 +4,35 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 
 /// Environment variable naming the pipe fd the child reports readiness on.
 const READY_FD_ENV: &str = "PERSONAFS_READY_FD";
 
-/// In the parent: start the child and wait for its report.
-pub fn spawn_and_wait() -> anyhow::Result<()> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid out-array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: pipe2 just returned these two fresh descriptors; we own them.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+/// In the parent: start the child with `args` (the command line as the user gave it, less
+/// the program name) and wait for its report.
+pub fn spawn_and_wait(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let write_raw = write_end.as_raw_fd();
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    args.push("--foreground".into());
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(&args)
+    cmd.args(args)
+        .arg("--foreground")
         .env(READY_FD_ENV, write_raw.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    // SAFETY: only async-signal-safe calls (setsid, fcntl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            libc::setsid();
+            nix::unistd::setsid()?;
             // Let the write end survive exec; everything else stays close-on-exec.
-            let flags = libc::fcntl(write_raw, libc::F_GETFD);
-            libc::fcntl(write_raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            // SAFETY: the descriptor is open in the child: it was inherited from the parent.
+            let fd = BorrowedFd::borrow_raw(write_raw);
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
             Ok(())
         });
     }
@@ -45,6 +41,9 @@ pub fn spawn_and_wait() -> anyhow::Result<()> {
     let mut report = String::new();
     File::from(read_end).read_to_string(&mut report)?;
     if report.starts_with("ok") {
+        // Under systemd (Type=notify without --foreground) the child, not this process,
+        // is the service from now on.
+        crate::notify::send(&format!("MAINPID={}\nREADY=1", child.id()));
         return Ok(());
     }
     let status = child.wait()?;
@@ -60,8 +59,8 @@ pub fn ready_pipe() -> Option<File> {
     let fd: i32 = std::env::var(READY_FD_ENV).ok()?.parse().ok()?;
     // SAFETY: the parent passed us this descriptor for exactly this purpose.
     let file = unsafe { File::from_raw_fd(fd) };
-    // SAFETY: plain fcntl on a descriptor we own; keeps it from leaking into other children.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // Keep it from leaking into other children.
+    let _ = fcntl(&file, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     // SAFETY: removing our own variable before any other thread exists.
     unsafe { std::env::remove_var(READY_FD_ENV) };
     Some(file)

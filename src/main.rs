@@ -1,27 +1,47 @@
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use parking_lot::Mutex;
 
-use personafs::cli::{CacheAction, CacheArgs, Cli, Command, UnmountArgs};
-use personafs::config::{self, MountConfig};
-use personafs::{daemon, logging, mount, unmount};
+use personafs::cli::{self, CacheAction, CacheArgs, Command, UnmountArgs};
+use personafs::config::{self, MountConfig, OptionArgs};
+use personafs::{daemon, fstab, logging, mount, notify, unmount};
 use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi};
 use personafs_mock as mock;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Mount(args) => config::resolve_mount(&args, &config::process_env)
+    forget_empty_option_variables();
+    let names = cli::subcommand_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let argv = match fstab::rewrite(std::env::args_os().collect(), &names) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("personafs: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let parsed = match cli::try_parse_from(&argv) {
+        Ok(parsed) => parsed,
+        // Help and version exit 0, a bad command line 2.
+        Err(e) => e.exit(),
+    };
+    let options = parsed.options;
+    let result = match parsed.command {
+        Command::Mount(args) => config::resolve_mount(&args.request(options), &config::process_env)
             .map_err(anyhow::Error::from)
-            .and_then(|cfg| run_mount(cfg, None)),
-        Command::Demo(args) => config::resolve_demo(&args, &config::process_env)
+            .and_then(|cfg| run_mount(cfg, None, &argv)),
+        Command::Demo(args) => config::resolve_demo(&args.request(options), &config::process_env)
             .map_err(anyhow::Error::from)
-            .and_then(|(cfg, n)| run_mount(cfg, Some(n))),
+            .and_then(|(cfg, n)| run_mount(cfg, Some(n), &argv)),
         Command::Unmount(args) => run_unmount(&args),
         Command::MockServer(args) => mock::cli::run(args),
-        Command::Cache(args) => run_cache(&args),
+        Command::Cache(args) => run_cache(&args, options),
+        Command::Completions(args) => {
+            cli::completions(args.shell, &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => cli::man_page(&mut std::io::stdout()).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -32,21 +52,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// An empty `PERSONAFS_*` variable means "not set" (as in a unit file's `Environment=X=`);
+/// clap would take it as an empty value.
+fn forget_empty_option_variables() {
+    let empty: Vec<OsString> = std::env::vars_os()
+        .filter(|(name, value)| {
+            name.to_string_lossy().starts_with("PERSONAFS_")
+                && value.to_string_lossy().trim().is_empty()
+        })
+        .map(|(name, _)| name)
+        .collect();
+    for name in empty {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
 /// `mount` and `demo`: check what can be checked, then serve (in the background unless
-/// `--foreground`). `demo` carries the number of inquiries its embedded mock generates.
-fn run_mount(cfg: MountConfig, demo: Option<usize>) -> anyhow::Result<()> {
+/// `--foreground`). `demo` carries the number of inquiries its embedded mock generates;
+/// `argv` is the command line, re-run in the background.
+fn run_mount(cfg: MountConfig, demo: Option<usize>, argv: &[OsString]) -> anyhow::Result<()> {
     config::check_fuse_available()?;
     config::check_mountpoint(&cfg.mountpoint)?;
     if cfg.allow_other {
         config::check_allow_other()?;
     }
     if !cfg.foreground {
-        return daemon::spawn_and_wait();
+        return daemon::spawn_and_wait(&argv[1..]);
     }
     let pipe = Arc::new(Mutex::new(daemon::ready_pipe()));
     let in_background = pipe.lock().is_some();
     let result = serve(cfg, demo, in_background, &pipe);
     if let Err(e) = &result {
+        notify::status(&format!("failed: {e:#}"));
         daemon::report_error(pipe.lock().take(), e);
     }
     result
@@ -93,9 +131,13 @@ fn serve(
     };
     let api: Arc<dyn PersonaApi> =
         Arc::new(HttpClient::new(client_config(&cfg, key, extra_hosts))?);
+    notify::status("checking the Persona API");
     let first_page = rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
+    notify::status(&format!("mounting at {}", cfg.mountpoint.display()));
     let pipe = pipe.clone();
+    let mountpoint = cfg.mountpoint.clone();
     mount::serve(&rt, api, &cfg, Some(first_page), move || {
+        notify::ready(&mountpoint);
         daemon::report_ready(pipe.lock().take())
     })
 }
@@ -123,8 +165,8 @@ fn run_unmount(args: &UnmountArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_cache(args: &CacheArgs) -> anyhow::Result<()> {
-    let cfg = config::resolve_cache(args, &config::process_env)?;
+fn run_cache(args: &CacheArgs, options: OptionArgs) -> anyhow::Result<()> {
+    let cfg = config::resolve_cache(&args.request(options), &config::process_env)?;
     let cache = mount::open_cache(
         &cfg.cache_dir,
         personafs_fs::cache::CacheLimits {

@@ -155,6 +155,7 @@ pub fn serve(
     match rx.recv() {
         Ok(Event::Signal(name)) => {
             tracing::info!("{name}: unmounting");
+            crate::notify::stopping(&format!("{name}: unmounting"));
             unmounter
                 .unmount()
                 .context("unmounting failed; run `personafs unmount` on the mountpoint")?;
@@ -164,6 +165,7 @@ pub fn serve(
         }
         Ok(Event::SessionEnded(r)) => {
             tracing::info!("unmounted");
+            crate::notify::stopping("unmounted");
             r?;
         }
         Err(_) => {}

@@ -190,3 +190,82 @@ fn refused_key_and_unreachable_api_fail_before_mounting() {
     assert!(err.contains("cannot reach"), "{err}");
     assert!(!is_mounted(mp.path()));
 }
+
+#[test]
+fn completions_are_valid_shell_scripts() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (ok, out, err) = personafs(&["completions", shell]);
+        assert!(ok, "{shell}: {err}");
+        // fish names long options without their dashes.
+        assert!(out.contains("cache-max-age"), "{shell}: no options");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("personafs.bash");
+    std::fs::write(&script, personafs(&["completions", "bash"]).1).unwrap();
+    let out = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, _, err) = personafs(&["completions", "tcsh"]);
+    assert!(!ok && err.contains("tcsh"), "{err}");
+}
+
+#[test]
+fn man_page_documents_every_option() {
+    let (ok, man, err) = personafs(&["man"]);
+    assert!(ok, "{err}");
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH personafs"),
+        "not roff"
+    );
+    for key in personafs::config::OPTION_KEYS {
+        // roff escapes the dashes of a flag: \-\-cache\-dir.
+        let flag = format!("--{}", key.replace('_', "-")).replace('-', "\\-");
+        assert!(man.contains(&flag), "the man page lacks {flag}");
+    }
+    for heading in ["API", "LISTING FILTERS", "CACHE", "MOUNT", "LOGGING"] {
+        assert!(
+            man.contains(&format!(".SH {heading}\n"))
+                || man.contains(&format!(".SH \"{heading}\"\n")),
+            "no {heading} section"
+        );
+    }
+    assert!(man.contains("Exit status"), "no exit codes");
+}
+
+#[test]
+fn help_is_grouped_and_names_exit_codes() {
+    let (ok, help, _) = personafs(&["mount", "--help"]);
+    assert!(ok);
+    let mut last = 0;
+    for heading in ["API:", "Listing filters:", "Cache:", "Mount:", "Logging:"] {
+        let at = help
+            .find(&format!("\n{heading}\n"))
+            .unwrap_or_else(|| panic!("no heading {heading}:\n{help}"));
+        assert!(at > last, "{heading} out of order");
+        last = at;
+    }
+    assert!(help.contains("[env: PERSONAFS_METADATA_TTL]"), "{help}");
+    assert!(help.contains("[default: 30s]"), "{help}");
+    let (_, top, _) = personafs(&["--help"]);
+    for needle in [
+        "Exit status:",
+        "0  success",
+        "1  failure",
+        "2  invalid command line",
+    ] {
+        assert!(top.contains(needle), "{needle} missing:\n{top}");
+    }
+    // A bad command line is exit status 2.
+    let out = Command::new(BIN)
+        .args(["mount", "/mnt/x", "--threads", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -6,30 +6,33 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use personafs::cli::{CacheAction, Cli, Command, DemoArgs, MountArgs};
+use personafs::cli::{self, CacheAction, Cli, Command};
 use personafs::config::{
-    OPTION_KEYS, SECRET_KEYS, check_mountpoint, resolve_cache, resolve_demo, resolve_mount,
+    ConfigError, DemoRequest, MountRequest, OPTION_KEYS, SECRET_KEYS, check_mountpoint,
+    resolve_cache, resolve_demo, resolve_mount,
 };
 
 const KEY: &str = "persona_sandbox_0123456789abcdef";
 
-fn parse(argv: &[&str]) -> Command {
+fn parse(argv: &[&str]) -> cli::Parsed {
     let argv = ["personafs"].iter().chain(argv).copied();
-    Cli::try_parse_from(argv).expect("arguments parse").command
+    cli::try_parse_from(argv).expect("arguments parse")
 }
 
-fn mount_args(argv: &[&str]) -> MountArgs {
+fn mount_args(argv: &[&str]) -> MountRequest {
     let argv: Vec<&str> = ["mount"].iter().chain(argv).copied().collect();
-    match parse(&argv) {
-        Command::Mount(args) => args,
+    let parsed = parse(&argv);
+    match parsed.command {
+        Command::Mount(args) => args.request(parsed.options),
         other => panic!("not a mount command: {other:?}"),
     }
 }
 
-fn demo_args(argv: &[&str]) -> DemoArgs {
+fn demo_args(argv: &[&str]) -> DemoRequest {
     let argv: Vec<&str> = ["demo"].iter().chain(argv).copied().collect();
-    match parse(&argv) {
-        Command::Demo(args) => args,
+    let parsed = parse(&argv);
+    match parsed.command {
+        Command::Demo(args) => args.request(parsed.options),
         other => panic!("not a demo command: {other:?}"),
     }
 }
@@ -58,7 +61,7 @@ fn config_dir(text: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn err_text<T: std::fmt::Debug>(result: Result<T, personafs_client::Error>) -> String {
+fn err_text<T: std::fmt::Debug>(result: Result<T, ConfigError>) -> String {
     result.expect_err("expected an error").to_string()
 }
 
@@ -207,6 +210,22 @@ fn switches_and_lists_on_the_command_line() {
     ]);
     let c = resolve_mount(&args, &environment).unwrap();
     assert!(!c.allow_other && !c.foreground);
+}
+
+#[test]
+fn a_flag_given_twice_takes_the_last_value() {
+    let args = mount_args(&[
+        "/mnt/p",
+        "--threads",
+        "2",
+        "--threads",
+        "3",
+        "-f",
+        "--foreground=no",
+    ]);
+    let c = resolve_mount(&args, &env(&[("PERSONA_API_KEY", KEY)])).unwrap();
+    assert_eq!(c.threads, 3);
+    assert!(!c.foreground);
 }
 
 #[test]
@@ -455,24 +474,26 @@ fn cache_and_unmount_commands() {
         0o600,
     );
     let argv = ["cache", "prune", "--config", path.to_str().unwrap()];
-    let Command::Cache(args) = parse(&argv) else {
+    let parsed = parse(&argv);
+    let Command::Cache(args) = parsed.command else {
         panic!("not a cache command");
     };
     assert_eq!(args.action, CacheAction::Prune);
-    let c = resolve_cache(&args, &env(&[])).unwrap();
+    let c = resolve_cache(&args.request(parsed.options), &env(&[])).unwrap();
     assert_eq!(c.cache_dir, PathBuf::from("/home/tester/.cache/personafs"));
     assert_eq!(c.cache_max_size, 100_000_000);
     assert_eq!(c.cache_max_age, Some(Duration::from_secs(2 * 86_400)));
     assert_eq!(c.cache_min_free, 0.05);
 
-    let Command::Cache(args) = parse(&["cache", "--cache-dir", "/tmp/c", "stats"]) else {
+    let parsed = parse(&["cache", "--cache-dir", "/tmp/c", "stats"]);
+    let Command::Cache(args) = parsed.command else {
         panic!("not a cache command");
     };
     assert_eq!(args.action, CacheAction::Stats);
-    let c = resolve_cache(&args, &env(&[])).unwrap();
+    let c = resolve_cache(&args.request(parsed.options), &env(&[])).unwrap();
     assert_eq!(c.cache_dir, PathBuf::from("/tmp/c"));
 
-    let Command::Unmount(args) = parse(&["unmount", "/mnt/p"]) else {
+    let Command::Unmount(args) = parse(&["unmount", "/mnt/p"]).command else {
         panic!("not an unmount command");
     };
     assert_eq!(args.mountpoint, PathBuf::from("/mnt/p"));
@@ -549,4 +570,83 @@ fn mountpoint_checks() {
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     check_mountpoint(&empty).unwrap();
+}
+
+/// One declaration: every option's environment variable is `PERSONAFS_<KEY>`, every option
+/// sits under a help heading, and the example config sets every option that has a declared
+/// default to exactly that default's text.
+#[test]
+fn example_config_sets_every_declared_default() {
+    let cli = Cli::command();
+    let mount = cli.find_subcommand("mount").unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount.example.toml");
+    let table: toml::Table = std::fs::read_to_string(&example).unwrap().parse().unwrap();
+    let mut with_default = 0;
+    for arg in mount.get_arguments() {
+        let key = arg.get_id().as_str();
+        if !OPTION_KEYS.contains(&key) {
+            continue;
+        }
+        let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+        assert_eq!(
+            env,
+            Some(format!("PERSONAFS_{}", key.to_ascii_uppercase())),
+            "{key}"
+        );
+        assert!(arg.get_help_heading().is_some(), "{key} has no heading");
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let Some(default) = defaults.first() else {
+            // No fixed default (lists, filters, paths, ids): commented out or empty.
+            if let Some(value) = table.get(key) {
+                assert_eq!(value, &toml::Value::Array(vec![]), "{key}");
+            }
+            continue;
+        };
+        with_default += 1;
+        let value = table
+            .get(key)
+            .unwrap_or_else(|| panic!("the example does not set {key} (default {default})"));
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(&text, default, "{key}: example and declaration differ");
+    }
+    assert!(with_default >= 20, "only {with_default} defaults declared");
+}
+
+/// `request_timeout` has one default, the declared one, and it is what a mount uses.
+#[test]
+fn request_timeout_default_is_the_declared_one() {
+    let cli = Cli::command();
+    let arg = cli
+        .find_subcommand("mount")
+        .unwrap()
+        .get_arguments()
+        .find(|a| a.get_id() == "request_timeout")
+        .unwrap()
+        .clone();
+    assert_eq!(arg.get_default_values(), ["30s"]);
+    let c = resolve_mount(&mount_args(&["/mnt/p"]), &env(&[("PERSONA_API_KEY", KEY)])).unwrap();
+    assert_eq!(c.request_timeout, Duration::from_secs(30));
+    assert_eq!(
+        c.persona_version,
+        personafs_client::client::DEFAULT_PERSONA_VERSION
+    );
+}
+
+/// mount(8) clears HOME before running mount.fuse3: the cache then goes under the user's
+/// home directory from the password database.
+#[test]
+fn without_home_the_cache_dir_comes_from_the_password_database() {
+    let no_home = |name: &str| (name == "PERSONA_API_KEY").then(|| KEY.to_string());
+    let c = resolve_mount(&mount_args(&["/mnt/p"]), &no_home).unwrap();
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .expect("the test user has a passwd entry");
+    assert_eq!(c.cache_dir, user.dir.join(".cache/personafs"));
 }

@@ -4,8 +4,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::{ConfigError, Result};
 use super::{OPTION_KEYS, SECRET_KEYS};
-use personafs_client::{Error, Result};
 
 /// A loaded config file: its path (for messages and relative paths) and its keys.
 #[derive(Clone)]
@@ -26,11 +26,12 @@ impl std::fmt::Debug for ConfigFile {
 
 /// Refuse a file that grants any access to group or others, as ssh does for private keys.
 pub fn check_private(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Config(format!("cannot read {}: {}", path.display(), io_reason(&e))))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ConfigError::new(format!("cannot read {}: {}", path.display(), io_reason(&e)))
+    })?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(Error::Config(format!(
+        return Err(ConfigError::new(format!(
             "permissions {mode:04o} for '{}' are too open; run: chmod 600 {}",
             path.display(),
             shell_quote(path)
@@ -42,10 +43,16 @@ pub fn check_private(path: &Path) -> Result<()> {
 impl ConfigFile {
     /// Load a config file: it must be private, valid TOML, and use only known keys.
     pub fn load(path: &Path) -> Result<ConfigFile> {
-        let path = std::path::absolute(path)?;
+        let path = std::path::absolute(path).map_err(|e| {
+            ConfigError::new(format!(
+                "cannot use config file {}: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
         check_private(&path)?;
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::Config(format!(
+            ConfigError::new(format!(
                 "cannot read config file {}: {}",
                 path.display(),
                 io_reason(&e)
@@ -67,7 +74,7 @@ impl ConfigFile {
                     format!(" line {line}")
                 })
                 .unwrap_or_default();
-            Error::Config(format!(
+            ConfigError::new(format!(
                 "config file {}{position}: {}",
                 path.display(),
                 e.message().trim().replace('\n', "; ")
@@ -78,7 +85,7 @@ impl ConfigFile {
                 let hint = closest_key(key)
                     .map(|k| format!(" (did you mean `{k}`?)"))
                     .unwrap_or_default();
-                return Err(Error::Config(format!(
+                return Err(ConfigError::new(format!(
                     "unknown key `{key}` in config file {}{hint}",
                     path.display()
                 )));
@@ -107,7 +114,7 @@ impl ConfigFile {
             .get(key)
             .map(|value| {
                 scalar_text(value).ok_or_else(|| {
-                    Error::Config(format!(
+                    ConfigError::new(format!(
                         "invalid value for {key} in config file {}: expected a single value",
                         self.path.display()
                     ))
@@ -126,7 +133,7 @@ impl ConfigFile {
             other => scalar_text(other).map(|text| split_list(&text)),
         };
         items.map(Some).ok_or_else(|| {
-            Error::Config(format!(
+            ConfigError::new(format!(
                 "invalid value for {key} in config file {}: expected a list of values",
                 self.path.display()
             ))
@@ -138,7 +145,7 @@ impl ConfigFile {
         match self.table.get(key) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::Config(format!(
+            Some(_) => Err(ConfigError::new(format!(
                 "invalid value for {key} in config file {}: expected a string",
                 self.path.display()
             ))),
@@ -167,29 +174,14 @@ fn scalar_text(value: &toml::Value) -> Option<String> {
 }
 
 /// The known key nearest to a typo, if it is near enough to be a likely typo.
-fn closest_key(key: &str) -> Option<&'static str> {
+pub fn closest_key(key: &str) -> Option<&'static str> {
     OPTION_KEYS
         .iter()
         .chain(SECRET_KEYS)
-        .map(|k| (edit_distance(key, k), *k))
+        .map(|k| (strsim::levenshtein(key, k), *k))
         .filter(|(d, _)| *d <= 2.max(key.len() / 4))
         .min()
         .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// An io::Error's reason without the "(os error N)" noise.

@@ -4,15 +4,15 @@ use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 use super::file::{io_reason, shell_quote};
-use personafs_client::{Error, Result};
+use super::{ConfigError, Result};
 
-/// The mountpoint must exist, be a directory, be empty, and not already carry a FUSE mount.
+/// The mountpoint must exist, be a directory, be empty, and not already carry a personafs
+/// mount.
 /// A stale FUSE mount (its daemon gone: "transport endpoint is not connected") is reported
 /// with the command that clears it.
 pub fn check_mountpoint(path: &Path) -> Result<()> {
     // Without /proc the mount check is skipped; the mount itself will then report.
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    check_mountpoint_in(path, &mountinfo)
+    check_mountpoint_in(path, &crate::mountinfo::read())
 }
 
 /// `check_mountpoint` against a given `/proc/self/mountinfo` text.
@@ -21,86 +21,51 @@ pub(crate) fn check_mountpoint_in(path: &Path, mountinfo: &str) -> Result<()> {
     let meta: Metadata = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            return Err(Error::Config(format!(
+            return Err(ConfigError::new(format!(
                 "{shown} is a stale mount (transport endpoint is not connected); run: personafs unmount {}",
                 shell_quote(path)
             )));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Config(format!(
+            return Err(ConfigError::new(format!(
                 "mountpoint {shown} does not exist; create it with: mkdir -p {}",
                 shell_quote(path)
             )));
         }
         Err(e) => {
-            return Err(Error::Config(format!(
+            return Err(ConfigError::new(format!(
                 "cannot use mountpoint {shown}: {}",
                 io_reason(&e)
             )));
         }
     };
     if !meta.is_dir() {
-        return Err(Error::Config(format!(
+        return Err(ConfigError::new(format!(
             "mountpoint {shown} is not a directory"
         )));
     }
     let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    if let Some(fstype) = fuse_mount_at(mountinfo, &real) {
-        return Err(Error::Config(format!(
-            "{shown} is already mounted ({fstype}); run: personafs unmount {}",
+    if crate::mountinfo::personafs_mount_at(mountinfo, &real).is_some() {
+        return Err(ConfigError::new(format!(
+            "{shown} is already mounted (personafs); run: personafs unmount {}",
             shell_quote(path)
         )));
     }
-    let mut entries = std::fs::read_dir(path)
-        .map_err(|e| Error::Config(format!("cannot read mountpoint {shown}: {}", io_reason(&e))))?;
+    let mut entries = std::fs::read_dir(path).map_err(|e| {
+        ConfigError::new(format!("cannot read mountpoint {shown}: {}", io_reason(&e)))
+    })?;
     if entries.next().is_some() {
-        return Err(Error::Config(format!(
+        return Err(ConfigError::new(format!(
             "mountpoint {shown} is not empty; use an empty directory"
         )));
     }
     Ok(())
 }
 
-/// The file system type of a FUSE mount at `path` in a mountinfo text, if any.
-fn fuse_mount_at(mountinfo: &str, path: &Path) -> Option<String> {
-    mountinfo.lines().find_map(|line| {
-        let mut fields = line.split(' ');
-        let mount_point = fields.nth(4)?;
-        let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
-        let is_fuse = fstype == "fuse" || fstype == "fuseblk" || fstype.starts_with("fuse.");
-        (is_fuse && PathBuf::from(unescape_mountinfo(mount_point)) == path)
-            .then(|| fstype.to_string())
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match octal {
-            Some(d) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// FUSE must be usable: `/dev/fuse` present and openable, and for a non-root user the
 /// setuid helper `fusermount3` (or `fusermount`) installed.
 pub fn check_fuse_available() -> Result<()> {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = nix::unistd::geteuid().is_root();
     check_fuse_with(Path::new("/dev/fuse"), is_root, fusermount_installed())
 }
 
@@ -111,7 +76,7 @@ pub(crate) fn check_fuse_with(device: &Path, is_root: bool, has_fusermount: bool
         .write(true)
         .open(device)
     {
-        return Err(Error::Config(match e.raw_os_error() {
+        return Err(ConfigError::new(match e.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => format!(
                 "{shown} is missing: install fuse3 (apt-get install fuse3) and load the fuse module (modprobe fuse); in a container, add --device /dev/fuse --cap-add SYS_ADMIN"
             ),
@@ -122,8 +87,8 @@ pub(crate) fn check_fuse_with(device: &Path, is_root: bool, has_fusermount: bool
         }));
     }
     if !is_root && !has_fusermount {
-        return Err(Error::Config(
-            "fusermount3 not found: mounting as a non-root user needs it; install fuse3 (apt-get install fuse3)".into(),
+        return Err(ConfigError::new(
+            "fusermount3 not found: mounting as a non-root user needs it; install fuse3 (apt-get install fuse3)",
         ));
     }
     Ok(())
@@ -132,8 +97,7 @@ pub(crate) fn check_fuse_with(device: &Path, is_root: bool, has_fusermount: bool
 /// Mounting with `allow_other` as a non-root user needs `user_allow_other` in
 /// /etc/fuse.conf; without it the mount itself fails with a less helpful message.
 pub fn check_allow_other() -> Result<()> {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = nix::unistd::geteuid().is_root();
     let conf = std::fs::read_to_string("/etc/fuse.conf").unwrap_or_default();
     check_allow_other_with(is_root, &conf)
 }
@@ -142,8 +106,8 @@ pub(crate) fn check_allow_other_with(is_root: bool, fuse_conf: &str) -> Result<(
     if is_root || fuse_conf.lines().any(|l| l.trim() == "user_allow_other") {
         return Ok(());
     }
-    Err(Error::Config(
-        "--allow-other needs the line user_allow_other in /etc/fuse.conf (as root: echo user_allow_other >> /etc/fuse.conf)".into(),
+    Err(ConfigError::new(
+        "--allow-other needs the line user_allow_other in /etc/fuse.conf (as root: echo user_allow_other >> /etc/fuse.conf)",
     ))
 }
 
@@ -173,18 +137,6 @@ mod tests {
 ";
 
     #[test]
-    fn finds_fuse_mounts_with_escaped_paths() {
-        assert_eq!(
-            fuse_mount_at(MOUNTINFO, Path::new("/mnt/my files")).as_deref(),
-            Some("fuse.personafs")
-        );
-        assert_eq!(fuse_mount_at(MOUNTINFO, Path::new("/mnt/my")), None);
-        // Other file systems are not "already mounted" by us: the emptiness check decides.
-        assert_eq!(fuse_mount_at(MOUNTINFO, Path::new("/srv/data")), None);
-        assert_eq!(unescape_mountinfo(r"a\011b\134c\0"), "a\tb\\c\\0");
-    }
-
-    #[test]
     fn already_mounted_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let real = dir.path().canonicalize().unwrap();
@@ -198,6 +150,12 @@ mod tests {
         assert!(err.contains("already mounted"), "{err}");
         assert!(err.contains("personafs unmount"), "{err}");
         assert!(check_mountpoint_in(dir.path(), MOUNTINFO).is_ok());
+        // Another FUSE filesystem there is not ours: the emptiness check decides.
+        let sshfs = format!(
+            "99 22 0:52 / {} rw - fuse.sshfs me@host:/ rw\n",
+            real.display()
+        );
+        assert!(check_mountpoint_in(dir.path(), &sshfs).is_ok());
     }
 
     #[test]
@@ -232,8 +190,7 @@ mod tests {
     #[test]
     fn unopenable_fuse_device_names_permissions() {
         use std::os::unix::fs::PermissionsExt;
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if nix::unistd::geteuid().is_root() {
             eprintln!("skipped: root opens any file regardless of its mode");
             return;
         }

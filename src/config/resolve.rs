@@ -1,16 +1,21 @@
 //! Resolving flags, environment and config file into a `MountConfig`.
 //!
 //! The environment is read through a lookup closure so tests never touch the real one.
+//! Each option's flag values, environment variable and default come from the command
+//! line's declaration (`OptionArgs`); the config file sits between the environment and the
+//! default.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::file::{ConfigFile, check_private, io_reason, split_list};
 use super::parse;
-use super::{DEFAULT_API_BASE, DEFAULT_PERSONA_VERSION, MountConfig, env_var_name, flag_name};
-use crate::cli::{CacheArgs, DemoArgs, MountArgs, MountOptions};
+use super::{
+    CacheRequest, ConfigError, DemoRequest, MountConfig, MountRequest, OptionArg, OptionArgs,
+    Result, flag_name,
+};
 use personafs_client::{ApiKey, ListFilters};
-use personafs_client::{Error, Result};
 
 /// A lookup of environment variables (`|name| std::env::var(name).ok()` in production).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -35,52 +40,45 @@ pub struct CacheConfig {
 }
 
 /// Resolve `personafs mount`: flags > environment > config file > defaults. Needs an API key.
-pub fn resolve_mount(args: &MountArgs, env: EnvLookup<'_>) -> Result<MountConfig> {
-    let file = load_config(args.config.as_deref(), env)?;
+pub fn resolve_mount(request: &MountRequest, env: EnvLookup<'_>) -> Result<MountConfig> {
+    let file = load_config(request.config.as_deref(), env)?;
     let sources = Sources {
+        args: &request.options,
         env,
         file: file.as_ref(),
     };
     let api_key = resolve_api_key(env, file.as_ref())?;
-    resolve_options(&args.mountpoint, &args.options, &sources, Some(api_key))
+    resolve_options(&request.mountpoint, &sources, Some(api_key))
 }
 
 /// Resolve `personafs demo`: flags > environment > defaults (no config file, no API key).
 /// `api_base` is left at its default; the caller replaces it with the embedded mock's address.
 /// Returns the config and the number of inquiries to generate.
-pub fn resolve_demo(args: &DemoArgs, env: EnvLookup<'_>) -> Result<(MountConfig, usize)> {
-    let sources = Sources { env, file: None };
-    let config = resolve_options(&args.mountpoint, &args.options, &sources, None)?;
-    Ok((config, args.inquiries))
+pub fn resolve_demo(request: &DemoRequest, env: EnvLookup<'_>) -> Result<(MountConfig, usize)> {
+    let sources = Sources {
+        args: &request.options,
+        env,
+        file: None,
+    };
+    let config = resolve_options(&request.mountpoint, &sources, None)?;
+    Ok((config, request.inquiries))
 }
 
 /// Resolve `personafs cache`: the cache directory and limits.
-pub fn resolve_cache(args: &CacheArgs, env: EnvLookup<'_>) -> Result<CacheConfig> {
-    let file = load_config(args.config.as_deref(), env)?;
-    let sources = Sources {
+pub fn resolve_cache(request: &CacheRequest, env: EnvLookup<'_>) -> Result<CacheConfig> {
+    let file = load_config(request.config.as_deref(), env)?;
+    let s = Sources {
+        args: &request.options,
         env,
         file: file.as_ref(),
     };
-    let options = MountOptions {
-        cache_dir: args.cache_dir.clone(),
-        ..MountOptions::default()
-    };
     Ok(CacheConfig {
-        cache_dir: resolve_cache_dir(&options, &sources)?,
-        cache_max_size: sources
-            .value(None, "cache_max_size", parse::parse_size)?
-            .unwrap_or(DEFAULT_CACHE_MAX_SIZE),
-        cache_min_free: sources
-            .value(None, "cache_min_free", parse::parse_percent)?
-            .unwrap_or(DEFAULT_CACHE_MIN_FREE),
-        cache_max_age: sources
-            .value(None, "cache_max_age", parse::parse_age_limit)?
-            .and_then(|limit| limit.0),
+        cache_dir: resolve_cache_dir(&s)?,
+        cache_max_size: s.required("cache_max_size", parse::parse_size)?,
+        cache_min_free: s.required("cache_min_free", parse::parse_percent)?,
+        cache_max_age: s.required("cache_max_age", parse::parse_age_limit)?.0,
     })
 }
-
-const DEFAULT_CACHE_MAX_SIZE: u64 = 2 << 30;
-const DEFAULT_CACHE_MIN_FREE: f64 = 0.05;
 
 fn load_config(flag: Option<&Path>, env: EnvLookup<'_>) -> Result<Option<ConfigFile>> {
     let path = flag.map(Path::to_path_buf).or_else(|| {
@@ -93,129 +91,53 @@ fn load_config(flag: Option<&Path>, env: EnvLookup<'_>) -> Result<Option<ConfigF
 
 fn resolve_options(
     mountpoint: &Path,
-    o: &MountOptions,
     s: &Sources<'_>,
     api_key: Option<ApiKey>,
 ) -> Result<MountConfig> {
-    let secs = Duration::from_secs;
     let filters = ListFilters {
-        status: s.list(&o.status, "status", parse::parse_filter_value)?,
-        inquiry_ids: s.list(&o.inquiry_id, "inquiry_id", parse::parse_inquiry_id)?,
-        account_id: s.value(
-            o.account_id.clone(),
-            "account_id",
-            parse::parse_filter_value,
-        )?,
-        reference_id: s.value(
-            o.reference_id.clone(),
-            "reference_id",
-            parse::parse_filter_value,
-        )?,
-        inquiry_template_id: s.value(
-            o.inquiry_template_id.clone(),
-            "inquiry_template_id",
-            parse::parse_filter_value,
-        )?,
-        created_after: s.value(
-            o.created_after.clone(),
-            "created_after",
-            parse::parse_timestamp,
-        )?,
-        created_before: s.value(
-            o.created_before.clone(),
-            "created_before",
-            parse::parse_timestamp,
-        )?,
+        status: s.list("status", parse::parse_filter_value)?,
+        inquiry_ids: s.list("inquiry_id", parse::parse_inquiry_id)?,
+        account_id: s.value("account_id", parse::parse_filter_value)?,
+        reference_id: s.value("reference_id", parse::parse_filter_value)?,
+        inquiry_template_id: s.value("inquiry_template_id", parse::parse_filter_value)?,
+        created_after: s.value("created_after", parse::parse_timestamp)?,
+        created_before: s.value("created_before", parse::parse_timestamp)?,
     };
     check_date_range(&filters)?;
 
     let config = MountConfig {
         mountpoint: absolute(mountpoint)?,
-        file_hosts: s.list(&o.file_host, "file_host", parse::parse_host)?,
-        api_base: s
-            .value(o.api_base.clone(), "api_base", parse::parse_api_base)?
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_string()),
+        file_hosts: s.list("file_host", parse::parse_host)?,
+        api_base: s.required("api_base", parse::parse_api_base)?,
         api_key,
-        persona_version: s
-            .value(
-                o.persona_version.clone(),
-                "persona_version",
-                parse::parse_persona_version,
-            )?
-            .unwrap_or_else(|| DEFAULT_PERSONA_VERSION.to_string()),
-        file_url_lifetime: s
-            .value(
-                o.file_url_lifetime,
-                "file_url_lifetime",
-                parse::parse_duration,
-            )?
-            .unwrap_or(secs(6 * 3600)),
-        url_refresh_margin: s
-            .value(
-                o.url_refresh_margin,
-                "url_refresh_margin",
-                parse::parse_percent,
-            )?
-            .unwrap_or(0.10),
+        persona_version: s.required("persona_version", parse::parse_persona_version)?,
+        file_url_lifetime: s.required("file_url_lifetime", parse::parse_duration)?,
+        url_refresh_margin: s.required("url_refresh_margin", parse::parse_percent)?,
         filters,
-        metadata_ttl: s
-            .value(o.metadata_ttl, "metadata_ttl", parse::parse_duration)?
-            .unwrap_or(secs(60)),
-        attr_ttl: s
-            .value(o.attr_ttl, "attr_ttl", parse::parse_duration)?
-            .unwrap_or(secs(5)),
-        negative_ttl: s
-            .value(o.negative_ttl, "negative_ttl", parse::parse_duration)?
-            .unwrap_or(secs(10)),
-        cache_dir: resolve_cache_dir(o, s)?,
-        cache_max_size: s
-            .value(o.cache_max_size, "cache_max_size", parse::parse_size)?
-            .unwrap_or(DEFAULT_CACHE_MAX_SIZE),
-        cache_min_free: s
-            .value(o.cache_min_free, "cache_min_free", parse::parse_percent)?
-            .unwrap_or(DEFAULT_CACHE_MIN_FREE),
-        cache_max_age: s
-            .value(o.cache_max_age, "cache_max_age", parse::parse_age_limit)?
-            .and_then(|limit| limit.0),
-        // SAFETY: getuid/getgid cannot fail and touch no memory.
+        metadata_ttl: s.required("metadata_ttl", parse::parse_duration)?,
+        attr_ttl: s.required("attr_ttl", parse::parse_duration)?,
+        negative_ttl: s.required("negative_ttl", parse::parse_duration)?,
+        cache_dir: resolve_cache_dir(s)?,
+        cache_max_size: s.required("cache_max_size", parse::parse_size)?,
+        cache_min_free: s.required("cache_min_free", parse::parse_percent)?,
+        cache_max_age: s.required("cache_max_age", parse::parse_age_limit)?.0,
         uid: s
-            .value(o.uid, "uid", parse::parse_id)?
-            .unwrap_or_else(|| unsafe { libc::getuid() }),
+            .value("uid", parse::parse_id)?
+            .unwrap_or_else(|| nix::unistd::getuid().as_raw()),
         gid: s
-            .value(o.gid, "gid", parse::parse_id)?
-            // SAFETY: as above.
-            .unwrap_or_else(|| unsafe { libc::getgid() }),
-        file_mode: s
-            .value(o.file_mode, "file_mode", parse::parse_mode)?
-            .unwrap_or(0o444),
-        dir_mode: s
-            .value(o.dir_mode, "dir_mode", parse::parse_mode)?
-            .unwrap_or(0o555),
-        allow_other: s
-            .value(o.allow_other, "allow_other", parse::parse_bool)?
-            .unwrap_or(false),
-        threads: s
-            .value(o.threads, "threads", parse::parse_positive)?
-            .unwrap_or(4),
-        log_level: s
-            .value(o.log_level.clone(), "log_level", parse::parse_log_level)?
-            .unwrap_or_else(|| "info".to_string()),
-        log_file: s.path(o.log_file.as_deref(), "log_file")?,
-        foreground: s
-            .value(o.foreground, "foreground", parse::parse_bool)?
-            .unwrap_or(false),
-        api_rate_limit: s
-            .value(o.api_rate_limit, "api_rate_limit", parse::parse_rate)?
-            .unwrap_or(300),
-        request_timeout: s
-            .value(o.request_timeout, "request_timeout", parse::parse_duration)?
-            .unwrap_or(secs(30)),
-        io_timeout: s
-            .value(o.io_timeout, "io_timeout", parse::parse_duration)?
-            .unwrap_or(secs(60)),
-        prefetch: s
-            .value(o.prefetch, "prefetch", parse::parse_bool)?
-            .unwrap_or(true),
+            .value("gid", parse::parse_id)?
+            .unwrap_or_else(|| nix::unistd::getgid().as_raw()),
+        file_mode: s.required("file_mode", parse::parse_mode)?,
+        dir_mode: s.required("dir_mode", parse::parse_mode)?,
+        allow_other: s.required("allow_other", parse::parse_bool)?,
+        threads: s.required("threads", parse::parse_positive)?,
+        log_level: s.required("log_level", parse::parse_log_level)?,
+        log_file: s.path("log_file")?,
+        foreground: s.required("foreground", parse::parse_bool)?,
+        api_rate_limit: s.required("api_rate_limit", parse::parse_rate)?,
+        request_timeout: s.required("request_timeout", parse::parse_duration)?,
+        io_timeout: s.required("io_timeout", parse::parse_duration)?,
+        prefetch: s.required("prefetch", parse::parse_bool)?,
     };
     for (key, value) in [
         ("file_url_lifetime", config.file_url_lifetime),
@@ -223,7 +145,7 @@ fn resolve_options(
         ("io_timeout", config.io_timeout),
     ] {
         if value.is_zero() {
-            return Err(Error::Config(format!(
+            return Err(ConfigError::new(format!(
                 "{} must be more than 0",
                 flag_name(key)
             )));
@@ -232,8 +154,8 @@ fn resolve_options(
     Ok(config)
 }
 
-fn resolve_cache_dir(o: &MountOptions, s: &Sources<'_>) -> Result<PathBuf> {
-    if let Some(dir) = s.path(o.cache_dir.as_deref(), "cache_dir")? {
+fn resolve_cache_dir(s: &Sources<'_>) -> Result<PathBuf> {
+    if let Some(dir) = s.path("cache_dir")? {
         return Ok(dir);
     }
     // XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
@@ -243,10 +165,10 @@ fn resolve_cache_dir(o: &MountOptions, s: &Sources<'_>) -> Result<PathBuf> {
     if let Some(xdg) = xdg {
         return Ok(xdg.join("personafs"));
     }
-    match (s.env)("HOME").filter(|h| !h.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".cache/personafs")),
-        None => Err(Error::Config(
-            "cannot choose a cache directory: HOME is not set; use --cache-dir".into(),
+    match home_dir(s.env) {
+        Some(home) => Ok(home.join(".cache/personafs")),
+        None => Err(ConfigError::new(
+            "cannot choose a cache directory: HOME is not set; use --cache-dir",
         )),
     }
 }
@@ -256,11 +178,24 @@ fn check_date_range(filters: &ListFilters) -> Result<()> {
         && let (Some(a), Some(b)) = (parse::timestamp_utc(after), parse::timestamp_utc(before))
         && a > b
     {
-        return Err(Error::Config(format!(
+        return Err(ConfigError::new(format!(
             "--created-after {after} is later than --created-before {before}"
         )));
     }
     Ok(())
+}
+
+/// `HOME`, else the user's home directory from the password database: mount(8) clears
+/// HOME before running `mount.fuse3`, so an fstab mount has none.
+fn home_dir(env: EnvLookup<'_>) -> Option<PathBuf> {
+    if let Some(home) = env("HOME").filter(|h| !h.is_empty()) {
+        return Some(PathBuf::from(home));
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.dir)
+        .filter(|dir| dir.is_absolute())
 }
 
 /// The API key: `PERSONA_API_KEY`, else the config's `api_key_file`, else its `api_key`.
@@ -269,22 +204,22 @@ fn resolve_api_key(env: EnvLookup<'_>, file: Option<&ConfigFile>) -> Result<ApiK
         return checked_key(&key, &format!("environment variable {API_KEY_ENV}"));
     }
     let missing =
-        || Error::Config("no API key: set PERSONA_API_KEY or api_key_file in the config".into());
+        || ConfigError::new("no API key: set PERSONA_API_KEY or api_key_file in the config");
     let Some(file) = file else {
         return Err(missing());
     };
     if file.has("api_key_file") && file.has("api_key") {
-        return Err(Error::Config(format!(
+        return Err(ConfigError::new(format!(
             "config file {} sets both api_key and api_key_file; keep one",
             file.path().display()
         )));
     }
     if let Some(text) = file.scalar("api_key_file")? {
         let path = expand_path(&text, Some(file.path()), env)
-            .ok_or_else(|| Error::Config("api_key_file is empty".into()))?;
+            .ok_or_else(|| ConfigError::new("api_key_file is empty"))?;
         check_private(&path)?;
         let key = std::fs::read_to_string(&path).map_err(|e| {
-            Error::Config(format!(
+            ConfigError::new(format!(
                 "cannot read API key file {}: {}",
                 path.display(),
                 io_reason(&e)
@@ -305,10 +240,10 @@ fn resolve_api_key(env: EnvLookup<'_>, file: Option<&ConfigFile>) -> Result<ApiK
 fn checked_key(raw: &str, source: &str) -> Result<ApiKey> {
     let key = raw.trim();
     if key.is_empty() {
-        return Err(Error::Config(format!("the {source} is empty")));
+        return Err(ConfigError::new(format!("the {source} is empty")));
     }
     if !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::Config(format!(
+        return Err(ConfigError::new(format!(
             "the API key from {source} contains spaces or non-printable characters"
         )));
     }
@@ -317,9 +252,15 @@ fn checked_key(raw: &str, source: &str) -> Result<ApiKey> {
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
-        return Err(Error::Config("the mountpoint is empty".into()));
+        return Err(ConfigError::new("the mountpoint is empty"));
     }
-    Ok(std::path::absolute(path)?)
+    std::path::absolute(path).map_err(|e| {
+        ConfigError::new(format!(
+            "cannot use mountpoint {}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })
 }
 
 /// Expand `~/` with HOME, and make a relative path absolute: against the config file's
@@ -330,10 +271,10 @@ fn expand_path(text: &str, config: Option<&Path>, env: EnvLookup<'_>) -> Option<
     if text.is_empty() {
         return None;
     }
-    let home = env("HOME").filter(|h| !h.is_empty());
+    let home = home_dir(env);
     let path = match (text.strip_prefix("~/"), home) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ if text == "~" => PathBuf::from(env("HOME").unwrap_or_else(|| "~".into())),
+        (Some(rest), Some(home)) => home.join(rest),
+        (None, Some(home)) if text == "~" => home,
         _ => PathBuf::from(text),
     };
     if path.is_absolute() {
@@ -345,103 +286,146 @@ fn expand_path(text: &str, config: Option<&Path>, env: EnvLookup<'_>) -> Option<
     }
 }
 
-/// Where option values come from, below the flags.
+/// Where option values come from: the command line's flags and declarations, the
+/// environment, the config file.
 struct Sources<'a> {
+    args: &'a OptionArgs,
     env: EnvLookup<'a>,
     file: Option<&'a ConfigFile>,
 }
 
+/// Where an option's text came from, for error messages.
+enum Origin<'a> {
+    Flag,
+    Env(&'a str),
+    File(&'a ConfigFile),
+    Default,
+}
+
 impl Sources<'_> {
-    /// The flag if given, else the environment variable, else the config key, else `None`.
-    fn value<T>(
-        &self,
-        flag: Option<T>,
-        key: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>> {
-        if flag.is_some() {
-            return Ok(flag);
+    fn arg(&self, key: &str) -> Result<&OptionArg> {
+        self.args
+            .get(key)
+            .ok_or_else(|| ConfigError::new(format!("{} is not an option here", flag_name(key))))
+    }
+
+    /// The texts of `key`, from the first source that has any: flags, environment, config
+    /// file, declared default. `as_list` reads the config value as a list.
+    fn texts(&self, key: &str, as_list: bool) -> Result<Option<(Vec<String>, Origin<'_>)>> {
+        let arg = self.arg(key)?;
+        if !arg.flag.is_empty() {
+            let texts = arg
+                .flag
+                .iter()
+                .map(|v| utf8(key, v))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Some((texts, Origin::Flag)));
         }
-        let var = env_var_name(key);
-        if let Some(text) = (self.env)(&var).filter(|t| !t.trim().is_empty()) {
-            return parse(&text).map(Some).map_err(|e| from_env(key, &var, &e));
-        }
-        if let Some(file) = self.file
-            && let Some(text) = file.scalar(key)?
+        if let Some(var) = &arg.env
+            && let Some(text) = (self.env)(var).filter(|t| !t.trim().is_empty())
         {
-            return parse(&text).map(Some).map_err(|e| from_file(key, file, &e));
+            let texts = if as_list {
+                split_list(&text)
+            } else {
+                vec![text]
+            };
+            return Ok(Some((texts, Origin::Env(var))));
+        }
+        if let Some(file) = self.file {
+            let texts = if as_list {
+                file.list(key)?
+            } else {
+                file.scalar(key)?.map(|t| vec![t])
+            };
+            if let Some(texts) = texts {
+                return Ok(Some((texts, Origin::File(file))));
+            }
+        }
+        if !arg.default.is_empty() {
+            return Ok(Some((arg.default.clone(), Origin::Default)));
         }
         Ok(None)
     }
 
-    /// A list option: the flags if any, else the comma-separated environment variable, else
-    /// the config's array (or comma-separated string), else empty.
-    fn list<T: Clone>(
-        &self,
-        flag: &[T],
-        key: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Vec<T>> {
-        if !flag.is_empty() {
-            return Ok(flag.to_vec());
-        }
-        let var = env_var_name(key);
-        if let Some(text) = (self.env)(&var).filter(|t| !t.trim().is_empty()) {
-            return split_list(&text)
-                .iter()
-                .map(|item| parse(item).map_err(|e| from_env(key, &var, &e)))
-                .collect();
-        }
-        if let Some(file) = self.file
-            && let Some(items) = file.list(key)?
-        {
-            return items
-                .iter()
-                .map(|item| parse(item).map_err(|e| from_file(key, file, &e)))
-                .collect();
-        }
-        Ok(Vec::new())
+    /// A single value, or `None` when no source has one.
+    fn value<T>(&self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>> {
+        let Some((texts, origin)) = self.texts(key, false)? else {
+            return Ok(None);
+        };
+        // A flag given twice: the last one counts, as usual on command lines.
+        let text = texts.last().map(String::as_str).unwrap_or_default();
+        parse(text).map(Some).map_err(|e| invalid(key, &origin, &e))
     }
 
-    /// A path option, absolute and with `~` expanded.
-    fn path(&self, flag: Option<&Path>, key: &str) -> Result<Option<PathBuf>> {
-        let expand = |text: &str, config: Option<&Path>| expand_path(text, config, self.env);
-        if let Some(flag) = flag {
-            let text = flag
-                .to_str()
-                .ok_or_else(|| Error::Config(format!("{} is not valid UTF-8", flag_name(key))))?;
-            return expand(text, None)
-                .map(Some)
-                .ok_or_else(|| from_flag(key, "empty path"));
+    /// A single value that has a declared default.
+    fn required<T>(&self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<T> {
+        self.value(key, parse)?
+            .ok_or_else(|| ConfigError::new(format!("{} has no value", flag_name(key))))
+    }
+
+    /// A list: the flags if any, else the comma-separated environment variable, else the
+    /// config's array (or comma-separated string), else the default (empty).
+    fn list<T>(&self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>> {
+        let Some((texts, origin)) = self.texts(key, true)? else {
+            return Ok(Vec::new());
+        };
+        texts
+            .iter()
+            .map(|item| parse(item).map_err(|e| invalid(key, &origin, &e)))
+            .collect()
+    }
+
+    /// A path option, absolute and with `~` expanded (relative to the config file's
+    /// directory when it comes from the config file).
+    fn path(&self, key: &str) -> Result<Option<PathBuf>> {
+        let Some((texts, origin)) = self.texts(key, false)? else {
+            return Ok(None);
+        };
+        let text = texts.last().map(String::as_str).unwrap_or_default();
+        let base = match &origin {
+            Origin::File(file) => Some(file.path()),
+            _ => None,
+        };
+        match expand_path(text, base, self.env) {
+            Some(path) => Ok(Some(path)),
+            None if matches!(origin, Origin::Env(_)) => Ok(None),
+            None => Err(invalid(key, &origin, "empty path")),
         }
-        let var = env_var_name(key);
-        if let Some(text) = (self.env)(&var).filter(|t| !t.trim().is_empty()) {
-            return Ok(expand(&text, None));
-        }
-        if let Some(file) = self.file
-            && let Some(text) = file.scalar(key)?
-        {
-            return expand(&text, Some(file.path()))
-                .map(Some)
-                .ok_or_else(|| from_file(key, file, "empty path"));
-        }
-        Ok(None)
     }
 }
 
-fn from_flag(key: &str, reason: &str) -> Error {
-    Error::Config(format!("invalid value for {}: {reason}", flag_name(key)))
+fn utf8(key: &str, value: &OsString) -> Result<String> {
+    value
+        .to_str()
+        .map(str::to_string)
+        .ok_or_else(|| ConfigError::new(format!("{} is not valid UTF-8", flag_name(key))))
 }
 
-fn from_env(key: &str, var: &str, reason: &str) -> Error {
-    Error::Config(format!(
+fn invalid(key: &str, origin: &Origin<'_>, reason: &str) -> ConfigError {
+    match origin {
+        Origin::Flag => from_flag(key, reason),
+        Origin::Env(var) => from_env(key, var, reason),
+        Origin::File(file) => from_file(key, file, reason),
+        Origin::Default => ConfigError::new(format!(
+            "the default of {} is invalid: {reason}",
+            flag_name(key)
+        )),
+    }
+}
+
+fn from_flag(key: &str, reason: &str) -> ConfigError {
+    ConfigError::new(format!("invalid value for {}: {reason}", flag_name(key)))
+}
+
+fn from_env(key: &str, var: &str, reason: &str) -> ConfigError {
+    ConfigError::new(format!(
         "invalid value for {} in environment variable {var}: {reason}",
         flag_name(key)
     ))
 }
 
-fn from_file(key: &str, file: &ConfigFile, reason: &str) -> Error {
-    Error::Config(format!(
+fn from_file(key: &str, file: &ConfigFile, reason: &str) -> ConfigError {
+    ConfigError::new(format!(
         "invalid value for {key} in config file {}: {reason}",
         file.path().display()
     ))
