@@ -354,7 +354,8 @@ fn entries(listed: Vec<Listed>) -> Vec<DirEntry> {
 mod tests {
     use super::*;
     use crate::metadata::inode::ROOT;
-    use crate::testing::{FakeApi, core_with};
+    use crate::testing::{FakeApi, core_prefetching, core_with, eventually};
+    use std::time::Duration;
 
     #[tokio::test]
     async fn forget_shrinks_the_inode_table_and_numbers_are_not_reused() {
@@ -497,5 +498,33 @@ mod tests {
         let e = core.lookup_now(json.ino, "x").unwrap().unwrap_err();
         assert_eq!(e.errno(), libc::ENOTDIR);
         assert_eq!(api.retrieves(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_walk_after_the_metadata_ttl_reads_ahead_again() {
+        let api = Arc::new(FakeApi {
+            pending: true,
+            ..FakeApi::new(4)
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_millis(300);
+        let mut cfg = CoreConfig {
+            metadata_ttl: ttl,
+            ..CoreConfig::default()
+        };
+        cfg.prefetch.inquiries_ahead = 2;
+        let core = core_prefetching(api.clone(), dir.path(), cfg);
+        core.readdir(INQUIRIES).await.unwrap();
+        // Listed with their created-at: entering one asks nothing; its next two are read ahead.
+        core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        eventually("two inquiries read ahead", || api.retrieves() == 2).await;
+        core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(api.retrieves(), 2, "read ahead once within the TTL");
+        // A second walk after the TTL: the neighbours' views are stale and are read ahead again.
+        tokio::time::sleep(ttl).await;
+        core.readdir(INQUIRIES).await.unwrap();
+        core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        eventually("the same two read ahead again", || api.retrieves() == 4).await;
     }
 }

@@ -17,17 +17,30 @@ use personafs_client::{
     Error, InquiryPage, InquirySummary, ListFilters, PersonaApi, Result, RetrievedInquiry,
 };
 
+const CREATED_AT: &str = "2026-01-01T10:00:00.000Z";
+
 #[derive(Default)]
 pub(crate) struct FakeApi {
     pub(crate) ids: Mutex<BTreeSet<String>>,
     pub(crate) retrieves: AtomicUsize,
+    /// Inquiries still in progress are retrieved again after the metadata TTL; final ones
+    /// (the default) are not.
+    pub(crate) pending: bool,
 }
 
 impl FakeApi {
     pub(crate) fn with(n: usize) -> Arc<FakeApi> {
+        Arc::new(FakeApi::new(n))
+    }
+
+    pub(crate) fn new(n: usize) -> FakeApi {
         let api = FakeApi::default();
         api.ids.lock().extend((0..n).map(|i| format!("inq_{i:04}")));
-        Arc::new(api)
+        api
+    }
+
+    fn status(&self) -> &'static str {
+        if self.pending { "pending" } else { "completed" }
     }
 
     pub(crate) fn retrieves(&self) -> usize {
@@ -56,8 +69,8 @@ impl PersonaApi for FakeApi {
                 .iter()
                 .map(|id| InquirySummary {
                     id: id.clone(),
-                    status: Some("completed".into()),
-                    created_at: None,
+                    status: Some(self.status().into()),
+                    created_at: personafs_client::model::parse_time(CREATED_AT),
                     redacted_at: None,
                 })
                 .collect(),
@@ -74,7 +87,7 @@ impl PersonaApi for FakeApi {
             "data": {
                 "type": "inquiry",
                 "id": id,
-                "attributes": {"status": "completed", "created-at": "2026-01-01T10:00:00.000Z"},
+                "attributes": {"status": self.status(), "created-at": CREATED_AT},
             },
             "included": [],
         });
@@ -111,8 +124,28 @@ impl PersonaApi for FakeApi {
 
 /// A core over `api` with its cache in `dir`, read-ahead off (so counts are exact).
 pub(crate) fn core_with(api: Arc<FakeApi>, dir: &std::path::Path, cfg: CoreConfig) -> Arc<FsCore> {
-    let cache = DiskCache::open_dir(dir, CacheLimits::default()).unwrap();
     let mut cfg = cfg;
     cfg.prefetch.enabled = false;
+    core_prefetching(api, dir, cfg)
+}
+
+/// A core over `api` with its cache in `dir`, read-ahead as `cfg` says.
+pub(crate) fn core_prefetching(
+    api: Arc<FakeApi>,
+    dir: &std::path::Path,
+    cfg: CoreConfig,
+) -> Arc<FsCore> {
+    let cache = DiskCache::open_dir(dir, CacheLimits::default()).unwrap();
     FsCore::new(api, cache, cfg)
+}
+
+/// Wait (a few seconds at most) until `done` holds.
+pub(crate) async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
 }

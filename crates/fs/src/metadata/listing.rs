@@ -80,9 +80,16 @@ impl Lister {
                 Ok(l)
             }
             Err(e) => {
-                tracing::warn!(status = ?e.status(), "listing inquiries failed: {e}");
                 let e = FsError::from(e);
-                self.current().ok_or(e)
+                let last = self.current();
+                // Logged here only when the last listing hides the failure from the caller.
+                if last.is_some() {
+                    tracing::warn!(
+                        errno = e.errno(),
+                        "listing inquiries failed; serving the last listing: {e}"
+                    );
+                }
+                last.ok_or(e)
             }
         }
     }

@@ -243,7 +243,12 @@ impl Metadata {
                     .iter()
                     .map(|id| {
                         let node = Node::Inquiry(id.clone());
-                        let created = listing.created.get(id).copied().unwrap_or(UNIX_EPOCH);
+                        let created = listing
+                            .created
+                            .get(id)
+                            .copied()
+                            .or_else(|| self.views.created_now(id))
+                            .unwrap_or(UNIX_EPOCH);
                         Listed {
                             entry: DirEntry {
                                 name: id.clone(),

@@ -91,8 +91,9 @@ impl Views {
     }
 
     /// `created-at` of the inquiry from its last view, of any age; never waits.
+    /// Does not count as a use of the view (listings read it for every inquiry).
     pub(crate) fn created_now(&self, id: &Arc<str>) -> Option<SystemTime> {
-        let cell = self.cells.lock().get(id)?.clone();
+        let cell = self.cells.lock().peek(id)?.clone();
         *cell.created.lock()
     }
 
@@ -135,10 +136,14 @@ impl Views {
                     self.forget_cell(id, &cell);
                     return Err(e);
                 }
-                tracing::warn!(inquiry = %id, errno = e.errno(), "retrieve failed: {e}");
                 // Names and sizes do not go bad: serve the last view rather than an error.
+                // Only then is the failure logged here; otherwise the caller's answer says it.
                 match (need, slot.as_ref()) {
-                    (Need::Metadata, Some(old)) => Ok(old.clone()),
+                    (Need::Metadata, Some(old)) => {
+                        tracing::warn!(inquiry = %id, errno = e.errno(),
+                            "retrieve failed; serving the last view: {e}");
+                        Ok(old.clone())
+                    }
                     _ => Err(e),
                 }
             }
