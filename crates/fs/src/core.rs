@@ -50,6 +50,7 @@ pub struct DirSlot<'a> {
 }
 
 pub struct FsCore {
+    rt: tokio::runtime::Handle,
     cache: Arc<DiskCache>,
     cfg: CoreConfig,
     meta: Metadata,
@@ -85,13 +86,14 @@ impl FsCore {
         let readahead = Arc::new(Readahead::new(
             cfg.prefetch.clone(),
             cfg.metadata_ttl,
-            rt,
+            rt.clone(),
             cache.clone(),
             listing.clone(),
             views.clone(),
             downloads.clone(),
         ));
         Arc::new(FsCore {
+            rt,
             meta: Metadata::new(listing, views, &cfg),
             cache,
             cfg,
@@ -172,12 +174,12 @@ impl FsCore {
 
     /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
-        waited(self.listed(ino, Wait::Yes).await).map(entries)
+        waited(self.listed(ino, Wait::Yes).await).map(|l| self.numbered(l))
     }
 
     /// `readdir` from memory, or `None` when it needs to wait.
     pub fn readdir_now(&self, ino: u64) -> Option<FsResult<Vec<DirEntry>>> {
-        at_once(self.listed(ino, Wait::No)).map(|r| r.map(entries))
+        at_once(self.listed(ino, Wait::No)).map(|r| r.map(|l| self.numbered(l)))
     }
 
     async fn listed(&self, ino: u64, wait: Wait) -> Step<Vec<Listed>> {
@@ -187,6 +189,18 @@ impl FsCore {
             self.readahead.metadata_from(&id);
         }
         self.meta.readdir(ino, wait).await
+    }
+
+    /// Entries with their inode numbers (no kernel reference counted).
+    fn numbered(&self, listed: Vec<Listed>) -> Vec<DirEntry> {
+        listed
+            .into_iter()
+            .map(|l| {
+                let mut e = l.entry;
+                e.attr.ino = self.meta.ino_of(l.node);
+                e
+            })
+            .collect()
     }
 
     /// Open a directory: its entries are taken now and paged through with `dir_entries`.
@@ -232,9 +246,11 @@ impl FsCore {
                 Some(j) => {
                     let listed = &snap.entries[j];
                     let mut attr = listed.entry.attr;
-                    if plus {
-                        attr.ino = self.meta.reference(listed.node.clone());
-                    }
+                    attr.ino = if plus {
+                        self.meta.reference(listed.node.clone())
+                    } else {
+                        self.meta.ino_of(listed.node.clone())
+                    };
                     let slot = DirSlot {
                         next,
                         attr,
@@ -317,7 +333,9 @@ impl FsCore {
         loop {
             let cache = self.cache.clone();
             let k = key.clone();
-            if let Some(cached) = tokio::task::spawn_blocking(move || cache.open(&k))
+            if let Some(cached) = self
+                .rt
+                .spawn_blocking(move || cache.open(&k))
                 .await
                 .map_err(|e| FsError::io(format!("opening a cached file: {e}")))?
             {
@@ -344,10 +362,6 @@ impl FsCore {
     pub fn release(&self, fh: u64) {
         self.handles.release(fh);
     }
-}
-
-fn entries(listed: Vec<Listed>) -> Vec<DirEntry> {
-    listed.into_iter().map(|l| l.entry).collect()
 }
 
 #[cfg(test)]
@@ -398,6 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
         let fh = core.opendir(INQUIRIES).await.unwrap();
+        assert_eq!(core.inode_count(), 2, "entries not answered yet take no inode");
         let mut seen = Vec::new();
         core.dir_entries(fh, 0, true, |e| {
             seen.push((e.name.to_string(), e.attr.ino));

@@ -101,7 +101,8 @@ impl Metadata {
             .ok_or_else(|| FsError::not_found(format_args!("inode {ino}")))
     }
 
-    fn ino_of(&self, node: Node) -> u64 {
+    /// The inode of `node`, numbering it on first sight (no kernel reference counted).
+    pub(crate) fn ino_of(&self, node: Node) -> u64 {
         self.inodes.lock().ino_of(node)
     }
 
@@ -221,81 +222,69 @@ impl Metadata {
     }
 
     /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
+    /// Entries carry no inode number yet (0): numbering is the caller's, when it answers,
+    /// so entries never answered leave nothing behind in the inode table.
     pub(crate) async fn readdir(&self, ino: u64, wait: Wait) -> Step<Vec<Listed>> {
-        let entry = |node: Node, name: &str, attr: Attr| Listed {
+        let entry = |node: Node, name: &Arc<str>, attr: Attr| Listed {
             node,
             entry: DirEntry {
-                name: Arc::from(name),
+                name: name.clone(),
                 attr,
             },
         };
         match self.node(ino)? {
             Node::Root => Ok(vec![entry(
                 Node::Inquiries,
-                "inquiries",
+                &Arc::from("inquiries"),
                 self.attr_of(&Node::Inquiries, INQUIRIES, wait).await?,
             )]),
             Node::Inquiries => {
                 let listing = self.listing_with(wait).await?;
-                let mut inodes = self.inodes.lock();
                 Ok(listing
                     .ids
                     .iter()
                     .map(|id| {
-                        let node = Node::Inquiry(id.clone());
                         let created = listing
                             .created
                             .get(id)
                             .copied()
                             .or_else(|| self.views.created_now(id))
                             .unwrap_or(UNIX_EPOCH);
-                        Listed {
-                            entry: DirEntry {
-                                name: id.clone(),
-                                attr: self.owner.dir(inodes.ino_of(node.clone()), 2, created),
-                            },
-                            node,
-                        }
+                        entry(Node::Inquiry(id.clone()), id, self.owner.dir(0, 2, created))
                     })
                     .collect())
             }
             Node::Inquiry(id) => {
                 let view = self.meta_view(&id, wait).await?;
-                let json = Node::InquiryJson(id.clone());
-                let doc = Node::Section(id.clone(), Section::Document);
-                let selfie = Node::Section(id.clone(), Section::Selfie);
-                let mut inodes = self.inodes.lock();
-                let (j, d, s) = (
-                    inodes.ino_of(json.clone()),
-                    inodes.ino_of(doc.clone()),
-                    inodes.ino_of(selfie.clone()),
-                );
+                let size = view.json.len() as u64;
                 Ok(vec![
                     entry(
-                        json,
-                        "inquiry.json",
-                        self.owner.file(j, view.json.len() as u64, view.created),
+                        Node::InquiryJson(id.clone()),
+                        &Arc::from("inquiry.json"),
+                        self.owner.file(0, size, view.created),
                     ),
-                    entry(doc, "document", self.owner.dir(d, 0, view.created)),
-                    entry(selfie, "selfie", self.owner.dir(s, 0, view.created)),
+                    entry(
+                        Node::Section(id.clone(), Section::Document),
+                        &Arc::from("document"),
+                        self.owner.dir(0, 0, view.created),
+                    ),
+                    entry(
+                        Node::Section(id.clone(), Section::Selfie),
+                        &Arc::from("selfie"),
+                        self.owner.dir(0, 0, view.created),
+                    ),
                 ])
             }
             Node::Section(id, section) => {
                 let view = self.meta_view(&id, wait).await?;
-                let mut inodes = self.inodes.lock();
                 Ok(view
                     .section(section)
                     .map(|(name, f)| {
-                        let node = Node::File(id.clone(), section, name.clone());
-                        Listed {
-                            entry: DirEntry {
-                                name: name.clone(),
-                                attr: self
-                                    .owner
-                                    .file(inodes.ino_of(node.clone()), f.size, f.mtime),
-                            },
-                            node,
-                        }
+                        entry(
+                            Node::File(id.clone(), section, name.clone()),
+                            name,
+                            self.owner.file(0, f.size, f.mtime),
+                        )
                     })
                     .collect())
             }
