@@ -238,34 +238,31 @@ impl FsCore {
         ];
         for i in offset as usize..dots.len() + snap.entries.len() {
             let next = i as u64 + 1;
-            let slot = match i.checked_sub(dots.len()) {
+            let (slot, referenced) = match i.checked_sub(dots.len()) {
                 None => {
                     let (attr, name) = dots[i];
-                    DirSlot { next, attr, name }
+                    (DirSlot { next, attr, name }, false)
                 }
                 Some(j) => {
                     let listed = &snap.entries[j];
-                    let mut attr = listed.entry.attr;
-                    attr.ino = if plus {
-                        self.meta.reference(listed.node.clone())
+                    let node = listed.node.clone();
+                    let ino = if plus {
+                        self.meta.reference(node)
                     } else {
-                        self.meta.ino_of(listed.node.clone())
+                        self.meta.ino_of(node)
                     };
-                    let slot = DirSlot {
-                        next,
-                        attr,
-                        name: &listed.entry.name,
+                    let attr = Attr {
+                        ino,
+                        ..listed.entry.attr
                     };
-                    if add(slot) {
-                        if plus {
-                            self.meta.forget(attr.ino, 1); // not answered after all
-                        }
-                        break;
-                    }
-                    continue;
+                    let name = &*listed.entry.name;
+                    (DirSlot { next, attr, name }, plus)
                 }
             };
             if add(slot) {
+                if referenced {
+                    self.meta.forget(slot.attr.ino, 1); // not answered after all
+                }
                 break;
             }
         }
@@ -412,7 +409,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
         let fh = core.opendir(INQUIRIES).await.unwrap();
-        assert_eq!(core.inode_count(), 2, "entries not answered yet take no inode");
+        assert_eq!(
+            core.inode_count(),
+            2,
+            "entries not answered yet take no inode"
+        );
         let mut seen = Vec::new();
         core.dir_entries(fh, 0, true, |e| {
             seen.push((e.name.to_string(), e.attr.ino));
