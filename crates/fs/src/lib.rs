@@ -17,7 +17,7 @@ mod error;
 pub mod fuse;
 mod handles;
 mod metadata;
-pub mod passthrough;
+mod passthrough;
 mod readahead;
 #[cfg(test)]
 mod testing;
