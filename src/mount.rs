@@ -34,6 +34,7 @@ pub fn core_config(cfg: &MountConfig) -> CoreConfig {
                 .min(cfg.cache_max_size / 4),
             ..PrefetchConfig::default()
         },
+        ..CoreConfig::default()
     }
 }
 
@@ -113,7 +114,11 @@ pub fn serve(
             }
         });
     }
-    let core = FsCore::new(api, cache, core_config(cfg));
+    let core_cfg = CoreConfig {
+        runtime: Some(rt.handle().clone()),
+        ..core_config(cfg)
+    };
+    let core = FsCore::new(api, cache, core_cfg);
     if let Some(page) = first_page {
         core.seed_listing(page);
     }

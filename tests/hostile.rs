@@ -446,6 +446,7 @@ fn hostile_api(foreign: SocketAddr) -> (ApiMount, Arc<AtomicU64>) {
         cache,
         CoreConfig {
             io_timeout: Duration::from_secs(20),
+            runtime: Some(rt.handle().clone()),
             ..Default::default()
         },
     );

@@ -115,7 +115,11 @@ impl TestMount {
             }
         };
         let cache = DiskCache::open_dir(&cache_dir, opts.cache_limits).unwrap();
-        let core = FsCore::new(api.clone(), cache, opts.core);
+        let core_cfg = CoreConfig {
+            runtime: Some(rt.handle().clone()),
+            ..opts.core
+        };
+        let core = FsCore::new(api.clone(), cache, core_cfg);
         let fs = PersonaFs::new(core.clone(), rt.handle().clone(), Duration::from_secs(5));
         let mountpoint = tempfile::tempdir().unwrap();
         let session = personafs_fs::mount(fs, mountpoint.path(), &FuseOptions::default())

@@ -1,123 +1,22 @@
-//! The async core: inodes, listings and attributes, as plain data (no FUSE types).
+//! `FsCore`: the façade that composes the components (metadata, downloads, read-ahead,
+//! handles, open directories) into the operations of a read-only filesystem, as plain data
+//! (no FUSE types). Each component owns its state; none of them knows this façade.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::StreamExt;
-use parking_lot::Mutex;
-
-use super::inode::{INQUIRIES, InodeTable, Node, ROOT};
-use super::prefetch::{PrefetchConfig, Prefetcher};
-use super::reader::{Download, Handle};
-use super::view::InquiryView;
-use crate::cache::DiskCache;
-use personafs_client::{Error, Result};
-use personafs_client::{InquiryPage, ListFilters, PersonaApi, Section, files_of};
-
-/// How the core behaves; see `MountConfig` for what each means to a user.
-#[derive(Debug, Clone)]
-pub struct CoreConfig {
-    pub filters: ListFilters,
-    pub metadata_ttl: Duration,
-    pub negative_ttl: Duration,
-    pub file_url_lifetime: Duration,
-    /// Fraction of the lifetime kept as a safety margin before a URL counts as stale.
-    pub url_refresh_margin: f64,
-    pub uid: u32,
-    pub gid: u32,
-    pub file_mode: u16,
-    pub dir_mode: u16,
-    /// How long a read may wait for bytes from the network before it fails with EIO.
-    pub io_timeout: Duration,
-    pub prefetch: PrefetchConfig,
-}
-
-impl Default for CoreConfig {
-    fn default() -> Self {
-        CoreConfig {
-            filters: ListFilters::default(),
-            metadata_ttl: Duration::from_secs(60),
-            negative_ttl: Duration::from_secs(10),
-            file_url_lifetime: Duration::from_secs(6 * 3600),
-            url_refresh_margin: 0.10,
-            // SAFETY: geteuid and getegid cannot fail and touch no memory.
-            uid: unsafe { libc::geteuid() },
-            // SAFETY: as above.
-            gid: unsafe { libc::getegid() },
-            file_mode: 0o444,
-            dir_mode: 0o555,
-            io_timeout: Duration::from_secs(60),
-            prefetch: PrefetchConfig::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Dir,
-    File,
-}
-
-/// Attributes of one inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attr {
-    pub ino: u64,
-    pub kind: Kind,
-    pub size: u64,
-    pub perm: u16,
-    pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime: SystemTime,
-}
-
-#[derive(Debug, Clone)]
-pub struct DirEntry {
-    pub name: Arc<str>,
-    pub attr: Attr,
-}
-
-/// What a caller needs of an inquiry's view.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Need {
-    /// Names, sizes, times: fresh within the metadata TTL (forever for a final inquiry).
-    Metadata,
-    /// URLs that are still good for a while.
-    Urls,
-    /// A view retrieved after this instant (the URLs of an older one were refused).
-    NewerThan(Instant),
-}
-
-struct Listing {
-    ids: Arc<Vec<Arc<str>>>,
-    at: Instant,
-}
-
-#[derive(Default)]
-struct Cell {
-    /// The last view; the lock makes concurrent refreshes of one inquiry a single retrieve.
-    view: tokio::sync::Mutex<Option<Arc<InquiryView>>>,
-    /// Until when "no such inquiry" is believed without asking again.
-    missing_until: Mutex<Option<Instant>>,
-}
-
-/// Whether a metadata request may wait for Persona (the async core) or must be answered from
-/// memory at once (the FUSE thread's fast path, which gets `Error::WouldBlock` otherwise).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    Yes,
-    No,
-}
-
-/// Run a `Wait::No` request to its end on this thread: it never waits, so one poll does.
-fn at_once<T>(fut: impl std::future::Future<Output = Result<T>>) -> Option<Result<T>> {
-    match futures::FutureExt::now_or_never(fut) {
-        Some(Err(Error::WouldBlock)) | None => None,
-        other => other,
-    }
-}
+use crate::cache::{CacheKey, DiskCache};
+use crate::config::CoreConfig;
+use crate::dirs::{DirSnapshot, Dirs};
+use crate::downloads::Downloads;
+use crate::error::{FsError, FsResult};
+use crate::handles::{Handle, Handles, Opened};
+use crate::metadata::inode::{INQUIRIES, Node};
+use crate::metadata::listing::Lister;
+use crate::metadata::views::{Need, Views};
+use crate::metadata::{Attr, DirEntry, Listed, Metadata, Step, Wait, at_once, waited};
+use crate::readahead::Readahead;
+use personafs_client::{InquiryPage, PersonaApi, Section};
 
 /// Counters of what the core did, for tests and diagnostics.
 #[derive(Debug, Default)]
@@ -132,501 +31,516 @@ pub struct CoreCounters {
     pub far_reads: AtomicU64,
 }
 
-pub struct FsCore {
-    pub(crate) api: Arc<dyn PersonaApi>,
-    pub(crate) cache: Arc<DiskCache>,
-    pub(crate) cfg: CoreConfig,
-    inodes: Mutex<InodeTable>,
-    listing: tokio::sync::Mutex<Option<Arc<Listing>>>,
-    /// A first listing page fetched before mounting (the key check), used once if fresh.
-    seed_page: Mutex<Option<(InquiryPage, Instant)>>,
-    /// `created-at` of every inquiry seen in a listing or a retrieve.
-    created: Mutex<HashMap<Arc<str>, SystemTime>>,
-    cells: Mutex<HashMap<Arc<str>, Arc<Cell>>>,
-    pub(crate) downloads: Mutex<HashMap<String, std::sync::Weak<Download>>>,
-    pub(crate) handles: Mutex<HashMap<u64, Arc<Handle>>>,
-    pub(crate) next_fh: AtomicU64,
-    mounted_at: SystemTime,
-    pub counters: CoreCounters,
-    pub(crate) prefetch_cfg: PrefetchConfig,
-    pub(crate) prefetcher: Prefetcher,
+/// What `statfs` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct FsStats {
+    /// The cache's size limit, in bytes.
+    pub capacity: u64,
+    /// Inodes the kernel may refer to now.
+    pub inodes: u64,
 }
 
-/// A name that could be an inquiry id; anything else is ENOENT without asking Persona.
-fn plausible_inquiry_id(name: &str) -> bool {
-    name.len() <= 64
-        && name.starts_with("inq_")
-        && name[4..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+/// One entry of an open directory, ready for a reply.
+#[derive(Debug, Clone, Copy)]
+pub struct DirSlot<'a> {
+    /// The offset of the entry after this one.
+    pub next: u64,
+    pub attr: Attr,
+    pub name: &'a str,
+}
+
+pub struct FsCore {
+    rt: tokio::runtime::Handle,
+    cache: Arc<DiskCache>,
+    cfg: CoreConfig,
+    meta: Metadata,
+    downloads: Arc<Downloads>,
+    readahead: Arc<Readahead>,
+    handles: Handles,
+    dirs: Dirs,
+    pub counters: Arc<CoreCounters>,
 }
 
 impl FsCore {
+    /// The core over `api` and `cache`. Background work runs on `cfg.runtime` (or, when it
+    /// is `None`, the runtime this is called in).
     pub fn new(api: Arc<dyn PersonaApi>, cache: Arc<DiskCache>, cfg: CoreConfig) -> Arc<FsCore> {
-        Arc::new(FsCore {
-            prefetch_cfg: cfg.prefetch.clone(),
-            prefetcher: Prefetcher::new(&cfg.prefetch),
+        let rt = cfg
+            .runtime
+            .clone()
+            .unwrap_or_else(tokio::runtime::Handle::current);
+        let counters = Arc::new(CoreCounters::default());
+        let listing = Arc::new(Lister::new(
+            api.clone(),
+            cfg.filters.clone(),
+            cfg.metadata_ttl,
+        ));
+        let views = Arc::new(Views::new(api.clone(), cache.clone(), rt.clone(), &cfg));
+        let downloads = Arc::new(Downloads::new(
             api,
+            cache.clone(),
+            views.clone(),
+            rt.clone(),
+            counters.clone(),
+        ));
+        let readahead = Arc::new(Readahead::new(
+            cfg.prefetch.clone(),
+            cfg.metadata_ttl,
+            rt.clone(),
+            cache.clone(),
+            listing.clone(),
+            views.clone(),
+            downloads.clone(),
+        ));
+        Arc::new(FsCore {
+            rt,
+            meta: Metadata::new(listing, views, &cfg),
             cache,
             cfg,
-            inodes: Mutex::new(InodeTable::default()),
-            listing: tokio::sync::Mutex::new(None),
-            seed_page: Mutex::new(None),
-            created: Mutex::new(HashMap::new()),
-            cells: Mutex::new(HashMap::new()),
-            downloads: Mutex::new(HashMap::new()),
-            handles: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
-            mounted_at: SystemTime::now(),
-            counters: CoreCounters::default(),
+            downloads,
+            readahead,
+            handles: Handles::new(),
+            dirs: Dirs::new(),
+            counters,
         })
-    }
-
-    pub(crate) fn node(&self, ino: u64) -> Result<Node> {
-        self.inodes
-            .lock()
-            .get(ino)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))
-    }
-
-    fn ino(&self, node: Node) -> u64 {
-        self.inodes.lock().ino_of(node)
-    }
-
-    pub fn inode_count(&self) -> usize {
-        self.inodes.lock().len()
-    }
-
-    fn dir_attr(&self, ino: u64, subdirs: u32, mtime: SystemTime) -> Attr {
-        Attr {
-            ino,
-            kind: Kind::Dir,
-            size: 0,
-            perm: self.cfg.dir_mode,
-            nlink: 2 + subdirs,
-            uid: self.cfg.uid,
-            gid: self.cfg.gid,
-            mtime,
-        }
-    }
-
-    fn file_attr(&self, ino: u64, size: u64, mtime: SystemTime) -> Attr {
-        Attr {
-            ino,
-            kind: Kind::File,
-            size,
-            perm: self.cfg.file_mode,
-            nlink: 1,
-            uid: self.cfg.uid,
-            gid: self.cfg.gid,
-            mtime,
-        }
-    }
-
-    fn cell(&self, id: &Arc<str>) -> Arc<Cell> {
-        self.cells.lock().entry(id.clone()).or_default().clone()
-    }
-
-    fn url_budget(&self) -> Duration {
-        self.cfg
-            .file_url_lifetime
-            .mul_f64((1.0 - self.cfg.url_refresh_margin).clamp(0.0, 1.0))
-    }
-
-    /// The inquiry's view if it is fresh for metadata and nobody is refreshing it right now;
-    /// never waits.
-    pub(crate) fn fresh_view_now(&self, id: &Arc<str>) -> Option<Arc<InquiryView>> {
-        let cell = self.cells.lock().get(id)?.clone();
-        let slot = cell.view.try_lock().ok()?;
-        let view = slot.as_ref()?;
-        self.is_fresh(view, Need::Metadata).then(|| view.clone())
-    }
-
-    /// Whether `view` is good enough for `need`, without asking Persona again.
-    fn is_fresh(&self, view: &InquiryView, need: Need) -> bool {
-        let age = view.fetched_at.elapsed();
-        match need {
-            Need::Metadata if !view.complete => age < self.cfg.negative_ttl,
-            Need::Metadata => view.is_final() || age < self.cfg.metadata_ttl,
-            Need::Urls => age < self.url_budget(),
-            Need::NewerThan(t) => view.fetched_at > t,
-        }
-    }
-
-    /// The inquiry's view, retrieving it again when `need` asks for fresher data. Readers
-    /// of one inquiry share one retrieve; different inquiries refresh in parallel.
-    pub(crate) async fn view(&self, id: &Arc<str>, need: Need) -> Result<Arc<InquiryView>> {
-        let cell = self.cell(id);
-        if let Some(until) = *cell.missing_until.lock()
-            && Instant::now() < until
-        {
-            return Err(Error::NotFound(format!("inquiry {id}")));
-        }
-        let mut slot = cell.view.lock().await;
-        if let Some(view) = slot.as_ref()
-            && self.is_fresh(view, need)
-        {
-            return Ok(view.clone());
-        }
-        match self.retrieve(id, slot.as_deref()).await {
-            Ok(view) => {
-                self.created.lock().insert(id.clone(), view.created);
-                *slot = Some(view.clone());
-                Ok(view)
-            }
-            Err(e) => {
-                if matches!(e.errno(), libc::ENOENT) {
-                    *cell.missing_until.lock() = Some(Instant::now() + self.cfg.negative_ttl);
-                    *slot = None;
-                    return Err(e);
-                }
-                tracing::warn!(inquiry = %id, status = ?e.status(), "retrieve failed: {e}");
-                // Names and sizes do not go bad: serve the last view rather than an error.
-                match (need, slot.as_ref()) {
-                    (Need::Metadata, Some(old)) => Ok(old.clone()),
-                    _ => Err(e),
-                }
-            }
-        }
-    }
-
-    async fn retrieve(&self, id: &str, previous: Option<&InquiryView>) -> Result<Arc<InquiryView>> {
-        let fetched_at = Instant::now();
-        tracing::debug!(inquiry = %id, "retrieving inquiry");
-        let inquiry = self.api.retrieve_inquiry(id).await?;
-        let files = files_of(&inquiry);
-        // Sizes: `byte-size`, else what the previous view learnt, else a HEAD (in parallel).
-        let sized = futures::stream::iter(files.into_iter().map(|f| async move {
-            let known = f.size.or_else(|| {
-                previous
-                    .and_then(|p| p.file(f.section, &f.name))
-                    .filter(|old| old.object_id == f.object_id && old.role == f.role)
-                    .map(|old| old.size)
-            });
-            let size = match known {
-                Some(s) => Some(s),
-                None => match self.api.file_size(&f.url).await {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::warn!(inquiry = %id, file = %f.name, status = ?e.status(),
-                            "file left out for now: its size cannot be learned: {e}");
-                        None
-                    }
-                },
-            };
-            (f, size)
-        }))
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await;
-        // A file without an exact size is not shown (an empty file would be copied as the
-        // document); the view is then retrieved again soon to try once more.
-        let complete = sized.iter().all(|(_, s)| s.is_some());
-        let sized: Vec<_> = sized
-            .into_iter()
-            .filter_map(|(f, s)| s.map(|s| (f, s)))
-            .collect();
-        let mut view = InquiryView::new(&inquiry, fetched_at, sized);
-        view.complete = complete;
-        let view = Arc::new(view);
-        tracing::debug!(inquiry = %id, files = view.files.len(), status = ?view.status,
-            redacted = view.redacted, "inquiry retrieved");
-        if view.redacted {
-            let cache = self.cache.clone();
-            let id = id.to_string();
-            let purged = tokio::task::spawn_blocking(move || cache.purge_inquiry(&id))
-                .await
-                .unwrap_or(0);
-            if purged > 0 {
-                tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
-            }
-        }
-        Ok(view)
-    }
-
-    /// The view for metadata: waiting for Persona if need be, or only one at hand.
-    async fn meta_view(&self, id: &Arc<str>, wait: Wait) -> Result<Arc<InquiryView>> {
-        match wait {
-            Wait::Yes => self.view(id, Need::Metadata).await,
-            Wait::No => self.fresh_view_now(id).ok_or(Error::WouldBlock),
-        }
-    }
-
-    /// The listing: taken again when stale, or only a fresh one at hand.
-    async fn listing_with(&self, wait: Wait) -> Result<Arc<Listing>> {
-        match wait {
-            Wait::Yes => self.listing().await,
-            Wait::No => {
-                let slot = self.listing.try_lock().map_err(|_| Error::WouldBlock)?;
-                slot.as_ref()
-                    .filter(|l| l.at.elapsed() < self.cfg.metadata_ttl)
-                    .cloned()
-                    .ok_or(Error::WouldBlock)
-            }
-        }
-    }
-
-    /// The ids under `inquiries/`, through the list endpoint, cached for the metadata TTL.
-    async fn listing(&self) -> Result<Arc<Listing>> {
-        let mut slot = self.listing.lock().await;
-        if let Some(l) = slot.as_ref()
-            && l.at.elapsed() < self.cfg.metadata_ttl
-        {
-            return Ok(l.clone());
-        }
-        match self.list_all().await {
-            Ok(l) => {
-                let l = Arc::new(l);
-                *slot = Some(l.clone());
-                Ok(l)
-            }
-            Err(e) => {
-                tracing::warn!(status = ?e.status(), "listing inquiries failed: {e}");
-                slot.clone().ok_or(e)
-            }
-        }
-    }
-
-    /// The listing's ids if one was taken already (never asks the API).
-    pub(crate) async fn cached_listing(&self) -> Option<Arc<Vec<Arc<str>>>> {
-        self.listing.lock().await.as_ref().map(|l| l.ids.clone())
     }
 
     /// Hand over the first listing page (fetched with page size 100 before mounting), so the
     /// first listing does not ask for it again.
     pub fn seed_listing(&self, page: InquiryPage) {
-        *self.seed_page.lock() = Some((page, Instant::now()));
+        self.meta.listing.seed(page);
     }
 
-    async fn list_all(&self) -> Result<Listing> {
-        use futures::TryStreamExt;
-        let seed = self
-            .seed_page
-            .lock()
-            .take()
-            .filter(|(_, at)| at.elapsed() < self.cfg.metadata_ttl);
-        let at = seed
-            .as_ref()
-            .map(|(_, at)| *at)
-            .unwrap_or_else(Instant::now);
-        tracing::debug!(filters = ?self.cfg.filters, "listing inquiries");
-        let summaries: Vec<_> = personafs_client::list_stream_from(
-            self.api.as_ref(),
-            &self.cfg.filters,
-            100,
-            seed.map(|(page, _)| page),
-        )
-        .try_collect()
-        .await?;
-        tracing::debug!(count = summaries.len(), "inquiries listed");
-        let mut ids = Vec::with_capacity(summaries.len());
-        let mut seen = HashSet::new();
-        let mut created = self.created.lock();
-        for s in summaries {
-            let id: Arc<str> = Arc::from(s.id.as_str());
-            if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
-                continue;
-            }
-            if let Some(c) = s.created_at {
-                created.insert(id.clone(), c.into());
-            }
-            ids.push(id);
+    /// Inodes in the table now (forgotten ones have left it).
+    pub fn inode_count(&self) -> usize {
+        self.meta.inode_count()
+    }
+
+    /// Inquiry views in memory now (at most `CoreConfig::max_views`).
+    pub fn view_count(&self) -> usize {
+        self.meta.views.len()
+    }
+
+    /// Files open through this core now (for diagnostics and tests).
+    pub fn open_handles(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Directories open now.
+    pub fn open_dirs(&self) -> usize {
+        self.dirs.len()
+    }
+
+    pub fn stats(&self) -> FsStats {
+        FsStats {
+            capacity: self.cache.limits().max_size,
+            inodes: self.inode_count() as u64,
         }
-        Ok(Listing {
-            ids: Arc::new(ids),
-            at,
-        })
     }
 
-    fn created_of(&self, id: &Arc<str>) -> Option<SystemTime> {
-        self.created.lock().get(id).copied()
+    /// The kernel dropped `nlookup` references to `ino` (FUSE `forget`).
+    pub fn forget(&self, ino: u64, nlookup: u64) {
+        self.meta.forget(ino, nlookup);
     }
 
-    async fn inquiry_dir_attr(&self, id: &Arc<str>, wait: Wait) -> Result<Attr> {
-        let created = match self.created_of(id) {
-            Some(c) => c,
-            None => self.meta_view(id, wait).await?.created,
-        };
-        Ok(self.dir_attr(self.ino(Node::Inquiry(id.clone())), 2, created))
-    }
-
-    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
-        self.getattr_with(ino, Wait::Yes).await
+    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        waited(self.meta.getattr(ino, Wait::Yes).await)
     }
 
     /// `getattr` from memory, or `None` when it needs to wait.
-    pub fn getattr_now(&self, ino: u64) -> Option<Result<Attr>> {
-        at_once(self.getattr_with(ino, Wait::No))
+    pub fn getattr_now(&self, ino: u64) -> Option<FsResult<Attr>> {
+        at_once(self.meta.getattr(ino, Wait::No))
     }
 
-    async fn getattr_with(&self, ino: u64, wait: Wait) -> Result<Attr> {
-        match self.node(ino)? {
-            Node::Root => Ok(self.dir_attr(ROOT, 1, self.mounted_at)),
-            Node::Inquiries => {
-                let n = match self.listing_with(wait).await {
-                    Err(Error::WouldBlock) => return Err(Error::WouldBlock),
-                    l => l.map(|l| l.ids.len()).unwrap_or(0),
-                };
-                Ok(self.dir_attr(INQUIRIES, n as u32, self.mounted_at))
-            }
-            Node::Inquiry(id) => self.inquiry_dir_attr(&id, wait).await,
-            Node::InquiryJson(id) => {
-                let view = self.meta_view(&id, wait).await?;
-                Ok(self.file_attr(ino, view.json.len() as u64, view.created))
-            }
-            Node::Section(id, _) => {
-                let created = match self.created_of(&id) {
-                    Some(c) => c,
-                    None => self.meta_view(&id, wait).await?.created,
-                };
-                Ok(self.dir_attr(ino, 0, created))
-            }
-            Node::File(id, section, name) => {
-                let view = self.meta_view(&id, wait).await?;
-                let f = view.file(section, &name).ok_or_else(|| {
-                    Error::NotFound(format!("{id}/{}/{name}", section.dir_name()))
-                })?;
-                Ok(self.file_attr(ino, f.size, f.mtime))
-            }
-        }
-    }
-
-    pub async fn lookup(self: &Arc<Self>, parent: u64, name: &str) -> Result<Attr> {
-        self.lookup_with(parent, name, Wait::Yes).await
+    /// The entry `name` of directory `parent`; each success counts one kernel reference to
+    /// the entry's inode, given back by `forget`.
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
+        waited(self.lookup_with(parent, name, Wait::Yes).await)
     }
 
     /// `lookup` from memory, or `None` when it needs to wait.
-    pub fn lookup_now(self: &Arc<Self>, parent: u64, name: &str) -> Option<Result<Attr>> {
+    pub fn lookup_now(&self, parent: u64, name: &str) -> Option<FsResult<Attr>> {
         at_once(self.lookup_with(parent, name, Wait::No))
     }
 
-    async fn lookup_with(self: &Arc<Self>, parent: u64, name: &str, wait: Wait) -> Result<Attr> {
-        let missing = || Error::NotFound(name.to_string());
-        match self.node(parent)? {
-            Node::Root if name == "inquiries" => self.getattr_with(INQUIRIES, wait).await,
-            Node::Inquiries if plausible_inquiry_id(name) => {
-                let id: Arc<str> = Arc::from(name);
-                if self.created_of(&id).is_none() {
-                    // Not listed (yet): any id can be looked up directly, one retrieve.
-                    self.meta_view(&id, wait).await?;
-                }
-                self.prefetch_metadata_from(&id);
-                self.inquiry_dir_attr(&id, wait).await
-            }
-            Node::Inquiry(id) => {
-                let node = match name {
-                    "inquiry.json" => Node::InquiryJson(id),
-                    "document" => Node::Section(id, Section::Document),
-                    "selfie" => Node::Section(id, Section::Selfie),
-                    _ => return Err(missing()),
-                };
-                let ino = self.ino(node);
-                self.getattr_with(ino, wait).await
-            }
-            Node::Section(id, section) => {
-                let view = self.meta_view(&id, wait).await?;
-                let (name, f) = view
-                    .section(section)
-                    .find(|(n, _)| &***n == name)
-                    .ok_or_else(missing)?;
-                let ino = self.ino(Node::File(id.clone(), section, name.clone()));
-                Ok(self.file_attr(ino, f.size, f.mtime))
-            }
-            Node::File(..) | Node::InquiryJson(_) => {
-                Err(Error::Io(std::io::Error::from_raw_os_error(libc::ENOTDIR)))
-            }
-            _ => Err(missing()),
+    async fn lookup_with(&self, parent: u64, name: &str, wait: Wait) -> Step<Attr> {
+        let attr = self.meta.lookup(parent, name, wait).await?;
+        if parent == INQUIRIES {
+            // A walk entered an inquiry: the next ones are retrieved in the background.
+            self.readahead.metadata_from(&Arc::from(name));
         }
+        Ok(attr)
     }
 
     /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
-    pub async fn readdir(self: &Arc<Self>, ino: u64) -> Result<Vec<DirEntry>> {
-        self.readdir_with(ino, Wait::Yes).await
+    pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        waited(self.listed(ino, Wait::Yes).await).map(|l| self.numbered(l))
     }
 
     /// `readdir` from memory, or `None` when it needs to wait.
-    pub fn readdir_now(self: &Arc<Self>, ino: u64) -> Option<Result<Vec<DirEntry>>> {
-        at_once(self.readdir_with(ino, Wait::No))
+    pub fn readdir_now(&self, ino: u64) -> Option<FsResult<Vec<DirEntry>>> {
+        at_once(self.listed(ino, Wait::No)).map(|r| r.map(|l| self.numbered(l)))
     }
 
-    async fn readdir_with(self: &Arc<Self>, ino: u64, wait: Wait) -> Result<Vec<DirEntry>> {
-        let entry = |name: &str, attr| DirEntry {
-            name: Arc::from(name),
-            attr,
+    async fn listed(&self, ino: u64, wait: Wait) -> Step<Vec<Listed>> {
+        if let Ok(Node::Inquiry(id)) = self.meta.node(ino) {
+            // Read-ahead first, so the neighbours' retrieves overlap this one (it queues
+            // each inquiry once, so a fast path that falls back costs nothing twice).
+            self.readahead.metadata_from(&id);
+        }
+        self.meta.readdir(ino, wait).await
+    }
+
+    /// Entries with their inode numbers (no kernel reference counted).
+    fn numbered(&self, listed: Vec<Listed>) -> Vec<DirEntry> {
+        listed
+            .into_iter()
+            .map(|l| {
+                let mut e = l.entry;
+                e.attr.ino = self.meta.ino_of(l.node);
+                e
+            })
+            .collect()
+    }
+
+    /// Open a directory: its entries are taken now and paged through with `dir_entries`.
+    pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
+        waited(self.listed(ino, Wait::Yes).await).map(|l| self.open_dir(ino, l))
+    }
+
+    /// `opendir` from memory, or `None` when it needs to wait.
+    pub fn opendir_now(&self, ino: u64) -> Option<FsResult<u64>> {
+        at_once(self.listed(ino, Wait::No)).map(|r| r.map(|l| self.open_dir(ino, l)))
+    }
+
+    fn open_dir(&self, ino: u64, entries: Vec<Listed>) -> u64 {
+        self.dirs.open(DirSnapshot {
+            ino,
+            parent: self.meta.parent_of(ino),
+            entries,
+        })
+    }
+
+    /// The entries of open directory `fh` from `offset` (`.` and `..` first), handed to
+    /// `add` until it returns `true` (the reply is full). With `plus`, each entry handed
+    /// over (but `.` and `..`) counts one kernel reference to its inode, as a lookup does.
+    pub fn dir_entries(
+        &self,
+        fh: u64,
+        offset: u64,
+        plus: bool,
+        mut add: impl FnMut(DirSlot<'_>) -> bool,
+    ) -> FsResult<()> {
+        let snap = self.dirs.get(fh).ok_or_else(FsError::bad_handle)?;
+        let dots = [
+            (self.meta.dir_attr_of(snap.ino), "."),
+            (self.meta.dir_attr_of(snap.parent), ".."),
+        ];
+        for i in offset as usize..dots.len() + snap.entries.len() {
+            let next = i as u64 + 1;
+            let (slot, referenced) = match i.checked_sub(dots.len()) {
+                None => {
+                    let (attr, name) = dots[i];
+                    (DirSlot { next, attr, name }, false)
+                }
+                Some(j) => {
+                    let listed = &snap.entries[j];
+                    let node = listed.node.clone();
+                    let ino = if plus {
+                        self.meta.reference(node)
+                    } else {
+                        self.meta.ino_of(node)
+                    };
+                    let attr = Attr {
+                        ino,
+                        ..listed.entry.attr
+                    };
+                    let name = &*listed.entry.name;
+                    (DirSlot { next, attr, name }, plus)
+                }
+            };
+            if add(slot) {
+                if referenced {
+                    self.meta.forget(slot.attr.ino, 1); // not answered after all
+                }
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.release(fh);
+    }
+
+    pub async fn open(&self, ino: u64) -> FsResult<Opened> {
+        let handle = match self.meta.node(ino)? {
+            Node::InquiryJson(id) => Handle::Bytes(
+                self.meta
+                    .views
+                    .view(&id, Need::Metadata)
+                    .await?
+                    .json
+                    .clone(),
+            ),
+            Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
+            _ => return Err(FsError::is_dir()),
         };
-        match self.node(ino)? {
-            Node::Root => Ok(vec![entry(
-                "inquiries",
-                self.getattr_with(INQUIRIES, wait).await?,
-            )]),
-            Node::Inquiries => {
-                let listing = self.listing_with(wait).await?;
-                let created = self.created.lock().clone();
-                let mut inodes = self.inodes.lock();
-                Ok(listing
-                    .ids
-                    .iter()
-                    .map(|id| DirEntry {
-                        name: id.clone(),
-                        attr: self.dir_attr(
-                            inodes.ino_of(Node::Inquiry(id.clone())),
-                            2,
-                            created.get(id).copied().unwrap_or(UNIX_EPOCH),
-                        ),
-                    })
-                    .collect())
+        Ok(self.handles.register(handle))
+    }
+
+    /// Open a file without waiting on anything: only when its inquiry's view is at hand and
+    /// fresh and its cache entry complete and verified. Saves warm opens (`cp`, `rsync`, an
+    /// image viewer) the trip through the async runtime.
+    pub fn try_open_cached(&self, ino: u64) -> Option<Opened> {
+        let Ok(Node::File(id, section, name)) = self.meta.node(ino) else {
+            return None;
+        };
+        let view = self.meta.views.fresh_now(&id)?;
+        let info = view.file(section, &name)?;
+        let key = CacheKey {
+            inquiry_id: id.to_string(),
+            object_id: info.object_id.clone(),
+            name: name.to_string(),
+            size: info.size,
+        };
+        if info.size == 0 || !self.cache.is_verified(&key) {
+            return None;
+        }
+        let cached = self.cache.open(&key)?;
+        self.readahead.opened(&key);
+        Some(self.handles.register(Handle::Cached(cached)))
+    }
+
+    async fn open_file(&self, id: &Arc<str>, section: Section, name: &str) -> FsResult<Handle> {
+        let view = self.meta.views.view(id, Need::Metadata).await?;
+        let info = view.file(section, name).ok_or_else(|| {
+            FsError::not_found(format_args!("{id}/{}/{name}", section.dir_name()))
+        })?;
+        let key = CacheKey {
+            inquiry_id: id.to_string(),
+            object_id: info.object_id.clone(),
+            name: name.to_string(),
+            size: info.size,
+        };
+        if info.size == 0 {
+            return Ok(Handle::Bytes(Arc::new(Vec::new())));
+        }
+        self.readahead.opened(&key);
+        loop {
+            let cache = self.cache.clone();
+            let k = key.clone();
+            if let Some(cached) = self
+                .rt
+                .spawn_blocking(move || cache.open(&k))
+                .await
+                .map_err(|e| FsError::io(format!("opening a cached file: {e}")))?
+            {
+                tracing::trace!(inquiry = %id, file = %name, "served from the cache");
+                self.readahead.files_from(id);
+                return Ok(Handle::Cached(cached));
             }
-            Node::Inquiry(id) => {
-                // Read-ahead first, so the neighbours' retrieves overlap this one (it queues
-                // each inquiry once, so a fast path that falls back costs nothing twice).
-                self.prefetch_metadata_from(&id);
-                let view = self.meta_view(&id, wait).await?;
-                let mut inodes = self.inodes.lock();
-                let json = inodes.ino_of(Node::InquiryJson(id.clone()));
-                let doc = inodes.ino_of(Node::Section(id.clone(), Section::Document));
-                let selfie = inodes.ino_of(Node::Section(id.clone(), Section::Selfie));
-                Ok(vec![
-                    entry(
-                        "inquiry.json",
-                        self.file_attr(json, view.json.len() as u64, view.created),
-                    ),
-                    entry("document", self.dir_attr(doc, 0, view.created)),
-                    entry("selfie", self.dir_attr(selfie, 0, view.created)),
-                ])
+            // The reader's own download first, then the read-ahead around it.
+            if let Some(dl) = self.downloads.download_of(id, section, name, key.clone())? {
+                self.readahead.files_from(id);
+                return Ok(Handle::Streaming(dl));
             }
-            Node::Section(id, section) => {
-                let view = self.meta_view(&id, wait).await?;
-                let mut inodes = self.inodes.lock();
-                Ok(view
-                    .section(section)
-                    .map(|(name, f)| DirEntry {
-                        name: name.clone(),
-                        attr: self.file_attr(
-                            inodes.ino_of(Node::File(id.clone(), section, name.clone())),
-                            f.size,
-                            f.mtime,
-                        ),
-                    })
-                    .collect())
-            }
-            Node::File(..) | Node::InquiryJson(_) => {
-                Err(Error::Io(std::io::Error::from_raw_os_error(libc::ENOTDIR)))
-            }
+            // Cached in the meantime (a download finished since we looked): open that.
         }
     }
 
-    /// Attributes good enough for `.` and `..` entries (the kernel does not keep them).
-    pub fn dir_attr_of(&self, ino: u64) -> Attr {
-        self.dir_attr(ino, 0, self.mounted_at)
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.handles
+            .read(&self.downloads, fh, offset, size, self.cfg.io_timeout)
+            .await
     }
 
-    /// The parent of a directory, for `..`.
-    pub fn parent_of(&self, ino: u64) -> u64 {
-        match self.node(ino) {
-            Ok(Node::Inquiry(_)) => INQUIRIES,
-            Ok(Node::Section(id, _)) => self.ino(Node::Inquiry(id)),
-            _ => ROOT,
+    pub fn release(&self, fh: u64) {
+        self.handles.release(fh);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::inode::ROOT;
+    use crate::testing::{FakeApi, core_prefetching, core_with, eventually};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn forget_shrinks_the_inode_table_and_numbers_are_not_reused() {
+        let api = FakeApi::with(3);
+        let dir = tempfile::tempdir().unwrap();
+        let core = core_with(api.clone(), dir.path(), CoreConfig::default());
+        assert_eq!(core.inode_count(), 2);
+        let inq = core.lookup(INQUIRIES, "inq_0001").await.unwrap();
+        let json = core.lookup(inq.ino, "inquiry.json").await.unwrap();
+        let doc = core.lookup(inq.ino, "document").await.unwrap();
+        // Looked up twice: two references.
+        assert_eq!(core.lookup(inq.ino, "document").await.unwrap().ino, doc.ino);
+        assert_eq!(core.inode_count(), 5);
+
+        core.forget(json.ino, 1);
+        assert_eq!(core.inode_count(), 4);
+        assert_eq!(
+            core.getattr(json.ino).await.unwrap_err().errno(),
+            libc::ENOENT
+        );
+        core.forget(doc.ino, 1);
+        assert_eq!(core.inode_count(), 4, "one reference to document/ is left");
+        core.forget(doc.ino, 1);
+        assert_eq!(core.inode_count(), 3);
+
+        // The path comes back with a new number; the old one stays unknown.
+        let json2 = core.lookup(inq.ino, "inquiry.json").await.unwrap();
+        assert!(json2.ino > doc.ino.max(json.ino));
+        assert!(core.getattr(json2.ino).await.is_ok());
+        // The root and inquiries/ are never forgotten.
+        core.forget(ROOT, 10);
+        core.forget(INQUIRIES, 10);
+        assert!(core.getattr(ROOT).await.is_ok());
+        assert!(core.getattr(INQUIRIES).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn readdirplus_entries_count_as_references() {
+        let api = FakeApi::with(4);
+        let dir = tempfile::tempdir().unwrap();
+        let core = core_with(api.clone(), dir.path(), CoreConfig::default());
+        let fh = core.opendir(INQUIRIES).await.unwrap();
+        assert_eq!(
+            core.inode_count(),
+            2,
+            "entries not answered yet take no inode"
+        );
+        let mut seen = Vec::new();
+        core.dir_entries(fh, 0, true, |e| {
+            seen.push((e.name.to_string(), e.attr.ino));
+            false
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 2 + 4);
+        assert_eq!(&seen[0].0, ".");
+        assert_eq!(&seen[1].0, "..");
+        assert_eq!(core.inode_count(), 2 + 4);
+        for (_, ino) in &seen[2..] {
+            core.forget(*ino, 1);
         }
+        assert_eq!(core.inode_count(), 2, "every answered entry was given back");
+        // A full reply does not count the entry it could not take.
+        let mut taken = 0;
+        core.dir_entries(fh, 2, true, |_| {
+            taken += 1;
+            taken > 1
+        })
+        .unwrap();
+        assert_eq!(
+            core.inode_count(),
+            3,
+            "only the one answered entry is referenced"
+        );
+        core.releasedir(fh);
+        assert_eq!(core.open_dirs(), 0);
+        assert_eq!(
+            core.dir_entries(fh, 0, true, |_| false)
+                .unwrap_err()
+                .errno(),
+            libc::EBADF
+        );
+    }
+
+    #[tokio::test]
+    async fn views_beyond_the_bound_leave_memory_and_are_retrieved_again() {
+        let api = FakeApi::with(5);
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = CoreConfig {
+            max_views: 2,
+            ..CoreConfig::default()
+        };
+        let core = core_with(api.clone(), dir.path(), cfg);
+        // Looked up directly (no listing): each lookup is one retrieve.
+        for i in 0..5 {
+            core.lookup(INQUIRIES, &format!("inq_{i:04}"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(api.retrieves(), 5);
+        assert_eq!(core.view_count(), 2, "at most max_views views in memory");
+        // A recent view is still at hand...
+        let recent = core.lookup(INQUIRIES, "inq_0004").await.unwrap();
+        assert_eq!(api.retrieves(), 5);
+        // ...an evicted one is simply retrieved again, with the same inode.
+        let first = core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        assert_eq!(api.retrieves(), 6);
+        assert_eq!(core.view_count(), 2);
+        let json = core.lookup(first.ino, "inquiry.json").await.unwrap();
+        assert!(json.size > 0);
+        assert_ne!(first.ino, recent.ino);
+    }
+
+    #[tokio::test]
+    async fn missing_inquiries_are_remembered_without_keeping_views() {
+        let api = FakeApi::with(1);
+        let dir = tempfile::tempdir().unwrap();
+        let core = core_with(api.clone(), dir.path(), CoreConfig::default());
+        for _ in 0..3 {
+            let e = core.lookup(INQUIRIES, "inq_missing").await.unwrap_err();
+            assert_eq!(e.errno(), libc::ENOENT);
+        }
+        assert_eq!(
+            api.retrieves(),
+            1,
+            "the negative cache answered the repeats"
+        );
+        assert_eq!(core.view_count(), 0);
+        assert_eq!(core.inode_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_fast_path_answers_from_memory_or_not_at_all() {
+        let api = FakeApi::with(2);
+        let dir = tempfile::tempdir().unwrap();
+        let core = core_with(api.clone(), dir.path(), CoreConfig::default());
+        assert!(core.lookup_now(INQUIRIES, "inq_0000").is_none());
+        assert!(core.readdir_now(INQUIRIES).is_none());
+        assert_eq!(api.retrieves(), 0);
+        let inq = core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        let now = core.lookup_now(INQUIRIES, "inq_0000").unwrap().unwrap();
+        assert_eq!(now.ino, inq.ino);
+        let e = core.lookup_now(inq.ino, "nothing").unwrap().unwrap_err();
+        assert_eq!(e.errno(), libc::ENOENT);
+        let json = core.lookup_now(inq.ino, "inquiry.json").unwrap().unwrap();
+        let e = core.lookup_now(json.ino, "x").unwrap().unwrap_err();
+        assert_eq!(e.errno(), libc::ENOTDIR);
+        assert_eq!(api.retrieves(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_walk_after_the_metadata_ttl_reads_ahead_again() {
+        let api = Arc::new(FakeApi {
+            pending: true,
+            ..FakeApi::new(4)
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_millis(300);
+        let mut cfg = CoreConfig {
+            metadata_ttl: ttl,
+            ..CoreConfig::default()
+        };
+        cfg.prefetch.inquiries_ahead = 2;
+        let core = core_prefetching(api.clone(), dir.path(), cfg);
+        core.readdir(INQUIRIES).await.unwrap();
+        // Listed with their created-at: entering one asks nothing; its next two are read ahead.
+        core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        eventually("two inquiries read ahead", || api.retrieves() == 2).await;
+        core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(api.retrieves(), 2, "read ahead once within the TTL");
+        // A second walk after the TTL: the neighbours' views are stale and are read ahead again.
+        tokio::time::sleep(ttl).await;
+        core.readdir(INQUIRIES).await.unwrap();
+        core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        eventually("the same two read ahead again", || api.retrieves() == 4).await;
     }
 }

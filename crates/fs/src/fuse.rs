@@ -1,13 +1,11 @@
 //! The thin `fuser::Filesystem` adapter: every handler hands its request and reply to the
 //! async core on the tokio runtime and returns, so no FUSE thread waits on the network.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::Weak;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -16,12 +14,13 @@ use fuser::{
     RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
 };
-use parking_lot::Mutex;
 use tokio::runtime::Handle as Runtime;
 
-use super::core::{Attr, DirEntry, FsCore, Kind};
-use super::reader::Opened;
-use personafs_client::Error;
+use crate::core::FsCore;
+use crate::error::FsError;
+use crate::handles::Opened;
+use crate::metadata::{Attr, Kind};
+use crate::passthrough::Passthrough;
 
 /// How the kernel side of the mount is set up.
 #[derive(Debug, Clone)]
@@ -45,85 +44,30 @@ impl Default for FuseOptions {
     }
 }
 
-/// A listing taken at `opendir`, so paging through it is consistent and costs nothing.
-struct DirSnapshot {
-    ino: u64,
-    parent: u64,
-    entries: Vec<DirEntry>,
-}
-
-/// Kernel backing files for passthrough reads. The kernel keeps an inode in one io mode at a
-/// time: while any handle of an inode is open through personafs ("cached" mode), a
-/// passthrough open fails, and while a passthrough handle is open, every other open must be
-/// passthrough too, with the same backing id. So both kinds of open are counted per inode.
-#[derive(Default)]
-struct Backings {
-    by_ino: HashMap<u64, Weak<BackingId>>,
-    by_fh: HashMap<u64, Arc<BackingId>>,
-    /// Handles served by personafs itself: fh → inode, and open count per inode.
-    cached_fhs: HashMap<u64, u64>,
-    cached_opens: HashMap<u64, usize>,
-}
-
-impl Backings {
-    /// The backing id to answer this open with, or `None` to serve it ourselves.
-    fn choose(
-        &mut self,
-        reply: &ReplyOpen,
-        ino: u64,
-        fh: u64,
-        file: Option<&std::fs::File>,
-    ) -> io::Result<Option<Arc<BackingId>>> {
-        let id = match self.by_ino.get(&ino).and_then(Weak::upgrade) {
-            Some(id) => Some(id),
-            None => match file {
-                Some(file) if !self.cached_opens.contains_key(&ino) => {
-                    let id = Arc::new(reply.open_backing(file)?);
-                    self.by_ino.insert(ino, Arc::downgrade(&id));
-                    Some(id)
-                }
-                _ => None,
-            },
-        };
-        match &id {
-            Some(id) => {
-                self.by_fh.insert(fh, id.clone());
-            }
-            None => {
-                self.cached_fhs.insert(fh, ino);
-                *self.cached_opens.entry(ino).or_insert(0) += 1;
-            }
-        }
-        Ok(id)
-    }
-
-    fn release(&mut self, fh: u64) {
-        if self.by_fh.remove(&fh).is_some() {
-            self.by_ino.retain(|_, w| w.strong_count() > 0);
-        } else if let Some(ino) = self.cached_fhs.remove(&fh)
-            && let Some(n) = self.cached_opens.get_mut(&ino)
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.cached_opens.remove(&ino);
-            }
-        }
-    }
-}
-
 pub struct PersonaFs {
     core: Arc<FsCore>,
     rt: Runtime,
     ttl: Duration,
-    dirs: Arc<Mutex<HashMap<u64, Arc<DirSnapshot>>>>,
-    next_dir_fh: AtomicU64,
-    /// Whether the kernel accepted FUSE passthrough (and it has not failed since).
-    passthrough: Arc<AtomicBool>,
-    backings: Arc<Mutex<Backings>>,
+    passthrough: Arc<Passthrough<BackingId>>,
 }
 
-fn errno(e: &Error) -> Errno {
+/// The errno of a failed request, logged once here with the operation: a missing name is
+/// routine (shells probe for files all the time), anything else is worth a warning.
+fn failed(op: &'static str, e: &FsError) -> Errno {
+    match e.errno() {
+        libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::EBADF => {
+            tracing::debug!(op, errno = e.errno(), "{op} failed: {e}")
+        }
+        _ => tracing::warn!(op, errno = e.errno(), "{op} failed: {e}"),
+    }
     Errno::from_i32(e.errno())
+}
+
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+    }
 }
 
 fn fuse_attr(a: &Attr) -> FileAttr {
@@ -135,10 +79,7 @@ fn fuse_attr(a: &Attr) -> FileAttr {
         mtime: a.mtime,
         ctime: a.mtime,
         crtime: a.mtime,
-        kind: match a.kind {
-            Kind::Dir => FileType::Directory,
-            Kind::File => FileType::RegularFile,
-        },
+        kind: file_type(a.kind),
         perm: a.perm,
         nlink: a.nlink,
         uid: a.uid,
@@ -155,64 +96,33 @@ impl PersonaFs {
             core,
             rt,
             ttl,
-            dirs: Arc::new(Mutex::new(HashMap::new())),
-            // Directory handles live apart from file handles; the high bit keeps them apart.
-            next_dir_fh: AtomicU64::new(1 << 63),
-            passthrough: Arc::new(AtomicBool::new(false)),
-            backings: Arc::new(Mutex::new(Backings::default())),
+            passthrough: Arc::new(Passthrough::default()),
         }
-    }
-
-    fn snapshot_entries<'a>(
-        snap: &'a DirSnapshot,
-        core: &FsCore,
-        offset: u64,
-    ) -> impl Iterator<Item = (u64, Attr, &'a str)> + 'a {
-        let dot = core.dir_attr_of(snap.ino);
-        let dotdot = core.dir_attr_of(snap.parent);
-        [(dot, "."), (dotdot, "..")]
-            .into_iter()
-            .chain(snap.entries.iter().map(|e| (e.attr, &*e.name)))
-            .enumerate()
-            .skip(offset as usize)
-            .map(|(i, (attr, name))| (i as u64 + 1, attr, name))
     }
 }
 
-/// Reply to an open: through a kernel backing file (passthrough) when the file is complete
-/// in the cache and the kernel allows it for this inode now, else served by personafs.
+/// Reply to an open: through a kernel backing file (passthrough) when the passthrough
+/// decision gives one, else served by personafs.
 fn answer_open(
     core: &FsCore,
-    passthrough: &AtomicBool,
-    backings: &Mutex<Backings>,
+    passthrough: &Passthrough<BackingId>,
     reply: ReplyOpen,
     ino: u64,
     o: Opened,
 ) {
+    let chosen = passthrough.choose(ino, o.fh, o.backing, |file| reply.open_backing(file));
+    if let Some(id) = chosen {
+        core.counters
+            .passthrough_opens
+            .fetch_add(1, Ordering::Relaxed);
+        // The kernel refuses any other open flag with passthrough.
+        return reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id);
+    }
     let flags = if o.keep_cache {
         FopenFlags::FOPEN_KEEP_CACHE
     } else {
         FopenFlags::empty()
     };
-    let file = o.backing.filter(|_| passthrough.load(Ordering::Relaxed));
-    let chosen = backings.lock().choose(&reply, ino, o.fh, file.as_ref());
-    match chosen {
-        Ok(Some(id)) => {
-            core.counters
-                .passthrough_opens
-                .fetch_add(1, Ordering::Relaxed);
-            // The kernel refuses any other open flag with passthrough.
-            return reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            passthrough.store(false, Ordering::Relaxed);
-            tracing::warn!(
-                "FUSE passthrough refused ({e}); serving cached files through personafs from now on"
-            );
-            backings.lock().choose(&reply, ino, o.fh, None).ok();
-        }
-    }
     reply.opened(FileHandle(o.fh), flags)
 }
 
@@ -259,7 +169,7 @@ impl fuser::Filesystem for PersonaFs {
         // filesystem, so a stacking depth of 1 is enough.
         let passthrough = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok();
-        self.passthrough.store(passthrough, Ordering::Relaxed);
+        self.passthrough.set_enabled(passthrough);
         if passthrough {
             tracing::info!("FUSE passthrough on: cached files are read by the kernel directly");
         } else {
@@ -277,33 +187,37 @@ impl fuser::Filesystem for PersonaFs {
         tracing::trace!(parent = parent.0, name = %name, "lookup");
         // Answered right here when memory has the answer: a trip through the async runtime
         // costs more than the answer itself.
-        let _rt = self.rt.enter(); // read-ahead may spawn
         match self.core.lookup_now(parent.0, &name) {
             Some(Ok(a)) => return reply.entry(&self.ttl, &fuse_attr(&a), Generation(0)),
-            Some(Err(e)) => return reply.error(errno(&e)),
+            Some(Err(e)) => return reply.error(failed("lookup", &e)),
             None => {}
         }
         let (core, ttl) = (self.core.clone(), self.ttl);
         self.rt.spawn(async move {
             match core.lookup(parent.0, &name).await {
                 Ok(a) => reply.entry(&ttl, &fuse_attr(&a), Generation(0)),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("lookup", &e)),
             }
         });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        // fuser's default `batch_forget` comes here once per inode.
+        self.core.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         tracing::trace!(ino = ino.0, "getattr");
         match self.core.getattr_now(ino.0) {
             Some(Ok(a)) => return reply.attr(&self.ttl, &fuse_attr(&a)),
-            Some(Err(e)) => return reply.error(errno(&e)),
+            Some(Err(e)) => return reply.error(failed("getattr", &e)),
             None => {}
         }
         let (core, ttl) = (self.core.clone(), self.ttl);
         self.rt.spawn(async move {
             match core.getattr(ino.0).await {
                 Ok(a) => reply.attr(&ttl, &fuse_attr(&a)),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("getattr", &e)),
             }
         });
     }
@@ -315,22 +229,14 @@ impl fuser::Filesystem for PersonaFs {
         tracing::trace!(ino = ino.0, "open");
         // Warm files open right here: a local open, no network, no waiting.
         if let Some(o) = self.core.try_open_cached(ino.0) {
-            return answer_open(
-                &self.core,
-                &self.passthrough,
-                &self.backings,
-                reply,
-                ino.0,
-                o,
-            );
+            return answer_open(&self.core, &self.passthrough, reply, ino.0, o);
         }
         let core = self.core.clone();
         let passthrough = self.passthrough.clone();
-        let backings = self.backings.clone();
         self.rt.spawn(async move {
             match core.open(ino.0).await {
-                Ok(o) => answer_open(&core, &passthrough, &backings, reply, ino.0, o),
-                Err(e) => reply.error(errno(&e)),
+                Ok(o) => answer_open(&core, &passthrough, reply, ino.0, o),
+                Err(e) => reply.error(failed("open", &e)),
             }
         });
     }
@@ -351,7 +257,7 @@ impl fuser::Filesystem for PersonaFs {
         self.rt.spawn(async move {
             match core.read(fh.0, offset, size).await {
                 Ok(data) => reply.data(&data),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("read", &e)),
             }
         });
     }
@@ -367,7 +273,7 @@ impl fuser::Filesystem for PersonaFs {
         reply: ReplyEmpty,
     ) {
         self.core.release(fh.0);
-        self.backings.lock().release(fh.0);
+        self.passthrough.release(fh.0);
         reply.ok();
     }
 
@@ -386,32 +292,16 @@ impl fuser::Filesystem for PersonaFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         tracing::trace!(ino = ino.0, "opendir");
-        let fh = self.next_dir_fh.fetch_add(1, Ordering::Relaxed);
-        let ino = ino.0;
-        let answer = move |core: &FsCore,
-                           dirs: &Mutex<HashMap<u64, Arc<DirSnapshot>>>,
-                           entries: Vec<DirEntry>,
-                           reply: ReplyOpen| {
-            let snapshot = DirSnapshot {
-                ino,
-                parent: core.parent_of(ino),
-                entries,
-            };
-            dirs.lock().insert(fh, Arc::new(snapshot));
-            reply.opened(FileHandle(fh), FopenFlags::empty())
-        };
-        let _rt = self.rt.enter(); // read-ahead may spawn
-        match self.core.readdir_now(ino) {
-            Some(Ok(entries)) => return answer(&self.core, &self.dirs, entries, reply),
-            Some(Err(e)) => return reply.error(errno(&e)),
+        match self.core.opendir_now(ino.0) {
+            Some(Ok(fh)) => return reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Some(Err(e)) => return reply.error(failed("opendir", &e)),
             None => {}
         }
         let core = self.core.clone();
-        let dirs = self.dirs.clone();
         self.rt.spawn(async move {
-            match core.readdir(ino).await {
-                Ok(entries) => answer(&core, &dirs, entries, reply),
-                Err(e) => reply.error(errno(&e)),
+            match core.opendir(ino.0).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(failed("opendir", &e)),
             }
         });
     }
@@ -424,19 +314,13 @@ impl fuser::Filesystem for PersonaFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(snap) = self.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        for (next, attr, name) in Self::snapshot_entries(&snap, &self.core, offset) {
-            let kind = match attr.kind {
-                Kind::Dir => FileType::Directory,
-                Kind::File => FileType::RegularFile,
-            };
-            if reply.add(INodeNo(attr.ino), next, kind, name) {
-                break;
-            }
+        let listed = self.core.dir_entries(fh.0, offset, false, |e| {
+            reply.add(INodeNo(e.attr.ino), e.next, file_type(e.attr.kind), e.name)
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(failed("readdir", &e)),
         }
-        reply.ok();
     }
 
     fn readdirplus(
@@ -447,22 +331,21 @@ impl fuser::Filesystem for PersonaFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let Some(snap) = self.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        for (next, attr, name) in Self::snapshot_entries(&snap, &self.core, offset) {
-            if reply.add(
-                INodeNo(attr.ino),
-                next,
-                name,
-                &self.ttl,
-                &fuse_attr(&attr),
+        let ttl = self.ttl;
+        let listed = self.core.dir_entries(fh.0, offset, true, |e| {
+            reply.add(
+                INodeNo(e.attr.ino),
+                e.next,
+                e.name,
+                &ttl,
+                &fuse_attr(&e.attr),
                 Generation(0),
-            ) {
-                break;
-            }
+            )
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(failed("readdirplus", &e)),
         }
-        reply.ok();
     }
 
     fn releasedir(
@@ -473,19 +356,18 @@ impl fuser::Filesystem for PersonaFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.dirs.lock().remove(&fh.0);
+        self.core.releasedir(fh.0);
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let stats = self.core.cache.stats();
+        let stats = self.core.stats();
         let bsize = 4096u64;
-        let files = self.core.inode_count() as u64;
         reply.statfs(
-            stats.max_size.div_ceil(bsize),
+            stats.capacity.div_ceil(bsize),
             0,
             0,
-            files,
+            stats.inodes,
             0,
             bsize as u32,
             255,

@@ -1,18 +1,33 @@
-//! personafs-fs: the filesystem. The async core (plain data, testable without FUSE), the disk
-//! cache of file contents, and the thin FUSE adapter.
+//! personafs-fs: the filesystem. Components with one owner each, composed by the `FsCore`
+//! façade (plain data, testable without FUSE or HTTP); the disk cache of file contents; and
+//! the thin FUSE adapter that only translates requests and replies.
+//!
+//! - `metadata/`: inode table (lookup counts, `forget`), listing, inquiry views, negative cache
+//! - `downloads/`: downloads in progress, URL refresh, far-read blocks
+//! - `readahead`: read-ahead state and budgets
+//! - `handles`: open files; `dirs`: open directories; `passthrough`: kernel backing decision
+//! - `core`: the façade; `fuse`: the adapter; `cache/`: the disk cache
 
 pub mod audit;
 pub mod cache;
+mod config;
 mod core;
-mod far_read;
+mod dirs;
+mod downloads;
+mod error;
 pub mod fuse;
-mod inode;
-mod prefetch;
-mod reader;
-mod view;
+mod handles;
+mod metadata;
+mod passthrough;
+mod readahead;
+#[cfg(test)]
+mod testing;
 
-pub use self::core::{Attr, CoreConfig, CoreCounters, DirEntry, FsCore, Kind};
+pub use self::config::CoreConfig;
+pub use self::core::{CoreCounters, DirSlot, FsCore, FsStats};
+pub use error::{FsError, FsResult};
 pub use fuse::{FuseOptions, PersonaFs, mount};
-pub use inode::{INQUIRIES, ROOT};
-pub use prefetch::PrefetchConfig;
-pub use reader::Opened;
+pub use handles::Opened;
+pub use metadata::inode::{INQUIRIES, ROOT};
+pub use metadata::{Attr, DirEntry, Kind};
+pub use readahead::PrefetchConfig;

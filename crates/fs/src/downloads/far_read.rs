@@ -7,9 +7,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::core::{FsCore, Need};
-use super::reader::{Download, url_refused};
-use personafs_client::{Error, Result};
+use super::{Download, Downloads, url_refused};
+use crate::error::FsResult;
+use crate::metadata::views::Need;
+use personafs_client::Error;
 
 /// A read starting this far past the download's front fetches its own bytes. Larger than the
 /// kernel's read-ahead window (1 MiB, up to twice that asynchronously), so a sequential
@@ -52,9 +53,9 @@ pub(crate) fn is_far(dl: &Download, offset: u64) -> bool {
     offset > front.saturating_add(FAR_AHEAD)
 }
 
-impl FsCore {
+impl Downloads {
     /// Bytes `offset..end` (within one block or across two) fetched apart from the download.
-    pub(crate) async fn read_far(&self, dl: &Download, offset: u64, end: u64) -> Result<Vec<u8>> {
+    pub(crate) async fn read_far(&self, dl: &Download, offset: u64, end: u64) -> FsResult<Vec<u8>> {
         let mut out = Vec::with_capacity((end - offset) as usize);
         let mut at = offset;
         while at < end {
@@ -82,7 +83,7 @@ impl FsCore {
     }
 
     /// One block with a fresh URL; once more with a newer one when the files host refuses it.
-    async fn fetch_block(&self, dl: &Download, start: u64, end: u64) -> Result<Vec<u8>> {
+    async fn fetch_block(&self, dl: &Download, start: u64, end: u64) -> FsResult<Vec<u8>> {
         let mut need = Need::Urls;
         loop {
             let (url, fetched_at) = self.url_for(dl, need).await?;
@@ -94,12 +95,13 @@ impl FsCore {
                         context: format!("reading ahead in {}", dl.path()),
                         expected: end - start,
                         received: block.len() as u64,
-                    });
+                    }
+                    .into());
                 }
                 Err(e) if url_refused(&e) && matches!(need, Need::Urls) => {
                     need = Need::NewerThan(fetched_at);
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }

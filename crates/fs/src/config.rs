@@ -1,0 +1,60 @@
+//! How the core behaves; see `MountConfig` for what each setting means to a user.
+
+use std::time::Duration;
+
+use personafs_client::ListFilters;
+
+use crate::readahead::PrefetchConfig;
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub filters: ListFilters,
+    pub metadata_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub file_url_lifetime: Duration,
+    /// Fraction of the lifetime kept as a safety margin before a URL counts as stale.
+    pub url_refresh_margin: f64,
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u16,
+    pub dir_mode: u16,
+    /// How long a read may wait for bytes from the network before it fails with EIO.
+    pub io_timeout: Duration,
+    pub prefetch: PrefetchConfig,
+    /// Inquiry views kept in memory (and as many "no such inquiry" answers); beyond it the
+    /// least recently used go, and are retrieved again when needed.
+    pub max_views: usize,
+    /// The runtime the core runs its background work on. `None`: the runtime `FsCore::new`
+    /// is called in (it then panics outside one).
+    pub runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            filters: ListFilters::default(),
+            metadata_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(10),
+            file_url_lifetime: Duration::from_secs(6 * 3600),
+            url_refresh_margin: 0.10,
+            // SAFETY: geteuid and getegid cannot fail and touch no memory.
+            uid: unsafe { libc::geteuid() },
+            // SAFETY: as above.
+            gid: unsafe { libc::getegid() },
+            file_mode: 0o444,
+            dir_mode: 0o555,
+            io_timeout: Duration::from_secs(60),
+            prefetch: PrefetchConfig::default(),
+            max_views: 10_000,
+            runtime: None,
+        }
+    }
+}
+
+impl CoreConfig {
+    /// How long a retrieve's URLs are used: their lifetime less the safety margin.
+    pub(crate) fn url_budget(&self) -> Duration {
+        self.file_url_lifetime
+            .mul_f64((1.0 - self.url_refresh_margin).clamp(0.0, 1.0))
+    }
+}

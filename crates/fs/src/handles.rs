@@ -1,0 +1,110 @@
+//! Open file handles: what each one reads from, and reads that return as soon as their
+//! bytes are there (from memory, the cache file, or a download in progress).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::cache::CachedFile;
+use crate::downloads::{Download, Downloads, is_far, read_exact_at};
+use crate::error::{FsError, FsResult};
+
+/// What an open file handle reads from.
+pub(crate) enum Handle {
+    Bytes(Arc<Vec<u8>>),
+    Cached(CachedFile),
+    Streaming(Arc<Download>),
+}
+
+/// Result of `open`: the handle and whether the kernel may keep its page cache.
+pub struct Opened {
+    pub fh: u64,
+    /// The bytes behind this inode never change, so pages cached before stay valid.
+    pub keep_cache: bool,
+    /// The complete cache file, when there is one: the kernel can read it directly
+    /// (FUSE passthrough) without asking us for each block.
+    pub backing: Option<File>,
+}
+
+pub(crate) struct Handles {
+    open: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+}
+
+impl Handles {
+    pub(crate) fn new() -> Handles {
+        Handles {
+            open: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn register(&self, handle: Handle) -> Opened {
+        let keep_cache = !matches!(handle, Handle::Bytes(_));
+        let backing = match &handle {
+            Handle::Cached(c) => c.file.try_clone().ok(),
+            _ => None,
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.open.lock().insert(fh, Arc::new(handle));
+        Opened {
+            fh,
+            keep_cache,
+            backing,
+        }
+    }
+
+    pub(crate) fn release(&self, fh: u64) {
+        self.open.lock().remove(&fh);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.open.lock().len()
+    }
+
+    /// Up to `size` bytes at `offset`; a download's bytes are waited for at most `timeout`.
+    pub(crate) async fn read(
+        &self,
+        downloads: &Downloads,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        timeout: Duration,
+    ) -> FsResult<Vec<u8>> {
+        let handle = self
+            .open
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(FsError::bad_handle)?;
+        match &*handle {
+            Handle::Bytes(b) => {
+                let start = (offset as usize).min(b.len());
+                let end = (start + size as usize).min(b.len());
+                Ok(b[start..end].to_vec())
+            }
+            Handle::Cached(c) => {
+                let len = (size as u64).min(c.size.saturating_sub(offset)) as usize;
+                Ok(read_exact_at(&c.file, offset, len)?)
+            }
+            Handle::Streaming(dl) => {
+                let end = (offset + size as u64).min(dl.size);
+                if offset >= end {
+                    return Ok(Vec::new());
+                }
+                if is_far(dl, offset) && !dl.is_over() {
+                    match downloads.read_far(dl, offset, end).await {
+                        Ok(bytes) => return Ok(bytes),
+                        // The download itself decides: wait for it.
+                        Err(e) => tracing::debug!("far read failed, waiting for the download: {e}"),
+                    }
+                }
+                dl.read_when_written(offset, end, timeout).await
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Metadata: the inode table, the listing, inquiry views and the negative cache, and the
+//! namespace built from them (lookup, attributes, directory entries). Every request can run
+//! in two ways: waiting for Persona (the async core) or from memory only (the FUSE thread's
+//! fast path), which then says the answer is not at hand instead of waiting.
+
+mod attr;
+pub(crate) mod inode;
+pub(crate) mod listing;
+mod negative;
+pub(crate) mod view;
+pub(crate) mod views;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use self::attr::Ownership;
+pub use self::attr::{Attr, DirEntry, Kind};
+use self::inode::{INQUIRIES, InodeTable, Node, ROOT};
+use self::listing::{Lister, Listing, plausible_inquiry_id};
+use self::view::InquiryView;
+use self::views::{Need, Views};
+use crate::config::CoreConfig;
+use crate::error::{FsError, FsResult};
+use personafs_client::Section;
+
+/// Whether a request may wait for Persona, or must be answered from memory at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    Yes,
+    No,
+}
+
+/// Why a request has no answer: it failed, or (only when it may not wait) the answer is
+/// not in memory and the request goes to the async core instead.
+#[derive(Debug)]
+pub(crate) enum Unanswered {
+    Failed(FsError),
+    NotAtHand,
+}
+
+impl From<FsError> for Unanswered {
+    fn from(e: FsError) -> Self {
+        Unanswered::Failed(e)
+    }
+}
+
+pub(crate) type Step<T> = Result<T, Unanswered>;
+
+/// The outcome of a request that was allowed to wait (so it never lacks an answer).
+pub(crate) fn waited<T>(step: Step<T>) -> FsResult<T> {
+    step.map_err(|u| match u {
+        Unanswered::Failed(e) => e,
+        Unanswered::NotAtHand => FsError::io("a waiting request ended without an answer"),
+    })
+}
+
+/// Run a request that may not wait to its end on this thread: it never waits, so one
+/// poll does. `None` when its answer is not at hand.
+pub(crate) fn at_once<T>(fut: impl std::future::Future<Output = Step<T>>) -> Option<FsResult<T>> {
+    match futures::FutureExt::now_or_never(fut)? {
+        Ok(v) => Some(Ok(v)),
+        Err(Unanswered::Failed(e)) => Some(Err(e)),
+        Err(Unanswered::NotAtHand) => None,
+    }
+}
+
+/// One directory entry as the namespace knows it: the node it names, for counting the
+/// kernel's reference when the entry is answered.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub(crate) node: Node,
+    pub(crate) entry: DirEntry,
+}
+
+pub(crate) struct Metadata {
+    inodes: Mutex<InodeTable>,
+    pub(crate) listing: Arc<Lister>,
+    pub(crate) views: Arc<Views>,
+    owner: Ownership,
+    mounted_at: SystemTime,
+}
+
+impl Metadata {
+    pub(crate) fn new(listing: Arc<Lister>, views: Arc<Views>, cfg: &CoreConfig) -> Metadata {
+        Metadata {
+            inodes: Mutex::new(InodeTable::default()),
+            listing,
+            views,
+            owner: Ownership::new(cfg),
+            mounted_at: SystemTime::now(),
+        }
+    }
+
+    pub(crate) fn node(&self, ino: u64) -> FsResult<Node> {
+        self.inodes
+            .lock()
+            .get(ino)
+            .cloned()
+            .ok_or_else(|| FsError::not_found(format_args!("inode {ino}")))
+    }
+
+    /// The inode of `node`, numbering it on first sight (no kernel reference counted).
+    pub(crate) fn ino_of(&self, node: Node) -> u64 {
+        self.inodes.lock().ino_of(node)
+    }
+
+    /// Count one kernel reference to `node` (an entry answered); its inode number.
+    pub(crate) fn reference(&self, node: Node) -> u64 {
+        self.inodes.lock().reference(node)
+    }
+
+    /// The kernel dropped `nlookup` references to `ino`.
+    pub(crate) fn forget(&self, ino: u64, nlookup: u64) {
+        self.inodes.lock().forget(ino, nlookup);
+    }
+
+    pub(crate) fn inode_count(&self) -> usize {
+        self.inodes.lock().len()
+    }
+
+    /// The view for metadata: waiting for Persona if need be, or only one at hand.
+    async fn meta_view(&self, id: &Arc<str>, wait: Wait) -> Step<Arc<InquiryView>> {
+        match wait {
+            Wait::Yes => Ok(self.views.view(id, Need::Metadata).await?),
+            Wait::No => self.views.fresh_now(id).ok_or(Unanswered::NotAtHand),
+        }
+    }
+
+    /// The listing: taken again when stale, or only a fresh one at hand.
+    async fn listing_with(&self, wait: Wait) -> Step<Arc<Listing>> {
+        match wait {
+            Wait::Yes => Ok(self.listing.get().await?),
+            Wait::No => self.listing.fresh_now().ok_or(Unanswered::NotAtHand),
+        }
+    }
+
+    /// `created-at` of an inquiry seen in the listing or a retrieve.
+    fn created_of(&self, id: &Arc<str>) -> Option<SystemTime> {
+        self.listing
+            .current()
+            .and_then(|l| l.created.get(id).copied())
+            .or_else(|| self.views.created_now(id))
+    }
+
+    async fn created(&self, id: &Arc<str>, wait: Wait) -> Step<SystemTime> {
+        match self.created_of(id) {
+            Some(c) => Ok(c),
+            None => Ok(self.meta_view(id, wait).await?.created),
+        }
+    }
+
+    /// Attributes of `node`, numbered `ino`.
+    async fn attr_of(&self, node: &Node, ino: u64, wait: Wait) -> Step<Attr> {
+        match node {
+            Node::Root => Ok(self.owner.dir(ino, 1, self.mounted_at)),
+            Node::Inquiries => {
+                let n = match self.listing_with(wait).await {
+                    Err(Unanswered::NotAtHand) => return Err(Unanswered::NotAtHand),
+                    l => l.map(|l| l.ids.len()).unwrap_or(0),
+                };
+                Ok(self.owner.dir(ino, n as u32, self.mounted_at))
+            }
+            Node::Inquiry(id) => Ok(self.owner.dir(ino, 2, self.created(id, wait).await?)),
+            Node::InquiryJson(id) => {
+                let view = self.meta_view(id, wait).await?;
+                Ok(self.owner.file(ino, view.json.len() as u64, view.created))
+            }
+            Node::Section(id, _) => Ok(self.owner.dir(ino, 0, self.created(id, wait).await?)),
+            Node::File(id, section, name) => {
+                let view = self.meta_view(id, wait).await?;
+                let f = view.file(*section, name).ok_or_else(|| {
+                    FsError::not_found(format_args!("{id}/{}/{name}", section.dir_name()))
+                })?;
+                Ok(self.owner.file(ino, f.size, f.mtime))
+            }
+        }
+    }
+
+    pub(crate) async fn getattr(&self, ino: u64, wait: Wait) -> Step<Attr> {
+        let node = self.node(ino)?;
+        self.attr_of(&node, ino, wait).await
+    }
+
+    /// The entry `name` of directory `parent`. On success the kernel's reference to it is
+    /// counted (the caller answers it).
+    pub(crate) async fn lookup(&self, parent: u64, name: &str, wait: Wait) -> Step<Attr> {
+        let missing = || FsError::not_found(name);
+        let node = match self.node(parent)? {
+            Node::Root if name == "inquiries" => Node::Inquiries,
+            Node::Inquiries if plausible_inquiry_id(name) => {
+                let id: Arc<str> = Arc::from(name);
+                if self.created_of(&id).is_none() {
+                    // Not listed (yet): any id can be looked up directly, one retrieve.
+                    self.meta_view(&id, wait).await?;
+                }
+                Node::Inquiry(id)
+            }
+            Node::Inquiry(id) => match name {
+                "inquiry.json" => Node::InquiryJson(id),
+                "document" => Node::Section(id, Section::Document),
+                "selfie" => Node::Section(id, Section::Selfie),
+                _ => return Err(missing().into()),
+            },
+            Node::Section(id, section) => {
+                let view = self.meta_view(&id, wait).await?;
+                let (name, _) = view
+                    .section(section)
+                    .find(|(n, _)| &***n == name)
+                    .ok_or_else(missing)?;
+                Node::File(id.clone(), section, name.clone())
+            }
+            Node::File(..) | Node::InquiryJson(_) => return Err(FsError::not_dir().into()),
+            _ => return Err(missing().into()),
+        };
+        let attr = self.attr_of(&node, 0, wait).await?;
+        Ok(Attr {
+            ino: self.reference(node),
+            ..attr
+        })
+    }
+
+    /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
+    /// Entries carry no inode number yet (0): numbering is the caller's, when it answers,
+    /// so entries never answered leave nothing behind in the inode table.
+    pub(crate) async fn readdir(&self, ino: u64, wait: Wait) -> Step<Vec<Listed>> {
+        let entry = |node: Node, name: &Arc<str>, attr: Attr| Listed {
+            node,
+            entry: DirEntry {
+                name: name.clone(),
+                attr,
+            },
+        };
+        match self.node(ino)? {
+            Node::Root => Ok(vec![entry(
+                Node::Inquiries,
+                &Arc::from("inquiries"),
+                self.attr_of(&Node::Inquiries, INQUIRIES, wait).await?,
+            )]),
+            Node::Inquiries => {
+                let listing = self.listing_with(wait).await?;
+                Ok(listing
+                    .ids
+                    .iter()
+                    .map(|id| {
+                        let created = listing
+                            .created
+                            .get(id)
+                            .copied()
+                            .or_else(|| self.views.created_now(id))
+                            .unwrap_or(UNIX_EPOCH);
+                        entry(Node::Inquiry(id.clone()), id, self.owner.dir(0, 2, created))
+                    })
+                    .collect())
+            }
+            Node::Inquiry(id) => {
+                let view = self.meta_view(&id, wait).await?;
+                let size = view.json.len() as u64;
+                Ok(vec![
+                    entry(
+                        Node::InquiryJson(id.clone()),
+                        &Arc::from("inquiry.json"),
+                        self.owner.file(0, size, view.created),
+                    ),
+                    entry(
+                        Node::Section(id.clone(), Section::Document),
+                        &Arc::from("document"),
+                        self.owner.dir(0, 0, view.created),
+                    ),
+                    entry(
+                        Node::Section(id.clone(), Section::Selfie),
+                        &Arc::from("selfie"),
+                        self.owner.dir(0, 0, view.created),
+                    ),
+                ])
+            }
+            Node::Section(id, section) => {
+                let view = self.meta_view(&id, wait).await?;
+                Ok(view
+                    .section(section)
+                    .map(|(name, f)| {
+                        entry(
+                            Node::File(id.clone(), section, name.clone()),
+                            name,
+                            self.owner.file(0, f.size, f.mtime),
+                        )
+                    })
+                    .collect())
+            }
+            Node::File(..) | Node::InquiryJson(_) => Err(FsError::not_dir().into()),
+        }
+    }
+
+    /// Attributes good enough for `.` and `..` entries (the kernel does not keep them).
+    pub(crate) fn dir_attr_of(&self, ino: u64) -> Attr {
+        self.owner.dir(ino, 0, self.mounted_at)
+    }
+
+    /// The parent of a directory, for `..`.
+    pub(crate) fn parent_of(&self, ino: u64) -> u64 {
+        match self.node(ino) {
+            Ok(Node::Inquiry(_)) => INQUIRIES,
+            Ok(Node::Section(id, _)) => self.ino_of(Node::Inquiry(id)),
+            _ => ROOT,
+        }
+    }
+}

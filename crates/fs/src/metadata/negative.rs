@@ -1,0 +1,67 @@
+//! "No such inquiry" answers, believed for the negative TTL without asking Persona again.
+//! Bounded: beyond `capacity` ids the least recently asked go.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+use parking_lot::Mutex;
+
+pub(crate) struct NegativeCache {
+    ttl: Duration,
+    until: Mutex<LruCache<Arc<str>, Instant>>,
+}
+
+impl NegativeCache {
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> NegativeCache {
+        NegativeCache {
+            ttl,
+            until: Mutex::new(LruCache::new(capacity_of(capacity))),
+        }
+    }
+
+    /// Whether `id` is known to be missing right now.
+    pub(crate) fn is_missing(&self, id: &str) -> bool {
+        let mut until = self.until.lock();
+        match until.get(id) {
+            Some(&t) if Instant::now() < t => true,
+            Some(_) => {
+                until.pop(id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn insert(&self, id: &Arc<str>) {
+        self.until.lock().put(id.clone(), Instant::now() + self.ttl);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.until.lock().len()
+    }
+}
+
+pub(crate) fn capacity_of(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_expire_and_the_cache_stays_bounded() {
+        let neg = NegativeCache::new(Duration::from_millis(50), 3);
+        for i in 0..10 {
+            neg.insert(&Arc::from(format!("inq_{i}")));
+        }
+        assert_eq!(neg.len(), 3);
+        assert!(neg.is_missing("inq_9"));
+        assert!(!neg.is_missing("inq_0"), "the oldest answers were evicted");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!neg.is_missing("inq_9"), "the answer expired");
+    }
+}

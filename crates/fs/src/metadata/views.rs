@@ -1,0 +1,220 @@
+//! Inquiry views: the last retrieve of each inquiry, refreshed when a caller needs fresher
+//! data. One retrieve per inquiry at a time; different inquiries refresh in parallel.
+//! Bounded: beyond `max_views` the least recently used views leave memory and are simply
+//! retrieved again when needed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use super::negative::{NegativeCache, capacity_of};
+use super::view::InquiryView;
+use crate::cache::DiskCache;
+use crate::config::CoreConfig;
+use crate::error::{FsError, FsResult};
+use personafs_client::{PersonaApi, files_of};
+
+/// What a caller needs of an inquiry's view.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Need {
+    /// Names, sizes, times: fresh within the metadata TTL (forever for a final inquiry).
+    Metadata,
+    /// URLs that are still good for a while.
+    Urls,
+    /// A view retrieved after this instant (the URLs of an older one were refused).
+    NewerThan(Instant),
+}
+
+#[derive(Default)]
+struct Cell {
+    /// The last view; the lock makes concurrent refreshes of one inquiry a single retrieve.
+    view: tokio::sync::Mutex<Option<Arc<InquiryView>>>,
+    /// `created-at` of the last view, readable while a refresh holds the lock.
+    created: Mutex<Option<SystemTime>>,
+}
+
+pub(crate) struct Views {
+    api: Arc<dyn PersonaApi>,
+    cache: Arc<DiskCache>,
+    rt: tokio::runtime::Handle,
+    metadata_ttl: Duration,
+    negative_ttl: Duration,
+    url_budget: Duration,
+    cells: Mutex<LruCache<Arc<str>, Arc<Cell>>>,
+    negative: NegativeCache,
+}
+
+impl Views {
+    pub(crate) fn new(
+        api: Arc<dyn PersonaApi>,
+        cache: Arc<DiskCache>,
+        rt: tokio::runtime::Handle,
+        cfg: &CoreConfig,
+    ) -> Views {
+        Views {
+            api,
+            cache,
+            rt,
+            metadata_ttl: cfg.metadata_ttl,
+            negative_ttl: cfg.negative_ttl,
+            url_budget: cfg.url_budget(),
+            cells: Mutex::new(LruCache::new(capacity_of(cfg.max_views))),
+            negative: NegativeCache::new(cfg.negative_ttl, cfg.max_views),
+        }
+    }
+
+    fn cell(&self, id: &Arc<str>) -> Arc<Cell> {
+        let mut cells = self.cells.lock();
+        if let Some(c) = cells.get(id) {
+            return c.clone();
+        }
+        let c = Arc::new(Cell::default());
+        cells.put(id.clone(), c.clone());
+        c
+    }
+
+    /// Views in memory now.
+    pub(crate) fn len(&self) -> usize {
+        self.cells.lock().len()
+    }
+
+    /// The inquiry's view if it is fresh for metadata and nobody is refreshing it right now;
+    /// never waits.
+    pub(crate) fn fresh_now(&self, id: &Arc<str>) -> Option<Arc<InquiryView>> {
+        let cell = self.cells.lock().get(id)?.clone();
+        let slot = cell.view.try_lock().ok()?;
+        let view = slot.as_ref()?;
+        self.is_fresh(view, Need::Metadata).then(|| view.clone())
+    }
+
+    /// `created-at` of the inquiry from its last view, of any age; never waits.
+    /// Does not count as a use of the view (listings read it for every inquiry).
+    pub(crate) fn created_now(&self, id: &Arc<str>) -> Option<SystemTime> {
+        let cell = self.cells.lock().peek(id)?.clone();
+        *cell.created.lock()
+    }
+
+    /// Whether `view` is good enough for `need`, without asking Persona again.
+    fn is_fresh(&self, view: &InquiryView, need: Need) -> bool {
+        let age = view.fetched_at.elapsed();
+        match need {
+            Need::Metadata if !view.complete => age < self.negative_ttl,
+            Need::Metadata => view.is_final() || age < self.metadata_ttl,
+            Need::Urls => age < self.url_budget,
+            Need::NewerThan(t) => view.fetched_at > t,
+        }
+    }
+
+    /// The inquiry's view, retrieving it again when `need` asks for fresher data.
+    pub(crate) async fn view(&self, id: &Arc<str>, need: Need) -> FsResult<Arc<InquiryView>> {
+        if self.negative.is_missing(id) {
+            return Err(FsError::not_found(format_args!("inquiry {id}")));
+        }
+        let cell = self.cell(id);
+        let mut slot = cell.view.lock().await;
+        if let Some(view) = slot.as_ref()
+            && self.is_fresh(view, need)
+        {
+            return Ok(view.clone());
+        }
+        match self.retrieve(id, slot.as_deref()).await {
+            Ok(view) => {
+                *cell.created.lock() = Some(view.created);
+                *slot = Some(view.clone());
+                Ok(view)
+            }
+            Err(e) => {
+                let e = FsError::from(e);
+                if e.errno() == libc::ENOENT {
+                    self.negative.insert(id);
+                    *slot = None;
+                    *cell.created.lock() = None;
+                    drop(slot);
+                    self.forget_cell(id, &cell);
+                    return Err(e);
+                }
+                // Names and sizes do not go bad: serve the last view rather than an error.
+                // Only then is the failure logged here; otherwise the caller's answer says it.
+                match (need, slot.as_ref()) {
+                    (Need::Metadata, Some(old)) => {
+                        tracing::warn!(inquiry = %id, errno = e.errno(),
+                            "retrieve failed; serving the last view: {e}");
+                        Ok(old.clone())
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    /// A missing inquiry keeps no cell (the negative cache remembers it).
+    fn forget_cell(&self, id: &Arc<str>, cell: &Arc<Cell>) {
+        let mut cells = self.cells.lock();
+        if cells.peek(id).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            cells.pop(id);
+        }
+    }
+
+    async fn retrieve(
+        &self,
+        id: &str,
+        previous: Option<&InquiryView>,
+    ) -> personafs_client::Result<Arc<InquiryView>> {
+        let fetched_at = Instant::now();
+        tracing::debug!(inquiry = %id, "retrieving inquiry");
+        let inquiry = self.api.retrieve_inquiry(id).await?;
+        let files = files_of(&inquiry);
+        // Sizes: `byte-size`, else what the previous view learnt, else a HEAD (in parallel).
+        let sized = futures::stream::iter(files.into_iter().map(|f| async move {
+            let known = f.size.or_else(|| {
+                previous
+                    .and_then(|p| p.file(f.section, &f.name))
+                    .filter(|old| old.object_id == f.object_id && old.role == f.role)
+                    .map(|old| old.size)
+            });
+            let size = match known {
+                Some(s) => Some(s),
+                None => match self.api.file_size(&f.url).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(inquiry = %id, file = %f.name, status = ?e.status(),
+                            "file left out for now: its size cannot be learned: {e}");
+                        None
+                    }
+                },
+            };
+            (f, size)
+        }))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+        // A file without an exact size is not shown (an empty file would be copied as the
+        // document); the view is then retrieved again soon to try once more.
+        let complete = sized.iter().all(|(_, s)| s.is_some());
+        let sized: Vec<_> = sized
+            .into_iter()
+            .filter_map(|(f, s)| s.map(|s| (f, s)))
+            .collect();
+        let mut view = InquiryView::new(&inquiry, fetched_at, sized);
+        view.complete = complete;
+        let view = Arc::new(view);
+        tracing::debug!(inquiry = %id, files = view.files.len(), status = ?view.status,
+            redacted = view.redacted, "inquiry retrieved");
+        if view.redacted {
+            let cache = self.cache.clone();
+            let id = id.to_string();
+            let purged = self
+                .rt
+                .spawn_blocking(move || cache.purge_inquiry(&id))
+                .await
+                .unwrap_or(0);
+            if purged > 0 {
+                tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
+            }
+        }
+        Ok(view)
+    }
+}

@@ -1,0 +1,318 @@
+//! Reading ahead of serial tools. `cp -r`, `rsync` or an image viewer stepping through
+//! photos wait for one file at a time; the filesystem does not have to:
+//! - entering an inquiry retrieves the next few inquiries of the listing in the background,
+//!   so a tree walk does not pay one API round trip per directory;
+//! - opening a file starts downloading the other files of its inquiry and of the next few
+//!   inquiries, a few at a time.
+//!
+//! Bounds: at most `inquiries_ahead` retrieves ahead of the walk (each one the walk would make
+//! anyway), at most `max_downloads` prefetch downloads at once, and at most `max_unread_bytes`
+//! of prefetched data that nobody has opened yet. Prefetch only fills the cache: a file that
+//! the cache cannot take is not prefetched. User reads never wait for a prefetch permit.
+//! What was queued is remembered for the metadata TTL only: a walk after that reads ahead
+//! again, and the memory holds no more than one TTL's worth of inquiries.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use crate::cache::{CacheKey, DiskCache};
+use crate::downloads::Downloads;
+use crate::metadata::listing::Lister;
+use crate::metadata::views::{Need, Views};
+
+/// Larger files are not read ahead: they would compete with what the user is reading.
+const MAX_PREFETCH_FILE: u64 = 32 << 20;
+
+/// How long a prefetched file counts against the budget if nobody opens it.
+const UNREAD_MEMORY: Duration = Duration::from_secs(120);
+
+/// How far and how much to read ahead.
+#[derive(Debug, Clone)]
+pub struct PrefetchConfig {
+    pub enabled: bool,
+    /// Inquiries after the current one (in listing order) to read ahead.
+    pub inquiries_ahead: usize,
+    /// Prefetch downloads in flight at once.
+    pub max_downloads: usize,
+    /// Bytes downloaded ahead that nobody has opened yet.
+    pub max_unread_bytes: u64,
+}
+
+impl Default for PrefetchConfig {
+    fn default() -> Self {
+        PrefetchConfig {
+            enabled: true,
+            inquiries_ahead: 8,
+            max_downloads: 8,
+            max_unread_bytes: 256 << 20,
+        }
+    }
+}
+
+/// When each inquiry was queued, and the same in time order (oldest first).
+#[derive(Default)]
+struct QueuedAt {
+    by_id: HashMap<Arc<str>, Instant>,
+    order: VecDeque<(Arc<str>, Instant)>,
+}
+
+/// Inquiries queued for read-ahead in the last `ttl`, forgotten after it.
+pub(crate) struct Queued {
+    ttl: Duration,
+    at: Mutex<QueuedAt>,
+}
+
+impl Queued {
+    pub(crate) fn new(ttl: Duration) -> Queued {
+        Queued {
+            ttl,
+            at: Mutex::new(QueuedAt::default()),
+        }
+    }
+
+    /// Record `id` as queued now; `false` when it was queued within the TTL already.
+    pub(crate) fn insert(&self, id: &Arc<str>) -> bool {
+        let now = Instant::now();
+        let mut guard = self.at.lock();
+        let QueuedAt { by_id, order } = &mut *guard;
+        // Entries are recorded in time order: the expired ones are at the front.
+        while let Some((old, t)) = order.front() {
+            if now.duration_since(*t) < self.ttl {
+                break;
+            }
+            if by_id.get(old) == Some(t) {
+                by_id.remove(old);
+            }
+            order.pop_front();
+        }
+        if by_id.contains_key(id) {
+            return false;
+        }
+        by_id.insert(id.clone(), now);
+        order.push_back((id.clone(), now));
+        true
+    }
+
+    pub(crate) fn remove(&self, id: &Arc<str>) {
+        self.at.lock().by_id.remove(id);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.at.lock().by_id.len()
+    }
+}
+
+pub(crate) struct Readahead {
+    cfg: PrefetchConfig,
+    rt: tokio::runtime::Handle,
+    cache: Arc<DiskCache>,
+    listing: Arc<Lister>,
+    views: Arc<Views>,
+    downloads: Arc<Downloads>,
+    download_permits: Arc<Semaphore>,
+    retrieve_permits: Arc<Semaphore>,
+    /// Inquiries whose files were queued, and whose metadata was asked for.
+    pub(crate) files_queued: Queued,
+    pub(crate) metadata_queued: Queued,
+    /// Prefetched files not opened yet: digest → (size, when).
+    unread: Mutex<HashMap<String, (u64, Instant)>>,
+    unread_bytes: AtomicU64,
+}
+
+impl Readahead {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        cfg: PrefetchConfig,
+        metadata_ttl: Duration,
+        rt: tokio::runtime::Handle,
+        cache: Arc<DiskCache>,
+        listing: Arc<Lister>,
+        views: Arc<Views>,
+        downloads: Arc<Downloads>,
+    ) -> Readahead {
+        Readahead {
+            download_permits: Arc::new(Semaphore::new(cfg.max_downloads.max(1))),
+            retrieve_permits: Arc::new(Semaphore::new(cfg.inquiries_ahead.clamp(1, 8))),
+            files_queued: Queued::new(metadata_ttl),
+            metadata_queued: Queued::new(metadata_ttl),
+            unread: Mutex::new(HashMap::new()),
+            unread_bytes: AtomicU64::new(0),
+            cfg,
+            rt,
+            cache,
+            listing,
+            views,
+            downloads,
+        }
+    }
+
+    /// `id` and the inquiries after it in the listing, `ahead` of them.
+    fn window(&self, id: &Arc<str>, ahead: usize) -> Vec<Arc<str>> {
+        let mut ids = vec![id.clone()];
+        if let Some(listing) = self.listing.current()
+            && let Some(pos) = listing.ids.iter().position(|x| x == id)
+        {
+            ids.extend(listing.ids.iter().skip(pos + 1).take(ahead).cloned());
+        }
+        ids
+    }
+
+    /// A walk entered inquiry `id`: retrieve the next ones in the background.
+    pub(crate) fn metadata_from(self: &Arc<Self>, id: &Arc<str>) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let this = self.clone();
+        let id = id.clone();
+        self.rt.spawn(async move {
+            for next in this
+                .window(&id, this.cfg.inquiries_ahead)
+                .into_iter()
+                .skip(1)
+            {
+                if !this.metadata_queued.insert(&next) {
+                    continue;
+                }
+                let Ok(permit) = this.retrieve_permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let views = this.views.clone();
+                this.rt.spawn(async move {
+                    let _ = views.view(&next, Need::Metadata).await;
+                    drop(permit);
+                });
+            }
+        });
+    }
+
+    /// A file of inquiry `id` was opened: download its siblings and the next inquiries' files.
+    pub(crate) fn files_from(self: &Arc<Self>, id: &Arc<str>) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let this = self.clone();
+        let id = id.clone();
+        self.rt.spawn(async move {
+            for inquiry in this.window(&id, this.cfg.inquiries_ahead) {
+                if !this.files_queued.insert(&inquiry) {
+                    continue;
+                }
+                if !this.inquiry_files(&inquiry).await {
+                    // Out of budget: let a later open try again.
+                    this.files_queued.remove(&inquiry);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Queue the downloads of one inquiry's files; `false` when the budget ran out.
+    async fn inquiry_files(&self, id: &Arc<str>) -> bool {
+        if !self.cache.is_loaded() {
+            // Just started on a large cache: do not hold up the runtime waiting for its index.
+            return false;
+        }
+        let Ok(view) = self.views.view(id, Need::Urls).await else {
+            return true;
+        };
+        for ((section, name), info) in &view.files {
+            let key = CacheKey {
+                inquiry_id: id.to_string(),
+                object_id: info.object_id.clone(),
+                name: name.to_string(),
+                size: info.size,
+            };
+            if info.size == 0 || self.cache.contains(&key) || self.downloads.downloading(&key) {
+                continue;
+            }
+            if info.size > (self.cache.limits().max_size / 4).min(MAX_PREFETCH_FILE) {
+                continue; // a big file is fetched when somebody asks for it
+            }
+            self.expire_unread();
+            let budget = self.cfg.max_unread_bytes;
+            if self.unread_bytes.load(Ordering::Relaxed) + info.size > budget {
+                return false;
+            }
+            let Ok(permit) = self.download_permits.clone().acquire_owned().await else {
+                return false;
+            };
+            let digest = key.digest();
+            self.unread
+                .lock()
+                .insert(digest.clone(), (info.size, Instant::now()));
+            self.unread_bytes.fetch_add(info.size, Ordering::Relaxed);
+            match self.downloads.download_of(id, *section, name, key) {
+                Ok(Some(dl)) => {
+                    self.rt.spawn(async move {
+                        dl.finished().await;
+                        drop(permit);
+                    });
+                }
+                // Read (and cached) while we waited for a permit.
+                Ok(None) => self.forget_unread(&digest),
+                Err(e) => {
+                    tracing::debug!(inquiry = %id, file = %name, "prefetch not started: {e}");
+                    self.forget_unread(&digest);
+                }
+            }
+        }
+        true
+    }
+
+    fn forget_unread(&self, digest: &str) {
+        if let Some((size, _)) = self.unread.lock().remove(digest) {
+            self.unread_bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Read-ahead nobody opened for a while was a wrong guess, not a debt: stop counting it,
+    /// so one skipped directory does not stop prefetching for good.
+    fn expire_unread(&self) {
+        let mut unread = self.unread.lock();
+        let before: u64 = unread.values().map(|(s, _)| s).sum();
+        unread.retain(|_, (_, at)| at.elapsed() < UNREAD_MEMORY);
+        let after: u64 = unread.values().map(|(s, _)| s).sum();
+        self.unread_bytes
+            .fetch_sub(before - after, Ordering::Relaxed);
+    }
+
+    /// A user opened this file: it no longer counts as read-ahead nobody asked for.
+    pub(crate) fn opened(&self, key: &CacheKey) {
+        if self.cfg.enabled {
+            self.forget_unread(&key.digest());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_inquiries_are_forgotten_after_the_ttl() {
+        let q = Queued::new(Duration::from_millis(40));
+        let a: Arc<str> = Arc::from("inq_a");
+        assert!(q.insert(&a));
+        assert!(!q.insert(&a), "queued once within the TTL");
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(q.insert(&Arc::from("inq_b")));
+        assert_eq!(q.len(), 1, "the expired entry left memory");
+        assert!(q.insert(&a), "queued again after the TTL");
+    }
+
+    #[test]
+    fn a_removed_entry_can_be_queued_again_at_once() {
+        let q = Queued::new(Duration::from_secs(60));
+        let a: Arc<str> = Arc::from("inq_a");
+        assert!(q.insert(&a));
+        q.remove(&a);
+        assert!(q.insert(&a));
+        assert_eq!(q.len(), 1);
+    }
+}
