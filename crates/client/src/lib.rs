@@ -11,6 +11,8 @@ pub mod model;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod units;
 
 use std::time::SystemTime;
