@@ -8,6 +8,8 @@ pub mod fuse;
 mod inode;
 mod prefetch;
 mod reader;
+#[cfg(test)]
+mod tests;
 mod view;
 
 pub use self::core::{Attr, CoreConfig, CoreCounters, DirEntry, FsCore, Kind};

@@ -174,6 +174,11 @@ impl<A: PersonaApi + ?Sized> FaultyApi<A> {
         self.injected.get(call)
     }
 
+    /// Calls of a kind in progress now.
+    pub fn in_flight(&self, call: Call) -> u64 {
+        self.in_flight[call as usize].load(Ordering::SeqCst)
+    }
+
     /// The most calls of a kind that were in progress at once.
     pub fn max_in_flight(&self, call: Call) -> u64 {
         self.max_in_flight[call as usize].load(Ordering::SeqCst)

@@ -180,9 +180,11 @@ pub struct FetchRecord {
     pub end: Option<u64>,
 }
 
+/// A signed URL as issued: what it points to, when, for how long.
 struct Issued {
     file_key: u64,
     at: Instant,
+    lifetime: Duration,
 }
 
 struct State {
@@ -242,7 +244,8 @@ impl MemoryApi {
         }
     }
 
-    /// How long a signed URL is good from its issue; older ones are refused with a 403.
+    /// How long the signed URLs issued from now on are good; older ones are refused with a
+    /// 403, like the files host refuses an expired URL.
     pub fn set_url_lifetime(&self, lifetime: Duration) {
         self.state.lock().url_lifetime = lifetime;
     }
@@ -421,7 +424,7 @@ impl MemoryApi {
             st.refused += 1;
             return Err(http(Host::Files, 403, context));
         };
-        if issued.at.elapsed() >= st.url_lifetime {
+        if issued.at.elapsed() >= issued.lifetime {
             st.refused += 1;
             return Err(http(Host::Files, 403, context));
         }
@@ -497,6 +500,7 @@ impl State {
             Issued {
                 file_key,
                 at: Instant::now(),
+                lifetime: self.url_lifetime,
             },
         );
         let name = url::form_urlencoded::byte_serialize(filename.as_bytes()).collect::<String>();
