@@ -510,48 +510,50 @@ impl State {
     /// The Retrieve-an-Inquiry body, with freshly issued URLs.
     fn retrieve_body(&mut self, id: &str) -> Option<Value> {
         let inq = self.inquiries.get(id)?;
-        let objects: Vec<(String, String, Vec<(u64, FileSpec)>)> = inq
-            .objects
-            .iter()
-            .map(|o| (o.kind.clone(), o.id.clone(), o.files.clone()))
-            .collect();
+        let objects = inq.objects.clone();
         let data = inquiry_resource(inq, &objects);
         let created = rfc3339(inq.created_at);
         let included: Vec<Value> = objects
             .into_iter()
-            .map(|(kind, oid, files)| {
-                let mut attrs = serde_json::Map::new();
-                attrs.insert("status".into(), json!("processed"));
-                attrs.insert("created-at".into(), json!(created));
-                let mut listed = Vec::new();
-                for (key, f) in files {
-                    let url = self.issue(key, &f.filename);
-                    let size = f.size_known.then_some(f.bytes.len());
-                    let entry = json!({"filename": f.filename, "url": url, "byte-size": size});
-                    match &f.attr {
-                        Some(attr) => {
-                            attrs.insert(attr.clone(), entry);
+            .map(
+                |ObjectSpec {
+                     kind,
+                     id: oid,
+                     files,
+                 }| {
+                    let mut attrs = serde_json::Map::new();
+                    attrs.insert("status".into(), json!("processed"));
+                    attrs.insert("created-at".into(), json!(created));
+                    let mut listed = Vec::new();
+                    for (key, f) in files {
+                        let url = self.issue(key, &f.filename);
+                        let size = f.size_known.then_some(f.bytes.len());
+                        let entry = json!({"filename": f.filename, "url": url, "byte-size": size});
+                        match &f.attr {
+                            Some(attr) => {
+                                attrs.insert(attr.clone(), entry);
+                            }
+                            None => listed.push(entry),
                         }
-                        None => listed.push(entry),
                     }
-                }
-                if !listed.is_empty() {
-                    attrs.insert("files".into(), Value::Array(listed));
-                }
-                json!({"type": kind, "id": oid, "attributes": attrs})
-            })
+                    if !listed.is_empty() {
+                        attrs.insert("files".into(), Value::Array(listed));
+                    }
+                    json!({"type": kind, "id": oid, "attributes": attrs})
+                },
+            )
             .collect();
         Some(json!({"data": data, "included": included}))
     }
 }
 
 /// An inquiry resource as `data` of a retrieve (with relationships) or of a list item.
-fn inquiry_resource(inq: &InquiryRec, objects: &[(String, String, Vec<(u64, FileSpec)>)]) -> Value {
+fn inquiry_resource(inq: &InquiryRec, objects: &[ObjectSpec]) -> Value {
     let refs = |family: &str| -> Value {
         objects
             .iter()
-            .filter(|(kind, _, _)| kind.starts_with(family))
-            .map(|(kind, id, _)| json!({"type": kind, "id": id}))
+            .filter(|o| o.kind.starts_with(family))
+            .map(|o| json!({"type": o.kind, "id": o.id}))
             .collect()
     };
     let one = |kind: &str, id: &Option<String>| match id {

@@ -125,7 +125,8 @@ async fn a_url_refused_again_without_progress_fails_with_eio() {
 #[tokio::test]
 async fn concurrent_readers_of_a_stale_inquiry_share_one_retrieve() {
     let mut cfg = config();
-    cfg.file_url_lifetime = Duration::from_millis(100);
+    // Long enough that the one retrieve's view stays fresh for every waiter.
+    cfg.file_url_lifetime = Duration::from_millis(500);
     cfg.url_refresh_margin = 0.0;
     let env = Env::new(sample_api(), cfg);
     let paths: Vec<String> = SAMPLE_FILES
@@ -135,7 +136,7 @@ async fn concurrent_readers_of_a_stale_inquiry_share_one_retrieve() {
     for p in &paths {
         env.lookup(p).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(550)).await;
     env.api.delay(Call::Retrieve, Duration::from_millis(30));
     let reads = (0..16).map(|i| env.read_all(&paths[i % 4]));
     for (i, got) in futures::future::join_all(reads)

@@ -20,7 +20,8 @@ fn big_api() -> MemoryApi {
     mem
 }
 
-/// The big file opened while its download waits to start (its front stays at 0).
+/// The big file opened while its download waits `delay` to start (its front stays at 0).
+/// Tests that never need the download let it wait longer than they run.
 async fn opened_with_slow_download(env: &Env, delay: Duration) -> u64 {
     env.api.delay(Call::Download, delay);
     let ino = env.ino(BIG).await;
@@ -61,7 +62,7 @@ async fn a_far_read_fetches_its_block_with_a_ranged_request() {
 async fn a_far_read_across_a_block_boundary_fetches_both_blocks() {
     let env = Env::new(big_api(), config());
     let expected = env.bytes("inq_big", "doc_1-video.mp4");
-    let fh = opened_with_slow_download(&env, Duration::from_millis(300)).await;
+    let fh = opened_with_slow_download(&env, Duration::from_secs(5)).await;
     let at = 9 * MIB - 1000;
     let got = env.core.read(fh, at, 4000).await.unwrap();
     assert!(got[..] == expected[at as usize..at as usize + 4000]);
@@ -106,7 +107,7 @@ async fn a_far_read_with_a_refused_url_retrieves_once_and_retries() {
     let env = Env::new(big_api(), config());
     let expected = env.bytes("inq_big", "doc_1-video.mp4");
     env.api.fail_next(Call::DownloadRange, 1, Fault::Expired);
-    let fh = opened_with_slow_download(&env, Duration::from_millis(300)).await;
+    let fh = opened_with_slow_download(&env, Duration::from_secs(5)).await;
     let at = 9 * MIB + 1;
     let got = env.core.read(fh, at, 1000).await.unwrap();
     assert!(got[..] == expected[at as usize..at as usize + 1000]);

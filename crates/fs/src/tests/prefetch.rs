@@ -8,6 +8,7 @@ use personafs_client::testing::{Call, FileSpec, InquirySpec, MemoryApi};
 
 use super::{
     Env, SAMPLE_FILES, config, downloads_started, limits, sample_api, sample_inquiry, settle,
+    wait_for,
 };
 use crate::{CoreConfig, PrefetchConfig};
 
@@ -21,6 +22,13 @@ fn with_prefetch(inquiries_ahead: usize, max_downloads: usize, max_unread: u64) 
         },
         ..config()
     }
+}
+
+/// Wait for at least `n` calls of a kind, then until the API is quiet (so that any call
+/// beyond `n` is seen too).
+async fn calls_reach(env: &Env, call: Call, n: u64) {
+    wait_for(&format!("{n} {call:?} calls"), || env.calls(call) >= n).await;
+    settle(env).await;
 }
 
 /// Downloads from the first byte per file (`<object-id>/<slot>`; for tests of one inquiry).
@@ -41,7 +49,8 @@ async fn opening_a_file_downloads_its_siblings_and_the_next_inquiries_files() {
     env.read_all("inq_a/document/doc_1-front-photo.jpg")
         .await
         .unwrap();
-    settle(&env).await;
+    calls_reach(&env, Call::Download, 8).await;
+    wait_for("8 entries", || env.cache.stats().entries >= 8).await;
     assert_eq!(
         env.calls(Call::Download),
         8,
@@ -67,7 +76,8 @@ async fn opening_a_file_downloads_its_siblings_and_the_next_inquiries_files() {
             assert!(got == env.bytes(id, name));
         }
     }
-    settle(&env).await;
+    calls_reach(&env, Call::Download, 12).await;
+    wait_for("12 entries", || env.cache.stats().entries >= 12).await;
     // Opening inq_b's files read ahead inq_c's: every file once, none twice.
     assert_eq!(env.calls(Call::Download), 12, "a file was downloaded twice");
     assert_eq!(env.cache.stats().entries, 12);
@@ -82,7 +92,7 @@ async fn read_ahead_stays_within_its_unread_byte_budget() {
     env.names("").await;
     let user = "inq_a/document/doc_1-front-photo.jpg";
     env.read_all(user).await.unwrap();
-    settle(&env).await;
+    calls_reach(&env, Call::Download, 3).await;
     let fetched: u64 = env
         .mem()
         .fetches()
@@ -100,8 +110,7 @@ async fn read_ahead_stays_within_its_unread_byte_budget() {
     env.read_all("inq_a/document/doc_1-back-photo.jpg")
         .await
         .unwrap();
-    settle(&env).await;
-    assert!(env.calls(Call::Download) > 3, "the budget was freed");
+    wait_for("the budget was freed", || env.calls(Call::Download) > 3).await;
 }
 
 #[tokio::test]
@@ -119,7 +128,7 @@ async fn read_ahead_skips_files_over_32_mib() {
     env.read_all("inq_v/document/doc_1-front-photo.jpg")
         .await
         .unwrap();
-    settle(&env).await;
+    calls_reach(&env, Call::Download, 2).await;
     let files: Vec<_> = downloads_per_file(&env).into_keys().collect();
     assert_eq!(files, ["doc_1/back-photo", "doc_1/front-photo"]);
 }
@@ -133,7 +142,7 @@ async fn read_ahead_skips_files_over_a_quarter_of_the_cache() {
     env.read_all("inq_q/document/doc_2-statement.pdf")
         .await
         .unwrap();
-    settle(&env).await;
+    calls_reach(&env, Call::Download, 3).await;
     let files: Vec<_> = downloads_per_file(&env).into_keys().collect();
     assert_eq!(
         files,
@@ -153,7 +162,7 @@ async fn read_ahead_runs_at_most_max_downloads_at_once() {
     env.api.delay(Call::Download, Duration::from_millis(40));
     let user = "inq_a/selfie/self_1-center-photo.jpg";
     env.read_all(user).await.unwrap();
-    settle(&env).await;
+    calls_reach(&env, Call::Download, 12).await;
     assert_eq!(
         env.calls(Call::Download),
         12,
@@ -183,7 +192,7 @@ async fn read_ahead_does_not_download_again_a_file_read_while_it_waited() {
     assert!(statement.unwrap() == env.bytes("inq_a", "doc_2-statement.pdf"));
     assert!(env.read_fh(first.fh).await.unwrap() == env.bytes("inq_a", "doc_1-back-photo.jpg"));
     env.core.release(first.fh);
-    settle(&env).await;
+    calls_reach(&env, Call::Download, 4).await;
     let per_file = downloads_per_file(&env);
     assert_eq!(per_file.len(), 4, "{per_file:?}");
     assert!(
@@ -198,7 +207,7 @@ async fn entering_an_inquiry_retrieves_the_next_ones_but_downloads_nothing() {
     let env = Env::new(sample_api(), with_prefetch(1, 8, 256 << 20));
     env.names("").await;
     env.names("inq_a").await;
-    settle(&env).await;
+    calls_reach(&env, Call::Retrieve, 2).await;
     assert_eq!(
         env.calls(Call::Retrieve),
         2,
@@ -208,7 +217,7 @@ async fn entering_an_inquiry_retrieves_the_next_ones_but_downloads_nothing() {
         env.names(&format!("{id}/document")).await;
         env.names(&format!("{id}/selfie")).await;
     }
-    settle(&env).await;
+    calls_reach(&env, Call::Retrieve, 3).await;
     assert_eq!(env.calls(Call::Retrieve), 3, "nobody retrieved twice");
     assert_eq!(
         env.calls(Call::Download) + env.calls(Call::DownloadRange),
