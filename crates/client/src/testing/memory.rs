@@ -280,7 +280,8 @@ impl MemoryApi {
         );
     }
 
-    /// An entry only the list endpoint shows (a foreign id, a duplicate of a real one…).
+    /// An entry only the list endpoint shows (a foreign id, a duplicate of a real one…),
+    /// in unfiltered listings; retrieving it answers 404 unless an inquiry has that id.
     pub fn add_listing_only(&self, id: &str, created_at: &str) {
         let t = parse_time(created_at).expect("an RFC 3339 time");
         self.state.lock().listing_only.push((id.to_string(), t));
