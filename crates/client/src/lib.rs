@@ -12,6 +12,8 @@ pub mod ratelimit;
 pub mod redact;
 pub mod retry;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod units;
 
 use std::time::SystemTime;

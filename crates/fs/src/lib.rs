@@ -22,6 +22,8 @@ mod passthrough;
 mod readahead;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use self::config::CoreConfig;
 pub use self::core::{CoreCounters, DirSlot, FsCore, FsStats};
