@@ -63,8 +63,8 @@ install_peers() {
   echo "installing the FUSE peers from Debian: ${missing[*]}" >&2
   local sudo=; [ "$(id -u)" = 0 ] || sudo="sudo -n"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -q "${missing[@]}" >&2 \
-    || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q "${missing[@]}" >&2; } \
+  $sudo apt-get install -y -qq "${missing[@]}" >&2 \
+    || { $sudo apt-get update -qq >&2 && $sudo apt-get install -y -qq "${missing[@]}" >&2; } \
     || echo "could not install ${missing[*]}: their rows will be errors" >&2
 }
 install_peers
