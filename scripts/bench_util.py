@@ -3,17 +3,27 @@
 
   bench_util.py stats BASE                 the mock's counters: api_requests api_list
                                            api_retrieve file_get file_bytes rate_limited
+  bench_util.py config BASE JSON           POST a partial runtime config to the mock
   bench_util.py large-file API_BASE ID     "<file name in the mount>" then its signed URL,
                                            one per line (key from PERSONA_API_KEY)
   bench_util.py hashes DIR                 sorted SHA-256 of every file but *.json under DIR
-  bench_util.py add RESULTS NAME PERSONAFS_S PEER_S TARGET OK NOTES
-                                           append one result (ratio = personafs_s / peer_s)
+  bench_util.py median X...                the median of the numbers
+  bench_util.py free-port                  a free TCP port on 127.0.0.1
+  bench_util.py add RESULTS NAME SUBJECT_S LIMIT_S TARGET OK NOTES [OPTION...]
+                                           append one result (ratio = SUBJECT_S / LIMIT_S);
+                                           TARGET/OK is the row's first target; options:
+                                           --target LABEL=true|false  one more target
+                                           --stretch LABEL=true|false a stretch goal (reported,
+                                                                      not part of the row's ok)
+                                           --subject NAME  what was measured (default personafs)
   bench_util.py report RESULTS OUT         markdown table on stdout, JSON list to OUT
 """
 
 import hashlib
 import json
 import os
+import socket
+import statistics
 import sys
 import urllib.request
 
@@ -24,6 +34,15 @@ def stats(base):
     with urllib.request.urlopen(base.rstrip("/") + "/_mock/stats", timeout=30) as r:
         body = json.load(r)
     print(" ".join(str(body.get(k, 0)) for k in STATS))
+
+
+def config(base, body):
+    """Change the mock's runtime config (docs/MOCK.md), e.g. files_bandwidth."""
+    request = urllib.request.Request(
+        base.rstrip("/") + "/_mock/config", data=body.encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        json.load(r)
 
 
 def large_file(api_base, inquiry_id):
@@ -62,19 +81,51 @@ def hashes(root):
         print(digest)
 
 
+def median(*values):
+    print(f"{statistics.median(float(v) for v in values):.4f}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+
+
 def number(text):
     return None if text in ("", "-", "null") else float(text)
 
 
-def add(results, name, personafs_s, peer_s, target, ok, notes):
-    p, q = number(personafs_s), number(peer_s)
+def add(results, name, subject_s, limit_s, target, ok, notes, *options):
+    p, q = number(subject_s), number(limit_s)
+    targets = [{"target": target, "ok": ok == "true"}]
+    subject = "personafs"
+    it = iter(options)
+    for option in it:
+        value = next(it, None)
+        if value is None:
+            sys.exit(f"bench_util.py add: {option} needs a value")
+        if option == "--subject":
+            subject = value
+        elif option in ("--target", "--stretch"):
+            label, _, flag = value.rpartition("=")
+            if flag not in ("true", "false") or not label:
+                sys.exit(f"bench_util.py add: {option} wants LABEL=true|false, not {value!r}")
+            entry = {"target": label, "ok": flag == "true"}
+            if option == "--stretch":
+                entry["stretch"] = True
+            targets.append(entry)
+        else:
+            sys.exit(f"bench_util.py add: unknown option {option}")
     row = {
         "name": name,
+        "subject": subject,
         "personafs_s": None if p is None else round(p, 4),
         "peer_s": None if q is None else round(q, 4),
         "ratio": round(p / q, 4) if p is not None and q else None,
-        "target": target,
-        "ok": ok == "true",
+        "target": "; ".join(("stretch: " if t.get("stretch") else "") + t["target"]
+                            for t in targets),
+        "ok": all(t["ok"] for t in targets if not t.get("stretch")),
+        "targets": targets,
         "notes": notes,
     }
     with open(results, "a") as f:
@@ -94,18 +145,27 @@ def report(results, out):
     def cell(v, fmt):
         return "–" if v is None else fmt.format(v)
 
-    print("| workload | personafs s | peer s | ratio | target | ok | notes |")
+    def targets(r):
+        ts = r.get("targets") or [{"target": r["target"], "ok": r["ok"]}]
+        if len(ts) == 1:
+            return ts[0]["target"]
+        return "; ".join(("stretch " if t.get("stretch") else "") + t["target"]
+                         + (" ✓" if t["ok"] else " ✗") for t in ts)
+
+    # "s" is the subject's time (personafs, or the FUSE peer the row names); "vs s" what it is
+    # held against: local disk, curl, or the peer script.
+    print("| workload | s | vs s | ratio | target | ok | notes |")
     print("|---|---:|---:|---:|---|:-:|---|")
     for r in rows:
         print(f"| {r['name']} | {cell(r['personafs_s'], '{:.3f}')} | "
-              f"{cell(r['peer_s'], '{:.3f}')} | {cell(r['ratio'], '{:.3f}')} | {r['target']} | "
+              f"{cell(r['peer_s'], '{:.3f}')} | {cell(r['ratio'], '{:.3f}')} | {targets(r)} | "
               f"{'yes' if r['ok'] else '**no**'} | {r['notes']} |")
 
 
 def main():
     command, args = sys.argv[1], sys.argv[2:]
-    {"stats": stats, "large-file": large_file, "hashes": hashes, "add": add,
-     "report": report}[command](*args)
+    {"stats": stats, "config": config, "large-file": large_file, "hashes": hashes,
+     "median": median, "free-port": free_port, "add": add, "report": report}[command](*args)
 
 
 if __name__ == "__main__":
