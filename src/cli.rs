@@ -58,6 +58,18 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page: personafs man > personafs.1
     Man,
+    /// Show what running mounts are doing: API calls, downloads, cache, errors.
+    Status(StatusArgs),
+}
+
+/// `personafs status [MOUNTPOINT] [--json]`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The mount to ask [default: every personafs mount of yours]
+    pub mountpoint: Option<PathBuf>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `personafs mount <MOUNTPOINT> [--config FILE] [options]`.
@@ -298,6 +310,17 @@ pub struct MountOptions {
     /// <cache dir>/personafs.log; the journal under systemd]
     #[arg(long, value_name = "FILE", env = "PERSONAFS_LOG_FILE", help_heading = LOGGING)]
     pub log_file: Option<PathBuf>,
+
+    /// Append one JSON line per open of a file (who, when, which program, which file) to
+    /// this file, created 0600; reopened on SIGHUP [default: none]
+    #[arg(long, value_name = "FILE", env = "PERSONAFS_AUDIT_LOG", help_heading = LOGGING)]
+    pub audit_log: Option<PathBuf>,
+
+    /// Serve Prometheus metrics on /metrics at this address (a bare port means
+    /// 127.0.0.1:PORT) [default: none]
+    #[arg(long, value_name = "ADDR", env = "PERSONAFS_METRICS_LISTEN",
+          value_parser = crate::metrics::parse_listen, help_heading = LOGGING)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 
     /// Most API requests per minute
     #[arg(long, value_name = "N", default_value = "300", env = "PERSONAFS_API_RATE_LIMIT",

@@ -63,6 +63,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "threads",
     "log_level",
     "log_file",
+    "audit_log",
+    "metrics_listen",
     "api_rate_limit",
     "request_timeout",
     "io_timeout",
@@ -172,6 +174,10 @@ pub struct MountConfig {
     pub log_level: String,
     /// Log file (absolute); `None` = the default destination.
     pub log_file: Option<PathBuf>,
+    /// One JSON line per open of a file (`--audit-log`).
+    pub audit_log: Option<PathBuf>,
+    /// Where `/metrics` is served (`--metrics-listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Stay attached to the terminal instead of daemonizing.
     pub foreground: bool,
     /// Most API requests per minute (at least 1).

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Man => cli::man_page(&mut std::io::stdout()).map_err(anyhow::Error::from),
+        Command::Status(args) => personafs::status::run(args.mountpoint.as_deref(), args.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,14 +130,19 @@ fn serve(
             })?
         }
     };
-    let api: Arc<dyn PersonaApi> =
+    let tele = Arc::new(personafs_client::telemetry::Telemetry::default());
+    let http: Arc<dyn PersonaApi> =
         Arc::new(HttpClient::new(client_config(&cfg, key, extra_hosts))?);
+    let api: Arc<dyn PersonaApi> = Arc::new(personafs_client::telemetry::CountedApi::new(
+        http,
+        tele.clone(),
+    ));
     notify::status("checking the Persona API");
     let first_page = rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
     notify::status(&format!("mounting at {}", cfg.mountpoint.display()));
     let pipe = pipe.clone();
     let mountpoint = cfg.mountpoint.clone();
-    mount::serve(&rt, api, &cfg, Some(first_page), move || {
+    mount::serve(&rt, api, tele, &cfg, Some(first_page), move || {
         notify::ready(&mountpoint);
         daemon::report_ready(pipe.lock().take())
     })

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::MountConfig;
+use personafs_client::telemetry::{Snapshot, Telemetry};
 use personafs_client::{InquiryPage, PersonaApi};
 use personafs_fs::cache::{CacheLimits, DiskCache};
 use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
@@ -88,6 +89,7 @@ enum Event {
 pub fn serve(
     rt: &tokio::runtime::Runtime,
     api: Arc<dyn PersonaApi>,
+    tele: Arc<Telemetry>,
     cfg: &MountConfig,
     first_page: Option<InquiryPage>,
     ready: impl FnOnce(),
@@ -116,13 +118,27 @@ pub fn serve(
     }
     let core_cfg = CoreConfig {
         runtime: Some(rt.handle().clone()),
+        telemetry: tele.clone(),
         ..core_config(cfg)
     };
-    let core = FsCore::new(api, cache, core_cfg);
+    let core = FsCore::new(api, cache.clone(), core_cfg);
     if let Some(page) = first_page {
         core.seed_listing(page);
     }
-    let fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
+    let snapshot = snapshot_fn(&core, &cache, &tele, cfg);
+    let _status =
+        crate::status::StatusServer::start(rt.handle(), &cfg.mountpoint, snapshot.clone())
+            .map_err(|e| tracing::warn!("personafs status will not reach this mount: {e:#}"))
+            .ok();
+    if let Some(addr) = cfg.metrics_listen {
+        crate::metrics::serve(rt.handle(), addr, snapshot)?;
+    }
+    let mut fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
+    if let Some(path) = &cfg.audit_log {
+        let log = crate::audit::AuditLog::open(path)?;
+        log.reopen_on_sighup(rt.handle())?;
+        fs = fs.with_audit(log);
+    }
     let opts = fuse_options(cfg);
     let mut session = fuser::Session::new(
         fs,
@@ -138,6 +154,8 @@ pub fn serve(
         .spawn(move || {
             let _ = session_tx.send(Event::SessionEnded(session.run()));
         })?;
+    // With an audit log, SIGHUP means "reopen it" (log rotation), not "unmount".
+    let hup_unmounts = cfg.audit_log.is_none();
     rt.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -150,7 +168,7 @@ pub fn serve(
         let name = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
-            _ = hup.recv() => "SIGHUP",
+            _ = hup.recv(), if hup_unmounts => "SIGHUP",
         };
         let _ = tx.send(Event::Signal(name));
     });
@@ -177,6 +195,35 @@ pub fn serve(
     }
     let _ = worker.join();
     Ok(())
+}
+
+/// What `personafs status` and `/metrics` read: the counters, plus what the core and the
+/// cache hold now.
+fn snapshot_fn(
+    core: &Arc<FsCore>,
+    cache: &Arc<DiskCache>,
+    tele: &Arc<Telemetry>,
+    cfg: &MountConfig,
+) -> crate::status::SnapshotFn {
+    let (core, cache, tele) = (Arc::downgrade(core), cache.clone(), tele.clone());
+    let mountpoint = cfg.mountpoint.display().to_string();
+    let rate = cfg.api_rate_limit;
+    Arc::new(move || {
+        let mut s: Snapshot = tele.snapshot();
+        s.mountpoint = mountpoint.clone();
+        s.pid = std::process::id();
+        s.rate_limit_per_minute = rate;
+        let c = cache.stats();
+        s.cache_bytes = c.bytes;
+        s.cache_max_bytes = c.max_size;
+        s.cache_files = c.entries as u64;
+        if let Some(core) = core.upgrade() {
+            s.metadata_entries = core.view_count() as u64;
+            s.inodes = core.inode_count() as u64;
+            s.open_handles = core.open_handles() as u64;
+        }
+        s
+    })
 }
 
 /// A `stat` of the mount's root goes through our own session: it proves the mount answers,

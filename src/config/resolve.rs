@@ -133,6 +133,8 @@ fn resolve_options(
         threads: s.required("threads", parse::parse_positive)?,
         log_level: s.required("log_level", parse::parse_log_level)?,
         log_file: s.path("log_file")?,
+        audit_log: s.path("audit_log")?,
+        metrics_listen: s.value("metrics_listen", crate::metrics::parse_listen)?,
         foreground: s.required("foreground", parse::parse_bool)?,
         api_rate_limit: s.required("api_rate_limit", parse::parse_rate)?,
         request_timeout: s.required("request_timeout", parse::parse_duration)?,

@@ -201,6 +201,84 @@ pub fn errno_name(errno: i32) -> &'static str {
     }
 }
 
+/// A `PersonaApi` that counts every call by kind, the 429s that reach it, and whether Persona
+/// answers at all (a network failure marks the mount offline until a call succeeds).
+pub struct CountedApi {
+    inner: std::sync::Arc<dyn crate::PersonaApi>,
+    tele: std::sync::Arc<Telemetry>,
+}
+
+impl CountedApi {
+    pub fn new(
+        inner: std::sync::Arc<dyn crate::PersonaApi>,
+        tele: std::sync::Arc<Telemetry>,
+    ) -> CountedApi {
+        CountedApi { inner, tele }
+    }
+
+    fn seen<T>(&self, kind: ApiCall, result: crate::Result<T>) -> crate::Result<T> {
+        self.tele.api_call(kind);
+        match &result {
+            Ok(_) => self.tele.set_offline(false),
+            Err(crate::Error::Network { .. }) => self.tele.set_offline(true),
+            Err(e) => {
+                if e.status() == Some(429) {
+                    self.tele.rate_limited.fetch_add(1, Relaxed);
+                }
+                // Any HTTP answer means Persona is reachable.
+                if e.status().is_some() {
+                    self.tele.set_offline(false);
+                }
+            }
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::PersonaApi for CountedApi {
+    async fn list_page(
+        &self,
+        filters: &crate::ListFilters,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> crate::Result<crate::InquiryPage> {
+        let r = self.inner.list_page(filters, after, page_size).await;
+        self.seen(ApiCall::List, r)
+    }
+
+    async fn retrieve_inquiry(&self, id: &str) -> crate::Result<crate::RetrievedInquiry> {
+        let r = self.inner.retrieve_inquiry(id).await;
+        self.seen(ApiCall::Retrieve, r)
+    }
+
+    async fn file_size(&self, url: &str) -> crate::Result<u64> {
+        let r = self.inner.file_size(url).await;
+        self.seen(ApiCall::Head, r)
+    }
+
+    async fn download(
+        &self,
+        url: &str,
+        offset: u64,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> crate::Result<u64> {
+        let r = self.inner.download(url, offset, out).await;
+        self.seen(ApiCall::Download, r)
+    }
+
+    async fn download_range(
+        &self,
+        url: &str,
+        start: u64,
+        end: u64,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> crate::Result<u64> {
+        let r = self.inner.download_range(url, start, end, out).await;
+        self.seen(ApiCall::Range, r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,10 @@
 //! How the core behaves; see `MountConfig` for what each setting means to a user.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use personafs_client::ListFilters;
+use personafs_client::telemetry::Telemetry;
 
 use crate::readahead::PrefetchConfig;
 
@@ -27,6 +29,8 @@ pub struct CoreConfig {
     /// The runtime the core runs its background work on. `None`: the runtime `FsCore::new`
     /// is called in (it then panics outside one).
     pub runtime: Option<tokio::runtime::Handle>,
+    /// Where the core counts what it does (for `personafs status` and `/metrics`).
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Default for CoreConfig {
@@ -47,6 +51,7 @@ impl Default for CoreConfig {
             prefetch: PrefetchConfig::default(),
             max_views: 10_000,
             runtime: None,
+            telemetry: Arc::default(),
         }
     }
 }

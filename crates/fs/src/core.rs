@@ -82,6 +82,7 @@ impl FsCore {
             views.clone(),
             rt.clone(),
             counters.clone(),
+            cfg.telemetry.clone(),
         ));
         let readahead = Arc::new(Readahead::new(
             cfg.prefetch.clone(),
@@ -286,7 +287,9 @@ impl FsCore {
             Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
             _ => return Err(FsError::is_dir()),
         };
-        Ok(self.handles.register(handle))
+        let opened = self.handles.register(handle);
+        self.count_open(&opened);
+        Ok(opened)
     }
 
     /// Open a file without waiting on anything: only when its inquiry's view is at hand and
@@ -309,7 +312,57 @@ impl FsCore {
         }
         let cached = self.cache.open(&key)?;
         self.readahead.opened(&key);
-        Some(self.handles.register(Handle::Cached(cached)))
+        let opened = self.handles.register(Handle::Cached(cached));
+        self.count_open(&opened);
+        Some(opened)
+    }
+
+    fn count_open(&self, opened: &Opened) {
+        use crate::audit::Source;
+        let t = &self.cfg.telemetry;
+        t.opens.fetch_add(1, Ordering::Relaxed);
+        match opened.source {
+            Source::Cache => t.cache_hits.fetch_add(1, Ordering::Relaxed),
+            Source::Network => t.cache_misses.fetch_add(1, Ordering::Relaxed),
+            Source::Memory => 0,
+        };
+    }
+
+    /// The mount's counters (shared with the client and the binary).
+    pub fn telemetry(&self) -> &Arc<personafs_client::telemetry::Telemetry> {
+        &self.cfg.telemetry
+    }
+
+    /// What an inode is, for the audit log: its path in the mount, inquiry, object and size
+    /// as last seen; `None` for directories and unknown inodes.
+    pub fn describe(&self, ino: u64) -> Option<crate::audit::OpenedFile> {
+        let (id, section, name) = match self.meta.node(ino).ok()? {
+            Node::InquiryJson(id) => (id, None, None),
+            Node::File(id, section, name) => (id, Some(section), Some(name)),
+            _ => return None,
+        };
+        let view = self.meta.views.fresh_now(&id);
+        let (path, object_id, size) = match (section, &name) {
+            (Some(section), Some(name)) => {
+                let info = view.as_ref().and_then(|v| v.file(section, name).cloned());
+                (
+                    format!("inquiries/{id}/{}/{name}", section.dir_name()),
+                    info.as_ref().map(|i| i.object_id.clone()),
+                    info.map(|i| i.size).unwrap_or(0),
+                )
+            }
+            _ => (
+                format!("inquiries/{id}/inquiry.json"),
+                None,
+                view.map(|v| v.json.len() as u64).unwrap_or(0),
+            ),
+        };
+        Some(crate::audit::OpenedFile {
+            path,
+            inquiry_id: id.to_string(),
+            object_id,
+            size,
+        })
     }
 
     async fn open_file(&self, id: &Arc<str>, section: Section, name: &str) -> FsResult<Handle> {

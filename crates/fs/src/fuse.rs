@@ -16,6 +16,7 @@ use fuser::{
 };
 use tokio::runtime::Handle as Runtime;
 
+use crate::audit::{AuditSink, OpenRecord, Source};
 use crate::core::FsCore;
 use crate::error::FsError;
 use crate::handles::Opened;
@@ -49,11 +50,43 @@ pub struct PersonaFs {
     rt: Runtime,
     ttl: Duration,
     passthrough: Arc<Passthrough<BackingId>>,
+    audit: Option<Arc<dyn AuditSink>>,
+}
+
+/// Who asked for an open, for the audit log.
+#[derive(Clone, Copy)]
+struct Opener {
+    uid: u32,
+    gid: u32,
+    pid: u32,
+}
+
+/// One audit record for an open of `ino` (files only; directories are not audited).
+fn audit_open(
+    sink: &Option<Arc<dyn AuditSink>>,
+    core: &FsCore,
+    who: Opener,
+    ino: u64,
+    outcome: Result<Source, i32>,
+) {
+    let Some(sink) = sink else { return };
+    let file = core.describe(ino);
+    if file.is_none() && outcome.is_ok() {
+        return;
+    }
+    sink.record(OpenRecord {
+        uid: who.uid,
+        gid: who.gid,
+        pid: who.pid,
+        file,
+        outcome,
+    });
 }
 
 /// The errno of a failed request, logged once here with the operation: a missing name is
 /// routine (shells probe for files all the time), anything else is worth a warning.
-fn failed(op: &'static str, e: &FsError) -> Errno {
+fn failed(core: &FsCore, op: &'static str, e: &FsError) -> Errno {
+    core.telemetry().error(e.errno());
     match e.errno() {
         libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::EBADF => {
             tracing::debug!(op, errno = e.errno(), "{op} failed: {e}")
@@ -97,7 +130,14 @@ impl PersonaFs {
             rt,
             ttl,
             passthrough: Arc::new(Passthrough::default()),
+            audit: None,
         }
+    }
+
+    /// Record every open of a file in `sink`.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
     }
 }
 
@@ -189,14 +229,14 @@ impl fuser::Filesystem for PersonaFs {
         // costs more than the answer itself.
         match self.core.lookup_now(parent.0, &name) {
             Some(Ok(a)) => return reply.entry(&self.ttl, &fuse_attr(&a), Generation(0)),
-            Some(Err(e)) => return reply.error(failed("lookup", &e)),
+            Some(Err(e)) => return reply.error(failed(&self.core, "lookup", &e)),
             None => {}
         }
         let (core, ttl) = (self.core.clone(), self.ttl);
         self.rt.spawn(async move {
             match core.lookup(parent.0, &name).await {
                 Ok(a) => reply.entry(&ttl, &fuse_attr(&a), Generation(0)),
-                Err(e) => reply.error(failed("lookup", &e)),
+                Err(e) => reply.error(failed(&core, "lookup", &e)),
             }
         });
     }
@@ -210,33 +250,48 @@ impl fuser::Filesystem for PersonaFs {
         tracing::trace!(ino = ino.0, "getattr");
         match self.core.getattr_now(ino.0) {
             Some(Ok(a)) => return reply.attr(&self.ttl, &fuse_attr(&a)),
-            Some(Err(e)) => return reply.error(failed("getattr", &e)),
+            Some(Err(e)) => return reply.error(failed(&self.core, "getattr", &e)),
             None => {}
         }
         let (core, ttl) = (self.core.clone(), self.ttl);
         self.rt.spawn(async move {
             match core.getattr(ino.0).await {
                 Ok(a) => reply.attr(&ttl, &fuse_attr(&a)),
-                Err(e) => reply.error(failed("getattr", &e)),
+                Err(e) => reply.error(failed(&core, "getattr", &e)),
             }
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let who = Opener {
+            uid: req.uid(),
+            gid: req.gid(),
+            pid: req.pid(),
+        };
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            self.core.telemetry().error(libc::EROFS);
+            audit_open(&self.audit, &self.core, who, ino.0, Err(libc::EROFS));
             return reply.error(Errno::EROFS);
         }
         tracing::trace!(ino = ino.0, "open");
         // Warm files open right here: a local open, no network, no waiting.
         if let Some(o) = self.core.try_open_cached(ino.0) {
+            audit_open(&self.audit, &self.core, who, ino.0, Ok(o.source));
             return answer_open(&self.core, &self.passthrough, reply, ino.0, o);
         }
         let core = self.core.clone();
         let passthrough = self.passthrough.clone();
+        let audit = self.audit.clone();
         self.rt.spawn(async move {
             match core.open(ino.0).await {
-                Ok(o) => answer_open(&core, &passthrough, reply, ino.0, o),
-                Err(e) => reply.error(failed("open", &e)),
+                Ok(o) => {
+                    audit_open(&audit, &core, who, ino.0, Ok(o.source));
+                    answer_open(&core, &passthrough, reply, ino.0, o)
+                }
+                Err(e) => {
+                    audit_open(&audit, &core, who, ino.0, Err(e.errno()));
+                    reply.error(failed(&core, "open", &e))
+                }
             }
         });
     }
@@ -257,7 +312,7 @@ impl fuser::Filesystem for PersonaFs {
         self.rt.spawn(async move {
             match core.read(fh.0, offset, size).await {
                 Ok(data) => reply.data(&data),
-                Err(e) => reply.error(failed("read", &e)),
+                Err(e) => reply.error(failed(&core, "read", &e)),
             }
         });
     }
@@ -294,14 +349,14 @@ impl fuser::Filesystem for PersonaFs {
         tracing::trace!(ino = ino.0, "opendir");
         match self.core.opendir_now(ino.0) {
             Some(Ok(fh)) => return reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Some(Err(e)) => return reply.error(failed("opendir", &e)),
+            Some(Err(e)) => return reply.error(failed(&self.core, "opendir", &e)),
             None => {}
         }
         let core = self.core.clone();
         self.rt.spawn(async move {
             match core.opendir(ino.0).await {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                Err(e) => reply.error(failed("opendir", &e)),
+                Err(e) => reply.error(failed(&core, "opendir", &e)),
             }
         });
     }
@@ -319,7 +374,7 @@ impl fuser::Filesystem for PersonaFs {
         });
         match listed {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(failed("readdir", &e)),
+            Err(e) => reply.error(failed(&self.core, "readdir", &e)),
         }
     }
 
@@ -344,7 +399,7 @@ impl fuser::Filesystem for PersonaFs {
         });
         match listed {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(failed("readdirplus", &e)),
+            Err(e) => reply.error(failed(&self.core, "readdirplus", &e)),
         }
     }
 

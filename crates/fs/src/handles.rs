@@ -28,6 +28,8 @@ pub struct Opened {
     /// The complete cache file, when there is one: the kernel can read it directly
     /// (FUSE passthrough) without asking us for each block.
     pub backing: Option<File>,
+    /// Where its bytes come from (for the audit log).
+    pub source: crate::audit::Source,
 }
 
 pub(crate) struct Handles {
@@ -49,12 +51,18 @@ impl Handles {
             Handle::Cached(c) => c.file.try_clone().ok(),
             _ => None,
         };
+        let source = match &handle {
+            Handle::Bytes(_) => crate::audit::Source::Memory,
+            Handle::Cached(_) => crate::audit::Source::Cache,
+            Handle::Streaming(_) => crate::audit::Source::Network,
+        };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.open.lock().insert(fh, Arc::new(handle));
         Opened {
             fh,
             keep_cache,
             backing,
+            source,
         }
     }
 

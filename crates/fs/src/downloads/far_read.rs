@@ -99,6 +99,9 @@ impl Downloads {
                     .into());
                 }
                 Err(e) if url_refused(&e) && matches!(need, Need::Urls) => {
+                    self.tele
+                        .url_refreshes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     need = Need::NewerThan(fetched_at);
                 }
                 Err(e) => return Err(e.into()),

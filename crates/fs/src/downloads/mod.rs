@@ -23,6 +23,7 @@ use crate::cache::{CacheKey, Checksum, DiskCache, TempEntry};
 use crate::core::CoreCounters;
 use crate::error::{FsError, FsResult};
 use crate::metadata::views::{Need, Views};
+use personafs_client::telemetry::Telemetry;
 use personafs_client::{Error, PersonaApi, Section};
 
 /// The files host refused a signed URL: it went bad earlier than we thought, or the file is
@@ -48,6 +49,7 @@ pub(crate) struct Downloads {
     views: Arc<Views>,
     rt: tokio::runtime::Handle,
     counters: Arc<CoreCounters>,
+    tele: Arc<Telemetry>,
     /// Downloads in progress by cache-key digest; each leaves when it ends.
     registry: Mutex<HashMap<String, Weak<Download>>>,
 }
@@ -59,6 +61,7 @@ impl Downloads {
         views: Arc<Views>,
         rt: tokio::runtime::Handle,
         counters: Arc<CoreCounters>,
+        tele: Arc<Telemetry>,
     ) -> Downloads {
         Downloads {
             api,
@@ -66,6 +69,7 @@ impl Downloads {
             views,
             rt,
             counters,
+            tele,
             registry: Mutex::new(HashMap::new()),
         }
     }
@@ -118,6 +122,7 @@ impl Downloads {
         drop(registry);
         tracing::debug!(inquiry = %id, file = %name, size = key.size, "download started");
         self.counters.downloads.fetch_add(1, Ordering::Relaxed);
+        self.tele.downloads_active.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         let task_dl = dl.clone();
         self.rt.spawn(async move {
@@ -135,6 +140,14 @@ impl Downloads {
             hasher: Checksum::new(),
         };
         let result = self.fetch(&mut sink).await;
+        let t = &self.tele;
+        t.downloads_active.fetch_sub(1, Ordering::Relaxed);
+        t.bytes_downloaded
+            .fetch_add(dl.written(), Ordering::Relaxed);
+        match &result {
+            Ok(()) => t.downloads_done.fetch_add(1, Ordering::Relaxed),
+            Err(_) => t.downloads_failed.fetch_add(1, Ordering::Relaxed),
+        };
         match result {
             Ok(()) => {
                 let checksum = sink.hasher.finish();
@@ -188,6 +201,7 @@ impl Downloads {
                 Err(e) if url_refused(&e) && refused_at != Some(dl.written()) => {
                     tracing::debug!(inquiry = %dl.id, status = ?e.status(), "file URL refused; retrieving the inquiry again");
                     refused_at = Some(dl.written());
+                    self.tele.url_refreshes.fetch_add(1, Ordering::Relaxed);
                     need = Need::NewerThan(fetched_at);
                 }
                 Err(e) => return Err(e.into()),
