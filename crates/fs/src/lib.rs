@@ -8,6 +8,7 @@ pub mod fuse;
 mod inode;
 mod prefetch;
 mod reader;
+pub mod store;
 mod view;
 
 pub use self::core::{Attr, CoreConfig, CoreCounters, DirEntry, FsCore, Kind};
