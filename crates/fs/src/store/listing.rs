@@ -263,8 +263,27 @@ impl MetadataStore {
                 )?
                 .execute(params![generation, CHUNK as i64])?;
             if n == 0 {
+                break;
+            }
+        }
+        self.release_free_pages()
+    }
+
+    /// Give the pages freed by deletes back to the filesystem, a chunk per call.
+    fn release_free_pages(&self) -> Result<(), StoreError> {
+        let mut before = i64::MAX;
+        loop {
+            let conn = self.conn.lock();
+            let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            // Stops too should a file somehow lack incremental vacuum (nothing then moves).
+            if free == 0 || free >= before {
                 return Ok(());
             }
+            before = free;
+            // `incremental_vacuum` returns no rows; stepping it through does the work.
+            let mut stmt = conn.prepare_cached("PRAGMA incremental_vacuum(2000)")?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
         }
     }
 

@@ -182,6 +182,12 @@ fn check_and_prepare(conn: &Connection) -> Result<Option<String>, rusqlite::Erro
             return Ok(Some(format!("failed its integrity check ({check})")));
         }
     }
+    if fresh {
+        // Free pages (a replaced listing of a million rows is a hundred MiB) can be given back
+        // to the filesystem, a chunk at a time (`MetadataStore::release_free_pages`). Only
+        // possible on an empty file: before the WAL switch writes its first page.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     // WAL: a writer never blocks readers and a crash loses at most the transaction in
     // flight; NORMAL syncs at checkpoints, enough against a process crash (`kill -9`).
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;

@@ -426,6 +426,11 @@ fn a_listing_is_paged_found_by_id_and_replaced_whole() {
         .query_row("SELECT COUNT(*) FROM listing", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 10);
+    // Their pages were given back, not kept as free space in the file.
+    let conn = store.conn.lock();
+    let pragma = |name: &str| -> i64 { conn.pragma_query_value(None, name, |r| r.get(0)).unwrap() };
+    assert_eq!(pragma("auto_vacuum"), 2, "not incremental");
+    assert_eq!(pragma("freelist_count"), 0);
 }
 
 #[test]
