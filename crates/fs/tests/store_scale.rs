@@ -73,7 +73,7 @@ fn a_million_listed_inquiries_are_written_and_paged_in_bounded_memory() {
             assert_eq!(*r, row(next + k as u64));
         }
         next += page.len() as u64;
-        if next % 100_000 == 0 {
+        if next.is_multiple_of(100_000) {
             peak = peak.max(rss());
         }
     }

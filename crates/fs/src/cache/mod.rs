@@ -4,8 +4,7 @@
 //! - `data/<digest>`       the bytes of one complete, verified file;
 //! - `data/<digest>.meta`  JSON: inquiry id, size, BLAKE3 checksum, time cached;
 //! - `tmp/`                downloads in progress (left-overs are removed at start);
-//! - `lock`                held (`flock`) by the one mount or command using the directory
-//!                         (`owner`);
+//! - `lock`                held (`flock`) by the one mount or command using it (`owner`);
 //! - `metadata.sqlite`     the metadata store (`crate::store`).
 //!
 //! `<digest>` is a SHA-256 over the file's identity, so no Persona id or filename shows in a

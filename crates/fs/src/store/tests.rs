@@ -375,7 +375,14 @@ fn a_value_that_looks_like_a_secret_is_refused_and_not_written() {
 fn listed_rows(range: std::ops::Range<u64>) -> impl Iterator<Item = ListedInquiry> {
     range.map(|n| ListedInquiry {
         id: format!("inq_{n:08}"),
-        status: Some(if n % 3 == 0 { "approved" } else { "pending" }.into()),
+        status: Some(
+            if n.is_multiple_of(3) {
+                "approved"
+            } else {
+                "pending"
+            }
+            .into(),
+        ),
         updated_at: Some(at(1_700_000_000 + n, (n % 1000) as u32 * 1_000_000)),
         redacted_at: (n % 10 == 7).then(|| at(1_750_000_000, 0)),
     })
@@ -480,7 +487,7 @@ fn crash_inquiry(n: u64, round: u64) -> StoredInquiry {
     let count = 1 + (n + round) % 7;
     let files = (0..count)
         .map(|k| StoredFile {
-            section: if k % 2 == 0 {
+            section: if k.is_multiple_of(2) {
                 Section::Document
             } else {
                 Section::Selfie
