@@ -93,17 +93,24 @@ fn a_million_listed_inquiries_are_written_and_paged_in_bounded_memory() {
     let size_rewritten = on_disk();
     drop(store);
     let size = std::fs::metadata(&file).unwrap().len();
+    // Reopening checks the whole file (`quick_check`) before trusting it.
+    let start = Instant::now();
+    let store = MetadataStore::open(dir.path()).unwrap();
+    let reopen_time = start.elapsed();
+    assert!(store.rebuilt().is_none());
+    assert_eq!(store.listing().unwrap().unwrap().count, ROWS);
 
     eprintln!(
         "store at {ROWS} listed inquiries: write {:.2?}, page through {:.2?}, rewrite {:.2?}, \
          on disk {:.1} MiB after the first write, {:.1} MiB after the rewrite, {:.1} MiB \
-         closed; RSS growth {:.1} MiB (bound {:.1} MiB)",
+         closed; reopen {:.2?}; RSS growth {:.1} MiB (bound {:.1} MiB)",
         write_time,
         page_time,
         rewrite_time,
         size_first as f64 / (1 << 20) as f64,
         size_rewritten as f64 / (1 << 20) as f64,
         size as f64 / (1 << 20) as f64,
+        reopen_time,
         peak.saturating_sub(base) as f64 / (1 << 20) as f64,
         bound as f64 / (1 << 20) as f64,
     );
