@@ -2,6 +2,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use parking_lot::Mutex;
 
 use personafs::cli::{self, CacheAction, CacheArgs, Command, UnmountArgs};
@@ -173,27 +174,63 @@ fn run_unmount(args: &UnmountArgs) -> anyhow::Result<()> {
 
 fn run_cache(args: &CacheArgs, options: OptionArgs) -> anyhow::Result<()> {
     let cfg = config::resolve_cache(&args.request(options), &config::process_env)?;
+    let dir = &cfg.cache_dir;
+    let what = match args.action {
+        // Read only: changes nothing, so it is safe beside a live mount.
+        CacheAction::Stats => return print_cache_stats(dir, cfg.cache_max_size),
+        CacheAction::Clear => "cache clear",
+        CacheAction::Prune => "cache prune",
+    };
+    let _owner = mount::lock_cache(dir, None, what)?;
+    // Opening applies the limits already: count from before it.
+    let before = personafs_fs::cache::scan(dir)?.entries;
     let cache = mount::open_cache(
-        &cfg.cache_dir,
+        dir,
         personafs_fs::cache::CacheLimits {
             max_size: cfg.cache_max_size,
             min_free: cfg.cache_min_free,
             max_age: cfg.cache_max_age,
         },
     )?;
-    match args.action {
-        CacheAction::Stats => {
-            let s = cache.stats();
-            println!(
-                "{}: {} files, {} bytes of {} allowed",
-                cfg.cache_dir.display(),
-                s.entries,
-                s.bytes,
-                s.max_size
-            );
+    let also = match args.action {
+        CacheAction::Clear => {
+            cache.clear();
+            // The metadata store names inquiries and files: it goes with them.
+            let store = personafs_fs::store::MetadataStore::remove(dir)?;
+            if store { " and the metadata store" } else { "" }
         }
-        CacheAction::Clear => println!("deleted {} files", cache.clear()),
-        CacheAction::Prune => println!("deleted {} files", cache.prune()),
+        _ => {
+            cache.prune();
+            ""
+        }
+    };
+    let deleted = before.saturating_sub(cache.stats().entries);
+    println!("deleted {deleted} files{also}");
+    Ok(())
+}
+
+fn print_cache_stats(dir: &std::path::Path, max_size: u64) -> anyhow::Result<()> {
+    use personafs_fs::cache::{CacheLock, scan};
+    let s = scan(dir).with_context(|| format!("cannot read cache directory {}", dir.display()))?;
+    let mut line = format!(
+        "{}: {} files, {} bytes of {max_size} allowed",
+        dir.display(),
+        s.entries,
+        s.bytes
+    );
+    if s.temp_files > 0 {
+        let plural = if s.temp_files == 1 { "" } else { "s" };
+        line += &format!(
+            "; {} temporary file{plural} of downloads in progress ({} bytes)",
+            s.temp_files, s.temp_bytes
+        );
     }
+    if let Some(busy) = CacheLock::holder(dir)? {
+        match busy.owner {
+            Some(owner) => line += &format!("; in use by {owner}"),
+            None => line += "; in use by another personafs process",
+        }
+    }
+    println!("{line}");
     Ok(())
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::config::MountConfig;
 use personafs_client::telemetry::{Snapshot, Telemetry};
 use personafs_client::{InquiryPage, PersonaApi};
-use personafs_fs::cache::{CacheLimits, DiskCache};
+use personafs_fs::cache::{CacheLimits, CacheLock, DiskCache};
 use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
 
 /// The parts of `MountConfig` the core needs.
@@ -51,6 +51,20 @@ pub fn fuse_options(cfg: &MountConfig) -> FuseOptions {
 pub fn open_cache(dir: &Path, limits: CacheLimits) -> anyhow::Result<Arc<DiskCache>> {
     DiskCache::open_dir(dir, limits)
         .with_context(|| format!("cannot use cache directory {}", dir.display()))
+}
+
+/// Take the cache directory for a mount (`Some(mountpoint)`) or a command that changes it,
+/// for as long as the returned lock lives. Refused, naming the holder, while another mount or
+/// command has it: two users of one directory would delete each other's files.
+pub fn lock_cache(dir: &Path, mountpoint: Option<&Path>, what: &str) -> anyhow::Result<CacheLock> {
+    match mountpoint {
+        Some(mp) => CacheLock::for_mount(dir, mp),
+        None => CacheLock::for_command(dir, what),
+    }
+    .map_err(|e| match mountpoint {
+        Some(_) => anyhow::anyhow!("{e}: each mount needs a cache directory of its own"),
+        None => anyhow::anyhow!("cannot run `{what}`: {e}; unmount it first"),
+    })
 }
 
 pub fn cache_limits(cfg: &MountConfig) -> CacheLimits {
@@ -94,6 +108,7 @@ pub fn serve(
     first_page: Option<InquiryPage>,
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
+    let _owner = lock_cache(&cfg.cache_dir, Some(&cfg.mountpoint), "mount")?;
     // The index of a large cache is read in the background: it must not delay the mount.
     let cache = DiskCache::open_dir_in_background(&cfg.cache_dir, cache_limits(cfg))
         .with_context(|| format!("cannot use cache directory {}", cfg.cache_dir.display()))?;

@@ -1,5 +1,6 @@
 //! End to end: the disk cache — bounded, persistent, verified, private, streaming, fast.
 
+mod binary;
 mod common;
 
 use std::io::Read;
@@ -561,4 +562,257 @@ fn a_full_disk_means_no_caching_and_never_a_corrupt_entry() {
         let p = m.inquiries().join(&other).join(section).join(name);
         assert!(std::fs::read(&p).unwrap() == bytes);
     }
+}
+
+/// `personafs mount <mp> --cache-dir <cache>` over `mock`, without read-ahead (these tests
+/// count cache entries exactly).
+fn mount_args<'a>(mp: &'a str, cache: &'a str, api: &'a str, files: &'a str) -> Vec<&'a str> {
+    vec![
+        "mount",
+        mp,
+        "--api-base",
+        api,
+        "--file-host",
+        files,
+        "--cache-dir",
+        cache,
+        "--prefetch",
+        "false",
+    ]
+}
+
+/// `personafs cache <action> --cache-dir <dir>` with extra environment: (success, stdout,
+/// stderr).
+fn cache_command(action: &str, dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = std::process::Command::new(binary::BIN)
+        .args(["cache", action, "--cache-dir"])
+        .arg(dir)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The files of an inquiry, through the mount at `mp`.
+fn files_under(mp: &Path, id: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for section in ["document", "selfie"] {
+        let dir = mp.join("inquiries").join(id).join(section);
+        for f in std::fs::read_dir(dir).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_second_mount_on_a_cache_directory_is_refused_naming_the_first() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock(3);
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let (mp1, mp2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (api, files) = (mock.api_base(), common::host_port(&mock.files_base()));
+    let key = mock.api_key();
+    let env = [("PERSONA_API_KEY", key.as_str())];
+    let (p1, p2, c) = (
+        mp1.path().to_str().unwrap(),
+        mp2.path().to_str().unwrap(),
+        cache.to_str().unwrap(),
+    );
+    let mut first = binary::Daemon::spawn(mp1.path(), &mount_args(p1, c, &api, &files), &env);
+    let expected = format!(
+        "cache directory {c} is in use by the personafs mount at {p1} (pid {})",
+        first.pid()
+    );
+    // In the foreground and as a daemon (the error then comes back through its parent).
+    for foreground in [true, false] {
+        let out = std::process::Command::new(binary::BIN)
+            .args(mount_args(p2, c, &api, &files))
+            .args(foreground.then_some("--foreground"))
+            .envs(env)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a second mount on {c} was allowed");
+        assert!(err.contains(&expected), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!binary::is_mounted(mp2.path()));
+    }
+    // The first mount goes on untouched.
+    let id = &mock.inquiry_ids()[0];
+    assert!(std::fs::read_dir(mp1.path().join("inquiries").join(id)).is_ok());
+    // Its lock dies with it, even by kill -9: the directory is then free.
+    first.kill9();
+    let _ = binary::personafs(&["unmount", p1]);
+    let second = binary::Daemon::spawn(mp2.path(), &mount_args(p2, c, &api, &files), &env);
+    assert!(std::fs::read_dir(mp2.path().join("inquiries")).is_ok());
+    second.stop();
+}
+
+#[test]
+fn stats_beside_a_live_mount_during_a_download_changes_nothing() {
+    if !fuse_available() {
+        return;
+    }
+    let mut data = generate::generate(4, 4);
+    let big = generate::add_large_document(&mut data, 12 << 20, 17);
+    let server = MockServer::start_with_dataset(MockConfig::default(), data).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let mp = tempfile::tempdir().unwrap();
+    let (api, files) = (server.api_base(), common::host_port(&server.files_base()));
+    let key = server.api_key();
+    let (p, c) = (mp.path().to_str().unwrap(), cache.to_str().unwrap());
+    let d = binary::Daemon::spawn(
+        mp.path(),
+        &mount_args(p, c, &api, &files),
+        &[("PERSONA_API_KEY", key.as_str())],
+    );
+    // Some files cached first: every file of the small inquiries.
+    let inquiries = mp.path().join("inquiries");
+    let mut small = 0;
+    for id in server.inquiry_ids().iter().filter(|id| **id != big) {
+        for f in files_under(mp.path(), id) {
+            std::fs::read(f).unwrap();
+            small += 1;
+        }
+    }
+    assert!(small > 0, "no small files");
+    wait_for("the small files to be cached", || {
+        data_entries(&cache) == small
+    });
+    // Then a slow download, caught in the middle.
+    server.set_runtime(RuntimeConfig {
+        files_bandwidth: 2 << 20,
+        ..server.runtime()
+    });
+    let doc = std::fs::read_dir(inquiries.join(&big).join("document"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let reader = std::thread::spawn(move || std::fs::read(doc).unwrap());
+    wait_for("the download's temp file", || {
+        !names_in(&cache.join("tmp")).is_empty()
+    });
+    let (data_before, tmp_before) = (names_in(&cache.join("data")), names_in(&cache.join("tmp")));
+    // A size cap of one byte from the environment: it used to prune the live cache to zero.
+    let (ok, out, err) = cache_command("stats", &cache, &[("PERSONAFS_CACHE_MAX_SIZE", "1")]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("{small} files")), "{out}");
+    assert!(
+        out.contains("1 temporary file of downloads in progress"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "in use by the personafs mount at {p} (pid {})",
+            d.pid()
+        )),
+        "{out}"
+    );
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert_eq!(
+        names_in(&cache.join("data")),
+        data_before,
+        "stats changed the cache"
+    );
+    assert!(
+        tmp_before
+            .iter()
+            .all(|t| cache.join("tmp").join(t).exists()),
+        "stats deleted the temp file of a download in progress"
+    );
+    // The download finishes and enters the cache, beside every earlier entry.
+    let bytes = reader.join().unwrap();
+    assert_eq!(bytes.len(), 12 << 20);
+    wait_for("the download to be cached", || {
+        data_entries(&cache) == small + 1
+    });
+    let data_after = names_in(&cache.join("data"));
+    assert!(data_before.iter().all(|n| data_after.contains(n)));
+    d.stop();
+}
+
+#[test]
+fn prune_and_clear_are_refused_beside_a_live_mount_and_work_after_it() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock(3);
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let mp = tempfile::tempdir().unwrap();
+    let (api, files) = (mock.api_base(), common::host_port(&mock.files_base()));
+    let key = mock.api_key();
+    let (p, c) = (mp.path().to_str().unwrap(), cache.to_str().unwrap());
+    let d = binary::Daemon::spawn(
+        mp.path(),
+        &mount_args(p, c, &api, &files),
+        &[("PERSONA_API_KEY", key.as_str())],
+    );
+    let all: Vec<PathBuf> = mock
+        .inquiry_ids()
+        .iter()
+        .flat_map(|id| files_under(mp.path(), id))
+        .collect();
+    let n = all.len();
+    assert!(n > 0, "no files");
+    for f in &all {
+        std::fs::read(f).unwrap();
+    }
+    wait_for("every file to be cached", || data_entries(&cache) == n);
+    let entries = names_in(&cache.join("data"));
+    for action in ["prune", "clear"] {
+        // A tiny cap: a prune that went ahead would delete everything.
+        let (ok, out, err) = cache_command(action, &cache, &[("PERSONAFS_CACHE_MAX_SIZE", "1")]);
+        assert!(!ok, "`cache {action}` ran beside a live mount: {out}");
+        let expected = format!(
+            "cannot run `cache {action}`: cache directory {c} is in use by the personafs mount \
+             at {p} (pid {}); unmount it first",
+            d.pid()
+        );
+        assert_eq!(err.trim(), format!("personafs: {expected}"));
+        assert_eq!(
+            names_in(&cache.join("data")),
+            entries,
+            "{action} deleted files"
+        );
+    }
+    // The mount still serves from its cache: no download for a file read again.
+    let gets = mock.stats().file_get;
+    drop_page_cache(&all[0]);
+    std::fs::read(&all[0]).unwrap();
+    assert_eq!(mock.stats().file_get, gets);
+    d.stop();
+    // Unmounted: both work.
+    let (ok, out, err) = cache_command("prune", &cache, &[("PERSONAFS_CACHE_MAX_SIZE", "1")]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("deleted {n} files")), "{out}");
+    assert_eq!(data_entries(&cache), 0);
+    let (ok, out, err) = cache_command("clear", &cache, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("deleted 0 files"), "{out}");
 }

@@ -20,6 +20,7 @@ mod handles;
 mod metadata;
 mod passthrough;
 mod readahead;
+pub mod store;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]

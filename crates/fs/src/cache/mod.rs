@@ -3,7 +3,9 @@
 //! Layout under the cache directory (0700; every file 0600):
 //! - `data/<digest>`       the bytes of one complete, verified file;
 //! - `data/<digest>.meta`  JSON: inquiry id, size, BLAKE3 checksum, time cached;
-//! - `tmp/`                downloads in progress (left-overs are removed at start).
+//! - `tmp/`                downloads in progress (left-overs are removed at start);
+//! - `lock`                held (`flock`) by the one mount or command using it (`owner`);
+//! - `metadata.sqlite`     the metadata store (`crate::store`).
 //!
 //! `<digest>` is a SHA-256 over the file's identity, so no Persona id or filename shows in a
 //! name. An entry is renamed into `data/` only when complete and of the right length; its
@@ -13,10 +15,14 @@
 mod checksum;
 mod key;
 mod meta;
+mod owner;
+mod scan;
 
 pub use checksum::Checksum;
 pub use key::CacheKey;
 use meta::EntryMeta;
+pub use owner::{Busy, CacheLock, LOCK_FILE, LockError, Owner};
+pub use scan::{ScanStats, scan};
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

@@ -158,3 +158,108 @@ fn max_age_prunes_old_entries() {
         "an entry older than max_age survived the start"
     );
 }
+
+#[test]
+fn a_second_owner_is_refused_with_the_first_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cache");
+    let mount = CacheLock::for_mount(&root, Path::new("/mnt/first")).unwrap();
+    for second in [
+        CacheLock::for_mount(&root, Path::new("/mnt/second")),
+        CacheLock::for_command(&root, "cache clear"),
+    ] {
+        let LockError::Busy(busy) = second.unwrap_err() else {
+            panic!("not refused as busy");
+        };
+        let owner = busy.owner.clone().expect("the holder is named");
+        assert_eq!(owner.pid, std::process::id());
+        assert_eq!(owner.mountpoint.as_deref(), Some(Path::new("/mnt/first")));
+        let line = busy.to_string();
+        assert_eq!(
+            line,
+            format!(
+                "cache directory {} is in use by the personafs mount at /mnt/first (pid {})",
+                root.display(),
+                std::process::id()
+            )
+        );
+    }
+    // `holder` sees it without taking it away or creating anything.
+    assert_eq!(
+        CacheLock::holder(&root)
+            .unwrap()
+            .unwrap()
+            .owner
+            .unwrap()
+            .what,
+        "mount"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(root.join(LOCK_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    drop(mount);
+    // Released: free for the next one, whose record replaces the stale one.
+    assert!(CacheLock::holder(&root).unwrap().is_none());
+    let clear = CacheLock::for_command(&root, "cache clear").unwrap();
+    let busy = CacheLock::holder(&root).unwrap().unwrap();
+    assert_eq!(busy.owner.as_ref().unwrap().mountpoint, None);
+    assert!(busy.to_string().ends_with(&format!(
+        "in use by `personafs cache clear` (pid {})",
+        std::process::id()
+    )));
+    drop(clear);
+}
+
+#[test]
+fn holder_of_a_directory_never_locked_is_none_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("absent");
+    assert!(CacheLock::holder(&root).unwrap().is_none());
+    assert!(!root.exists());
+    assert_eq!(scan(&root).unwrap(), ScanStats::default());
+    assert!(!root.exists());
+}
+
+#[test]
+fn scan_counts_without_changing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
+    for i in 0..3 {
+        assert!(put(&cache, &key(i, 1000 + i as u64), 1));
+    }
+    // A download in progress, and an entry whose data file lost bytes.
+    let mut partial = cache.begin(&key(10, 5000)).unwrap();
+    partial.file.write_all(&[7u8; 1234]).unwrap();
+    let damaged = dir.path().join("data").join(key(2, 1002).digest());
+    fs::File::options()
+        .write(true)
+        .open(&damaged)
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let listing = |sub: &str| {
+        let mut names: Vec<_> = fs::read_dir(dir.path().join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = (listing("data"), listing("tmp"));
+    let s = scan(dir.path()).unwrap();
+    assert_eq!(
+        s,
+        ScanStats {
+            entries: 2,
+            bytes: 2001,
+            temp_files: 1,
+            temp_bytes: 1234,
+        }
+    );
+    assert_eq!((listing("data"), listing("tmp")), before);
+    assert_eq!(fs::metadata(&damaged).unwrap().len(), 10);
+    drop(partial);
+}
