@@ -8,10 +8,12 @@ pub mod error;
 pub mod files;
 pub mod listing;
 pub mod model;
+pub mod query;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
 pub mod units;
+pub mod version;
 
 use std::time::SystemTime;
 
@@ -33,9 +35,11 @@ pub struct ListFilters {
     pub account_id: Option<String>,
     pub reference_id: Option<String>,
     pub inquiry_template_id: Option<String>,
-    /// ISO-8601, sent as `filter[created-at-start]`.
+    /// A date (`2024-01-31`: from the start of that day, UTC) or an RFC 3339 date-time,
+    /// sent in UTC as `filter[created-at-start]` (see `query::created_at_bound`).
     pub created_after: Option<String>,
-    /// ISO-8601, sent as `filter[created-at-end]`.
+    /// A date (to the end of that day, UTC) or an RFC 3339 date-time, sent in UTC as
+    /// `filter[created-at-end]`.
     pub created_before: Option<String>,
 }
 
@@ -45,6 +49,8 @@ pub struct InquirySummary {
     pub id: String,
     pub status: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    /// `updated-at`: when anything about the inquiry last changed.
+    pub updated_at: Option<DateTime<Utc>>,
     pub redacted_at: Option<DateTime<Utc>>,
 }
 
@@ -63,6 +69,8 @@ pub struct RetrievedInquiry {
     pub id: String,
     pub status: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    /// `updated-at`: when anything about the inquiry last changed.
+    pub updated_at: Option<DateTime<Utc>>,
     pub redacted_at: Option<DateTime<Utc>>,
     /// `included[]`, typed where we know the type, kept as JSON otherwise.
     pub included: Vec<model::IncludedObject>,
@@ -112,6 +120,7 @@ impl std::fmt::Debug for RetrievedInquiry {
             .field("id", &self.id)
             .field("status", &self.status)
             .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
             .field("redacted_at", &self.redacted_at)
             .field("included", &self.included.len())
             .field("fetched_at", &self.fetched_at)
