@@ -1104,3 +1104,58 @@ async fn odd_ids_and_included_entries_cost_only_themselves() {
     assert_eq!(kept, ["doc_T1", "qe_1", "doc_M1"]);
     assert_eq!(files_of(&inquiry).len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// The request budget.
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` as a budget hears them.
+type RateLimitHeaders = (Option<u64>, Option<u64>, Option<u64>);
+
+/// A budget that counts what the client asks of it.
+#[derive(Default)]
+struct CountingBudget {
+    acquired: AtomicUsize,
+    observed: parking_lot::Mutex<Vec<RateLimitHeaders>>,
+}
+
+/// The trait is `#[async_trait]`; written out by hand here, as the macro would.
+impl personafs_client::ratelimit::Budget for CountingBudget {
+    fn acquire<'s, 'f>(&'s self) -> futures::future::BoxFuture<'f, ()>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        self.acquired.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async {})
+    }
+    fn observe<'s, 'f>(
+        &'s self,
+        limit: Option<u64>,
+        remaining: Option<u64>,
+        reset: Option<u64>,
+    ) -> futures::future::BoxFuture<'f, ()>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        self.observed.lock().push((limit, remaining, reset));
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test]
+async fn every_api_attempt_draws_from_the_budget_and_reports_the_headers() {
+    let (base, script) = flaky_server(2, StatusCode::BAD_GATEWAY).await;
+    let budget = Arc::new(CountingBudget::default());
+    let mut config = fast_config(&format!("{base}/api/v1"), KEY, None);
+    config.max_retries = 3;
+    let client = HttpClient::with_budget(config, budget.clone()).unwrap();
+    client.retrieve_inquiry("inq_T1").await.unwrap();
+    assert_eq!(script.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(budget.acquired.load(Ordering::SeqCst), 3, "one per attempt");
+    let observed = budget.observed.lock().clone();
+    assert_eq!(observed.len(), 3);
+    // The two errors carried RateLimit-* headers; the success had none.
+    assert_eq!(observed[0], (Some(300), Some(299), Some(0)));
+    assert_eq!(observed[2], (None, None, None));
+}

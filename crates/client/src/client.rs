@@ -15,7 +15,7 @@ use url::Url;
 
 use super::model::{error_title_details, inquiry_id_problem, parse_inquiry, parse_list_page};
 use super::query::filter_params;
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{Budget, RateLimiter};
 use super::retry::{RetryPolicy, Transient, transient_status, transient_transport};
 use super::{InquiryPage, ListFilters, PersonaApi, RetrievedInquiry};
 use crate::error::Host;
@@ -182,7 +182,7 @@ pub(super) struct FileTarget {
     pub keyed: bool,
 }
 
-/// The Persona client. Cheap to clone; clones share connections and the rate limiter.
+/// The Persona client. Cheap to clone; clones share connections and the request budget.
 #[derive(Clone)]
 pub struct HttpClient {
     pub(super) inner: Arc<Inner>,
@@ -194,7 +194,7 @@ pub(super) struct Inner {
     /// `api_base` with a trailing slash, for joining.
     pub api_base: Url,
     pub file_hosts: Vec<HostRule>,
-    pub limiter: RateLimiter,
+    pub budget: Arc<dyn Budget>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -206,7 +206,15 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
+    /// A client with its own local budget (`api_rate_limit` requests per minute).
     pub fn new(config: ClientConfig) -> Result<HttpClient> {
+        let budget = Arc::new(RateLimiter::new(config.api_rate_limit));
+        Self::with_budget(config, budget)
+    }
+
+    /// A client whose API requests draw from `budget` (e.g. a `SharedBudget` that every
+    /// process of the organization shares).
+    pub fn with_budget(config: ClientConfig, budget: Arc<dyn Budget>) -> Result<HttpClient> {
         let mut api_base = Url::parse(&config.api_base)
             .map_err(|e| Error::Config(format!("invalid API base URL: {e}")))?;
         if !matches!(api_base.scheme(), "http" | "https") || api_base.host_str().is_none() {
@@ -257,7 +265,7 @@ impl HttpClient {
         Ok(HttpClient {
             inner: Arc::new(Inner {
                 http,
-                limiter: RateLimiter::new(config.api_rate_limit),
+                budget,
                 api_base,
                 file_hosts,
                 config,
@@ -338,7 +346,7 @@ impl HttpClient {
         let config = &self.inner.config;
         let mut attempts = config.retry_policy().start();
         loop {
-            self.inner.limiter.acquire().await;
+            self.inner.budget.acquire().await;
             let sent = self
                 .inner
                 .http
@@ -360,7 +368,7 @@ impl HttpClient {
                 }
             };
             let headers = resp.headers().clone();
-            self.observe_rate_limit(&headers);
+            self.observe_rate_limit(&headers).await;
             let status = resp.status();
             let body = resp.bytes().await;
             let (err, failure) = match body {
@@ -383,12 +391,15 @@ impl HttpClient {
         }
     }
 
-    fn observe_rate_limit(&self, headers: &HeaderMap) {
-        self.inner.limiter.observe(
-            header_u64(headers, "RateLimit-Limit"),
-            header_u64(headers, "RateLimit-Remaining"),
-            header_u64(headers, "RateLimit-Reset"),
-        );
+    async fn observe_rate_limit(&self, headers: &HeaderMap) {
+        self.inner
+            .budget
+            .observe(
+                header_u64(headers, "RateLimit-Limit"),
+                header_u64(headers, "RateLimit-Remaining"),
+                header_u64(headers, "RateLimit-Reset"),
+            )
+            .await;
     }
 
     /// A request to a file URL (no retries here): the key only for old-form URLs.

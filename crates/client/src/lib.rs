@@ -12,6 +12,7 @@ pub mod query;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
+pub mod shared_budget;
 pub mod units;
 pub mod version;
 
