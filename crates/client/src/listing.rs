@@ -1,8 +1,10 @@
 //! Listing every inquiry the filters select, page after page.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::LazyLock;
 
 use futures::Stream;
+use parking_lot::Mutex;
 
 use super::client::MAX_PAGE_SIZE;
 use super::model::{MAX_INQUIRY_ID_LEN, inquiry_id_problem};
@@ -61,8 +63,14 @@ impl Pager<'_> {
     }
 }
 
-/// The summaries whose id is a Persona inquiry id; each other one is dropped with a warning
-/// that says what is wrong with it (an id that is not `inq_…` never becomes a path).
+/// Ids already warned about, so that a listing refreshed every minute does not say it again.
+static WARNED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+/// Past this many, ids are warned about every time rather than remembered.
+const MAX_WARNED: usize = 10_000;
+
+/// The summaries whose id is a Persona inquiry id; each other one is dropped, with one
+/// warning per id that says what is wrong with it (an id that is not `inq_…` never becomes
+/// a path).
 fn valid_only(inquiries: Vec<InquirySummary>) -> impl Iterator<Item = InquirySummary> {
     inquiries
         .into_iter()
@@ -70,7 +78,13 @@ fn valid_only(inquiries: Vec<InquirySummary>) -> impl Iterator<Item = InquirySum
             None => true,
             Some(why) => {
                 let shown: String = s.id.chars().take(MAX_INQUIRY_ID_LEN).collect();
-                tracing::warn!("list inquiries: dropping id {shown:?}: {why}");
+                let first_time = {
+                    let mut warned = WARNED.lock();
+                    warned.len() >= MAX_WARNED || warned.insert(shown.clone())
+                };
+                if first_time {
+                    tracing::warn!("list inquiries: dropping id {shown:?}: {why}");
+                }
                 false
             }
         })
@@ -126,7 +140,6 @@ mod tests {
     use super::*;
     use crate::RetrievedInquiry;
     use async_trait::async_trait;
-    use parking_lot::Mutex;
 
     /// Pages served from a script: cursor → (ids, next cursor).
     struct Scripted {
