@@ -13,9 +13,10 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use super::model::{error_title_details, parse_inquiry, parse_list_page};
-use super::ratelimit::RateLimiter;
-use super::retry::{backoff, rate_limited_wait};
+use super::model::{error_title_details, inquiry_id_problem, parse_inquiry, parse_list_page};
+use super::query::filter_params;
+use super::ratelimit::{Budget, RateLimiter};
+use super::retry::{RetryPolicy, Transient, transient_status, transient_transport};
 use super::{InquiryPage, ListFilters, PersonaApi, RetrievedInquiry};
 use crate::error::Host;
 use crate::redact::redact_text;
@@ -62,22 +63,24 @@ pub struct ClientConfig {
     /// `host` or `host:port` that file URLs may point to. A name without a port matches the
     /// scheme's default port only.
     pub allowed_file_hosts: Vec<String>,
-    /// Retries after the first attempt (5xx, 429, timeouts, connection errors, short bodies).
+    /// Retries after the first attempt, for every request kind (see `retry::RetryPolicy`).
     pub max_retries: u32,
     pub retry_base_delay: Duration,
-    /// The longest wait after a 429 (`RateLimit-Reset` is obeyed up to this).
+    /// The longest wait the server can impose: `RateLimit-Reset` after a 429, `Retry-After`
+    /// after a 429 or 5xx, are obeyed up to this.
     pub max_rate_limit_wait: Duration,
     /// Client-side limit on API requests per minute (0 = none).
     pub api_rate_limit: u32,
 }
 
-pub const DEFAULT_PERSONA_VERSION: &str = "2023-01-05";
+pub use crate::version::DEFAULT_PERSONA_VERSION;
 /// Persona's largest page.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
 impl ClientConfig {
-    /// Defaults: version 2023-01-05, 10 s connect, 60 s request, 4 retries from 500 ms,
-    /// 300 requests/min, file hosts derived from `api_base` (see [`default_file_hosts`]).
+    /// Defaults: version [`DEFAULT_PERSONA_VERSION`], 10 s connect, 60 s request, 6 retries
+    /// from 500 ms, 300 requests/min, file hosts derived from `api_base` (see
+    /// [`default_file_hosts`]).
     pub fn new(api_base: impl Into<String>, api_key: ApiKey) -> Self {
         let api_base = api_base.into();
         ClientConfig {
@@ -91,6 +94,15 @@ impl ClientConfig {
             retry_base_delay: Duration::from_millis(500),
             max_rate_limit_wait: Duration::from_secs(60),
             api_rate_limit: 300,
+        }
+    }
+
+    /// The one retry policy every request of the client follows.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            base_delay: self.retry_base_delay,
+            max_server_wait: self.max_rate_limit_wait,
         }
     }
 }
@@ -170,7 +182,7 @@ pub(super) struct FileTarget {
     pub keyed: bool,
 }
 
-/// The Persona client. Cheap to clone; clones share connections and the rate limiter.
+/// The Persona client. Cheap to clone; clones share connections and the request budget.
 #[derive(Clone)]
 pub struct HttpClient {
     pub(super) inner: Arc<Inner>,
@@ -182,7 +194,7 @@ pub(super) struct Inner {
     /// `api_base` with a trailing slash, for joining.
     pub api_base: Url,
     pub file_hosts: Vec<HostRule>,
-    pub limiter: RateLimiter,
+    pub budget: Arc<dyn Budget>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -194,7 +206,15 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
+    /// A client with its own local budget (`api_rate_limit` requests per minute).
     pub fn new(config: ClientConfig) -> Result<HttpClient> {
+        let budget = Arc::new(RateLimiter::new(config.api_rate_limit));
+        Self::with_budget(config, budget)
+    }
+
+    /// A client whose API requests draw from `budget` (e.g. a `SharedBudget` that every
+    /// process of the organization shares).
+    pub fn with_budget(config: ClientConfig, budget: Arc<dyn Budget>) -> Result<HttpClient> {
         let mut api_base = Url::parse(&config.api_base)
             .map_err(|e| Error::Config(format!("invalid API base URL: {e}")))?;
         if !matches!(api_base.scheme(), "http" | "https") || api_base.host_str().is_none() {
@@ -245,7 +265,7 @@ impl HttpClient {
         Ok(HttpClient {
             inner: Arc::new(Inner {
                 http,
-                limiter: RateLimiter::new(config.api_rate_limit),
+                budget,
                 api_base,
                 file_hosts,
                 config,
@@ -321,12 +341,12 @@ impl HttpClient {
         })
     }
 
-    /// One API GET with the retry policy; the body of the 2xx answer.
+    /// One API GET under the retry policy; the body of the 2xx answer.
     async fn api_get(&self, context: &str, url: Url) -> Result<Bytes> {
         let config = &self.inner.config;
-        let mut attempt = 0u32;
+        let mut attempts = config.retry_policy().start();
         loop {
-            self.inner.limiter.acquire().await;
+            self.inner.budget.acquire().await;
             let sent = self
                 .inner
                 .http
@@ -335,71 +355,51 @@ impl HttpClient {
                 .timeout(config.request_timeout)
                 .send()
                 .await;
-            let wait = match sent {
+            let resp = match sent {
+                Ok(resp) => resp,
                 Err(e) => {
+                    let failure = transient_transport(&e);
                     let err = network_error(context, e);
-                    if attempt >= config.max_retries {
-                        return Err(err);
+                    match failure {
+                        Some(failure) => attempts.pause(err, failure, false).await?,
+                        None => return Err(err),
                     }
-                    tracing::debug!(attempt, "{err}; retrying");
-                    backoff(config.retry_base_delay, attempt)
-                }
-                Ok(resp) => {
-                    let headers = resp.headers().clone();
-                    self.observe_rate_limit(&headers);
-                    let status = resp.status();
-                    let body = resp.bytes().await;
-                    match (status, body) {
-                        (s, Ok(body)) if s.is_success() => return Ok(body),
-                        (s, Err(e)) if s.is_success() => {
-                            let err = network_error(context, e);
-                            if attempt >= config.max_retries {
-                                return Err(err);
-                            }
-                            backoff(config.retry_base_delay, attempt)
-                        }
-                        (s, body) => {
-                            let body = body.unwrap_or_default();
-                            let err = http_error(Host::Api, s, &headers, &body, context);
-                            if attempt >= config.max_retries || !retryable(s) {
-                                return Err(err);
-                            }
-                            tracing::debug!(attempt, "{err}; retrying");
-                            self.wait_after(s, &headers, attempt)
-                        }
-                    }
+                    continue;
                 }
             };
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+            let headers = resp.headers().clone();
+            self.observe_rate_limit(&headers).await;
+            let status = resp.status();
+            let body = resp.bytes().await;
+            let (err, failure) = match body {
+                Ok(body) if status.is_success() => return Ok(body),
+                // The body was cut: the request goes again.
+                Err(e) if status.is_success() => {
+                    let failure = transient_transport(&e).unwrap_or(Transient::ShortBody);
+                    (network_error(context, e), Some(failure))
+                }
+                body => {
+                    let body = body.unwrap_or_default();
+                    let err = http_error(Host::Api, status, &headers, &body, context);
+                    (err, transient_status(status, &headers))
+                }
+            };
+            match failure {
+                Some(failure) => attempts.pause(err, failure, false).await?,
+                None => return Err(err),
+            }
         }
     }
 
-    /// The pause before the next attempt after an error status that is retried.
-    pub(super) fn wait_after(
-        &self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        attempt: u32,
-    ) -> Duration {
-        let config = &self.inner.config;
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            rate_limited_wait(
+    async fn observe_rate_limit(&self, headers: &HeaderMap) {
+        self.inner
+            .budget
+            .observe(
+                header_u64(headers, "RateLimit-Limit"),
+                header_u64(headers, "RateLimit-Remaining"),
                 header_u64(headers, "RateLimit-Reset"),
-                attempt,
-                config.max_rate_limit_wait,
             )
-        } else {
-            backoff(config.retry_base_delay, attempt)
-        }
-    }
-
-    fn observe_rate_limit(&self, headers: &HeaderMap) {
-        self.inner.limiter.observe(
-            header_u64(headers, "RateLimit-Limit"),
-            header_u64(headers, "RateLimit-Remaining"),
-            header_u64(headers, "RateLimit-Reset"),
-        );
+            .await;
     }
 
     /// A request to a file URL (no retries here): the key only for old-form URLs.
@@ -414,11 +414,6 @@ impl HttpClient {
         }
         req
     }
-}
-
-/// 5xx and 429 are worth another attempt; other statuses are final.
-pub(super) fn retryable(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 pub(super) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -479,38 +474,6 @@ pub(super) fn network_error(context: &str, e: reqwest::Error) -> Error {
     }
 }
 
-/// An inquiry id that may go into a URL path: Persona ids are `inq_` + letters and digits.
-fn valid_inquiry_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn filter_params(filters: &ListFilters) -> Vec<(&'static str, String)> {
-    let mut params = Vec::new();
-    if !filters.status.is_empty() {
-        params.push(("filter[status]", filters.status.join(",")));
-    }
-    if !filters.inquiry_ids.is_empty() {
-        params.push(("filter[inquiry-id]", filters.inquiry_ids.join(",")));
-    }
-    let singles = [
-        ("filter[account-id]", &filters.account_id),
-        ("filter[reference-id]", &filters.reference_id),
-        ("filter[inquiry-template-id]", &filters.inquiry_template_id),
-        ("filter[created-at-start]", &filters.created_after),
-        ("filter[created-at-end]", &filters.created_before),
-    ];
-    for (name, value) in singles {
-        if let Some(v) = value {
-            params.push((name, v.clone()));
-        }
-    }
-    params
-}
-
 #[async_trait]
 impl PersonaApi for HttpClient {
     async fn list_page(
@@ -520,13 +483,14 @@ impl PersonaApi for HttpClient {
         page_size: u32,
     ) -> Result<InquiryPage> {
         let mut url = self.api_url("inquiries")?;
+        let filter_params = filter_params(filters)?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("page[size]", &page_size.clamp(1, MAX_PAGE_SIZE).to_string());
             if let Some(after) = after {
                 q.append_pair("page[after]", after);
             }
-            for (name, value) in filter_params(filters) {
+            for (name, value) in filter_params {
                 q.append_pair(name, &value);
             }
         }
@@ -536,9 +500,10 @@ impl PersonaApi for HttpClient {
     }
 
     async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
-        if !valid_inquiry_id(id) {
+        // Only a well-formed id goes into the URL path.
+        if let Some(why) = inquiry_id_problem(id) {
             return Err(Error::NotFound(format!(
-                "{:?} is not an inquiry id",
+                "{:?} is not an inquiry id: {why}",
                 id.chars().take(64).collect::<String>()
             )));
         }
@@ -549,7 +514,20 @@ impl PersonaApi for HttpClient {
         // URL lifetimes count from the request: take the time before it is sent.
         let fetched_at = SystemTime::now();
         let body = self.api_get(&context, url).await?;
-        parse_inquiry(&context, &body, fetched_at)
+        let inquiry = parse_inquiry(&context, &body, fetched_at)?;
+        // Never show another inquiry's files under the name asked for.
+        if inquiry.id != id {
+            let err = Error::InvalidResponse {
+                context,
+                message: format!(
+                    "the answer is for inquiry {:?}, not the one asked for",
+                    inquiry.id.chars().take(64).collect::<String>()
+                ),
+            };
+            tracing::warn!("{err}");
+            return Err(err);
+        }
+        Ok(inquiry)
     }
 
     async fn file_size(&self, url: &str) -> Result<u64> {
@@ -691,28 +669,20 @@ mod tests {
         assert!(HttpClient::new(config).is_err());
     }
 
-    #[test]
-    fn filters_become_query_parameters() {
-        let filters = ListFilters {
-            status: vec!["approved".into(), "declined".into()],
-            inquiry_ids: vec!["inq_1".into(), "inq_2".into()],
-            reference_id: Some("ref".into()),
-            created_after: Some("2024-01-01T00:00:00Z".into()),
-            ..Default::default()
-        };
-        let params = filter_params(&filters);
-        assert!(params.contains(&("filter[status]", "approved,declined".into())));
-        assert!(params.contains(&("filter[inquiry-id]", "inq_1,inq_2".into())));
-        assert!(params.contains(&("filter[reference-id]", "ref".into())));
-        assert!(params.contains(&("filter[created-at-start]", "2024-01-01T00:00:00Z".into())));
-        assert_eq!(params.len(), 4);
-    }
-
-    #[test]
-    fn inquiry_ids_are_checked_before_use_in_a_path() {
-        assert!(valid_inquiry_id("inq_2T4sQabc"));
-        for bad in ["", "../documents/doc_1", "inq_1?x=1", "inq 1", "inq_1/"] {
-            assert!(!valid_inquiry_id(bad), "{bad}");
+    #[tokio::test]
+    async fn inquiry_ids_are_checked_before_use_in_a_path() {
+        // Port 9 (discard): any request that went out would fail as a network error.
+        let c = client("http://127.0.0.1:9/api/v1", &[]);
+        for bad in [
+            "",
+            "../documents/doc_1",
+            "inq_1?x=1",
+            "inq 1",
+            "inq_1/",
+            "doc_1",
+        ] {
+            let err = c.retrieve_inquiry(bad).await.unwrap_err();
+            assert!(matches!(err, Error::NotFound(_)), "{bad}: {err:?}");
         }
     }
 }

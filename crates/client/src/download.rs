@@ -8,9 +8,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderMap, RANGE};
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::client::{FileTarget, HttpClient, http_error, network_error, retryable};
-use super::retry::backoff;
-use crate::error::Host;
+use super::client::{FileTarget, HttpClient, http_error, network_error};
+use super::retry::{Transient, transient_status, transient_transport};
 use crate::redact::redact_url;
 use crate::{Error, Result};
 
@@ -54,10 +53,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// What one attempt ended with.
 enum Attempt {
-    /// Everything up to the end of the file is written.
+    /// Everything up to the end of the file (or of the range) is written.
     Done,
-    /// Try again from the current position (after this pause).
-    Retry { error: Error, wait: Duration },
+    /// Worth another attempt from the current position.
+    Retry { error: Error, failure: Transient },
+}
+
+fn retry(error: Error, failure: Transient) -> Attempt {
+    Attempt::Retry { error, failure }
 }
 
 impl HttpClient {
@@ -65,17 +68,20 @@ impl HttpClient {
     pub(super) async fn head_size(&self, url: &str) -> Result<u64> {
         let target = self.file_target(url)?;
         let context = format!("size of {}", redact_url(url));
-        let config = self.config().clone();
-        let mut attempt = 0u32;
+        let config = self.config();
+        let mut attempts = config.retry_policy().start();
         loop {
             let sent = tokio::time::timeout(
                 config.request_timeout,
                 self.file_request(Method::HEAD, &target).send(),
             )
             .await;
-            let wait = match sent {
-                Err(_) => timeout_error(&context),
-                Ok(Err(e)) => network_error(&context, e),
+            let (err, failure) = match sent {
+                Err(_) => (timeout_error(&context), Some(Transient::Timeout)),
+                Ok(Err(e)) => {
+                    let failure = transient_transport(&e);
+                    (network_error(&context, e), failure)
+                }
                 Ok(Ok(resp)) if resp.status().is_success() => {
                     return content_length(resp.headers()).ok_or_else(|| Error::InvalidResponse {
                         context: context.clone(),
@@ -85,25 +91,18 @@ impl HttpClient {
                 Ok(Ok(resp)) => {
                     let status = resp.status();
                     let err = http_error(target.host, status, resp.headers(), &[], &context);
-                    if !retryable(status) || attempt >= config.max_retries {
-                        return Err(err);
-                    }
-                    let wait = self.wait_after(status, resp.headers(), attempt);
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                    continue;
+                    (err, transient_status(status, resp.headers()))
                 }
             };
-            if attempt >= config.max_retries {
-                return Err(wait);
+            match failure {
+                Some(failure) => attempts.pause(err, failure, false).await?,
+                None => return Err(err),
             }
-            tokio::time::sleep(backoff(config.retry_base_delay, attempt)).await;
-            attempt += 1;
         }
     }
 
     /// Stream the file from `offset` (up to `end`, exclusive, or to its end) into `out`; the
-    /// number of bytes written.
+    /// number of bytes written. Each retry resumes with `Range` from the byte reached.
     pub(super) async fn download_to(
         &self,
         url: &str,
@@ -113,42 +112,27 @@ impl HttpClient {
     ) -> Result<u64> {
         let target = self.file_target(url)?;
         let context = format!("download {}", redact_url(url));
-        let config = self.config().clone();
+        let mut attempts = self.config().retry_policy().start();
         let mut pos = offset;
         let mut total: Option<u64> = None;
-        // Failures in a row without progress are bounded by `max_retries`; all attempts
-        // together by a larger cap, so a server that trickles a byte at a time still ends.
-        let mut failures = 0u32;
-        let max_attempts = 8 * (config.max_retries + 1) + 24;
-        for attempt in 0..max_attempts {
+        loop {
             let before = pos;
             let result = self
-                .download_attempt(
-                    &target,
-                    &context,
-                    (offset, end, failures),
-                    &mut pos,
-                    &mut total,
-                    out,
-                )
+                .download_attempt(&target, &context, (offset, end), &mut pos, &mut total, out)
                 .await?;
             match result {
                 Attempt::Done => {
                     out.flush().await?;
                     return Ok(pos - offset);
                 }
-                Attempt::Retry { error, wait } => {
-                    failures = if pos > before { 0 } else { failures + 1 };
-                    if failures > config.max_retries || attempt + 1 == max_attempts {
+                Attempt::Retry { error, failure } => {
+                    if let Err(error) = attempts.pause(error, failure, pos > before).await {
                         out.flush().await?;
                         return Err(error);
                     }
-                    tracing::debug!(attempt, written = pos - offset, "{error}; resuming");
-                    tokio::time::sleep(wait).await;
                 }
             }
         }
-        unreachable_truncated(&context, offset, pos, total)
     }
 
     /// One request from `*pos`. Fatal errors come back as `Err`; those worth another
@@ -157,13 +141,12 @@ impl HttpClient {
         &self,
         target: &FileTarget,
         context: &str,
-        (offset, end, failures): (u64, Option<u64>, u32),
+        (offset, end): (u64, Option<u64>),
         pos: &mut u64,
         total: &mut Option<u64>,
         out: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<Attempt> {
         let config = self.config();
-        let retry_wait = |_: u32| backoff(config.retry_base_delay, failures);
         if total.is_some_and(|t| *pos >= t) || end.is_some_and(|e| *pos >= e) {
             return Ok(Attempt::Done);
         }
@@ -174,8 +157,8 @@ impl HttpClient {
             req = req.header(RANGE, format!("bytes={}-", *pos));
         }
         let resp = match tokio::time::timeout(config.request_timeout, req.send()).await {
-            Err(_) => return Ok(retry(timeout_error(context), retry_wait(0))),
-            Ok(Err(e)) => return Ok(retry(network_error(context, e), retry_wait(0))),
+            Err(_) => return Ok(retry(timeout_error(context), Transient::Timeout)),
+            Ok(Err(e)) => return transport_attempt(context, e),
             Ok(Ok(resp)) => resp,
         };
         let status = resp.status();
@@ -222,15 +205,12 @@ impl HttpClient {
             s => {
                 let body = read_small_body(resp).await;
                 let err = http_error(target.host, s, &headers, &body, context);
-                // An expired signed URL goes back to the caller at once (it re-retrieves).
-                if target.host == Host::Files && err.is_url_expired() {
-                    return Err(err);
-                }
-                if !retryable(s) {
-                    return Err(err);
-                }
-                let wait = self.wait_after(s, &headers, failures);
-                return Ok(retry(err, wait));
+                // An expired signed URL (files-host 401/403/410) is final here: the caller
+                // re-retrieves the inquiry for a fresh one.
+                return match transient_status(s, &headers) {
+                    Some(failure) => Ok(retry(err, failure)),
+                    None => Err(err),
+                };
             }
         }
         if total.is_some_and(|t| *pos > t) {
@@ -246,9 +226,9 @@ impl HttpClient {
         let mut body = resp.bytes_stream();
         loop {
             let chunk = match tokio::time::timeout(config.request_timeout, body.next()).await {
-                Err(_) => return Ok(retry(timeout_error(context), retry_wait(0))),
+                Err(_) => return Ok(retry(timeout_error(context), Transient::Timeout)),
                 Ok(None) => break,
-                Ok(Some(Err(e))) => return Ok(retry(network_error(context, e), retry_wait(0))),
+                Ok(Some(Err(e))) => return transport_attempt(context, e),
                 Ok(Some(Ok(chunk))) => chunk,
             };
             let mut chunk = &chunk[..];
@@ -284,19 +264,25 @@ impl HttpClient {
                     expected: t - offset,
                     received: *pos - offset,
                 },
-                Duration::ZERO,
+                Transient::ShortBody,
             )),
             _ if skip > 0 => Ok(retry(
                 invalid(context, "the body ended before the requested offset"),
-                retry_wait(0),
+                Transient::ShortBody,
             )),
             _ => Ok(Attempt::Done),
         }
     }
 }
 
-fn retry(error: Error, wait: Duration) -> Attempt {
-    Attempt::Retry { error, wait }
+/// A transport error during a download: retried unless another attempt cannot mend it.
+fn transport_attempt(context: &str, e: reqwest::Error) -> Result<Attempt> {
+    let failure = transient_transport(&e);
+    let err = network_error(context, e);
+    match failure {
+        Some(failure) => Ok(retry(err, failure)),
+        None => Err(err),
+    }
 }
 
 fn invalid(context: &str, message: &str) -> Error {
@@ -311,14 +297,6 @@ fn timeout_error(context: &str) -> Error {
         context: context.to_string(),
         message: "timed out".into(),
     }
-}
-
-fn unreachable_truncated(context: &str, offset: u64, pos: u64, total: Option<u64>) -> Result<u64> {
-    Err(Error::Truncated {
-        context: context.to_string(),
-        expected: total.unwrap_or(pos).saturating_sub(offset),
-        received: pos - offset,
-    })
 }
 
 /// An error body, read only up to a small size (it is only for `title`/`details`).

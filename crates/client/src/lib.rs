@@ -8,13 +8,16 @@ pub mod error;
 pub mod files;
 pub mod listing;
 pub mod model;
+pub mod query;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
+pub mod shared_budget;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod units;
+pub mod version;
 
 use std::time::SystemTime;
 
@@ -36,9 +39,11 @@ pub struct ListFilters {
     pub account_id: Option<String>,
     pub reference_id: Option<String>,
     pub inquiry_template_id: Option<String>,
-    /// ISO-8601, sent as `filter[created-at-start]`.
+    /// A date (`2024-01-31`: from the start of that day, UTC) or an RFC 3339 date-time,
+    /// sent in UTC as `filter[created-at-start]` (see `query::created_at_bound`).
     pub created_after: Option<String>,
-    /// ISO-8601, sent as `filter[created-at-end]`.
+    /// A date (to the end of that day, UTC) or an RFC 3339 date-time, sent in UTC as
+    /// `filter[created-at-end]`.
     pub created_before: Option<String>,
 }
 
@@ -48,6 +53,8 @@ pub struct InquirySummary {
     pub id: String,
     pub status: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    /// `updated-at`: when anything about the inquiry last changed.
+    pub updated_at: Option<DateTime<Utc>>,
     pub redacted_at: Option<DateTime<Utc>>,
 }
 
@@ -66,6 +73,8 @@ pub struct RetrievedInquiry {
     pub id: String,
     pub status: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    /// `updated-at`: when anything about the inquiry last changed.
+    pub updated_at: Option<DateTime<Utc>>,
     pub redacted_at: Option<DateTime<Utc>>,
     /// `included[]`, typed where we know the type, kept as JSON otherwise.
     pub included: Vec<model::IncludedObject>,
@@ -115,6 +124,7 @@ impl std::fmt::Debug for RetrievedInquiry {
             .field("id", &self.id)
             .field("status", &self.status)
             .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
             .field("redacted_at", &self.redacted_at)
             .field("included", &self.included.len())
             .field("fetched_at", &self.fetched_at)

@@ -1,10 +1,13 @@
 //! Listing every inquiry the filters select, page after page.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::LazyLock;
 
 use futures::Stream;
+use parking_lot::Mutex;
 
 use super::client::MAX_PAGE_SIZE;
+use super::model::{MAX_INQUIRY_ID_LEN, inquiry_id_problem};
 use super::{InquiryPage, InquirySummary, ListFilters, PersonaApi};
 use crate::{Error, Result};
 
@@ -38,10 +41,11 @@ impl Pager<'_> {
                     return Some(Err(e));
                 }
             };
-            self.buffered.extend(page.inquiries);
+            let empty = page.inquiries.is_empty();
+            self.buffered.extend(valid_only(page.inquiries));
             match page.next_after {
                 // An empty page with a cursor would page forever.
-                Some(_) if self.buffered.is_empty() => self.finished = true,
+                Some(_) if empty => self.finished = true,
                 Some(cursor) => {
                     if !self.seen_cursors.insert(cursor.clone()) {
                         self.finished = true;
@@ -57,6 +61,33 @@ impl Pager<'_> {
             }
         }
     }
+}
+
+/// Ids already warned about, so that a listing refreshed every minute does not say it again.
+static WARNED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+/// Past this many, ids are warned about every time rather than remembered.
+const MAX_WARNED: usize = 10_000;
+
+/// The summaries whose id is a Persona inquiry id; each other one is dropped, with one
+/// warning per id that says what is wrong with it (an id that is not `inq_…` never becomes
+/// a path).
+fn valid_only(inquiries: Vec<InquirySummary>) -> impl Iterator<Item = InquirySummary> {
+    inquiries
+        .into_iter()
+        .filter(|s| match inquiry_id_problem(&s.id) {
+            None => true,
+            Some(why) => {
+                let shown: String = s.id.chars().take(MAX_INQUIRY_ID_LEN).collect();
+                let first_time = {
+                    let mut warned = WARNED.lock();
+                    warned.len() >= MAX_WARNED || warned.insert(shown.clone())
+                };
+                if first_time {
+                    tracing::warn!("list inquiries: dropping id {shown:?}: {why}");
+                }
+                false
+            }
+        })
 }
 
 /// Every inquiry the filters select, newest first, fetched a page of `page_size` (≤ 100) at
@@ -79,7 +110,7 @@ pub fn list_stream_from<'a>(
     let (buffered, after, finished) = match first {
         Some(page) => {
             let done = page.next_after.is_none() || page.inquiries.is_empty();
-            (page.inquiries.into(), page.next_after, done)
+            (valid_only(page.inquiries).collect(), page.next_after, done)
         }
         None => (VecDeque::new(), None, false),
     };
@@ -109,7 +140,6 @@ mod tests {
     use super::*;
     use crate::RetrievedInquiry;
     use async_trait::async_trait;
-    use parking_lot::Mutex;
 
     /// Pages served from a script: cursor → (ids, next cursor).
     struct Scripted {
@@ -142,6 +172,7 @@ mod tests {
                         id: id.to_string(),
                         status: None,
                         created_at: None,
+                        updated_at: None,
                         redacted_at: None,
                     })
                     .collect(),
@@ -204,6 +235,47 @@ mod tests {
         let err = list_all(&api, &ListFilters::default()).await.unwrap_err();
         assert!(matches!(err, Error::InvalidResponse { .. }), "{err:?}");
         assert_eq!(api.calls.lock().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn ids_that_are_not_inquiry_ids_are_dropped() {
+        let long: &'static str = Box::leak(format!("inq_{}", "x".repeat(61)).into_boxed_str());
+        let api = Scripted {
+            pages: vec![
+                (None, vec!["inq_3", "doc_1", "inq_../../etc"], Some("c1")),
+                // A page of nothing but bad ids still leads on to the next one.
+                (Some("c1"), vec![long, "inq_"], Some("c2")),
+                (Some("c2"), vec!["inq_2", "inq_1\n", "inq_1"], None),
+            ],
+            calls: Mutex::new(Vec::new()),
+        };
+        let all = list_all(&api, &ListFilters::default()).await.unwrap();
+        let ids: Vec<_> = all.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["inq_3", "inq_2", "inq_1"]);
+        assert_eq!(api.calls.lock().len(), 3);
+
+        // A first page handed in is filtered the same way.
+        let first = InquiryPage {
+            inquiries: ["inq_9", "bogus"]
+                .iter()
+                .map(|id| InquirySummary {
+                    id: id.to_string(),
+                    status: None,
+                    created_at: None,
+                    updated_at: None,
+                    redacted_at: None,
+                })
+                .collect(),
+            next_after: None,
+        };
+        use futures::TryStreamExt;
+        let filters = ListFilters::default();
+        let ids: Vec<String> = list_stream_from(&api, &filters, 100, Some(first))
+            .map_ok(|s| s.id)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(ids, ["inq_9"]);
     }
 
     #[tokio::test]

@@ -179,6 +179,7 @@ fn summary_of(context: &str, resource: &Value) -> Result<InquirySummary> {
         id: id.to_string(),
         status: opt_string(attrs, "status"),
         created_at: opt_time(attrs, "created-at"),
+        updated_at: opt_time(attrs, "updated-at"),
         redacted_at: opt_time(attrs, "redacted-at"),
     })
 }
@@ -198,16 +199,25 @@ pub fn parse_inquiry(
     let summary = summary_of(context, data)?;
     let included = match raw.get("included") {
         None | Some(Value::Null) => Vec::new(),
+        // One odd entry costs that entry, not the inquiry.
         Some(Value::Array(items)) => items
             .iter()
-            .map(|item| included_of(context, item))
-            .collect::<Result<_>>()?,
+            .enumerate()
+            .filter_map(|(index, item)| {
+                included_of(item)
+                    .inspect_err(|why| {
+                        tracing::warn!("{context}: skipping `included` entry #{index}: {why}");
+                    })
+                    .ok()
+            })
+            .collect(),
         Some(_) => return Err(invalid(context, "`included` is not an array")),
     };
     Ok(RetrievedInquiry {
         id: summary.id,
         status: summary.status,
         created_at: summary.created_at,
+        updated_at: summary.updated_at,
         redacted_at: summary.redacted_at,
         included,
         raw,
@@ -215,19 +225,52 @@ pub fn parse_inquiry(
     })
 }
 
-fn included_of(context: &str, item: &Value) -> Result<IncludedObject> {
+/// One `included` entry, or what is wrong with it (safe to log: no values, only shapes).
+fn included_of(item: &Value) -> std::result::Result<IncludedObject, String> {
     if !item.is_object() {
-        return Err(invalid(context, "an `included` entry is not an object"));
+        return Err("it is not an object".into());
     }
-    let kind = required_str(context, item, "type", "an `included` entry")?;
-    let id = required_str(context, item, "id", "an `included` entry")?;
-    attributes_of(context, item)?;
+    let field = |name: &str| match item.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) => Err(format!("its `{name}` is empty")),
+        Some(_) => Err(format!("its `{name}` is not a string")),
+        None => Err(format!("it has no `{name}`")),
+    };
+    let kind = field("type")?;
+    let id = field("id")?;
+    let attributes = match item.get("attributes") {
+        None | Some(Value::Null) => Value::Null,
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => return Err(format!("the `attributes` of {id:?} are not an object")),
+    };
     Ok(IncludedObject {
-        kind: kind.to_string(),
-        id: id.to_string(),
-        attributes: item.get("attributes").cloned().unwrap_or(Value::Null),
+        kind,
+        id,
+        attributes,
     })
 }
+
+/// Why `id` is not a Persona inquiry id (`inq_` then at most 60 more of `[A-Za-z0-9_-]`),
+/// `None` when it is one. Such an id is never used in a path, a name or a request.
+pub fn inquiry_id_problem(id: &str) -> Option<&'static str> {
+    if !id.starts_with("inq_") {
+        Some("it does not start with inq_")
+    } else if id.len() > MAX_INQUIRY_ID_LEN {
+        Some("it is longer than 64 characters")
+    } else if id.len() == 4 {
+        Some("nothing follows inq_")
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Some("it has characters other than letters, digits, _ and -")
+    } else {
+        None
+    }
+}
+
+/// The longest inquiry id accepted.
+pub const MAX_INQUIRY_ID_LEN: usize = 64;
 
 /// A List-all-Inquiries body. The next cursor comes from `links.next` (its `page[after]`),
 /// else, when `links.next` is set but carries no cursor, from the last id of the page.
@@ -361,7 +404,6 @@ mod tests {
             b"{\"data\": {\"id\": 5}}",
             b"{\"data\": {\"id\": \"inq_1\", \"attributes\": 3}}",
             b"{\"data\": {\"id\": \"inq_1\"}, \"included\": {}}",
-            b"{\"data\": {\"id\": \"inq_1\"}, \"included\": [{\"type\": \"x\"}]}",
             b"{\"data\": {\"id\": \"inq_1\", \"type\": \"document/generic\"}}",
             b"[1,2,3]",
         ];
@@ -375,6 +417,73 @@ mod tests {
         let html =
             parse_inquiry("ctx", b"<html>secret</html>", SystemTime::UNIX_EPOCH).unwrap_err();
         assert!(html.to_string().contains("HTML") && !html.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn odd_included_entries_are_skipped_not_fatal() {
+        let inq = retrieve(json!({
+            "data": {"type": "inquiry", "id": "inq_1"},
+            "included": [
+                {"type": "x"},
+                {"id": "doc_notype", "attributes": {}},
+                {"type": 7, "id": "doc_numtype"},
+                {"type": "", "id": "doc_emptytype"},
+                "a string",
+                [1, 2],
+                null,
+                {"type": "document/generic", "id": "doc_badattrs", "attributes": [1]},
+                {"type": "document/generic", "id": 9},
+                {"type": "document/generic", "id": "doc_ok", "attributes": {"status": "processed"}},
+                {"type": "selfie/profile-and-center", "id": "self_ok"}
+            ]
+        }))
+        .unwrap();
+        let ids: Vec<_> = inq.included.iter().map(|o| o.id.as_str()).collect();
+        assert_eq!(ids, ["doc_ok", "self_ok"]);
+        assert_eq!(inq.included[0].status(), Some("processed"));
+    }
+
+    #[test]
+    fn why_an_id_is_not_an_inquiry_id() {
+        assert_eq!(inquiry_id_problem("inq_2T4sQabc"), None);
+        assert_eq!(inquiry_id_problem("inq_a-b_C9"), None);
+        let longest = format!("inq_{}", "a".repeat(60));
+        assert_eq!(inquiry_id_problem(&longest), None);
+        let cases = [
+            ("doc_1", "inq_"),
+            ("", "inq_"),
+            ("INQ_1", "inq_"),
+            ("inq_", "nothing"),
+            (&*format!("{longest}b"), "64"),
+            ("inq_../x", "characters"),
+            ("inq_1 2", "characters"),
+            ("inq_é", "characters"),
+            ("inq_1\n", "characters"),
+        ];
+        for (id, why) in cases {
+            let problem = inquiry_id_problem(id).unwrap_or_else(|| panic!("{id:?} accepted"));
+            assert!(problem.contains(why), "{id:?}: {problem}");
+        }
+    }
+
+    #[test]
+    fn updated_at_is_read_from_lists_and_retrieves() {
+        let inq = retrieve(
+            json!({"data": {"type": "inquiry", "id": "inq_u", "attributes": {
+            "created-at": "2023-03-28T18:34:32.000Z", "updated-at": "2023-03-29T01:02:03.456Z",
+            "redacted-at": null}}}),
+        )
+        .unwrap();
+        assert_eq!(inq.updated_at, parse_time("2023-03-29T01:02:03.456Z"));
+        assert_eq!(inq.redacted_at, None);
+        let body = json!({"data": [
+            {"type": "inquiry", "id": "inq_b", "attributes": {"updated-at": "2024-05-06T07:08:09.000Z"}},
+            {"type": "inquiry", "id": "inq_a", "attributes": {"updated-at": "not a time"}},
+            {"type": "inquiry", "id": "inq_0"}
+        ]});
+        let page = parse_list_page("t", body.to_string().as_bytes()).unwrap();
+        let updated: Vec<_> = page.inquiries.iter().map(|s| s.updated_at).collect();
+        assert_eq!(updated, [parse_time("2024-05-06T07:08:09Z"), None, None]);
     }
 
     #[test]

@@ -1,15 +1,60 @@
-//! The client's own brake on API requests: a token bucket at `api_rate_limit` requests per
-//! minute, shared by every clone of a client, that also spaces requests out when Persona says
-//! fewer than 15 % of the window's requests remain (PERSONA_API.md, "Errors and limits").
+//! The client's own brake on API requests. A [`Budget`] is what every API request draws from
+//! before it goes out: the local one ([`RateLimiter`]) is a token bucket at `api_rate_limit`
+//! requests per minute, shared by every clone of a client, that also spaces requests out when
+//! Persona says fewer than 15 % of the window's requests remain (PERSONA_API.md, "Errors and
+//! limits"). `shared_budget::SharedBudget` does the same for every process of an organization
+//! at once, through Redis.
 
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use parking_lot::Mutex;
 
 /// Below this share of `RateLimit-Limit` left, requests are spread over the rest of the window.
-const SLOW_DOWN_BELOW: f64 = 0.15;
+pub const SLOW_DOWN_BELOW: f64 = 0.15;
 /// The longest pause the server's headers can impose between two requests.
-const MAX_SPACING: Duration = Duration::from_secs(10);
+pub const MAX_SPACING: Duration = Duration::from_secs(10);
+
+/// The request budget API requests draw from.
+#[async_trait]
+pub trait Budget: Send + Sync + 'static {
+    /// Wait until one more API request may go out.
+    async fn acquire(&self);
+    /// Learn from a response's `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
+    async fn observe(&self, limit: Option<u64>, remaining: Option<u64>, reset_secs: Option<u64>);
+}
+
+/// What a response's `RateLimit-*` headers say about the organization's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerBudget {
+    /// No (usable) headers: nothing changes.
+    Unknown,
+    /// At least [`SLOW_DOWN_BELOW`] of the limit left: no spacing.
+    Healthy,
+    /// Little left: one request per `spacing` for the rest of the `window`.
+    Low { spacing: Duration, window: Duration },
+}
+
+impl ServerBudget {
+    pub fn from_headers(
+        limit: Option<u64>,
+        remaining: Option<u64>,
+        reset_secs: Option<u64>,
+    ) -> ServerBudget {
+        let (Some(limit), Some(remaining)) = (limit, remaining) else {
+            return ServerBudget::Unknown;
+        };
+        if limit == 0 || (remaining as f64) >= SLOW_DOWN_BELOW * limit as f64 {
+            return ServerBudget::Healthy;
+        }
+        let window = Duration::from_secs(reset_secs.unwrap_or(60).clamp(1, 3600));
+        let spacing = window / u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
+        ServerBudget::Low {
+            spacing: spacing.min(MAX_SPACING),
+            window,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -92,19 +137,26 @@ impl RateLimiter {
         remaining: Option<u64>,
         reset_secs: Option<u64>,
     ) {
-        let (Some(limit), Some(remaining)) = (limit, remaining) else {
-            return;
-        };
         let mut s = self.state.lock();
-        if limit == 0 || (remaining as f64) >= SLOW_DOWN_BELOW * limit as f64 {
-            s.spacing = Duration::ZERO;
-            return;
+        match ServerBudget::from_headers(limit, remaining, reset_secs) {
+            ServerBudget::Unknown => {}
+            ServerBudget::Healthy => s.spacing = Duration::ZERO,
+            ServerBudget::Low { spacing, window } => {
+                s.spacing = spacing;
+                s.spacing_until = now + window;
+                s.next_slot = s.next_slot.max(now);
+            }
         }
-        let window = Duration::from_secs(reset_secs.unwrap_or(60).clamp(1, 3600));
-        let spacing = window / u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
-        s.spacing = spacing.min(MAX_SPACING);
-        s.spacing_until = now + window;
-        s.next_slot = s.next_slot.max(now);
+    }
+}
+
+#[async_trait]
+impl Budget for RateLimiter {
+    async fn acquire(&self) {
+        RateLimiter::acquire(self).await
+    }
+    async fn observe(&self, limit: Option<u64>, remaining: Option<u64>, reset_secs: Option<u64>) {
+        RateLimiter::observe(self, limit, remaining, reset_secs)
     }
 }
 

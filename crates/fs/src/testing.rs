@@ -72,6 +72,7 @@ impl PersonaApi for FakeApi {
                     status: Some(self.status().into()),
                     created_at: personafs_client::model::parse_time(CREATED_AT),
                     redacted_at: None,
+                    updated_at: None,
                 })
                 .collect(),
             next_after: None,

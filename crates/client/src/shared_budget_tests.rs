@@ -1,0 +1,210 @@
+//! `SharedBudget` against a real `redis-server`, started by each test on a free port.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use super::*;
+
+/// A `redis-server` of our own, stopped when dropped.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RedisServer {
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Redis on `port`, or `None` (said loudly) when `redis-server` is not installed outside
+    /// CI. In CI a missing server fails the test.
+    fn start_on(port: u16) -> Option<RedisServer> {
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "redis-server is not installed, and CI must run the shared budget tests"
+                );
+                eprintln!(
+                    "\n*** SKIPPED: redis-server is not installed (apt-get install redis-server); \
+                     the shared budget was NOT tested ***\n"
+                );
+                return None;
+            }
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        let server = RedisServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+
+    fn start() -> Option<RedisServer> {
+        Self::start_on(free_port())
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn ms(wait: Duration) -> u64 {
+    wait.as_millis() as u64
+}
+
+#[tokio::test]
+async fn processes_of_one_organization_share_one_budget() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Two processes of one organization, 60 requests/min each as configured.
+    let a = SharedBudget::new(&redis.url(), "org_SHARED", 60).unwrap();
+    let b = SharedBudget::new(&redis.url(), "org_SHARED", 60).unwrap();
+    for i in 0..60 {
+        let budget = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            budget.reserve_shared().await.unwrap(),
+            Duration::ZERO,
+            "#{i}"
+        );
+    }
+    // The minute's burst is spent by both together: the next waits a second, then two.
+    let w = ms(a.reserve_shared().await.unwrap());
+    assert!((700..=1000).contains(&w), "{w}");
+    let w = ms(b.reserve_shared().await.unwrap());
+    assert!((1700..=2000).contains(&w), "{w}");
+    // Another organization has its own budget.
+    let other = SharedBudget::new(&redis.url(), "org_OTHER", 60).unwrap();
+    assert_eq!(other.reserve_shared().await.unwrap(), Duration::ZERO);
+    assert!(a.is_shared() && b.is_shared());
+}
+
+#[tokio::test]
+async fn a_low_server_budget_slows_every_process() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // No client-side bucket: only the server's headers pace the requests.
+    let a = SharedBudget::new(&redis.url(), "org_SLOW", 0).unwrap();
+    let b = SharedBudget::new(&redis.url(), "org_SLOW", 0).unwrap();
+    a.observe(Some(300), Some(100), Some(30)).await;
+    assert_eq!(
+        b.reserve_shared().await.unwrap(),
+        Duration::ZERO,
+        "above 15 %"
+    );
+    // 3 % left: 20 s over 10 requests, for everyone.
+    a.observe(Some(300), Some(10), Some(20)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    let w = ms(b.reserve_shared().await.unwrap());
+    assert!((1900..=2000).contains(&w), "{w}");
+    let w = ms(a.reserve_shared().await.unwrap());
+    assert!((3900..=4000).contains(&w), "{w}");
+    // A healthy budget seen by either lifts it for both.
+    b.observe(Some(300), Some(299), Some(60)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    assert_eq!(b.reserve_shared().await.unwrap(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn unreachable_redis_falls_back_to_the_local_bucket_and_recovers() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut budget = SharedBudget::new(&url, "org_FALLBACK", 10).unwrap();
+    budget.reconnect_after = Duration::from_millis(200);
+    // Nothing listens: requests still go out, paced by the local bucket (a burst of 10).
+    let started = Instant::now();
+    for _ in 0..10 {
+        budget.acquire().await;
+    }
+    assert!(!budget.is_shared());
+    assert!(
+        started.elapsed() < REDIS_TIMEOUT * 10,
+        "requests waited for a dead Redis each time: {:?}",
+        started.elapsed()
+    );
+    assert!(budget.reserve_shared().await.is_err());
+    // The local bucket gave those 10: the next one waits for a token (6 s at 10/min).
+    let w = ms(budget.local.reserve(Instant::now()));
+    assert!((5_900..=6_000).contains(&w), "{w}");
+
+    let Some(_redis) = RedisServer::start_on(port) else {
+        return;
+    };
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    budget.acquire().await;
+    assert!(
+        budget.is_shared(),
+        "Redis is back but the budget did not use it"
+    );
+    assert_eq!(budget.reserve_shared().await.unwrap(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn only_the_organization_and_numbers_reach_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let budget = SharedBudget::new(&redis.url(), "org_KEYS", 120).unwrap();
+    for _ in 0..5 {
+        budget.acquire().await;
+    }
+    budget.observe(Some(100), Some(2), Some(30)).await;
+    budget.acquire().await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "personafs:budget:org_KEYS:slot",
+            "personafs:budget:org_KEYS:spacing",
+            "personafs:budget:org_KEYS:tat"
+        ]
+    );
+    for key in keys {
+        let value: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{key} = {value:?}");
+    }
+}
+
+#[test]
+fn bad_organization_ids_and_urls_are_refused() {
+    for org in ["", "org:x", "org x", "org/../x", &"o".repeat(200)] {
+        let err = SharedBudget::new("redis://127.0.0.1/", org, 60).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{org}: {err:?}");
+    }
+    let err = SharedBudget::new("http://not-redis/", "org_1", 60).unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    let budget = SharedBudget::new("redis://:hunter2@127.0.0.1:1/", "org_1", 60).unwrap();
+    assert!(!format!("{budget:?}").contains("hunter2"));
+}
