@@ -500,7 +500,6 @@ fn hostile_api_bodies_give_clear_errors_and_the_mount_survives() {
         "inq_WrongType0001",
         "inq_WrongIncl0001",
         "inq_Empty00000001",
-        "inq_AttrsArray001",
     ] {
         let p = inquiries.join(id).join("inquiry.json");
         let r = bounded(id, HANG, move || std::fs::read(&p));
@@ -515,6 +514,18 @@ fn hostile_api_bodies_give_clear_errors_and_the_mount_survives() {
     });
     assert_eq!(std::fs::read_dir(odd.join("document")).unwrap().count(), 0);
     std::fs::read(odd.join("inquiry.json")).unwrap();
+
+    // An `included` entry of the wrong shape costs only that entry, not the inquiry.
+    let arrays = inquiries.join("inq_AttrsArray001");
+    bounded("an included entry with array attributes", HANG, {
+        let arrays = arrays.clone();
+        move || walk_checked(&arrays)
+    });
+    assert_eq!(
+        std::fs::read_dir(arrays.join("document")).unwrap().count(),
+        0
+    );
+    std::fs::read(arrays.join("inquiry.json")).unwrap();
 
     // A huge `included`: every document shows, promptly, with valid names.
     let huge = inquiries.join("inq_Huge000000001").join("document");
