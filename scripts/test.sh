@@ -9,6 +9,7 @@ missing=()
 command -v rsync >/dev/null || missing+=(rsync)
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v ffprobe >/dev/null || missing+=(ffmpeg)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]}" >&2

@@ -137,12 +137,10 @@ pub fn timestamp_utc(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-/// A Persona API version: a date such as `2023-01-05`.
+/// A Persona API version: one of the versions Persona publishes (the list lives with the
+/// client, taken from the official OpenAPI spec).
 pub fn parse_persona_version(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map(|_| text.to_string())
-        .map_err(|_| format!("invalid Persona version {text:?} (a date such as 2023-01-05)"))
+    personafs_client::version::parse_persona_version(text)
 }
 
 /// An inquiry id: `inq_` followed by letters and digits.
@@ -306,6 +304,9 @@ mod tests {
         }
         assert_eq!(parse_persona_version("2025-12-08"), Ok("2025-12-08".into()));
         assert!(parse_persona_version("v2").is_err());
+        // A date, but not a version Persona publishes.
+        assert!(parse_persona_version("2024-02-30").is_err());
+        assert!(parse_persona_version("2024-03-01").is_err());
         assert_eq!(parse_inquiry_id("inq_2T4sQab"), Ok("inq_2T4sQab".into()));
         assert_eq!(parse_host("127.0.0.1:8080"), Ok("127.0.0.1:8080".into()));
         assert_eq!(
