@@ -132,8 +132,9 @@ fn serve(
         }
     };
     let tele = Arc::new(personafs_client::telemetry::Telemetry::default());
-    let http: Arc<dyn PersonaApi> =
-        Arc::new(HttpClient::new(client_config(&cfg, key, extra_hosts))?);
+    let mut client_cfg = client_config(&cfg, key, extra_hosts);
+    client_cfg.telemetry = Some(tele.clone());
+    let http: Arc<dyn PersonaApi> = Arc::new(HttpClient::new(client_cfg)?);
     let api: Arc<dyn PersonaApi> = Arc::new(personafs_client::telemetry::CountedApi::new(
         http,
         tele.clone(),

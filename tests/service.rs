@@ -167,6 +167,9 @@ fn status_metrics_and_audit_of_a_live_mount() {
     );
     assert!(s["cache_max_bytes"].as_u64().unwrap() > 0);
     assert_eq!(s["rate_limit_per_minute"], 300);
+    // The server's own count of requests left (the mock answers RateLimit-* headers).
+    let left = s["rate_budget_left"].as_u64().unwrap();
+    assert!(left > 0 && left < 300, "rate_budget_left {left}");
     assert!(s["metadata_entries"].as_u64().unwrap() >= 4);
     let all = Command::new(BIN).arg("status").output().unwrap();
     let text = String::from_utf8_lossy(&all.stdout);

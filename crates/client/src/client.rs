@@ -71,6 +71,8 @@ pub struct ClientConfig {
     pub max_rate_limit_wait: Duration,
     /// Client-side limit on API requests per minute (0 = none).
     pub api_rate_limit: u32,
+    /// Where retries, 429s and the server's remaining budget are counted.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 pub use crate::version::DEFAULT_PERSONA_VERSION;
@@ -94,10 +96,16 @@ impl ClientConfig {
             retry_base_delay: Duration::from_millis(500),
             max_rate_limit_wait: Duration::from_secs(60),
             api_rate_limit: 300,
+            telemetry: None,
         }
     }
 
     /// The one retry policy every request of the client follows.
+    /// A fresh count of attempts for one request, counted in the telemetry.
+    pub fn attempts(&self) -> crate::retry::Attempts {
+        self.retry_policy().start().counted(self.telemetry.clone())
+    }
+
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             max_retries: self.max_retries,
@@ -344,7 +352,7 @@ impl HttpClient {
     /// One API GET under the retry policy; the body of the 2xx answer.
     async fn api_get(&self, context: &str, url: Url) -> Result<Bytes> {
         let config = &self.inner.config;
-        let mut attempts = config.retry_policy().start();
+        let mut attempts = config.attempts();
         loop {
             self.inner.budget.acquire().await;
             let sent = self
@@ -392,6 +400,13 @@ impl HttpClient {
     }
 
     async fn observe_rate_limit(&self, headers: &HeaderMap) {
+        if let (Some(t), Some(left)) = (
+            &self.inner.config.telemetry,
+            header_u64(headers, "RateLimit-Remaining"),
+        ) {
+            t.rate_budget_left
+                .store(left, std::sync::atomic::Ordering::Relaxed);
+        }
         self.inner
             .budget
             .observe(

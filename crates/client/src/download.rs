@@ -69,7 +69,7 @@ impl HttpClient {
         let target = self.file_target(url)?;
         let context = format!("size of {}", redact_url(url));
         let config = self.config();
-        let mut attempts = config.retry_policy().start();
+        let mut attempts = config.attempts();
         loop {
             let sent = tokio::time::timeout(
                 config.request_timeout,
@@ -112,7 +112,7 @@ impl HttpClient {
     ) -> Result<u64> {
         let target = self.file_target(url)?;
         let context = format!("download {}", redact_url(url));
-        let mut attempts = self.config().retry_policy().start();
+        let mut attempts = self.config().attempts();
         let mut pos = offset;
         let mut total: Option<u64> = None;
         loop {

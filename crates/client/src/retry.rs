@@ -144,6 +144,7 @@ impl RetryPolicy {
             policy: *self,
             failures: 0,
             attempts: 0,
+            telemetry: None,
         }
     }
 }
@@ -156,6 +157,8 @@ pub struct Attempts {
     failures: u32,
     /// Failed attempts in all.
     attempts: u32,
+    /// Where retries and 429s are counted, if anywhere.
+    telemetry: Option<std::sync::Arc<crate::telemetry::Telemetry>>,
 }
 
 impl Attempts {
@@ -168,6 +171,12 @@ impl Attempts {
         failure: Transient,
         progressed: bool,
     ) -> Result<Duration> {
+        if let Some(t) = &self.telemetry {
+            if matches!(failure, Transient::RateLimited { .. }) {
+                t.rate_limited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         // Failures in a row before this one: the step of the backoff.
         let before = if progressed { 0 } else { self.failures };
         self.failures = if progressed { 0 } else { self.failures + 1 };
@@ -176,6 +185,9 @@ impl Attempts {
             return Err(error);
         }
         let wait = self.policy.wait(failure, before, progressed);
+        if let Some(t) = &self.telemetry {
+            t.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         tracing::debug!(
             attempt = self.attempts,
             ?failure,
@@ -197,6 +209,15 @@ impl Attempts {
             tokio::time::sleep(wait).await;
         }
         Ok(())
+    }
+
+    /// Count retries and 429s in `telemetry`.
+    pub fn counted(
+        mut self,
+        telemetry: Option<std::sync::Arc<crate::telemetry::Telemetry>>,
+    ) -> Attempts {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Failed attempts so far.

@@ -201,7 +201,7 @@ pub fn errno_name(errno: i32) -> &'static str {
     }
 }
 
-/// A `PersonaApi` that counts every call by kind, the 429s that reach it, and whether Persona
+/// A `PersonaApi` that counts every call by kind and whether Persona
 /// answers at all (a network failure marks the mount offline until a call succeeds).
 pub struct CountedApi {
     inner: std::sync::Arc<dyn crate::PersonaApi>,
@@ -222,9 +222,6 @@ impl CountedApi {
             Ok(_) => self.tele.set_offline(false),
             Err(crate::Error::Network { .. }) => self.tele.set_offline(true),
             Err(e) => {
-                if e.status() == Some(429) {
-                    self.tele.rate_limited.fetch_add(1, Relaxed);
-                }
                 // Any HTTP answer means Persona is reachable.
                 if e.status().is_some() {
                     self.tele.set_offline(false);
