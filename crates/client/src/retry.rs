@@ -171,11 +171,11 @@ impl Attempts {
         failure: Transient,
         progressed: bool,
     ) -> Result<Duration> {
-        if let Some(t) = &self.telemetry {
-            if matches!(failure, Transient::RateLimited { .. }) {
-                t.rate_limited
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+        if let Some(t) = &self.telemetry
+            && matches!(failure, Transient::RateLimited { .. })
+        {
+            t.rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         // Failures in a row before this one: the step of the backoff.
         let before = if progressed { 0 } else { self.failures };
