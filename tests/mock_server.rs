@@ -710,3 +710,104 @@ fn collect_file_objects(value: &Value, out: &mut Vec<(String, u64)>) {
         _ => {}
     }
 }
+
+/// `ffprobe`'s duration of the file (seconds), and `ffmpeg`'s decode errors (empty when none).
+fn probe_and_decode(path: &std::path::Path) -> (f64, String) {
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_name",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(
+        probe.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert!(out.contains("codec_name=mjpeg"), "{out}");
+    let duration: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("duration="))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {out}"));
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decode.status.success(),
+        "ffmpeg failed on {}",
+        path.display()
+    );
+    (
+        duration,
+        String::from_utf8_lossy(&decode.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn generated_videos_play_in_ffmpeg_with_their_exact_size() {
+    if !mock_support::require_tool("ffprobe", "ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Sizes around the layout's edges: no `free` box, a remainder inside `mdat`, a `free` box.
+    for size in [3_000u64, 20_001, 1_000_000, 4_999_999] {
+        let file = personafs_mock::content::sized_file("selfie_video.mp4", size, size);
+        let mut bytes = vec![0u8; size as usize];
+        file.content.read_at(0, &mut bytes);
+        let path = dir.path().join(format!("{size}.mp4"));
+        std::fs::write(&path, &bytes).unwrap();
+        let (duration, errors) = probe_and_decode(&path);
+        assert!(duration > 0.0, "{size}: duration {duration}");
+        assert_eq!(errors, "", "{size}: ffmpeg reported errors");
+    }
+
+    // And one served by the mock, downloaded as a client would, at the size the HEAD says.
+    let server = MockServer::start(MockConfig {
+        generate: 14,
+        seed: 3,
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let client = Client::new();
+    let mut videos = 0;
+    for id in server.inquiry_ids() {
+        let body = client
+            .get(format!(
+                "{}/inquiries/{id}?include=verifications",
+                server.api_base()
+            ))
+            .bearer_auth(server.api_key())
+            .send()
+            .await
+            .unwrap()
+            .json_body()
+            .await;
+        let Some(url) = find_str(&body, "video-url") else {
+            continue;
+        };
+        let head = client.head(url).send().await.unwrap();
+        let declared: usize = header(&head, "content-length").parse().unwrap();
+        let bytes = client.get(url).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(bytes.len(), declared);
+        let path = dir.path().join(format!("{id}.mp4"));
+        std::fs::write(&path, &bytes).unwrap();
+        let (duration, errors) = probe_and_decode(&path);
+        assert!(
+            duration > 0.0 && errors.is_empty(),
+            "{id}: {duration} {errors}"
+        );
+        videos += 1;
+    }
+    assert!(videos > 0, "the generated data has a selfie video");
+}

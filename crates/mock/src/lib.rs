@@ -10,6 +10,7 @@ pub mod data;
 mod files;
 pub mod fixtures;
 pub mod generate;
+mod mp4;
 mod redaction;
 mod respond;
 mod server;
