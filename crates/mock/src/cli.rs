@@ -241,6 +241,40 @@ mod tests {
     }
 
     #[test]
+    fn webhook_flags_read_one_or_two_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        let args = |lines: &str| {
+            std::fs::write(&file, lines).unwrap();
+            Wrapper::parse_from([
+                "x",
+                "--webhook-url",
+                "http://127.0.0.1:9/hook",
+                "--webhook-secret-file",
+                file.to_str().unwrap(),
+                "--events-max-age",
+                "1h",
+            ])
+            .args
+        };
+        let (config, _, _) = args("wbhsec_old\n\nwbhsec_new\n").dataset().unwrap();
+        assert_eq!(config.webhook_secrets, ["wbhsec_old", "wbhsec_new"]);
+        assert_eq!(
+            config.runtime.webhook_url.as_deref(),
+            Some("http://127.0.0.1:9/hook")
+        );
+        assert_eq!(config.runtime.events_max_age_ms, 3_600_000);
+        assert!(
+            !format!("{config:?}").contains("wbhsec"),
+            "secrets stay hidden"
+        );
+        assert!(args("").dataset().is_err());
+        assert!(args("a\nb\nc\n").dataset().is_err());
+        let without_url = Wrapper::try_parse_from(["x", "--webhook-secret-file", "f"]);
+        assert!(without_url.is_err());
+    }
+
+    #[test]
     fn large_files_are_the_newest_inquiries() {
         let w = Wrapper::parse_from([
             "x",

@@ -199,10 +199,13 @@ impl Generator {
     fn plan(&self, index: u64, rng: &mut Rng) -> Plan {
         let required = REQUIRED.len() as u64;
         if self.count <= required {
-            // Every required plan that fits, in a seeded order.
-            let mut order: Vec<u64> = (0..self.count).collect();
-            shuffle(&mut order, &mut Rng::new(self.seed ^ 0x0BDE_B0BD));
-            return REQUIRED[order[index as usize] as usize];
+            // Every required plan that fits, in a seeded order: the order earlier versions
+            // gave, so small datasets that tests know by seed keep their inquiries.
+            let mut rng = Rng::new(self.seed);
+            let _builder = rng.fork();
+            let mut plans = REQUIRED[..self.count as usize].to_vec();
+            shuffle(&mut plans, &mut rng.fork());
+            return plans[index as usize];
         }
         // One required plan at a seeded place in each of the first REQUIRED buckets.
         let bucket = self.count / required;
