@@ -225,7 +225,7 @@ pub async fn list(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    bump(&state.stats.api_list);
+    bump(&state.stats.api_events);
     let query = match EventQuery::parse(raw.as_deref()) {
         Ok(q) => q,
         Err(details) => return bad_request(&details),
@@ -286,7 +286,7 @@ pub async fn retrieve(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    bump(&state.stats.api_retrieve);
+    bump(&state.stats.api_events);
     state.events.prune(state.retention());
     let log = state.events.log.lock();
     let Some(event) = log.events.iter().find(|e| e.id == id) else {

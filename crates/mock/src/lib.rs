@@ -117,6 +117,8 @@ pub struct MockStats {
     /// Retrieves of inquiries, documents and verifications.
     pub api_retrieve: u64,
     pub api_delete: u64,
+    /// Requests to the Events API (`/events`, `/events/{id}`), not counted in the two above.
+    pub api_events: u64,
     /// Download requests (files host and legacy keyed endpoint), whatever their answer.
     pub file_get: u64,
     pub file_head: u64,

@@ -267,6 +267,12 @@ async fn changes_become_events_listed_newest_first_and_signed_webhooks() {
     let (status, _) = api.get(&format!("/events?page[before]={oldest}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(api.server.stats().events_dropped, 4);
+    assert!(api.server.stats().api_events >= 10);
+    assert_eq!(
+        api.server.stats().api_list,
+        0,
+        "events are not inquiry lists"
+    );
     let (status, _) = api.get("/events?page[size]=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
