@@ -235,6 +235,20 @@ async fn mock_responses_match_the_official_spec() {
     }
     assert!(selfies > 0, "no selfie verification was checked");
 
+    // Events made by changes, as the Events API lists and retrieves them.
+    let added = server.add_inquiry("approved", true).unwrap();
+    assert!(server.add_document(&added, "lease.pdf", 30_000).is_some());
+    assert!(server.redact(&server.inquiry_ids()[3]));
+    let (status, events) = get(&client, &server, "/events?page[size]=3").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(events["data"].as_array().unwrap().len(), 3);
+    assert!(events["links"]["next"].is_string());
+    checker.check("events", &schema("/events", "get", "200"), &events);
+    let event_id = events["data"][1]["id"].as_str().unwrap();
+    let (status, event) = get(&client, &server, &format!("/events/{event_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    checker.check("event", &schema("/events/{event-id}", "get", "200"), &event);
+
     // Error bodies.
     let unauthorized = client
         .get(format!("{}/inquiries", server.api_base()))

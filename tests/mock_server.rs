@@ -710,3 +710,427 @@ fn collect_file_objects(value: &Value, out: &mut Vec<(String, u64)>) {
         _ => {}
     }
 }
+
+/// `ffprobe`'s duration of the file (seconds), and `ffmpeg`'s decode errors (empty when none).
+fn probe_and_decode(path: &std::path::Path) -> (f64, String) {
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_name",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(
+        probe.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert!(out.contains("codec_name=mjpeg"), "{out}");
+    let duration: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("duration="))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {out}"));
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decode.status.success(),
+        "ffmpeg failed on {}",
+        path.display()
+    );
+    (
+        duration,
+        String::from_utf8_lossy(&decode.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn generated_videos_play_in_ffmpeg_with_their_exact_size() {
+    if !mock_support::require_tool("ffprobe", "ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Sizes around the layout's edges: no `free` box, a remainder inside `mdat`, a `free` box.
+    for size in [3_000u64, 20_001, 1_000_000, 4_999_999] {
+        let file = personafs_mock::content::sized_file("selfie_video.mp4", size, size);
+        let mut bytes = vec![0u8; size as usize];
+        file.content.read_at(0, &mut bytes);
+        let path = dir.path().join(format!("{size}.mp4"));
+        std::fs::write(&path, &bytes).unwrap();
+        let (duration, errors) = probe_and_decode(&path);
+        assert!(duration > 0.0, "{size}: duration {duration}");
+        assert_eq!(errors, "", "{size}: ffmpeg reported errors");
+    }
+
+    // And one served by the mock, downloaded as a client would, at the size the HEAD says.
+    let server = MockServer::start(MockConfig {
+        generate: 14,
+        seed: 3,
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let client = Client::new();
+    let mut videos = 0;
+    for id in server.inquiry_ids() {
+        let body = client
+            .get(format!(
+                "{}/inquiries/{id}?include=verifications",
+                server.api_base()
+            ))
+            .bearer_auth(server.api_key())
+            .send()
+            .await
+            .unwrap()
+            .json_body()
+            .await;
+        let Some(url) = find_str(&body, "video-url") else {
+            continue;
+        };
+        let head = client.head(url).send().await.unwrap();
+        let declared: usize = header(&head, "content-length").parse().unwrap();
+        let bytes = client.get(url).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(bytes.len(), declared);
+        let path = dir.path().join(format!("{id}.mp4"));
+        std::fs::write(&path, &bytes).unwrap();
+        let (duration, errors) = probe_and_decode(&path);
+        assert!(
+            duration > 0.0 && errors.is_empty(),
+            "{id}: {duration} {errors}"
+        );
+        videos += 1;
+    }
+    assert!(videos > 0, "the generated data has a selfie video");
+}
+
+/// POST a JSON body to a `/_mock/...` control endpoint.
+async fn control(client: &Client, server: &MockServer, path: &str, body: Value) -> Response {
+    let origin = server.api_base().trim_end_matches("/api/v1").to_string();
+    client
+        .post(format!("{origin}{path}"))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn api_json(client: &Client, server: &MockServer, path: &str) -> Value {
+    let response = client
+        .get(format!("{}{path}", server.api_base()))
+        .bearer_auth(server.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    response.json_body().await
+}
+
+#[tokio::test]
+async fn a_million_inquiries_are_served_from_their_index_with_consistent_pages() {
+    const N: u64 = 1_000_000;
+    let server = MockServer::start(MockConfig {
+        generate: N as usize,
+        seed: 5,
+        runtime: personafs_mock::RuntimeConfig {
+            rate_limit: 0,
+            ..MockConfig::default().runtime
+        },
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let client = Client::new();
+    assert_eq!(server.inquiry_count(), N);
+    let at = |p: u64| server.inquiry_id_at(p).unwrap();
+
+    // The first page, a page deep inside by `page[after]`, the last page, and `page[before]`.
+    let first = api_json(&client, &server, "/inquiries?page[size]=100").await;
+    assert_eq!(ids(&first), (0..100).map(at).collect::<Vec<_>>());
+    assert!(first["links"]["prev"].is_null());
+    for item in first["data"].as_array().unwrap() {
+        let attrs = &item["attributes"];
+        for key in ["status", "updated-at", "redacted-at", "created-at"] {
+            assert!(attrs.get(key).is_some(), "list items carry {key}");
+        }
+        assert!(attrs["updated-at"].as_str().unwrap() >= attrs["created-at"].as_str().unwrap());
+    }
+    let mid = at(499_999);
+    let page = api_json(
+        &client,
+        &server,
+        &format!("/inquiries?page[after]={mid}&page[size]=100"),
+    )
+    .await;
+    assert_eq!(ids(&page), (500_000..500_100).map(at).collect::<Vec<_>>());
+    let before = api_json(
+        &client,
+        &server,
+        &format!("/inquiries?page[before]={mid}&page[size]=100"),
+    )
+    .await;
+    assert_eq!(ids(&before), (499_899..499_999).map(at).collect::<Vec<_>>());
+    // Following `next` links from near the end reaches the last inquiry exactly once.
+    let mut link = format!("/inquiries?page[after]={}&page[size]=100", at(N - 251));
+    let mut walked = Vec::new();
+    loop {
+        let body = api_json(&client, &server, &link).await;
+        walked.extend(ids(&body));
+        match body["links"]["next"].as_str() {
+            Some(next) => link = next.trim_start_matches("/api/v1").to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, (N - 250..N).map(at).collect::<Vec<_>>());
+    // Created-at bounds select by position, newest first.
+    let created = |body: &Value| {
+        body["data"][0]["attributes"]["created-at"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let deep = api_json(
+        &client,
+        &server,
+        &format!("/inquiries?filter[inquiry-id]={}", at(900_000)),
+    )
+    .await;
+    let end = created(&deep);
+    let bounded = api_json(
+        &client,
+        &server,
+        &format!("/inquiries?filter[created-at-end]={end}&page[size]=5"),
+    )
+    .await;
+    assert!(ids(&bounded).contains(&at(900_000)), "{end}");
+    for item in bounded["data"].as_array().unwrap() {
+        assert!(item["attributes"]["created-at"].as_str().unwrap() <= end.as_str());
+    }
+
+    // The 999,999th inquiry: retrieved by id, its files downloaded at their declared sizes.
+    // (Take the nearest older one with files when it has none.)
+    let mut downloaded = 0;
+    for position in N - 2..N {
+        let id = at(position);
+        let body = api_json(
+            &client,
+            &server,
+            &format!("/inquiries/{id}?include=documents,selfies,verifications"),
+        )
+        .await;
+        assert_eq!(body["data"]["id"], id.as_str());
+        let mut files = Vec::new();
+        collect_file_objects(&body["included"], &mut files);
+        for (url, size) in files {
+            let bytes = client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(bytes.len() as u64, size, "{url}");
+            downloaded += 1;
+        }
+        for object in body["included"].as_array().unwrap() {
+            let oid = object["id"].as_str().unwrap();
+            let path = if object["type"].as_str().unwrap().starts_with("document/") {
+                format!("/documents/{oid}")
+            } else if object["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("verification/")
+            {
+                format!("/verifications/{oid}")
+            } else {
+                continue;
+            };
+            assert_eq!(api_json(&client, &server, &path).await["data"]["id"], oid);
+        }
+        if downloaded > 0 {
+            break;
+        }
+    }
+    let mut position = N - 3;
+    while downloaded == 0 {
+        let id = at(position);
+        let body = api_json(
+            &client,
+            &server,
+            &format!("/inquiries/{id}?include=documents"),
+        )
+        .await;
+        let mut files = Vec::new();
+        collect_file_objects(&body["included"], &mut files);
+        for (url, size) in files {
+            let bytes = client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(bytes.len() as u64, size);
+            downloaded += 1;
+        }
+        position -= 1;
+    }
+}
+
+#[tokio::test]
+async fn mock_changes_add_inquiries_and_documents_and_redact() {
+    let server = MockServer::start(MockConfig {
+        generate: 2_000,
+        seed: 9,
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let client = Client::new();
+
+    // A new inquiry lists first.
+    let added = control(
+        &client,
+        &server,
+        "/_mock/inquiries",
+        json!({"status": "approved"}),
+    )
+    .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let added = added.json_body().await;
+    let new_id = added["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(added["data"]["attributes"]["status"], "approved");
+    let first = api_json(&client, &server, "/inquiries?page[size]=1").await;
+    assert_eq!(ids(&first), std::slice::from_ref(&new_id));
+    assert_eq!(server.inquiry_count(), 2_001);
+    let body = api_json(
+        &client,
+        &server,
+        &format!("/inquiries/{new_id}?include=documents"),
+    )
+    .await;
+    let mut files = Vec::new();
+    collect_file_objects(&body["included"], &mut files);
+    assert!(!files.is_empty(), "the added inquiry has files");
+    let bad = control(
+        &client,
+        &server,
+        "/_mock/inquiries",
+        json!({"status": "nope"}),
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    // A document added to a generated inquiry: it shows, `updated-at` moves, its file serves.
+    let id = server.inquiry_id_at(1_000).unwrap();
+    let before = api_json(&client, &server, &format!("/inquiries/{id}")).await;
+    let updated_before = before["data"]["attributes"]["updated-at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doc = control(
+        &client,
+        &server,
+        &format!("/_mock/inquiries/{id}/documents"),
+        json!({"filename": "new statement.pdf", "size": 123_456}),
+    )
+    .await;
+    assert_eq!(doc.status(), StatusCode::CREATED);
+    let doc = doc.json_body().await;
+    let doc_id = doc["data"]["id"].as_str().unwrap().to_string();
+    let after = api_json(
+        &client,
+        &server,
+        &format!("/inquiries/{id}?include=documents"),
+    )
+    .await;
+    let updated_after = after["data"]["attributes"]["updated-at"].as_str().unwrap();
+    assert!(
+        updated_after > updated_before.as_str(),
+        "{updated_after} > {updated_before}"
+    );
+    let refs: Vec<&str> = after["data"]["relationships"]["documents"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(refs.contains(&doc_id.as_str()));
+    // The listing shows the same `updated-at` as the retrieve.
+    let listed = api_json(
+        &client,
+        &server,
+        &format!("/inquiries?filter[inquiry-id]={id}"),
+    )
+    .await;
+    assert_eq!(listed["data"][0]["attributes"]["updated-at"], updated_after);
+    let document = api_json(&client, &server, &format!("/documents/{doc_id}")).await;
+    let url = document["data"]["attributes"]["files"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(url.contains("access_token="), "{url}");
+    let bytes = client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), 123_456);
+    assert!(bytes.starts_with(b"%PDF-"));
+    let missing = control(
+        &client,
+        &server,
+        "/_mock/inquiries/inq_nope/documents",
+        json!({}),
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // Redaction: `redacted-at` set (in the listing too), files gone from the files host.
+    let redacted = control(
+        &client,
+        &server,
+        &format!("/_mock/inquiries/{id}/redact"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(redacted.status(), StatusCode::OK);
+    let listed = api_json(
+        &client,
+        &server,
+        &format!("/inquiries?filter[inquiry-id]={id}"),
+    )
+    .await;
+    assert!(listed["data"][0]["attributes"]["redacted-at"].is_string());
+    let gone = client.get(&url).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let after = api_json(
+        &client,
+        &server,
+        &format!("/inquiries/{id}?include=documents"),
+    )
+    .await;
+    let mut files = Vec::new();
+    collect_file_objects(&after["included"], &mut files);
+    assert!(files.is_empty(), "no file left: {files:?}");
+    let refused = control(
+        &client,
+        &server,
+        &format!("/_mock/inquiries/{id}/documents"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+}

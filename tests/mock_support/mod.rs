@@ -138,3 +138,38 @@ pub fn find_str<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
         _ => None,
     }
 }
+
+/// Whether the program `tool` (from the Debian package `package`) can run here. When it is
+/// missing and we are root, it is installed with apt-get. Still missing: a failure under
+/// `CI=true`, else a loud skip (false).
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    let runs = || {
+        std::process::Command::new(tool)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if runs() {
+        return true;
+    }
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        let _ = std::process::Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+        if runs() {
+            return true;
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "CI=true but {tool} (Debian package {package}) is missing and could not be installed"
+        );
+    }
+    eprintln!("SKIPPED: {tool} not found (install the Debian package {package})");
+    false
+}

@@ -11,13 +11,13 @@ use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
+use super::changes;
 use super::data::MockInquiry;
 use super::files::{count_request, serve_key};
-use super::redaction;
 use super::respond::{
     bad_request, error, injected_failure, json_response, not_found, request_id, roll,
 };
-use super::state::{RateDecision, State, Store, bump, now_ms};
+use super::state::{RateDecision, State, Store, Summary, bump, now_ms};
 use super::token::TokenKind;
 use super::urls::mint_urls;
 use super::version::ApiVersion;
@@ -104,6 +104,12 @@ fn send(state: &State, store: &Store, headers: &HeaderMap, mut body: Value) -> R
     json_response(StatusCode::OK, &body)
 }
 
+/// Send `body` with URLs minted for the request's version (for handlers that hold no store).
+pub fn send_json(state: &State, headers: &HeaderMap, body: Value) -> Response {
+    let store = state.store.read();
+    send(state, &store, headers, body)
+}
+
 fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .into_owned()
@@ -134,36 +140,112 @@ pub async fn list(
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return bad_request(&e),
     };
-    let matching: Vec<usize> = (0..store.inquiries.len())
-        .filter(|&i| query.matches(&store.inquiries[i]))
-        .collect();
-    let page: Vec<usize> = if let Some(pos) = after {
-        matching
-            .iter()
-            .copied()
-            .filter(|&i| i > pos)
-            .take(query.size)
-            .collect()
+    let scan = Scan::new(&store, &query);
+    let page: Vec<u64> = if let Some(pos) = after {
+        scan.forward(pos + 1, query.size)
     } else if let Some(pos) = before {
-        let newer: Vec<usize> = matching.iter().copied().filter(|&i| i < pos).collect();
-        newer[newer.len().saturating_sub(query.size)..].to_vec()
+        let mut newer = scan.backward(pos, query.size);
+        newer.reverse();
+        newer
     } else {
-        matching.iter().copied().take(query.size).collect()
+        scan.forward(0, query.size)
     };
-    let link = |key: &str, pos: Option<&usize>, beyond: fn(usize, usize) -> bool| match pos {
-        Some(&p) if matching.iter().any(|&i| beyond(i, p)) => {
-            Value::String(query.link(key, &store.inquiries[p].id))
+    let next = match page.last() {
+        Some(&p) if !scan.forward(p + 1, 1).is_empty() => {
+            Value::String(query.link("page[after]", &store.id_at(p)))
         }
         _ => Value::Null,
     };
-    let next = link("page[after]", page.last(), |i, p| i > p);
-    let prev = link("page[before]", page.first(), |i, p| i < p);
-    let data: Vec<Value> = page
-        .iter()
-        .map(|&i| store.inquiries[i].data.clone())
-        .collect();
+    let prev = match page.first() {
+        Some(&p) if !scan.backward(p, 1).is_empty() => {
+            Value::String(query.link("page[before]", &store.id_at(p)))
+        }
+        _ => Value::Null,
+    };
+    let data: Vec<Value> = page.iter().map(|&p| store.at(p).data.clone()).collect();
     let body = json!({ "data": data, "links": { "prev": prev, "next": next } });
     send(&state, &store, &headers, body)
+}
+
+/// Walks the positions that a list query selects, without building inquiries that the
+/// cheap checks (ids, created-at range) already exclude.
+struct Scan<'a> {
+    store: &'a Store,
+    query: &'a ListQuery,
+    /// Positions `lo..hi` are inside the created-at bounds (the order is newest first).
+    lo: u64,
+    hi: u64,
+    /// With `filter[inquiry-id]`: the positions of those ids, ascending.
+    ids: Option<Vec<u64>>,
+}
+
+impl<'a> Scan<'a> {
+    fn new(store: &'a Store, query: &'a ListQuery) -> Scan<'a> {
+        // First position for which `older(created_at)` holds (it holds for a suffix).
+        let first = |older: &dyn Fn(DateTime<Utc>) -> bool| {
+            let (mut lo, mut hi) = (0, store.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if older(store.created_at(mid)) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            lo
+        };
+        let lo = query.created_end.map_or(0, |e| first(&|t| t <= e));
+        let hi = query
+            .created_start
+            .map_or(store.len(), |s| first(&|t| t < s));
+        let ids = query.ids.as_ref().map(|ids| {
+            let mut positions: Vec<u64> = ids.iter().filter_map(|id| store.position(id)).collect();
+            positions.sort_unstable();
+            positions
+        });
+        Scan {
+            store,
+            query,
+            lo,
+            hi,
+            ids,
+        }
+    }
+
+    fn matches(&self, position: u64) -> bool {
+        !self.query.needs_summary() || self.query.matches(&self.store.summary(position))
+    }
+
+    /// Up to `limit` matching positions from `start` on, ascending.
+    fn forward(&self, start: u64, limit: usize) -> Vec<u64> {
+        let start = start.max(self.lo);
+        match &self.ids {
+            Some(ids) => (ids.iter().copied())
+                .filter(|&p| p >= start && p < self.hi && self.matches(p))
+                .take(limit)
+                .collect(),
+            None => (start..self.hi)
+                .filter(|&p| self.matches(p))
+                .take(limit)
+                .collect(),
+        }
+    }
+
+    /// Up to `limit` matching positions before `end`, nearest first (descending).
+    fn backward(&self, end: u64, limit: usize) -> Vec<u64> {
+        let end = end.min(self.hi);
+        match &self.ids {
+            Some(ids) => (ids.iter().rev().copied())
+                .filter(|&p| p < end && p >= self.lo && self.matches(p))
+                .take(limit)
+                .collect(),
+            None => (self.lo..end)
+                .rev()
+                .filter(|&p| self.matches(p))
+                .take(limit)
+                .collect(),
+        }
+    }
 }
 
 /// The list endpoint's query, checked.
@@ -253,26 +335,30 @@ impl ListQuery {
         Ok(q)
     }
 
-    fn matches(&self, inquiry: &MockInquiry) -> bool {
-        let attr = |name: &str| inquiry.data["attributes"][name].as_str();
-        let related = |name: &str| inquiry.data["relationships"][name]["data"]["id"].as_str();
+    /// Whether a filter needs more than the id and created-at of an inquiry.
+    fn needs_summary(&self) -> bool {
+        self.status.is_some()
+            || self.reference_id.is_some()
+            || self.account_id.is_some()
+            || self.template_id.is_some()
+    }
+
+    fn matches(&self, inquiry: &Summary) -> bool {
         self.status
             .as_ref()
-            .is_none_or(|s| attr("status").is_some_and(|v| s.contains(v)))
-            && self.ids.as_ref().is_none_or(|s| s.contains(&inquiry.id))
+            .is_none_or(|s| s.contains(&inquiry.status))
             && self
                 .reference_id
                 .as_deref()
-                .is_none_or(|r| attr("reference-id") == Some(r))
+                .is_none_or(|r| inquiry.reference_id.as_deref() == Some(r))
             && self
                 .account_id
                 .as_deref()
-                .is_none_or(|a| related("account") == Some(a))
-            && self.template_id.as_deref().is_none_or(|t| {
-                related("inquiry-template") == Some(t) || related("template") == Some(t)
-            })
-            && self.created_start.is_none_or(|s| inquiry.created_at >= s)
-            && self.created_end.is_none_or(|e| inquiry.created_at <= e)
+                .is_none_or(|a| inquiry.account_id.as_deref() == Some(a))
+            && self
+                .template_id
+                .as_deref()
+                .is_none_or(|t| inquiry.template_id.as_deref() == Some(t))
     }
 
     /// A relative, percent-encoded link to the page next to cursor `id`.
@@ -316,6 +402,7 @@ pub async fn retrieve(
     let Some(inquiry) = store.inquiry(&id) else {
         return not_found();
     };
+    let inquiry = &*inquiry;
     let asked: Option<Vec<String>> = query_pairs(raw.as_deref())
         .into_iter()
         .find(|(k, _)| k == "include")
@@ -370,13 +457,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Response {
     bump(&state.stats.api_delete);
-    let mut store = state.store.write();
-    if !redaction::redact(&mut store, &id) {
+    let Some(data) = changes::redact(&state, &id) else {
         return not_found();
-    }
-    let store = parking_lot::RwLockWriteGuard::downgrade(store);
-    let inquiry = store.inquiry(&id).expect("just redacted");
-    send(&state, &store, &headers, json!({ "data": inquiry.data }))
+    };
+    let store = state.store.read();
+    send(&state, &store, &headers, json!({ "data": data }))
 }
 
 /// `GET /api/v1/documents/{id}`

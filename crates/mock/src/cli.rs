@@ -58,6 +58,18 @@ pub struct MockServerArgs {
     /// (e.g. 200MiB; bytes are computed when read, so size costs no memory). Repeatable.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub large_file: Vec<u64>,
+    /// POST every event to this URL as a signed webhook (`Persona-Signature`).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// File with the webhook signing secret (one per line; two during a rotation, both sign).
+    #[arg(long, value_name = "FILE", requires = "webhook_url")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Events kept at most (older ones are gone; 0 = no bound).
+    #[arg(long, default_value_t = crate::DEFAULT_EVENTS_MAX_COUNT)]
+    pub events_max_count: usize,
+    /// Events older than this are gone, e.g. 30d, 1h (0s = no bound).
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub events_max_age: std::time::Duration,
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -93,35 +105,67 @@ impl MockServerArgs {
                 truncate_rate: self.truncate_rate,
                 reset_rate: self.reset_rate,
                 rate_limit: self.rate_limit,
+                events_max_count: self.events_max_count,
+                events_max_age_ms: self.events_max_age.as_millis() as u64,
+                webhook_url: self.webhook_url.clone(),
             },
+            webhook_secrets: Vec::new(),
         }
     }
 
-    /// The config to start with and the dataset to serve: generated and fixture inquiries, then
-    /// the `--large-file` ones (newest, in flag order), with their ids.
+    /// The webhook secrets of `--webhook-secret-file`: one or two non-empty lines.
+    fn webhook_secrets(&self) -> anyhow::Result<Vec<String>> {
+        let Some(path) = &self.webhook_secret_file else {
+            return Ok(Vec::new());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the webhook secret file {}", path.display()))?;
+        let secrets: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        if secrets.is_empty() || secrets.len() > 2 {
+            anyhow::bail!(
+                "the webhook secret file {} must hold one secret, or two during a rotation \
+                 (one per line); it holds {}",
+                path.display(),
+                secrets.len()
+            );
+        }
+        Ok(secrets)
+    }
+
+    /// The config to start with and the dataset to serve besides the generated inquiries
+    /// (which the server derives when asked): the fixtures, then the `--large-file` inquiries
+    /// (newest, in flag order), with their ids.
     pub fn dataset(&self) -> anyhow::Result<(MockConfig, Dataset, Vec<String>)> {
-        let config = self.config();
+        let mut config = self.config();
+        config.webhook_secrets = self.webhook_secrets()?;
         if self.large_file.is_empty() {
             return Ok((config, Dataset::default(), Vec::new()));
         }
-        // Build the whole dataset here, so the large inquiries avoid every id in it.
-        let mut dataset = super::generate::generate(config.generate, config.seed);
+        let mut dataset = Dataset::default();
         if let Some(dir) = &config.fixtures {
-            let fixtures = super::fixtures::load(dir)
+            dataset = super::fixtures::load(dir)
                 .with_context(|| format!("loading fixtures from {}", dir.display()))?;
-            dataset
-                .inquiries
-                .retain(|i| !fixtures.inquiries.iter().any(|f| f.id == i.id));
-            dataset.inquiries.extend(fixtures.inquiries);
-            dataset.files.extend(fixtures.files);
         }
+        // Newer than the newest generated inquiry too (index 0), which is not in `dataset`.
+        let newest = (config.generate > 0).then(|| {
+            super::generate::Generator::new(config.generate as u64, config.seed).created_at(0)
+        });
         let ids = (self.large_file.iter().enumerate())
             .map(|(i, &size)| {
-                super::generate::add_large_document(&mut dataset, size, config.seed + i as u64)
+                super::generate::add_large_document_after(
+                    &mut dataset,
+                    size,
+                    config.seed + i as u64,
+                    newest,
+                )
             })
             .collect();
         let config = MockConfig {
-            generate: 0,
             fixtures: None,
             ..config
         };
@@ -197,6 +241,40 @@ mod tests {
     }
 
     #[test]
+    fn webhook_flags_read_one_or_two_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        let args = |lines: &str| {
+            std::fs::write(&file, lines).unwrap();
+            Wrapper::parse_from([
+                "x",
+                "--webhook-url",
+                "http://127.0.0.1:9/hook",
+                "--webhook-secret-file",
+                file.to_str().unwrap(),
+                "--events-max-age",
+                "1h",
+            ])
+            .args
+        };
+        let (config, _, _) = args("wbhsec_old\n\nwbhsec_new\n").dataset().unwrap();
+        assert_eq!(config.webhook_secrets, ["wbhsec_old", "wbhsec_new"]);
+        assert_eq!(
+            config.runtime.webhook_url.as_deref(),
+            Some("http://127.0.0.1:9/hook")
+        );
+        assert_eq!(config.runtime.events_max_age_ms, 3_600_000);
+        assert!(
+            !format!("{config:?}").contains("wbhsec"),
+            "secrets stay hidden"
+        );
+        assert!(args("").dataset().is_err());
+        assert!(args("a\nb\nc\n").dataset().is_err());
+        let without_url = Wrapper::try_parse_from(["x", "--webhook-secret-file", "f"]);
+        assert!(without_url.is_err());
+    }
+
+    #[test]
     fn large_files_are_the_newest_inquiries() {
         let w = Wrapper::parse_from([
             "x",
@@ -209,19 +287,20 @@ mod tests {
         ]);
         let (config, dataset, ids) = w.args.dataset().unwrap();
         assert_eq!(
-            config.generate, 0,
-            "the dataset already holds the generated inquiries"
+            config.generate, 3,
+            "generated inquiries are derived by the server"
         );
-        assert_eq!(dataset.inquiries.len(), 5);
+        assert_eq!(dataset.inquiries.len(), 2);
         assert_eq!(ids.len(), 2);
         let server = MockServer::start_with_dataset(config, dataset).unwrap();
+        assert_eq!(server.inquiry_ids().len(), 5);
         // Newest first: the last large file added comes first.
         assert_eq!(server.inquiry_ids()[..2], [ids[1].clone(), ids[0].clone()]);
         let sizes: Vec<u64> = ids
             .iter()
             .map(|id| {
                 let store = server.running.state.store.read();
-                let inquiry = store.inquiries.iter().find(|i| &i.id == id).unwrap();
+                let inquiry = store.inquiry(id).unwrap();
                 let files = &inquiry.included[0]["attributes"]["files"];
                 files[0]["byte-size"].as_u64().unwrap()
             })

@@ -8,8 +8,8 @@
 //! - JPEG: a small baseline image (different per seed) padded to the exact size with COM
 //!   segments inserted before the scan; decoders skip them. EOI stays last.
 //! - PDF: one page with a line of text, an unreferenced stream object of filler, xref, trailer.
-//! - MP4: an `ftyp` box followed by one `mdat` box of filler (no `moov`: not playable, but the
-//!   container and type are right).
+//! - MP4: Motion-JPEG frames of a seeded photo in a real MP4 container (`mp4.rs`), padded
+//!   to the exact size with a `free` box.
 //! - Anything else: filler bytes.
 
 use std::num::NonZeroUsize;
@@ -93,6 +93,11 @@ fn fill_noise(key: u64, pos: u64, buf: &mut [u8]) {
 /// One part of a body.
 enum Piece<'a> {
     Bytes(&'a [u8]),
+    /// `bytes` `count` times over.
+    Repeat {
+        bytes: &'a [u8],
+        count: u64,
+    },
     Noise {
         len: u64,
         key: u64,
@@ -108,6 +113,7 @@ impl Piece<'_> {
     fn len(&self) -> u64 {
         match self {
             Piece::Bytes(b) => b.len() as u64,
+            Piece::Repeat { bytes, count } => bytes.len() as u64 * count,
             Piece::Noise { len, .. } | Piece::ComPadding { len, .. } => *len,
         }
     }
@@ -116,6 +122,16 @@ impl Piece<'_> {
             Piece::Bytes(b) => {
                 let start = offset as usize;
                 buf.copy_from_slice(&b[start..start + buf.len()]);
+            }
+            Piece::Repeat { bytes, .. } => {
+                let n = bytes.len() as u64;
+                let mut done = 0;
+                while done < buf.len() {
+                    let at = ((offset + done as u64) % n) as usize;
+                    let take = (bytes.len() - at).min(buf.len() - done);
+                    buf[done..done + take].copy_from_slice(&bytes[at..at + take]);
+                    done += take;
+                }
             }
             Piece::Noise { key, .. } => fill_noise(*key, offset, buf),
             Piece::ComPadding { len, key } => read_com_padding(*len, *key, offset, buf),
@@ -479,42 +495,53 @@ impl Content for PdfContent {
     }
 }
 
-/// An MP4 container: `ftyp` then one `mdat` box of filler.
+/// A playable MP4 of an exact size: Motion-JPEG frames of a seeded photo (see `mp4.rs`).
 pub struct Mp4Content {
     len: u64,
     key: u64,
-    header: Vec<u8>,
+    width: u16,
+    height: u16,
+    /// Computed on first read: it needs the encoded frame.
+    layout: std::sync::OnceLock<Option<(crate::mp4::Layout, Arc<JpegCore>)>>,
 }
 
 impl Mp4Content {
-    /// `None` when `len` is too small for the two box headers (40 bytes).
+    /// `None` when `len` is too small for the boxes and one frame of the smallest image.
     pub fn new(len: u64, seed: u64) -> Option<Mp4Content> {
-        let mut header = Vec::with_capacity(48);
-        header.extend_from_slice(&32u32.to_be_bytes());
-        header.extend_from_slice(b"ftypisom");
-        header.extend_from_slice(&0x200u32.to_be_bytes());
-        header.extend_from_slice(b"isomiso2avc1mp41");
-        let mdat = len.checked_sub(header.len() as u64)?;
-        if mdat < 8 {
-            return None;
-        }
-        match u32::try_from(mdat) {
-            Ok(size) => {
-                header.extend_from_slice(&size.to_be_bytes());
-                header.extend_from_slice(b"mdat");
-            }
-            Err(_) => {
-                // 64-bit "largesize" form for boxes of 4 GiB and more.
-                header.extend_from_slice(&1u32.to_be_bytes());
-                header.extend_from_slice(b"mdat");
-                header.extend_from_slice(&mdat.to_be_bytes());
-            }
-        }
+        let room = len.checked_sub(crate::mp4::prefix_len())?;
+        // The largest image of which a few frames fit (bounds are generous, checked by a test).
+        let &(width, height, _) = JPEG_DIMENSIONS
+            .iter()
+            .find(|(_, _, min)| room >= *min * 4)
+            .or_else(|| JPEG_DIMENSIONS.iter().find(|(_, _, min)| room >= *min))?;
         Some(Mp4Content {
             len,
             key: mix64(seed ^ 0x004D_5034),
-            header,
+            width,
+            height,
+            layout: std::sync::OnceLock::new(),
         })
+    }
+
+    fn layout(&self) -> Option<&(crate::mp4::Layout, Arc<JpegCore>)> {
+        self.layout
+            .get_or_init(|| {
+                let core = JpegContent {
+                    len: 0,
+                    key: self.key,
+                    width: self.width,
+                    height: self.height,
+                }
+                .core()?;
+                let layout = crate::mp4::Layout::new(
+                    self.len,
+                    self.width,
+                    self.height,
+                    core.bytes.len() as u64,
+                )?;
+                Some((layout, core))
+            })
+            .as_ref()
     }
 }
 
@@ -523,10 +550,26 @@ impl Content for Mp4Content {
         self.len
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) {
+        let Some((layout, core)) = self.layout() else {
+            // Not expected (sizes are checked by tests); still exact-length bytes, no panic.
+            fill_noise(self.key, offset, buf);
+            return;
+        };
         let pieces = [
-            Piece::Bytes(&self.header),
+            Piece::Bytes(&layout.head),
+            Piece::Repeat {
+                bytes: &core.bytes,
+                count: layout.frames,
+            },
             Piece::Noise {
-                len: self.len - self.header.len() as u64,
+                len: layout.mdat_tail,
+                key: self.key,
+            },
+            Piece::Bytes(&layout.free_head),
+            Piece::Noise {
+                len: layout
+                    .free_len
+                    .saturating_sub(layout.free_head.len() as u64),
                 key: self.key,
             },
         ];
@@ -678,6 +721,7 @@ mod tests {
         assert_ranges_consistent(&JpegContent::new(300_000, 5).unwrap(), 1);
         assert_ranges_consistent(&PdfContent::new(50_000, 5, "statement.pdf").unwrap(), 2);
         assert_ranges_consistent(&Mp4Content::new(1_000_000, 5).unwrap(), 3);
+        assert_ranges_consistent(&Mp4Content::new(20_000, 5).unwrap(), 5);
         assert_ranges_consistent(&NoiseContent::new(70_001, 5), 4);
     }
 
@@ -755,21 +799,33 @@ mod tests {
     }
 
     #[test]
-    fn mp4_has_ftyp_and_mdat_covering_the_file() {
-        let bytes = read_all(&Mp4Content::new(1_500_000, 9).unwrap());
-        assert_eq!(&bytes[4..8], b"ftyp");
-        let ftyp = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
-        assert_eq!(&bytes[ftyp + 4..ftyp + 8], b"mdat");
-        let mdat = u32::from_be_bytes(bytes[ftyp..ftyp + 4].try_into().unwrap()) as usize;
-        assert_eq!(ftyp + mdat, bytes.len());
+    fn mp4_is_ftyp_moov_mdat_of_jpeg_frames_and_free_covering_the_file() {
+        for len in [1_500_000u64, 1_000_003, 5_000_000, 3_000] {
+            let bytes = read_all(&Mp4Content::new(len, 9).unwrap());
+            assert_eq!(bytes.len() as u64, len);
+            let mut kinds = Vec::new();
+            let mut pos = 0usize;
+            let mut mdat_body = 0..0;
+            while pos < bytes.len() {
+                let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+                let kind = String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).to_string();
+                if kind == "mdat" {
+                    mdat_body = pos + 8..pos + size;
+                }
+                kinds.push(kind);
+                pos += size;
+            }
+            assert_eq!(pos, bytes.len(), "{len}: boxes cover the file");
+            assert_eq!(kinds[..3], ["ftyp", "moov", "mdat"], "{len}");
+            // The first sample is a whole JPEG that decodes.
+            let frame = &bytes[mdat_body];
+            let mut decoder = jpeg_decoder::Decoder::new(frame);
+            decoder.decode().unwrap_or_else(|e| panic!("{len}: {e}"));
+        }
         let huge = Mp4Content::new(5 << 30, 1).unwrap();
-        let mut head = [0u8; 48];
-        huge.read_at(0, &mut head);
-        assert_eq!(&head[32..40], &[0, 0, 0, 1, b'm', b'd', b'a', b't']);
-        assert_eq!(
-            u64::from_be_bytes(head[40..48].try_into().unwrap()),
-            (5 << 30) - 32
-        );
+        let mut tail = [0u8; 1];
+        huge.read_at((5 << 30) - 1, &mut tail);
+        assert!(Mp4Content::new(100, 1).is_none());
     }
 
     #[test]

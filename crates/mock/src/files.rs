@@ -89,7 +89,7 @@ pub fn serve_key(
     method: &Method,
     headers: &HeaderMap,
 ) -> Response {
-    let file = state.store.read().file(key).cloned();
+    let file = state.store.read().file(key);
     match file {
         Some(file) if file.filename == filename => serve(state, &file, method, headers),
         _ => not_found(),

@@ -15,16 +15,17 @@
 //! - A selfie object (`selfie/*`) carries no URLs, as in the spec; the photos are on the
 //!   `verification/selfie`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::content::{
-    JpegContent, Mp4Content, NoiseContent, PdfContent, Rng, content_type_for, sized_file,
+    JpegContent, Mp4Content, NoiseContent, PdfContent, Rng, content_type_for, mix64, sized_file,
 };
 use crate::data::{Content, Dataset, FILE_URL_PLACEHOLDER, MockFile, MockInquiry};
+use crate::ids::{BASE58, IdCodec, Minter, Space};
 
 /// The fixed "now" of generated data (2026-06-01T00:00:00Z), so no output depends on the clock.
 pub fn epoch() -> DateTime<Utc> {
@@ -102,62 +103,268 @@ const REQUIRED: [Plan; 14] = [
     Plan::new(Shape::ProofOfAddress, "declined", true),
 ];
 
-/// Generate `count` inquiries from `seed`, newest first.
+/// One generated inquiry and the files its JSON points to.
+#[derive(Clone)]
+pub struct Generated {
+    pub inquiry: MockInquiry,
+    /// Placeholder key → file.
+    pub files: HashMap<String, MockFile>,
+}
+
+/// What the list filters look at, computed without building the inquiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub status: &'static str,
+    pub redacted: bool,
+    /// Index of the account (see [`Generator::account_id`]), if any.
+    pub account: Option<u64>,
+    pub reference_id: Option<String>,
+    pub template_id: String,
+}
+
+/// `count` inquiries derived from `seed`, each computed from its index when asked, so a
+/// million of them cost no memory until served. Index 0 is the newest.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    count: u64,
+    seed: u64,
+    codec: IdCodec,
+    org: Org,
+}
+
+impl Generator {
+    pub fn new(count: u64, seed: u64) -> Generator {
+        let codec = IdCodec::new(seed);
+        let org = Org::new(&codec, count);
+        Generator {
+            count,
+            seed,
+            codec,
+            org,
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn codec(&self) -> &IdCodec {
+        &self.codec
+    }
+
+    /// `created-at` of inquiry `index`: spread over [`SPREAD_DAYS`] before the epoch, never
+    /// newer than a smaller index (so index order is newest-first order).
+    pub fn created_at(&self, index: u64) -> DateTime<Utc> {
+        let spread = (SPREAD_DAYS * 86_400 - 3_600) as u128;
+        let jitter = u128::from(mix64(self.seed ^ index.wrapping_mul(0xA24B_AED4_963E_E407)) >> 44);
+        let scaled =
+            ((u128::from(index) << 20) + jitter) * spread / (u128::from(self.count.max(1)) << 20);
+        epoch() - Duration::seconds(3_600 + scaled as i64)
+    }
+
+    /// The number of indices whose `created-at` is after `t` (they come first).
+    pub fn newer_than(&self, t: DateTime<Utc>) -> u64 {
+        let (mut lo, mut hi) = (0, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.created_at(mid) > t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    pub fn inquiry_id(&self, index: u64) -> String {
+        self.codec.mint("inq_", Space::Generated, index, 0)
+    }
+
+    /// The index of a generated inquiry id, or of the inquiry a generated object belongs to.
+    pub fn index_of(&self, id: &str) -> Option<u64> {
+        let decoded = self.codec.decode(id)?;
+        (decoded.space == Space::Generated && decoded.index < self.count).then_some(decoded.index)
+    }
+
+    pub fn account_id(&self, account: u64) -> String {
+        self.codec.mint("act_", Space::Org, account, 0)
+    }
+
+    /// Independent draws for the plan, the summary and the body of inquiry `index`.
+    fn rngs(&self, index: u64) -> (Rng, Rng, Rng) {
+        let mut base = Rng::new(self.seed ^ mix64(index ^ 0x1D_5EED));
+        (base.fork(), base.fork(), base.fork())
+    }
+
+    fn plan(&self, index: u64, rng: &mut Rng) -> Plan {
+        let required = REQUIRED.len() as u64;
+        if self.count <= required {
+            // Every required plan that fits, in a seeded order: the order earlier versions
+            // gave, so small datasets that tests know by seed keep their inquiries.
+            let mut rng = Rng::new(self.seed);
+            let _builder = rng.fork();
+            let mut plans = REQUIRED[..self.count as usize].to_vec();
+            shuffle(&mut plans, &mut rng.fork());
+            return plans[index as usize];
+        }
+        // One required plan at a seeded place in each of the first REQUIRED buckets.
+        let bucket = self.count / required;
+        let k = index / bucket;
+        if k < required && index == k * bucket + mix64(self.seed ^ k) % bucket {
+            return REQUIRED[k as usize];
+        }
+        random_plan(rng)
+    }
+
+    pub fn summary(&self, index: u64) -> Summary {
+        let (mut plan_rng, mut summary_rng, _) = self.rngs(index);
+        let plan = self.plan(index, &mut plan_rng);
+        self.summarize(plan, &mut summary_rng)
+    }
+
+    fn summarize(&self, plan: Plan, rng: &mut Rng) -> Summary {
+        let reference_id = rng
+            .chance(0.8)
+            .then(|| format!("user-{}", rng.range(10_000, 99_999)));
+        let account = rng.chance(0.9).then(|| rng.below(self.org.accounts));
+        Summary {
+            status: plan.status,
+            redacted: plan.redacted,
+            account,
+            reference_id,
+            template_id: self.org.template_for(plan.shape).id().to_string(),
+        }
+    }
+
+    /// Inquiry `index` (`< count`) with its files.
+    pub fn inquiry(&self, index: u64) -> Generated {
+        let (mut plan_rng, mut summary_rng, rng) = self.rngs(index);
+        let plan = self.plan(index, &mut plan_rng);
+        let summary = self.summarize(plan, &mut summary_rng);
+        let minter = Minter::new(self.codec.clone(), Space::Generated, index);
+        let mut builder = Builder::new(rng, minter, self);
+        let inquiry = builder.inquiry(plan, &summary, self.created_at(index));
+        Generated {
+            inquiry,
+            files: builder.files,
+        }
+    }
+
+    /// A new inquiry made while the server runs (`POST /_mock/inquiries`), number `n` of
+    /// those, created at `created_at`.
+    pub fn added(
+        &self,
+        n: u64,
+        status: &'static str,
+        with_files: bool,
+        created_at: DateTime<Utc>,
+    ) -> Generated {
+        let mut rng = Rng::new(self.seed ^ mix64(n ^ 0x000A_DDED));
+        let shape = if with_files {
+            Shape::DriverLicense
+        } else {
+            Shape::NoFiles
+        };
+        let plan = Plan::new(shape, status, false);
+        let summary = self.summarize(plan, &mut rng.fork());
+        let minter = Minter::new(self.codec.clone(), Space::Added, n);
+        let mut builder = Builder::new(rng, minter, self);
+        let inquiry = builder.inquiry(plan, &summary, created_at);
+        Generated {
+            inquiry,
+            files: builder.files,
+        }
+    }
+
+    /// A new processed generic document for inquiry `inquiry_id`, holding one file of `size`
+    /// bytes named `filename`: (document object, its files). Ids come from change `n`.
+    pub fn added_document(
+        &self,
+        n: u64,
+        inquiry_id: &str,
+        filename: &str,
+        size: u64,
+        created_at: DateTime<Utc>,
+    ) -> (Value, HashMap<String, MockFile>) {
+        let mut minter = Minter::new(self.codec.clone(), Space::Added, n);
+        let doc_id = minter.mint("doc_");
+        let key = format!("{doc_id}-files-0");
+        let file = sized_file(filename, size, self.seed ^ mix64(n));
+        let object = json!({
+            "type": "document/generic",
+            "id": doc_id,
+            "attributes": {
+                "status": "processed",
+                "created-at": ts(created_at),
+                "processed-at": ts(created_at),
+                "processed-at-ts": created_at.timestamp(),
+                "kind": "document",
+                "files": [{
+                    "filename": filename,
+                    "url": format!("{FILE_URL_PLACEHOLDER}{key}"),
+                    "byte-size": size,
+                }],
+                "files-normalized": [],
+                "extraction-responses": [],
+                "document-type": "other",
+                "fields": {},
+            },
+            "relationships": {
+                "inquiry": rel("inquiry", inquiry_id),
+                "document-files": {"data": []},
+            },
+        });
+        (object, HashMap::from([(key, file)]))
+    }
+}
+
+/// Generate `count` inquiries from `seed`, newest first, all in memory (the server derives
+/// them one at a time instead; both give the same inquiries).
 pub fn generate(count: usize, seed: u64) -> Dataset {
-    let mut rng = Rng::new(seed);
-    let mut builder = Builder::new(rng.fork(), count);
-    let mut plans: Vec<Plan> = REQUIRED.iter().copied().take(count).collect();
-    let mut plan_rng = rng.fork();
-    while plans.len() < count {
-        plans.push(random_plan(&mut plan_rng));
+    let generator = Generator::new(count as u64, seed);
+    let mut dataset = Dataset::default();
+    for index in 0..count as u64 {
+        let generated = generator.inquiry(index);
+        dataset.inquiries.push(generated.inquiry);
+        dataset.files.extend(generated.files);
     }
-    shuffle(&mut plans, &mut plan_rng);
-
-    // Created-at: random seconds over the spread, newest first; `plans` is already shuffled, so
-    // pairing in order keeps the shapes spread over time.
-    let mut time_rng = rng.fork();
-    let spread = SPREAD_DAYS * 86_400;
-    let mut created: Vec<DateTime<Utc>> = (0..count)
-        .map(|_| epoch() - Duration::seconds(time_rng.range(3_600, spread as u64) as i64))
-        .collect();
-    created.sort_unstable_by(|a, b| b.cmp(a));
-
-    let inquiries = plans
-        .iter()
-        .zip(created)
-        .map(|(plan, created_at)| builder.inquiry(*plan, created_at))
-        .collect();
-    Dataset {
-        inquiries,
-        files: builder.files,
-    }
+    dataset
 }
 
 /// Add one inquiry, newer than every other, with one generic document holding a single PDF of
 /// exactly `size` bytes (200 MB and more cost no memory). Returns the inquiry id.
 pub fn add_large_document(dataset: &mut Dataset, size: u64, seed: u64) -> String {
-    let mut builder = Builder::new(Rng::new(seed ^ 0x1A59_E000), 0);
-    builder
-        .ids
-        .extend(dataset.inquiries.iter().map(|i| i.id.clone()));
-    // Avoid every id already present (fixtures may use any ids).
-    for inquiry in &dataset.inquiries {
-        for object in &inquiry.included {
-            if let Some(id) = object.get("id").and_then(Value::as_str) {
-                builder.ids.insert(id.to_string());
-            }
-        }
-    }
+    add_large_document_after(dataset, size, seed, None)
+}
+
+/// As [`add_large_document`], newer than `newest` too (the newest generated inquiry, which is
+/// not in `dataset`).
+pub fn add_large_document_after(
+    dataset: &mut Dataset,
+    size: u64,
+    seed: u64,
+    newest: Option<DateTime<Utc>>,
+) -> String {
+    let generator = Generator::new(0, seed ^ 0x1A59_E000);
     let created_at = dataset
         .inquiries
         .iter()
         .map(|i| i.created_at)
+        .chain(newest)
         .max()
         .map_or(epoch() - Duration::hours(1), |t| t + Duration::minutes(1));
-    let mut inquiry = builder.inquiry(
-        Plan::new(Shape::ProofOfAddress, "completed", false),
-        created_at,
-    );
+    // An index whose id no inquiry has yet (fixtures may use any ids).
+    let mut n = dataset.inquiries.len() as u64;
+    let taken = |id: &str| dataset.inquiries.iter().any(|i| i.id == id);
+    while taken(&generator.codec.mint("inq_", Space::Large, n, 0)) {
+        n += 1;
+    }
+    let plan = Plan::new(Shape::ProofOfAddress, "completed", false);
+    let mut rng = Rng::new(seed ^ 0x1A59_E000 ^ mix64(n));
+    let summary = generator.summarize(plan, &mut rng.fork());
+    let minter = Minter::new(generator.codec.clone(), Space::Large, n);
+    let mut builder = Builder::new(rng, minter, &generator);
+    let mut inquiry = builder.inquiry(plan, &summary, created_at);
     // Replace the generated generic document's files with the one large file.
     let key = format!("{}-large", inquiry.id);
     let file = sized_file("large_statement.pdf", size, seed);
@@ -273,8 +480,6 @@ fn merge(target: &mut Value, extra: Value) {
     }
 }
 
-const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-
 /// The inquiry template an inquiry runs: Dynamic Flow (`itmpl_` + version) or Legacy 2.0.
 #[derive(Debug, Clone)]
 enum TemplateRef {
@@ -283,8 +488,10 @@ enum TemplateRef {
 }
 
 /// Ids shared by the whole organisation.
+#[derive(Debug, Clone)]
 struct Org {
-    accounts: Vec<String>,
+    /// Number of accounts; their ids come from [`Generator::account_id`].
+    accounts: u64,
     kyc: TemplateRef,
     address: TemplateRef,
     kyc_and_address: TemplateRef,
@@ -293,6 +500,47 @@ struct Org {
     vt_government_id: (String, String),
     vt_selfie: (String, String),
     vt_document: (String, String),
+}
+
+impl Org {
+    fn new(codec: &IdCodec, count: u64) -> Org {
+        let mut minter = Minter::new(codec.clone(), Space::Org, 0);
+        let mut id = |prefix: &str| minter.mint(prefix);
+        let mut dynamic = || TemplateRef::Dynamic {
+            id: id("itmpl_"),
+            version: id("itmplv_"),
+        };
+        let (kyc, address, kyc_and_address) = (dynamic(), dynamic(), dynamic());
+        let legacy = TemplateRef::Legacy(id("tmpl_"));
+        Org {
+            // About three inquiries per account, so account filters select several.
+            accounts: count / 3 + 1,
+            kyc,
+            address,
+            kyc_and_address,
+            legacy,
+            vt_government_id: (id("vtmpl_"), id("vtmplv_")),
+            vt_selfie: (id("vtmpl_"), id("vtmplv_")),
+            vt_document: (id("vtmpl_"), id("vtmplv_")),
+        }
+    }
+
+    fn template_for(&self, shape: Shape) -> &TemplateRef {
+        match shape {
+            Shape::ProofOfAddress => &self.address,
+            Shape::IdAndAddress => &self.kyc_and_address,
+            Shape::VerificationOnly => &self.legacy,
+            _ => &self.kyc,
+        }
+    }
+}
+
+impl TemplateRef {
+    fn id(&self) -> &str {
+        match self {
+            TemplateRef::Dynamic { id, .. } | TemplateRef::Legacy(id) => id,
+        }
+    }
 }
 
 struct Person {
@@ -423,48 +671,25 @@ enum FileKind {
     Video,
 }
 
-struct Builder {
+struct Builder<'g> {
     rng: Rng,
-    ids: HashSet<String>,
+    ids: Minter,
     files: HashMap<String, MockFile>,
-    org: Org,
+    generator: &'g Generator,
 }
 
-impl Builder {
-    fn new(mut rng: Rng, count: usize) -> Builder {
-        let mut ids = HashSet::new();
-        let mut org_rng = rng.fork();
-        let mut id = |prefix: &str| new_id(&mut org_rng, &mut ids, prefix);
-        let mut dynamic = || TemplateRef::Dynamic {
-            id: id("itmpl_"),
-            version: id("itmplv_"),
-        };
-        let (kyc, address, kyc_and_address) = (dynamic(), dynamic(), dynamic());
-        let legacy = TemplateRef::Legacy(id("tmpl_"));
-        let vt_government_id = (id("vtmpl_"), id("vtmplv_"));
-        let vt_selfie = (id("vtmpl_"), id("vtmplv_"));
-        let vt_document = (id("vtmpl_"), id("vtmplv_"));
-        // About three inquiries per account, so account filters select several.
-        let accounts = (0..count / 3 + 1).map(|_| id("act_")).collect();
+impl<'g> Builder<'g> {
+    fn new(rng: Rng, ids: Minter, generator: &'g Generator) -> Builder<'g> {
         Builder {
             rng,
             ids,
             files: HashMap::new(),
-            org: Org {
-                accounts,
-                kyc,
-                address,
-                kyc_and_address,
-                legacy,
-                vt_government_id,
-                vt_selfie,
-                vt_document,
-            },
+            generator,
         }
     }
 
     fn id(&mut self, prefix: &str) -> String {
-        new_id(&mut self.rng, &mut self.ids, prefix)
+        self.ids.mint(prefix)
     }
 
     /// Register one file and return its file object, or a null slot when redacted.
@@ -508,14 +733,9 @@ impl Builder {
         FileSlot { object }
     }
 
-    fn inquiry(&mut self, plan: Plan, created_at: DateTime<Utc>) -> MockInquiry {
+    fn inquiry(&mut self, plan: Plan, summary: &Summary, created_at: DateTime<Utc>) -> MockInquiry {
         let id = self.id("inq_");
-        let template = match plan.shape {
-            Shape::ProofOfAddress => self.org.address.clone(),
-            Shape::IdAndAddress => self.org.kyc_and_address.clone(),
-            Shape::VerificationOnly => self.org.legacy.clone(),
-            _ => self.org.kyc.clone(),
-        };
+        let template = self.generator.org.template_for(plan.shape).clone();
         let ctx = InquiryCtx {
             id,
             template,
@@ -548,6 +768,7 @@ impl Builder {
         let data = self.inquiry_data(
             &ctx,
             plan,
+            summary,
             &person,
             created_at,
             started_at,
@@ -725,7 +946,7 @@ impl Builder {
         );
         merge(&mut attrs, person_attrs);
         let mut relationships = ctx.child_relationships();
-        let (template, version) = self.org.vt_government_id.clone();
+        let (template, version) = self.generator.org.vt_government_id.clone();
         merge(
             &mut relationships,
             json!({
@@ -855,7 +1076,7 @@ impl Builder {
             }),
         );
         let mut relationships = ctx.child_relationships();
-        let (template, version) = self.org.vt_selfie.clone();
+        let (template, version) = self.generator.org.vt_selfie.clone();
         merge(
             &mut relationships,
             json!({
@@ -953,7 +1174,7 @@ impl Builder {
             }),
         );
         let mut relationships = ctx.child_relationships();
-        let (template, version) = self.org.vt_document.clone();
+        let (template, version) = self.generator.org.vt_document.clone();
         merge(
             &mut relationships,
             json!({
@@ -972,6 +1193,7 @@ impl Builder {
         &mut self,
         ctx: &InquiryCtx,
         plan: Plan,
+        summary: &Summary,
         person: &Person,
         created_at: DateTime<Utc>,
         started_at: Option<DateTime<Utc>>,
@@ -1036,7 +1258,7 @@ impl Builder {
         };
         let mut attributes = json!({
             "status": status,
-            "reference-id": rng.chance(0.8).then(|| format!("user-{}", rng.range(10_000, 99_999))),
+            "reference-id": summary.reference_id,
             "note": null,
             "behaviors": {},
             "tags": tags,
@@ -1077,11 +1299,9 @@ impl Builder {
             }),
         );
 
-        let account = if rng.chance(0.9) {
-            let account = rng.pick(&self.org.accounts);
-            rel("account", account)
-        } else {
-            rel_none()
+        let account = match summary.account {
+            Some(account) => rel("account", &self.generator.account_id(account)),
+            None => rel_none(),
         };
         let (template, itmpl, itmplv) = match &ctx.template {
             TemplateRef::Dynamic { id, version } => (
@@ -1220,16 +1440,6 @@ impl Story<'_> {
     }
 }
 
-/// `prefix` + 24 base58 characters, like Persona's ids, never repeating one in `ids`.
-fn new_id(rng: &mut Rng, ids: &mut HashSet<String>, prefix: &str) -> String {
-    loop {
-        let id = format!("{prefix}{}", base58(rng, 24));
-        if ids.insert(id.clone()) {
-            return id;
-        }
-    }
-}
-
 fn base58(rng: &mut Rng, len: usize) -> String {
     (0..len)
         .map(|_| BASE58[rng.below(BASE58.len() as u64) as usize] as char)
@@ -1239,6 +1449,7 @@ fn base58(rng: &mut Rng, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     /// Every placeholder key in `value`, with the `byte-size` beside it when there is one.
     fn file_refs(value: &Value, out: &mut Vec<(String, Option<u64>)>) {

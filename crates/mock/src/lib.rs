@@ -4,12 +4,16 @@
 //! mock does where Persona is silent is written down in `docs/MOCK.md`.
 
 mod api;
+mod changes;
 pub mod cli;
 pub mod content;
 pub mod data;
+mod events;
 mod files;
 pub mod fixtures;
 pub mod generate;
+pub mod ids;
+mod mp4;
 mod redaction;
 mod respond;
 mod server;
@@ -36,7 +40,17 @@ pub struct RuntimeConfig {
     pub reset_rate: f64,
     /// Requests per minute on the API host; 0 = unlimited.
     pub rate_limit: u32,
+    /// Events kept at most (older ones are gone); 0 = no bound.
+    pub events_max_count: usize,
+    /// Events older than this (ms) are gone; 0 = no bound.
+    pub events_max_age_ms: u64,
+    /// Where each event is POSTed as a signed webhook; `None` = no delivery.
+    pub webhook_url: Option<String>,
 }
+
+/// Events kept by default: the newest 10 000, and none older than 30 days.
+pub const DEFAULT_EVENTS_MAX_COUNT: usize = 10_000;
+pub const DEFAULT_EVENTS_MAX_AGE: Duration = Duration::from_secs(30 * 86_400);
 
 /// Everything the server is started with.
 #[derive(Clone)]
@@ -49,6 +63,8 @@ pub struct MockConfig {
     pub seed: u64,
     pub fixtures: Option<PathBuf>,
     pub runtime: RuntimeConfig,
+    /// Webhook signing secrets: one, or two during a rotation (both sign every delivery).
+    pub webhook_secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for MockConfig {
@@ -62,6 +78,10 @@ impl std::fmt::Debug for MockConfig {
             .field("seed", &self.seed)
             .field("fixtures", &self.fixtures)
             .field("runtime", &self.runtime)
+            .field(
+                "webhook_secrets",
+                &format!("<{} hidden>", self.webhook_secrets.len()),
+            )
             .finish()
     }
 }
@@ -78,8 +98,11 @@ impl Default for MockConfig {
             runtime: RuntimeConfig {
                 file_url_lifetime_ms: Duration::from_secs(6 * 3600).as_millis() as u64,
                 rate_limit: 300,
+                events_max_count: DEFAULT_EVENTS_MAX_COUNT,
+                events_max_age_ms: DEFAULT_EVENTS_MAX_AGE.as_millis() as u64,
                 ..Default::default()
             },
+            webhook_secrets: Vec::new(),
         }
     }
 }
@@ -94,6 +117,8 @@ pub struct MockStats {
     /// Retrieves of inquiries, documents and verifications.
     pub api_retrieve: u64,
     pub api_delete: u64,
+    /// Requests to the Events API (`/events`, `/events/{id}`), not counted in the two above.
+    pub api_events: u64,
     /// Download requests (files host and legacy keyed endpoint), whatever their answer.
     pub file_get: u64,
     pub file_head: u64,
@@ -113,6 +138,12 @@ pub struct MockStats {
     pub truncated: u64,
     /// Connections dropped by `reset_rate`.
     pub resets: u64,
+    /// Events recorded since start, and those since dropped by the retention bound.
+    pub events: u64,
+    pub events_dropped: u64,
+    /// Webhook delivery attempts answered 2xx, and those that failed.
+    pub webhooks_delivered: u64,
+    pub webhooks_failed: u64,
 }
 
 /// A running mock server, with its own tokio runtime on background threads, so that both
@@ -137,20 +168,16 @@ impl MockServer {
     }
 
     /// As [`MockServer::start`], serving `dataset` as well (for tests that build their own).
+    /// The generated inquiries are not built here: each is derived from its index when asked.
     pub fn start_with_dataset(
         config: MockConfig,
         mut dataset: data::Dataset,
     ) -> std::io::Result<MockServer> {
-        if config.generate > 0 {
-            merge(
-                &mut dataset,
-                generate::generate(config.generate, config.seed),
-            );
-        }
         if let Some(dir) = &config.fixtures {
             merge(&mut dataset, fixtures::load(dir)?);
         }
-        let running = server::start(&config, dataset)?;
+        let generator = generate::Generator::new(config.generate as u64, config.seed);
+        let running = server::start(&config, generator, dataset)?;
         Ok(MockServer { running })
     }
 
@@ -166,7 +193,7 @@ impl MockServer {
         self.running.state.api_key.clone()
     }
     pub fn stats(&self) -> MockStats {
-        self.running.state.stats.snapshot()
+        self.running.state.stats()
     }
     pub fn set_runtime(&self, runtime: RuntimeConfig) {
         *self.running.state.runtime.write() = runtime;
@@ -196,11 +223,36 @@ impl MockServer {
     /// Ids of all inquiries, newest first (as the list endpoint orders them).
     pub fn inquiry_ids(&self) -> Vec<String> {
         let store = self.running.state.store.read();
-        store.inquiries.iter().map(|i| i.id.clone()).collect()
+        (0..store.len()).map(|p| store.id_at(p)).collect()
+    }
+    /// Number of inquiries served.
+    pub fn inquiry_count(&self) -> u64 {
+        self.running.state.store.read().len()
+    }
+    /// Id of the inquiry at `position` in the newest-first order (cheap at any size).
+    pub fn inquiry_id_at(&self, position: u64) -> Option<String> {
+        let store = self.running.state.store.read();
+        (position < store.len()).then(|| store.id_at(position))
     }
     /// Redact an inquiry, as `DELETE /inquiries/{id}` does.
     pub fn redact(&self, id: &str) -> bool {
-        redaction::redact(&mut self.running.state.store.write(), id)
+        changes::redact(&self.running.state, id).is_some()
+    }
+    /// Add an inquiry newer than all others (as `POST /_mock/inquiries`); returns its id.
+    pub fn add_inquiry(&self, status: &str, with_files: bool) -> Option<String> {
+        let status = generate::STATUSES.iter().find(|s| **s == status)?;
+        let data = changes::add_inquiry(&self.running.state, status, with_files);
+        data["id"].as_str().map(String::from)
+    }
+    /// Add a document with one file to an inquiry (as `POST /_mock/inquiries/{id}/documents`);
+    /// returns the document id.
+    pub fn add_document(&self, id: &str, filename: &str, size: u64) -> Option<String> {
+        let object = changes::add_document(&self.running.state, id, filename, size).ok()?;
+        object["id"].as_str().map(String::from)
+    }
+    /// Replace the webhook signing secrets (a rotation: the old and the new one, then the new).
+    pub fn set_webhook_secrets(&self, secrets: Vec<String>) {
+        *self.running.state.webhook_secrets.write() = secrets;
     }
 }
 

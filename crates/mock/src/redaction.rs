@@ -3,7 +3,7 @@
 use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
-use super::data::FILE_URL_PLACEHOLDER;
+use super::data::{FILE_URL_PLACEHOLDER, MockInquiry};
 use super::state::Store;
 use super::urls::walk;
 
@@ -24,23 +24,38 @@ const PII: &[&str] = &[
     "social-security-number",
 ];
 
-/// Redact inquiry `id`; false when there is no such inquiry. Redacting twice keeps the first
-/// `redacted-at`.
-pub fn redact(store: &mut Store, id: &str) -> bool {
-    let Some(inquiry) = store.inquiry_mut(id) else {
-        return false;
-    };
+/// Redact inquiry `id`: `None` when there is no such inquiry, else whether this call redacted
+/// it (redacting twice keeps the first `redacted-at`).
+pub fn redact(store: &mut Store, id: &str) -> Option<bool> {
+    let (newly, removed) = store.update(id, redact_inquiry)?;
+    store.removed.extend(removed);
+    Some(newly)
+}
+
+/// Blank the PII and files of `inquiry`: whether it was not redacted before, and the keys of
+/// the files it held.
+fn redact_inquiry(inquiry: &mut MockInquiry) -> (bool, Vec<String>) {
     let mut removed = Vec::new();
+    let mut newly = false;
     if let Some(attrs) = inquiry
         .data
         .get_mut("attributes")
         .and_then(Value::as_object_mut)
     {
         if attrs.get("redacted-at").is_none_or(Value::is_null) {
-            let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-            attrs.insert("redacted-at".into(), Value::String(now));
+            newly = true;
+            let now = Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
+            attrs.insert("redacted-at".into(), now.clone());
+            attrs.insert("updated-at".into(), now);
         }
         blank_pii(attrs);
+        // As Persona's `inquiry.redacted` payload: the note goes, tags are emptied.
+        if attrs.contains_key("note") {
+            attrs.insert("note".into(), Value::Null);
+        }
+        if attrs.contains_key("tags") {
+            attrs.insert("tags".into(), Value::Array(Vec::new()));
+        }
     }
     for object in &mut inquiry.included {
         if let Some(attrs) = object.get_mut("attributes").and_then(Value::as_object_mut) {
@@ -60,8 +75,7 @@ pub fn redact(store: &mut Store, id: &str) -> bool {
             }
         }
     }
-    store.removed.extend(removed);
-    true
+    (newly, removed)
 }
 
 fn blank_pii(attrs: &mut serde_json::Map<String, Value>) {

@@ -16,10 +16,12 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 use super::data::Dataset;
+use super::events::Events;
+use super::generate::Generator;
 use super::respond::{bad_request, json_response};
 use super::state::{RateWindow, State, Stats, Store};
 use super::token::Signer;
-use super::{MockConfig, RuntimeConfig, api, files};
+use super::{MockConfig, RuntimeConfig, api, changes, events, files};
 use personafs_client::units::parse_duration;
 
 /// The serving thread and the way to stop it.
@@ -47,7 +49,7 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Bind both listeners (errors surface here, synchronously) and serve on a background thread.
-pub fn start(config: &MockConfig, dataset: Dataset) -> io::Result<Running> {
+pub fn start(config: &MockConfig, generator: Generator, dataset: Dataset) -> io::Result<Running> {
     let api_listener = bind(config.api_listen)?;
     let files_listener = bind(config.files_listen)?;
     let state = Arc::new(State {
@@ -57,11 +59,13 @@ pub fn start(config: &MockConfig, dataset: Dataset) -> io::Result<Running> {
         signer: Signer::random(),
         stats: Stats::default(),
         runtime: RwLock::new(config.runtime.clone()),
-        store: RwLock::new(Store::new(dataset)),
+        store: RwLock::new(Store::new(generator, dataset)),
         rate: Mutex::new(RateWindow::new()),
         files_down: Default::default(),
         key_revoked: Default::default(),
         issued_tokens: Default::default(),
+        events: Events::new(config.seed),
+        webhook_secrets: RwLock::new(config.webhook_secrets.clone()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -72,6 +76,9 @@ pub fn start(config: &MockConfig, dataset: Dataset) -> io::Result<Running> {
     let files_app = files_router(state.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+    let (webhook_tx, webhook_rx) = tokio::sync::mpsc::unbounded_channel();
+    state.events.set_webhook(Some(webhook_tx));
+    let webhook_state = state.clone();
     let thread = std::thread::Builder::new()
         .name("personafs-mock".into())
         .spawn(move || {
@@ -86,6 +93,7 @@ pub fn start(config: &MockConfig, dataset: Dataset) -> io::Result<Running> {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
+                tokio::spawn(events::deliver(webhook_state, webhook_rx));
                 tokio::select! {
                     r = axum::serve(api, api_app) => log_stop("API", r),
                     r = axum::serve(files, files_app) => log_stop("files", r),
@@ -125,6 +133,8 @@ fn api_router(state: Arc<State>) -> Router {
         )
         .route("/api/v1/verifications/{id}", get(api::verification))
         .route("/api/v1/files/{token}/{filename}", get(api::legacy_file))
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/events/{id}", get(events::retrieve))
         .fallback(api::fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -133,6 +143,12 @@ fn api_router(state: Arc<State>) -> Router {
         // Control endpoints: added after the layer, so no auth, rate limit or faults.
         .route("/_mock/stats", get(stats))
         .route("/_mock/config", post(set_config).get(get_config))
+        .route("/_mock/inquiries", post(changes::post_inquiry))
+        .route(
+            "/_mock/inquiries/{id}/documents",
+            post(changes::post_document),
+        )
+        .route("/_mock/inquiries/{id}/redact", post(changes::post_redact))
         .with_state(state)
 }
 
@@ -144,7 +160,7 @@ fn files_router(state: Arc<State>) -> Router {
 }
 
 async fn stats(AxState(state): AxState<Arc<State>>) -> Response {
-    json_response(StatusCode::OK, &serde_json::json!(state.stats.snapshot()))
+    json_response(StatusCode::OK, &serde_json::json!(state.stats()))
 }
 
 async fn get_config(AxState(state): AxState<Arc<State>>) -> Response {
@@ -175,7 +191,16 @@ pub fn apply_patch(current: &RuntimeConfig, patch: &Value) -> Result<RuntimeConf
     let mut merged = serde_json::to_value(current).map_err(|e| e.to_string())?;
     let fields = merged.as_object_mut().expect("RuntimeConfig is an object");
     for (key, value) in patch {
-        if key == "file_url_lifetime" {
+        if key == "events_max_age" {
+            let age = match value {
+                Value::String(s) => parse_duration(s)?,
+                _ => return Err("events_max_age must be a string like \"30d\"".into()),
+            };
+            fields.insert(
+                "events_max_age_ms".into(),
+                Value::from(age.as_millis() as u64),
+            );
+        } else if key == "file_url_lifetime" {
             let lifetime = match value {
                 Value::String(s) => parse_duration(s)?,
                 Value::Number(n) => n

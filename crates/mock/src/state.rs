@@ -1,12 +1,18 @@
 //! What the running server shares between its handlers and the `MockServer` handle.
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
+use chrono::{DateTime, Utc};
+
 use super::data::{Dataset, MockFile, MockInquiry};
+use super::events::{Events, Retention};
+use super::generate::{Generated, Generator};
 use super::token::Signer;
 use super::{MockStats, RuntimeConfig};
 
@@ -17,6 +23,7 @@ pub struct Stats {
     pub api_list: AtomicU64,
     pub api_retrieve: AtomicU64,
     pub api_delete: AtomicU64,
+    pub api_events: AtomicU64,
     pub file_get: AtomicU64,
     pub file_head: AtomicU64,
     pub file_bytes: AtomicU64,
@@ -28,6 +35,8 @@ pub struct Stats {
     pub injected_failures: AtomicU64,
     pub truncated: AtomicU64,
     pub resets: AtomicU64,
+    pub webhooks_delivered: AtomicU64,
+    pub webhooks_failed: AtomicU64,
 }
 
 pub fn bump(counter: &AtomicU64) {
@@ -42,6 +51,7 @@ impl Stats {
             api_list: get(&self.api_list),
             api_retrieve: get(&self.api_retrieve),
             api_delete: get(&self.api_delete),
+            api_events: get(&self.api_events),
             file_get: get(&self.file_get),
             file_head: get(&self.file_head),
             file_bytes: get(&self.file_bytes),
@@ -53,70 +63,315 @@ impl Stats {
             injected_failures: get(&self.injected_failures),
             truncated: get(&self.truncated),
             resets: get(&self.resets),
+            webhooks_delivered: get(&self.webhooks_delivered),
+            webhooks_failed: get(&self.webhooks_failed),
+            ..MockStats::default()
         }
     }
 }
 
-/// The dataset, indexed for the endpoints, plus what redaction removed.
+/// Generated inquiries kept built, so that a retrieve and the downloads after it build each
+/// inquiry once.
+const GENERATED_CACHE: usize = 512;
+
+/// A generated inquiry as built, shared by the requests that use it.
+#[derive(Clone)]
+struct Built {
+    inquiry: Arc<MockInquiry>,
+    files: Arc<HashMap<String, MockFile>>,
+}
+
+/// One place in the newest-first order of all inquiries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// `materialized[j]`
+    Materialized(usize),
+    /// Generated inquiry `index`.
+    Generated(u64),
+}
+
+/// Every inquiry the server serves: the generated ones, derived from their index when asked,
+/// merged by `created-at` with the materialized ones (fixtures, hand-built datasets,
+/// `--large-file`, and those added while the server runs), plus what changed since start.
 pub struct Store {
-    /// Newest first; ties keep their dataset order.
-    pub inquiries: Vec<MockInquiry>,
+    generator: Generator,
+    /// Newest first, each with the number of generated inquiries that come before it.
+    materialized: Vec<(Arc<MockInquiry>, u64)>,
+    /// Materialized inquiry id → index in `materialized`.
     by_id: HashMap<String, usize>,
-    /// Included object id → (inquiry index, index in its `included`).
-    objects: HashMap<String, (usize, usize)>,
-    pub files: HashMap<String, MockFile>,
+    /// Generated inquiries changed since start (redacted, a document added), or replaced by a
+    /// fixture with the same id.
+    changed: HashMap<u64, Arc<MockInquiry>>,
+    /// Included object id → id of the materialized or changed inquiry that holds it.
+    objects: HashMap<String, String>,
+    /// Files of materialized inquiries and of documents added at runtime.
+    files: HashMap<String, MockFile>,
     /// Keys of files deleted by redaction: their tokens still verify, the bytes are gone.
     pub removed: HashSet<String>,
+    cache: Mutex<lru::LruCache<u64, Built>>,
+    /// Changes made so far (`POST /_mock/...`); each one's ids come from its number.
+    pub changes: u64,
+}
+
+/// What the list filters look at.
+pub struct Summary {
+    pub status: String,
+    pub reference_id: Option<String>,
+    pub account_id: Option<String>,
+    /// `inquiry-template` or legacy `template` id.
+    pub template_id: Option<String>,
+}
+
+impl Summary {
+    fn of(inquiry: &MockInquiry) -> Summary {
+        let attr = |name: &str| inquiry.data["attributes"][name].as_str().map(String::from);
+        let related = |name: &str| {
+            inquiry.data["relationships"][name]["data"]["id"]
+                .as_str()
+                .map(String::from)
+        };
+        Summary {
+            status: attr("status").unwrap_or_default(),
+            reference_id: attr("reference-id"),
+            account_id: related("account"),
+            template_id: related("inquiry-template").or_else(|| related("template")),
+        }
+    }
 }
 
 impl Store {
-    pub fn new(mut dataset: Dataset) -> Store {
-        dataset
-            .inquiries
-            .sort_by_key(|i| std::cmp::Reverse(i.created_at));
+    pub fn new(generator: Generator, dataset: Dataset) -> Store {
         let mut store = Store {
-            inquiries: dataset.inquiries,
+            generator,
+            materialized: Vec::new(),
             by_id: HashMap::new(),
+            changed: HashMap::new(),
             objects: HashMap::new(),
             files: dataset.files,
             removed: HashSet::new(),
+            cache: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(GENERATED_CACHE).expect("non-zero"),
+            )),
+            changes: 0,
         };
-        for (i, inq) in store.inquiries.iter().enumerate() {
-            store.by_id.insert(inq.id.clone(), i);
-            for (j, obj) in inq.included.iter().enumerate() {
-                if let Some(id) = obj.get("id").and_then(|v| v.as_str()) {
-                    store.objects.entry(id.to_string()).or_insert((i, j));
+        let mut inquiries = dataset.inquiries;
+        inquiries.sort_by_key(|i| std::cmp::Reverse(i.created_at));
+        for inquiry in inquiries {
+            store.register_objects(&inquiry);
+            match store.generator.index_of(&inquiry.id) {
+                // A fixture with a generated inquiry's id takes its place.
+                Some(index) => {
+                    store.changed.insert(index, Arc::new(inquiry));
+                }
+                None => {
+                    let before = store.generator.newer_than(inquiry.created_at);
+                    store.materialized.push((Arc::new(inquiry), before));
                 }
             }
         }
+        store.reindex();
         store
     }
 
-    pub fn position(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).copied()
+    pub fn generator(&self) -> &Generator {
+        &self.generator
     }
 
-    pub fn inquiry(&self, id: &str) -> Option<&MockInquiry> {
-        self.position(id).map(|i| &self.inquiries[i])
+    fn reindex(&mut self) {
+        self.by_id = (self.materialized.iter().enumerate())
+            .map(|(j, (inquiry, _))| (inquiry.id.clone(), j))
+            .collect();
     }
 
-    pub fn inquiry_mut(&mut self, id: &str) -> Option<&mut MockInquiry> {
-        self.position(id).map(|i| &mut self.inquiries[i])
+    fn register_objects(&mut self, inquiry: &MockInquiry) {
+        for object in &inquiry.included {
+            if let Some(id) = object.get("id").and_then(|v| v.as_str()) {
+                self.objects
+                    .entry(id.to_string())
+                    .or_insert_with(|| inquiry.id.clone());
+            }
+        }
+    }
+
+    /// Number of inquiries.
+    pub fn len(&self) -> u64 {
+        self.generator.count() + self.materialized.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Place of `materialized[j]` in the whole order.
+    fn materialized_position(&self, j: usize) -> u64 {
+        j as u64 + self.materialized[j].1
+    }
+
+    fn slot(&self, position: u64) -> Slot {
+        // Materialized entries strictly before `position`.
+        let (mut lo, mut hi) = (0, self.materialized.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.materialized_position(mid) < position {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < self.materialized.len() && self.materialized_position(lo) == position {
+            Slot::Materialized(lo)
+        } else {
+            Slot::Generated(position - lo as u64)
+        }
+    }
+
+    /// Place of an inquiry in the newest-first order.
+    pub fn position(&self, id: &str) -> Option<u64> {
+        if let Some(&j) = self.by_id.get(id) {
+            return Some(self.materialized_position(j));
+        }
+        let index = self.generator.index_of(id)?;
+        if self.generator.inquiry_id(index) != id {
+            return None; // an object id, not an inquiry id
+        }
+        let before = self.materialized.partition_point(|(_, b)| *b <= index);
+        Some(index + before as u64)
+    }
+
+    fn generated(&self, index: u64) -> Built {
+        if let Some(hit) = self.cache.lock().get(&index) {
+            return hit.clone();
+        }
+        // Built outside the lock: requests for other inquiries need not wait.
+        let Generated { inquiry, files } = self.generator.inquiry(index);
+        let built = Built {
+            inquiry: Arc::new(inquiry),
+            files: Arc::new(files),
+        };
+        self.cache.lock().put(index, built.clone());
+        built
+    }
+
+    /// The inquiry at `position` (`< len()`).
+    pub fn at(&self, position: u64) -> Arc<MockInquiry> {
+        match self.slot(position) {
+            Slot::Materialized(j) => self.materialized[j].0.clone(),
+            Slot::Generated(index) => match self.changed.get(&index) {
+                Some(changed) => changed.clone(),
+                None => self.generated(index).inquiry,
+            },
+        }
+    }
+
+    pub fn id_at(&self, position: u64) -> String {
+        match self.slot(position) {
+            Slot::Materialized(j) => self.materialized[j].0.id.clone(),
+            Slot::Generated(index) => match self.changed.get(&index) {
+                Some(changed) => changed.id.clone(),
+                None => self.generator.inquiry_id(index),
+            },
+        }
+    }
+
+    pub fn created_at(&self, position: u64) -> DateTime<Utc> {
+        match self.slot(position) {
+            Slot::Materialized(j) => self.materialized[j].0.created_at,
+            Slot::Generated(index) => self.generator.created_at(index),
+        }
+    }
+
+    /// What the list filters need, without building a generated inquiry.
+    pub fn summary(&self, position: u64) -> Summary {
+        match self.slot(position) {
+            Slot::Materialized(j) => Summary::of(&self.materialized[j].0),
+            Slot::Generated(index) => match self.changed.get(&index) {
+                Some(changed) => Summary::of(changed),
+                None => {
+                    let s = self.generator.summary(index);
+                    Summary {
+                        status: s.status.to_string(),
+                        reference_id: s.reference_id,
+                        account_id: s.account.map(|a| self.generator.account_id(a)),
+                        template_id: Some(s.template_id),
+                    }
+                }
+            },
+        }
+    }
+
+    pub fn inquiry(&self, id: &str) -> Option<Arc<MockInquiry>> {
+        self.position(id).map(|p| self.at(p))
+    }
+
+    /// Change inquiry `id` with `change`; `None` when there is no such inquiry.
+    pub fn update<R>(&mut self, id: &str, change: impl FnOnce(&mut MockInquiry) -> R) -> Option<R> {
+        let position = self.position(id)?;
+        let result = match self.slot(position) {
+            Slot::Materialized(j) => change(Arc::make_mut(&mut self.materialized[j].0)),
+            Slot::Generated(index) => {
+                let mut inquiry = match self.changed.get(&index) {
+                    Some(changed) => (**changed).clone(),
+                    None => (*self.generated(index).inquiry).clone(),
+                };
+                let result = change(&mut inquiry);
+                self.changed.insert(index, Arc::new(inquiry));
+                result
+            }
+        };
+        let inquiry = self.at(position);
+        self.register_objects(&inquiry);
+        Some(result)
+    }
+
+    /// Add an inquiry newer than every other, with its files.
+    pub fn insert(&mut self, inquiry: MockInquiry, files: HashMap<String, MockFile>) {
+        self.files.extend(files);
+        self.register_objects(&inquiry);
+        let before = self.generator.newer_than(inquiry.created_at);
+        let j = self
+            .materialized
+            .partition_point(|(m, _)| m.created_at > inquiry.created_at);
+        self.materialized.insert(j, (Arc::new(inquiry), before));
+        self.reindex();
+    }
+
+    /// Add files (of a document added at runtime).
+    pub fn add_files(&mut self, files: HashMap<String, MockFile>) {
+        self.files.extend(files);
     }
 
     /// An included object by id, with the inquiry that holds it.
-    pub fn object(&self, id: &str) -> Option<(&MockInquiry, &serde_json::Value)> {
-        let &(i, j) = self.objects.get(id)?;
-        let inq = &self.inquiries[i];
-        Some((inq, &inq.included[j]))
+    pub fn object(&self, id: &str) -> Option<(Arc<MockInquiry>, serde_json::Value)> {
+        let inquiry = match self.objects.get(id) {
+            Some(owner) => self.inquiry(owner)?,
+            None => {
+                let index = self.generator.index_of(id)?;
+                match self.changed.get(&index) {
+                    Some(changed) => changed.clone(),
+                    None => self.generated(index).inquiry,
+                }
+            }
+        };
+        let object = inquiry
+            .included
+            .iter()
+            .find(|o| o.get("id").and_then(|v| v.as_str()) == Some(id))?
+            .clone();
+        Some((inquiry, object))
     }
 
     /// A file that can still be served.
-    pub fn file(&self, key: &str) -> Option<&MockFile> {
+    pub fn file(&self, key: &str) -> Option<MockFile> {
         if self.removed.contains(key) {
             return None;
         }
-        self.files.get(key)
+        if let Some(file) = self.files.get(key) {
+            return Some(file.clone());
+        }
+        // A generated file's key starts with the id of the object that holds it.
+        let owner = key.split('-').next()?;
+        let index = self.generator.index_of(owner)?;
+        self.generated(index).files.get(key).cloned()
     }
 }
 
@@ -192,6 +447,9 @@ pub struct State {
     pub key_revoked: AtomicBool,
     /// Every access token minted, so tests can prove none leaks (capped, oldest kept).
     pub issued_tokens: Mutex<Vec<String>>,
+    pub events: Events,
+    /// Webhook signing secrets (two during a rotation); never shown by `/_mock/config`.
+    pub webhook_secrets: RwLock<Vec<String>>,
 }
 
 /// Enough for any test run; past it, tokens are no longer recorded.
@@ -200,6 +458,32 @@ pub const MAX_RECORDED_TOKENS: usize = 200_000;
 impl State {
     pub fn runtime(&self) -> RuntimeConfig {
         self.runtime.read().clone()
+    }
+
+    /// The events retention bound now (0 turns a bound off).
+    pub fn retention(&self) -> Retention {
+        let runtime = self.runtime.read();
+        Retention {
+            max_count: if runtime.events_max_count == 0 {
+                usize::MAX
+            } else {
+                runtime.events_max_count
+            },
+            max_age: if runtime.events_max_age_ms == 0 {
+                Duration::MAX
+            } else {
+                Duration::from_millis(runtime.events_max_age_ms)
+            },
+        }
+    }
+
+    pub fn stats(&self) -> MockStats {
+        let (events, events_dropped) = self.events.counts();
+        MockStats {
+            events,
+            events_dropped,
+            ..self.stats.snapshot()
+        }
     }
 
     pub fn record_token(&self, token: &str) {
