@@ -28,7 +28,7 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let exp = base
         .saturating_mul(1u32 << attempt.min(16))
         .min(MAX_BACKOFF);
-    exp.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+    exp.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
 /// After a 429: until `RateLimit-Reset` (seconds), capped at `cap`, plus up to 20 % jitter
@@ -37,8 +37,7 @@ pub fn rate_limited_wait(reset_secs: Option<u64>, attempt: u32, cap: Duration) -
     match reset_secs {
         Some(secs) => {
             let wait = Duration::from_secs(secs).max(Duration::from_millis(100));
-            wait.mul_f64(rand::thread_rng().gen_range(1.0..=1.2))
-                .min(cap)
+            wait.mul_f64(rand::rng().random_range(1.0..=1.2)).min(cap)
         }
         None => backoff(Duration::from_secs(1), attempt).min(cap),
     }

@@ -233,12 +233,7 @@ fn download(
         None
     }
     // Cut after at least one byte when there are two or more, so a client sees a started body.
-    .map(|cut| {
-        (
-            rand::thread_rng().gen_range((start + 1).min(end - 1)..end),
-            cut,
-        )
-    });
+    .map(|cut| (rand::rng().random_range((start + 1).min(end - 1)..end), cut));
     let download = Download {
         state,
         content,

@@ -3,7 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
-use rand::distributions::Alphanumeric;
+use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -35,7 +35,7 @@ pub fn bad_request(details: &str) -> Response {
 
 /// `req_` and 24 random alphanumerics, as Persona's `Request-Id`.
 pub fn request_id() -> String {
-    let suffix: String = rand::thread_rng()
+    let suffix: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(24)
         .map(char::from)
@@ -45,12 +45,12 @@ pub fn request_id() -> String {
 
 /// True with probability `rate` (0 or less never, 1 or more always).
 pub fn roll(rate: f64) -> bool {
-    rate > 0.0 && rand::thread_rng().gen_bool(rate.min(1.0))
+    rate > 0.0 && rand::rng().random_bool(rate.min(1.0))
 }
 
 /// An injected server failure: 500, 502 or 503 with a Persona-ish body.
 pub fn injected_failure() -> Response {
-    let (status, title) = match rand::thread_rng().gen_range(0..3) {
+    let (status, title) = match rand::rng().random_range(0..3) {
         0 => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         1 => (StatusCode::BAD_GATEWAY, "Bad Gateway"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
