@@ -1,4 +1,5 @@
-//! The one error type of personafs, and the one place where errors become errno values.
+//! The Persona client's error: what went wrong talking to Persona, safe to log. The filesystem
+//! turns it into an errno in one place (`personafs_fs::FsError`).
 
 use std::fmt;
 
@@ -54,21 +55,10 @@ pub enum Error {
     InvalidResponse { context: String, message: String },
     #[error("not found: {0}")]
     NotFound(String),
-    /// The file existed when it was opened but is gone now (removed, inquiry redacted).
-    #[error("file is gone: {0}")]
-    Gone(String),
-    #[error("read-only file system")]
-    ReadOnly,
-    #[error("bad file handle")]
-    BadHandle,
     #[error("{0}")]
     Config(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// Answering needs the network or a busy lock: the FUSE thread's fast path hands the
-    /// request to the async core instead. Never reaches the kernel.
-    #[error("the answer is not at hand")]
-    WouldBlock,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -82,29 +72,6 @@ fn refused_key_note(host: Host, status: u16) -> &'static str {
 }
 
 impl Error {
-    /// The errno a FUSE reply carries for this error (the contract's errno table).
-    pub fn errno(&self) -> i32 {
-        match self {
-            Error::NotFound(_) => libc::ENOENT,
-            Error::ReadOnly => libc::EROFS,
-            Error::BadHandle => libc::EBADF,
-            Error::Gone(_) => libc::ESTALE,
-            Error::WouldBlock => libc::EAGAIN,
-            Error::Http {
-                host: Host::Api,
-                status: 401 | 403,
-                ..
-            } => libc::EACCES,
-            Error::Http {
-                host: Host::Api,
-                status: 404,
-                ..
-            } => libc::ENOENT,
-            Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
-            _ => libc::EIO,
-        }
-    }
-
     /// A files-host answer that means "this signed URL is no longer good": re-retrieve, retry.
     pub fn is_url_expired(&self) -> bool {
         matches!(

@@ -392,7 +392,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(e.errno(), libc::EIO);
+        assert_eq!(e.status(), Some(503));
         api.retrieve_inquiry("inq_f").await.unwrap_err();
         let e = api.retrieve_inquiry("inq_f").await.unwrap_err();
         assert!(matches!(e, Error::Network { .. }));

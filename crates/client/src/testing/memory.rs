@@ -742,7 +742,7 @@ mod tests {
         assert_eq!(api.file_size(&files[1].url).await.unwrap(), 4);
         assert_eq!(api.calls(Call::Head), 1);
         let e = api.retrieve_inquiry("inq_nope").await.unwrap_err();
-        assert_eq!(e.errno(), libc::ENOENT);
+        assert_eq!(e.status(), Some(404), "{e}");
     }
 
     #[tokio::test]
