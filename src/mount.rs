@@ -12,6 +12,7 @@ use crate::config::MountConfig;
 use personafs_client::telemetry::{Snapshot, Telemetry};
 use personafs_client::{InquiryPage, PersonaApi};
 use personafs_fs::cache::{CacheLimits, CacheLock, DiskCache};
+use personafs_fs::store::MetadataStore;
 use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
 
 /// The parts of `MountConfig` the core needs.
@@ -131,9 +132,22 @@ pub fn serve(
             }
         });
     }
+    // Only this process owns the cache directory (the lock above), so only it opens the store.
+    // An untrusted store is rebuilt empty inside `open`; one that cannot be opened at all
+    // leaves the mount working from memory, with a warning.
+    let store = match MetadataStore::open(&cfg.cache_dir) {
+        Ok(store) => Some(Arc::new(store)),
+        Err(e) => {
+            tracing::warn!(
+                "metadata store cannot be used ({e}); views and the listing will not survive a remount, and the mount cannot answer offline"
+            );
+            None
+        }
+    };
     let core_cfg = CoreConfig {
         runtime: Some(rt.handle().clone()),
         telemetry: tele.clone(),
+        store,
         ..core_config(cfg)
     };
     let core = FsCore::new(api, cache.clone(), core_cfg);

@@ -1,5 +1,9 @@
 //! The ids under `inquiries/`: one listing through the list endpoint, taken again when older
 //! than the metadata TTL. Each listing replaces the last, so it holds only what is listed.
+//!
+//! With a metadata store, each listing taken is persisted (in the background), and a mount
+//! without a listing in memory answers from the stored one while it lists again; a row that
+//! shows `redacted-at` deletes the inquiry's stored view and cached files at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,20 +12,36 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 
+use super::persist::StoreWriter;
+use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
-use personafs_client::{InquiryPage, ListFilters, PersonaApi};
+use crate::store::{ListedInquiry, MetadataStore};
+use personafs_client::{InquiryPage, InquirySummary, ListFilters, PersonaApi};
 
 pub(crate) struct Listing {
     pub(crate) ids: Arc<Vec<Arc<str>>>,
     /// `created-at` of the listed inquiries.
     pub(crate) created: HashMap<Arc<str>, SystemTime>,
+    /// `updated-at` of the listed inquiries.
+    pub(crate) updated: HashMap<Arc<str>, SystemTime>,
     at: Instant,
+    /// When Persona gave this listing; `None` for one loaded from the store (it confirms
+    /// nothing: it is only what the last mount saw).
+    confirmed_at: Option<SystemTime>,
+}
+
+/// Where listings are kept across mounts, and what a redaction seen in one deletes.
+pub(crate) struct Persisted {
+    pub(crate) writer: Arc<StoreWriter>,
+    pub(crate) cache: Arc<DiskCache>,
+    pub(crate) rt: tokio::runtime::Handle,
 }
 
 pub(crate) struct Lister {
     api: Arc<dyn PersonaApi>,
     filters: ListFilters,
     ttl: Duration,
+    persisted: Option<Persisted>,
     /// Held while listing, so concurrent callers share one listing.
     refresh: tokio::sync::Mutex<()>,
     current: Mutex<Option<Arc<Listing>>>,
@@ -39,11 +59,17 @@ pub(crate) fn plausible_inquiry_id(name: &str) -> bool {
 }
 
 impl Lister {
-    pub(crate) fn new(api: Arc<dyn PersonaApi>, filters: ListFilters, ttl: Duration) -> Lister {
+    pub(crate) fn new(
+        api: Arc<dyn PersonaApi>,
+        filters: ListFilters,
+        ttl: Duration,
+        persisted: Option<Persisted>,
+    ) -> Lister {
         Lister {
             api,
             filters,
             ttl,
+            persisted,
             refresh: tokio::sync::Mutex::new(()),
             current: Mutex::new(None),
             seed: Mutex::new(None),
@@ -64,19 +90,46 @@ impl Lister {
         self.current().filter(|l| l.at.elapsed() < self.ttl)
     }
 
-    /// A fresh listing, taken again when stale; the last one when listing fails.
-    pub(crate) async fn get(&self) -> FsResult<Arc<Listing>> {
+    /// `updated-at` of `id` in a listing Persona gave within the TTL, and when it gave it:
+    /// what a stored view must match to be shown without a retrieve.
+    pub(crate) fn confirmed_updated(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
+        let l = self.fresh_now()?;
+        Some((*l.updated.get(id)?, l.confirmed_at?))
+    }
+
+    /// A fresh listing, taken again when stale; the last one when listing fails. Without a
+    /// listing in memory, the stored one answers at once while a new one is taken.
+    pub(crate) async fn get(self: &Arc<Self>) -> FsResult<Arc<Listing>> {
         if let Some(l) = self.fresh_now() {
             return Ok(l);
         }
+        if self.current().is_none()
+            && let Some(stored) = self.load_stored().await
+        {
+            let mut current = self.current.lock();
+            if current.is_none() {
+                *current = Some(stored.clone());
+                drop(current);
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let _ = me.refresh().await;
+                });
+                return Ok(stored);
+            }
+        }
+        self.refresh().await
+    }
+
+    async fn refresh(&self) -> FsResult<Arc<Listing>> {
         let _refreshing = self.refresh.lock().await;
         if let Some(l) = self.fresh_now() {
             return Ok(l);
         }
         match self.list_all().await {
-            Ok(l) => {
+            Ok((l, rows)) => {
                 let l = Arc::new(l);
                 *self.current.lock() = Some(l.clone());
+                self.persist(rows);
                 Ok(l)
             }
             Err(e) => {
@@ -94,7 +147,71 @@ impl Lister {
         }
     }
 
-    async fn list_all(&self) -> personafs_client::Result<Listing> {
+    /// What a listing covers: another mount's filters make another listing.
+    fn scope(&self) -> String {
+        format!("{:?}", self.filters)
+    }
+
+    /// The stored listing of this scope, as an unconfirmed (stale) listing.
+    async fn load_stored(&self) -> Option<Arc<Listing>> {
+        let p = self.persisted.as_ref()?;
+        let store = p.writer.store().clone();
+        let scope = self.scope();
+        let rows =
+            p.rt.spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+                match store.listing()? {
+                    Some(info) if info.scope == scope => {
+                        Ok(Some(store.listing_page(0, info.count as usize)?))
+                    }
+                    _ => Ok(None),
+                }
+            })
+            .await
+            .ok()?
+            .inspect_err(|e| tracing::warn!("metadata store: cannot read the listing: {e}"))
+            .ok()??;
+        tracing::debug!(count = rows.len(), "listing loaded from the metadata store");
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut seen = HashSet::new();
+        let mut updated = HashMap::new();
+        for r in rows {
+            let id: Arc<str> = Arc::from(r.id.as_str());
+            if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
+                continue;
+            }
+            if let Some(u) = r.updated_at {
+                updated.insert(id.clone(), u);
+            }
+            ids.push(id);
+        }
+        let at = Instant::now()
+            .checked_sub(self.ttl)
+            .unwrap_or_else(Instant::now);
+        Some(Arc::new(Listing {
+            ids: Arc::new(ids),
+            created: HashMap::new(),
+            updated,
+            at,
+            confirmed_at: None,
+        }))
+    }
+
+    /// Persist a listing Persona gave, and act on the redactions it shows; in the background.
+    fn persist(&self, rows: Vec<ListedInquiry>) {
+        let Some(p) = &self.persisted else { return };
+        let cache = p.cache.clone();
+        let scope = self.scope();
+        p.writer.write(move |store| {
+            for r in rows.iter().filter(|r| r.redacted_at.is_some()) {
+                forget_redacted(store, &cache, &r.id);
+            }
+            if let Err(e) = store.put_listing(&scope, SystemTime::now(), rows) {
+                tracing::warn!("metadata store: cannot save the listing: {e}");
+            }
+        });
+    }
+
+    async fn list_all(&self) -> personafs_client::Result<(Listing, Vec<ListedInquiry>)> {
         let seed = self
             .seed
             .lock()
@@ -114,9 +231,12 @@ impl Lister {
         .try_collect()
         .await?;
         tracing::debug!(count = summaries.len(), "inquiries listed");
+        let confirmed_at = SystemTime::now();
         let mut ids = Vec::with_capacity(summaries.len());
         let mut seen = HashSet::new();
         let mut created = HashMap::new();
+        let mut updated = HashMap::new();
+        let mut rows = Vec::new();
         for s in summaries {
             let id: Arc<str> = Arc::from(s.id.as_str());
             if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
@@ -125,12 +245,42 @@ impl Lister {
             if let Some(c) = s.created_at {
                 created.insert(id.clone(), c.into());
             }
+            if let Some(u) = s.updated_at {
+                updated.insert(id.clone(), u.into());
+            }
+            if self.persisted.is_some() {
+                rows.push(row_of(&s));
+            }
             ids.push(id);
         }
-        Ok(Listing {
+        let listing = Listing {
             ids: Arc::new(ids),
             created,
+            updated,
             at,
-        })
+            confirmed_at: Some(confirmed_at),
+        };
+        Ok((listing, rows))
+    }
+}
+
+fn row_of(s: &InquirySummary) -> ListedInquiry {
+    ListedInquiry {
+        id: s.id.clone(),
+        status: s.status.clone(),
+        updated_at: s.updated_at.map(SystemTime::from),
+        redacted_at: s.redacted_at.map(SystemTime::from),
+    }
+}
+
+/// A redacted inquiry leaves no trace here: its stored view and its cached files go. Blocks.
+pub(crate) fn forget_redacted(store: &MetadataStore, cache: &DiskCache, id: &str) {
+    let deleted = store.delete_inquiry(id).unwrap_or_else(|e| {
+        tracing::warn!(inquiry = %id, "metadata store: cannot delete a redacted inquiry: {e}");
+        false
+    });
+    let purged = cache.purge_inquiry(id);
+    if deleted || purged > 0 {
+        tracing::info!(inquiry = %id, purged, "inquiry is redacted; its stored view and cached files were deleted");
     }
 }

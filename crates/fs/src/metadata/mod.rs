@@ -7,6 +7,7 @@ mod attr;
 pub(crate) mod inode;
 pub(crate) mod listing;
 mod negative;
+pub(crate) mod persist;
 pub(crate) mod view;
 pub(crate) mod views;
 
