@@ -43,7 +43,7 @@ pub(crate) struct Lister {
     ttl: Duration,
     persisted: Option<Persisted>,
     /// Held while listing, so concurrent callers share one listing.
-    refresh: tokio::sync::Mutex<()>,
+    refresh: Arc<tokio::sync::Mutex<()>>,
     current: Mutex<Option<Arc<Listing>>>,
     /// A first listing page fetched before mounting (the key check), used once if fresh.
     seed: Mutex<Option<(InquiryPage, Instant)>>,
@@ -70,7 +70,7 @@ impl Lister {
             filters,
             ttl,
             persisted,
-            refresh: tokio::sync::Mutex::new(()),
+            refresh: Arc::default(),
             current: Mutex::new(None),
             seed: Mutex::new(None),
         }
@@ -97,6 +97,13 @@ impl Lister {
         Some((*l.updated.get(id)?, l.confirmed_at?))
     }
 
+    /// Wait for a listing under way, if any (for what it will confirm); never starts one.
+    pub(crate) async fn settled(&self) {
+        if self.refresh.try_lock().is_err() {
+            let _ = self.refresh.lock().await;
+        }
+    }
+
     /// A fresh listing, taken again when stale; the last one when listing fails. Without a
     /// listing in memory, the stored one answers at once while a new one is taken.
     pub(crate) async fn get(self: &Arc<Self>) -> FsResult<Arc<Listing>> {
@@ -110,10 +117,14 @@ impl Lister {
             if current.is_none() {
                 *current = Some(stored.clone());
                 drop(current);
-                let me = self.clone();
-                tokio::spawn(async move {
-                    let _ = me.refresh().await;
-                });
+                // Locked before this returns: whoever waits for what it confirms sees it.
+                if let Ok(refreshing) = self.refresh.clone().try_lock_owned() {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        let _ = me.refresh_locked().await;
+                        drop(refreshing);
+                    });
+                }
                 return Ok(stored);
             }
         }
@@ -122,6 +133,11 @@ impl Lister {
 
     async fn refresh(&self) -> FsResult<Arc<Listing>> {
         let _refreshing = self.refresh.lock().await;
+        self.refresh_locked().await
+    }
+
+    /// `refresh` with its lock held.
+    async fn refresh_locked(&self) -> FsResult<Arc<Listing>> {
         if let Some(l) = self.fresh_now() {
             return Ok(l);
         }
@@ -275,11 +291,12 @@ fn row_of(s: &InquirySummary) -> ListedInquiry {
 
 /// A redacted inquiry leaves no trace here: its stored view and its cached files go. Blocks.
 pub(crate) fn forget_redacted(store: &MetadataStore, cache: &DiskCache, id: &str) {
+    // Files first: once the view is gone from the store, nothing of the inquiry is left.
+    let purged = cache.purge_inquiry(id);
     let deleted = store.delete_inquiry(id).unwrap_or_else(|e| {
         tracing::warn!(inquiry = %id, "metadata store: cannot delete a redacted inquiry: {e}");
         false
     });
-    let purged = cache.purge_inquiry(id);
     if deleted || purged > 0 {
         tracing::info!(inquiry = %id, purged, "inquiry is redacted; its stored view and cached files were deleted");
     }

@@ -227,12 +227,15 @@ impl Views {
         }
         let trusted = match trust {
             Trust::Offline => true,
-            Trust::Confirmed => match (self.listing.confirmed_updated(id), stored.updated_at) {
-                (Some((listed, at)), Some(mine)) if listed == mine => {
+            // A fresh listing decides: the same `updated-at` confirms the view, another one
+            // means it changed. Without one, a view checked within the TTL is still good.
+            Trust::Confirmed => match self.confirmation(id).await {
+                Some((listed, at)) if Some(listed) == stored.updated_at => {
                     self.mark_checked(id, at);
                     true
                 }
-                _ => stored
+                Some(_) => false,
+                None => stored
                     .checked_at
                     .elapsed()
                     .is_ok_and(|age| age < self.metadata_ttl),
@@ -247,6 +250,17 @@ impl Views {
             json,
             Instant::now(),
         )))
+    }
+
+    /// `updated-at` of `id` in a fresh listing, waiting for one under way (a remount lists
+    /// again while it answers from the stored listing): a page of the listing is far cheaper
+    /// than retrieving every inquiry again.
+    async fn confirmation(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
+        if let Some(c) = self.listing.confirmed_updated(id) {
+            return Some(c);
+        }
+        self.listing.settled().await;
+        self.listing.confirmed_updated(id)
     }
 
     /// A listing confirmed the stored view: note when, in the background.
