@@ -78,9 +78,26 @@ pub fn cache_limits(cfg: &MountConfig) -> CacheLimits {
 
 /// One call before mounting, so a refused key or an unreachable API is a clear error now
 /// rather than an EIO later. It is the listing's first page, which the mount then reuses.
-pub async fn check_api(api: &dyn PersonaApi, cfg: &MountConfig) -> anyhow::Result<InquiryPage> {
+/// The first listing page, proving the key works. `None` when Persona cannot be reached but
+/// the cache directory has a metadata store: the mount then starts offline, answering from
+/// the store and the cache, and goes online by itself once Persona answers.
+pub async fn check_api(
+    api: &dyn PersonaApi,
+    cfg: &MountConfig,
+) -> anyhow::Result<Option<InquiryPage>> {
     match api.list_page(&cfg.filters, None, 100).await {
-        Ok(page) => Ok(page),
+        Ok(page) => Ok(Some(page)),
+        Err(e)
+            if (matches!(e, personafs_client::Error::Network { .. })
+                || e.status().is_some_and(|s| s >= 500))
+                && cfg.cache_dir.join(personafs_fs::store::FILE_NAME).is_file() =>
+        {
+            tracing::warn!(
+                "cannot reach the Persona API at {} ({e}); mounting offline from the metadata store and the cache",
+                cfg.api_base
+            );
+            Ok(None)
+        }
         Err(e @ personafs_client::Error::Http { status: 401, .. }) => {
             anyhow::bail!(
                 "the API key was refused (HTTP 401): check PERSONA_API_KEY or api_key_file ({e})"
