@@ -168,8 +168,9 @@ pub fn serve(
         ..core_config(cfg)
     };
     let core = FsCore::new(api, cache.clone(), core_cfg);
-    if let Some(page) = first_page {
-        core.seed_listing(page);
+    match first_page {
+        Some(page) => core.seed_listing(page),
+        None => core.start_offline(),
     }
     let snapshot = snapshot_fn(&core, &cache, &tele, cfg);
     let _status =

@@ -108,16 +108,22 @@ fn a_remount_with_persona_unreachable_shows_the_tree_and_the_cached_bytes() {
 
     // 3. Persona gone: the mount starts anyway and shows the tree as last seen.
     drop(mock);
+    let started = std::time::Instant::now();
     let d = Daemon::spawn(mp.path(), &args, &env);
+    eprintln!("offline mount answered after {:?}", started.elapsed());
     let root = inquiries.clone();
     let (offline_tree, offline_files) =
         bounded("an offline walk", Duration::from_secs(240), move || {
             (ls_lr(&root), read_tree(&root))
         });
+    eprintln!("offline ls -lR + cp -r done after {:?}", started.elapsed());
     assert_eq!(offline_tree, tree, "ls -lR as last seen");
     assert!(offline_files == files, "every cached file byte-identical");
     let stderr = d.stop();
     let logged = std::fs::read_to_string(&log).unwrap_or_default() + &stderr;
+    if std::env::var_os("PERSONAFS_TEST_SHOW_LOG").is_some() {
+        eprintln!("{logged}");
+    }
     assert!(
         logged.contains("offline"),
         "the offline mode is logged: {logged}"

@@ -63,6 +63,18 @@ impl Breaker {
         }
     }
 
+    /// Persona was found unreachable elsewhere (the mount's start): open now, probe later.
+    pub(crate) fn open_now(&self) {
+        let mut st = self.state.lock();
+        if st.open_until.is_none() {
+            st.failures = OPEN_AFTER;
+            st.open_until = Some(Instant::now() + self.probe_after);
+            tracing::warn!(probe_every = ?self.probe_after,
+                "Persona cannot be reached; offline mode: answering from the metadata store and the cache");
+            self.telemetry.set_offline(true);
+        }
+    }
+
     fn record<T>(&self, result: &Result<T>) {
         let reached = match result {
             Ok(_) => true,

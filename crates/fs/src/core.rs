@@ -130,6 +130,12 @@ impl FsCore {
         })
     }
 
+    /// Persona could not be reached before mounting: start offline (the circuit breaker
+    /// open), probing again after `CoreConfig::offline_probe`.
+    pub fn start_offline(&self) {
+        self.breaker.open_now();
+    }
+
     /// Whether Persona is counted unreachable now (the circuit breaker is open): answers
     /// come from the metadata store and the cache.
     pub fn is_offline(&self) -> bool {

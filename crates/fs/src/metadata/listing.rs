@@ -7,12 +7,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 
 use super::persist::StoreWriter;
+use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
 use crate::store::{ListedInquiry, MetadataStore};
@@ -44,6 +46,8 @@ pub(crate) struct Lister {
     persisted: Option<Persisted>,
     /// Held while listing, so concurrent callers share one listing.
     refresh: Arc<tokio::sync::Mutex<()>>,
+    /// The last listing attempt failed: stale listings are served while listing again.
+    last_failed: AtomicBool,
     current: Mutex<Option<Arc<Listing>>>,
     /// A first listing page fetched before mounting (the key check), used once if fresh.
     seed: Mutex<Option<(InquiryPage, Instant)>>,
@@ -71,6 +75,7 @@ impl Lister {
             ttl,
             persisted,
             refresh: Arc::default(),
+            last_failed: AtomicBool::new(false),
             current: Mutex::new(None),
             seed: Mutex::new(None),
         }
@@ -117,18 +122,34 @@ impl Lister {
             if current.is_none() {
                 *current = Some(stored.clone());
                 drop(current);
-                // Locked before this returns: whoever waits for what it confirms sees it.
-                if let Ok(refreshing) = self.refresh.clone().try_lock_owned() {
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        let _ = me.refresh_locked().await;
-                        drop(refreshing);
-                    });
-                }
+                self.refresh_in_background();
                 return Ok(stored);
             }
         }
+        if let Some(current) = self.current() {
+            // Only what the last mount saw, or Persona failed the last time: answer with it at
+            // once and list again in the background.
+            if current.confirmed_at.is_none() || self.last_failed.load(Ordering::Relaxed) {
+                self.refresh_in_background();
+                return Ok(current);
+            }
+            // Being listed again by somebody else: do not wait for it.
+            if self.refresh.try_lock().is_err() {
+                return Ok(current);
+            }
+        }
         self.refresh().await
+    }
+
+    fn refresh_in_background(self: &Arc<Self>) {
+        // Locked before this returns: whoever waits for what it confirms sees it.
+        if let Ok(refreshing) = self.refresh.clone().try_lock_owned() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _ = me.refresh_locked().await;
+                drop(refreshing);
+            });
+        }
     }
 
     async fn refresh(&self) -> FsResult<Arc<Listing>> {
@@ -143,20 +164,28 @@ impl Lister {
         }
         match self.list_all().await {
             Ok((l, rows)) => {
+                self.last_failed.store(false, Ordering::Relaxed);
                 let l = Arc::new(l);
                 *self.current.lock() = Some(l.clone());
                 self.persist(rows);
                 Ok(l)
             }
             Err(e) => {
+                self.last_failed.store(true, Ordering::Relaxed);
+                let offline = unreachable(&e);
                 let e = FsError::from(e);
                 let last = self.current();
-                // Logged here only when the last listing hides the failure from the caller.
+                // Logged here only when the last listing hides the failure from the caller;
+                // offline, the breaker has said so once.
                 if last.is_some() {
-                    tracing::warn!(
-                        errno = e.errno(),
-                        "listing inquiries failed; serving the last listing: {e}"
-                    );
+                    if offline {
+                        tracing::debug!("Persona unreachable; serving the last listing: {e}");
+                    } else {
+                        tracing::warn!(
+                            errno = e.errno(),
+                            "listing inquiries failed; serving the last listing: {e}"
+                        );
+                    }
                 }
                 last.ok_or(e)
             }
