@@ -1,5 +1,5 @@
-//! The circuit breaker: after a few consecutive failures to reach Persona (connection refused
-//! or reset, timeouts, 5xx — each after the client's own retries) the mount stops asking and
+//! The circuit breaker: after a few consecutive failures to reach Persona's API (connection
+//! refused or reset, timeouts, 5xx — each after the client's own retries) the mount stops asking and
 //! answers from the store and the cache at once; after a while one request probes again, and
 //! the first answer from Persona closes the breaker. Each transition is logged once.
 
@@ -150,9 +150,11 @@ impl PersonaApi for BreakerApi {
             .await
     }
 
+    // The files host is not the breaker's: its failures are the reads' own (EIO after
+    // `io_timeout`), and a download needs fresh URLs from the API first anyway, which an open
+    // breaker refuses at once.
     async fn file_size(&self, url: &str) -> Result<u64> {
-        self.call("learning a file's size", self.inner.file_size(url))
-            .await
+        self.inner.file_size(url).await
     }
 
     async fn download(
@@ -161,8 +163,7 @@ impl PersonaApi for BreakerApi {
         offset: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
-        self.call("downloading a file", self.inner.download(url, offset, out))
-            .await
+        self.inner.download(url, offset, out).await
     }
 
     async fn download_range(
@@ -172,10 +173,6 @@ impl PersonaApi for BreakerApi {
         end: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
-        self.call(
-            "downloading part of a file",
-            self.inner.download_range(url, start, end, out),
-        )
-        .await
+        self.inner.download_range(url, start, end, out).await
     }
 }
