@@ -26,6 +26,8 @@ pub(crate) struct Listing {
     pub(crate) created: HashMap<Arc<str>, SystemTime>,
     /// `updated-at` of the listed inquiries.
     pub(crate) updated: HashMap<Arc<str>, SystemTime>,
+    /// Inquiries the listing shows redacted.
+    redacted: HashSet<Arc<str>>,
     at: Instant,
     /// When Persona gave this listing; `None` for one loaded from the store (it confirms
     /// nothing: it is only what the last mount saw).
@@ -93,6 +95,14 @@ impl Lister {
     /// The listing if it is fresh; never waits.
     pub(crate) fn fresh_now(&self) -> Option<Arc<Listing>> {
         self.current().filter(|l| l.at.elapsed() < self.ttl)
+    }
+
+    /// Whether the last listing Persona gave shows `id` redacted: a view in memory that is
+    /// not is out of date, whatever its age.
+    pub(crate) fn shows_redacted(&self, id: &str) -> bool {
+        self.current.lock().as_ref().is_some_and(|l| {
+            l.confirmed_at.is_some() && !l.redacted.is_empty() && l.redacted.contains(id)
+        })
     }
 
     /// `updated-at` of `id` in a listing Persona gave within the TTL, and when it gave it:
@@ -236,6 +246,7 @@ impl Lister {
             ids: Arc::new(ids),
             created: HashMap::new(),
             updated,
+            redacted: HashSet::new(),
             at,
             confirmed_at: None,
         }))
@@ -281,6 +292,7 @@ impl Lister {
         let mut seen = HashSet::new();
         let mut created = HashMap::new();
         let mut updated = HashMap::new();
+        let mut redacted = HashSet::new();
         let mut rows = Vec::new();
         for s in summaries {
             let id: Arc<str> = Arc::from(s.id.as_str());
@@ -293,6 +305,9 @@ impl Lister {
             if let Some(u) = s.updated_at {
                 updated.insert(id.clone(), u.into());
             }
+            if s.redacted_at.is_some() {
+                redacted.insert(id.clone());
+            }
             if self.persisted.is_some() {
                 rows.push(row_of(&s));
             }
@@ -302,6 +317,7 @@ impl Lister {
             ids: Arc::new(ids),
             created,
             updated,
+            redacted,
             at,
             confirmed_at: Some(confirmed_at),
         };

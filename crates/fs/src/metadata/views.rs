@@ -122,6 +122,9 @@ impl Views {
 
     /// Whether `view` is good enough for `need`, without asking Persona again.
     fn is_fresh(&self, view: &InquiryView, need: Need) -> bool {
+        if !view.redacted && self.listing.shows_redacted(&view.id) {
+            return false; // redacted since: retrieved again, which applies the redaction
+        }
         let age = view.fetched_at.elapsed();
         match need {
             Need::Metadata if !view.complete => age < self.negative_ttl,

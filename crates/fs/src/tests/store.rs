@@ -395,3 +395,32 @@ async fn offline_an_uncached_file_is_eio_at_once() {
     );
     assert_eq!(second.calls(Call::Download), 0);
 }
+
+#[tokio::test]
+async fn a_redaction_in_the_listing_hides_the_files_of_a_view_in_memory() {
+    let mem = api();
+    let disk = Disk::new();
+    let ttl = Duration::from_millis(100);
+    let m = disk.core(
+        &mem,
+        CoreConfig {
+            metadata_ttl: ttl,
+            ..config()
+        },
+    );
+    // Approved (final): its view in memory is never retrieved again just because it aged.
+    copy_all(&m.core).await;
+    let retrieves = m.calls(Call::Retrieve);
+    assert!(mem.redact("inq_a"));
+    tokio::time::sleep(ttl).await;
+    m.core.readdir(INQUIRIES).await.unwrap();
+    let inq = m.core.lookup(INQUIRIES, "inq_a").await.unwrap();
+    for section in ["document", "selfie"] {
+        let dir = m.core.lookup(inq.ino, section).await.unwrap();
+        assert!(
+            m.core.readdir(dir.ino).await.unwrap().is_empty(),
+            "{section}"
+        );
+    }
+    assert_eq!(m.calls(Call::Retrieve), retrieves + 1, "inq_a only");
+}
