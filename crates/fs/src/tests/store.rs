@@ -424,3 +424,29 @@ async fn a_redaction_in_the_listing_hides_the_files_of_a_view_in_memory() {
     }
     assert_eq!(m.calls(Call::Retrieve), retrieves + 1, "inq_a only");
 }
+
+#[tokio::test]
+async fn stat_of_inquiries_never_lists_again() {
+    let mem = api();
+    let disk = Disk::new();
+    let ttl = Duration::from_millis(50);
+    let m = disk.core(
+        &mem,
+        CoreConfig {
+            metadata_ttl: ttl,
+            ..config()
+        },
+    );
+    m.core.readdir(INQUIRIES).await.unwrap();
+    assert_eq!(m.calls(Call::List), 1);
+    tokio::time::sleep(ttl * 2).await;
+    let attr = m.core.getattr(INQUIRIES).await.unwrap();
+    assert_eq!(attr.nlink, 2 + IDS.len() as u32, "from the listing at hand");
+    assert_eq!(
+        m.calls(Call::List),
+        1,
+        "a stale listing is good enough for a stat"
+    );
+    m.core.readdir(INQUIRIES).await.unwrap();
+    assert_eq!(m.calls(Call::List), 2, "readdir lists again after the TTL");
+}
