@@ -259,7 +259,11 @@ impl Lister {
         let scope = self.scope();
         p.writer.write(move |store| {
             for r in rows.iter().filter(|r| r.redacted_at.is_some()) {
-                forget_redacted(store, &cache, &r.id);
+                // A view stored since the redaction has no files: nothing to delete.
+                let known = store.get_inquiry(&r.id).ok().flatten();
+                if !known.is_some_and(|v| v.redacted_at.is_some()) {
+                    forget_redacted(store, &cache, &r.id);
+                }
             }
             if let Err(e) = store.put_listing(&scope, SystemTime::now(), rows) {
                 tracing::warn!("metadata store: cannot save the listing: {e}");

@@ -26,6 +26,8 @@ pub struct InquiryView {
     pub created: SystemTime,
     pub status: Option<String>,
     pub redacted: bool,
+    /// `redacted-at`, when redacted.
+    pub redacted_at: Option<SystemTime>,
     /// `inquiry.json`: the body with every access token removed.
     pub json: Arc<Vec<u8>>,
     pub files: BTreeMap<(Section, Arc<str>), FileInfo>,
@@ -75,6 +77,7 @@ impl InquiryView {
                 .unwrap_or(UNIX_EPOCH),
             status: inquiry.status.clone(),
             redacted,
+            redacted_at: inquiry.redacted_at.map(SystemTime::from),
             json: Arc::new(files::inquiry_json(inquiry)),
             files,
             fetched_at,
@@ -112,6 +115,7 @@ impl InquiryView {
             created: stored.created_at.unwrap_or(UNIX_EPOCH),
             status: stored.status,
             redacted,
+            redacted_at: stored.redacted_at,
             json: Arc::new(json),
             files,
             fetched_at: loaded_at,
@@ -128,7 +132,7 @@ impl InquiryView {
             status: self.status.clone(),
             created_at: (self.created != UNIX_EPOCH).then_some(self.created),
             updated_at: self.updated,
-            redacted_at: None,
+            redacted_at: self.redacted_at,
             checked_at,
             files: self
                 .files

@@ -225,9 +225,6 @@ impl Views {
             )
             .ok()??;
         let (stored, json) = found;
-        if stored.redacted_at.is_some() {
-            return None;
-        }
         let trusted = match trust {
             Trust::Offline => true,
             // A fresh listing decides: the same `updated-at` confirms the view, another one
@@ -342,8 +339,18 @@ impl Views {
             let id = id.to_string();
             match &self.store {
                 Some(writer) => {
+                    // Its files and file rows go before the reply; what is left is what the
+                    // redacted body shows (no files), so a remount or an offline mount shows
+                    // the inquiry empty without asking again.
+                    let empty = view.to_stored(SystemTime::now());
+                    let json = view.json.clone();
                     writer
-                        .write_and_wait(move |store| forget_redacted(store, &cache, &id))
+                        .write_and_wait(move |store| {
+                            forget_redacted(store, &cache, &id);
+                            if let Err(e) = store.put_inquiry_with_json(&empty, &json) {
+                                tracing::warn!(inquiry = %id, "metadata store: cannot save a redacted view: {e}");
+                            }
+                        })
                         .await;
                 }
                 None => {

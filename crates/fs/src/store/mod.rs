@@ -161,7 +161,7 @@ impl MetadataStore {
     }
 
     /// Replace an inquiry's view and its files, in one transaction. A redacted inquiry keeps
-    /// no files. Its stored `inquiry.json` is forgotten (it belongs to an older view).
+    /// no files (only what Persona's redacted body shows: id, status, times, `inquiry.json`). Its stored `inquiry.json` is forgotten (it belongs to an older view).
     pub fn put_inquiry(&self, inquiry: &StoredInquiry) -> Result<(), StoreError> {
         self.put(inquiry, None)
     }
@@ -218,7 +218,7 @@ impl MetadataStore {
             inquiry.updated_at.map(time_to_db),
             inquiry.redacted_at.map(time_to_db),
             time_to_db(inquiry.checked_at),
-            json.filter(|_| inquiry.redacted_at.is_none()),
+            json,
         ])?;
         tx.prepare_cached("DELETE FROM file WHERE inquiry_id = ?1")?
             .execute([&inquiry.id])?;

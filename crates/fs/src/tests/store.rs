@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use personafs_client::testing::{Call, Fault, FaultyApi, MemoryApi};
 
-use super::{SAMPLE_FILES, build_core, config, limits, sample_inquiry, wait_for};
+use super::{SAMPLE_FILES, build_core, config, limits, sample_inquiry, sample_size, wait_for};
 use crate::cache::{CacheKey, DiskCache};
 use crate::store::MetadataStore;
 use crate::{CoreConfig, FsCore, FsResult, INQUIRIES};
@@ -57,12 +57,12 @@ impl Disk {
         Mounted { core, api, store }
     }
 
-    fn key(&self, id: &str, object: &str, name: &str, mem: &MemoryApi) -> CacheKey {
+    fn key(&self, id: &str, object: &str, name: &str) -> CacheKey {
         CacheKey {
             inquiry_id: id.into(),
             object_id: object.into(),
             name: name.into(),
-            size: mem.bytes_of(id, name).expect("a sample file").len() as u64,
+            size: sample_size(name),
         }
     }
 }
@@ -194,7 +194,7 @@ async fn a_redaction_in_the_listing_deletes_the_stored_view_and_cached_files() {
     first_mount(&disk, &mem).await;
     let keys: Vec<_> = SAMPLE_FILES
         .iter()
-        .map(|(_, name, object)| disk.key("inq_a", object, name, &mem))
+        .map(|(_, name, object)| disk.key("inq_a", object, name))
         .collect();
     assert!(keys.iter().all(|k| disk.cache.contains(k)));
     assert!(mem.redact("inq_a"));
@@ -213,7 +213,7 @@ async fn a_redaction_in_the_listing_deletes_the_stored_view_and_cached_files() {
 }
 
 #[tokio::test]
-async fn a_redaction_seen_by_a_retrieve_deletes_the_stored_view() {
+async fn a_redaction_seen_by_a_retrieve_leaves_only_an_empty_view_in_the_store() {
     let mem = api();
     let disk = Disk::new();
     first_mount(&disk, &mem).await;
@@ -233,7 +233,24 @@ async fn a_redaction_seen_by_a_retrieve_deletes_the_stored_view() {
     let doc = second.core.lookup(inq.ino, "document").await.unwrap();
     assert!(second.core.readdir(doc.ino).await.unwrap().is_empty());
     assert_eq!(second.calls(Call::Retrieve), 1);
-    assert!(matches!(second.store.get_inquiry("inq_c"), Ok(None)));
+    let stored = second.store.get_inquiry("inq_c").unwrap().expect("stored");
+    assert!(stored.redacted_at.is_some());
+    assert!(
+        stored.files.is_empty(),
+        "no file of a redacted inquiry is kept"
+    );
+    for (_, name, object) in SAMPLE_FILES {
+        assert!(!disk.cache.contains(&disk.key("inq_c", object, name)));
+    }
+    // A remount shows it empty without asking again, even offline.
+    let third = disk.core(&mem, config());
+    unplug(&third);
+    let inq = third.core.lookup(INQUIRIES, "inq_c").await.unwrap();
+    let doc = third.core.lookup(inq.ino, "document").await.unwrap();
+    assert!(third.core.readdir(doc.ino).await.unwrap().is_empty());
+    let json = third.core.lookup(inq.ino, "inquiry.json").await.unwrap();
+    assert!(read(&third.core, json.ino).await.unwrap().len() as u64 == json.size);
+    assert_eq!(third.calls(Call::Retrieve), 0);
 }
 
 #[tokio::test]
