@@ -261,7 +261,7 @@ impl Lister {
             for r in rows.iter().filter(|r| r.redacted_at.is_some()) {
                 // A view stored since the redaction has no files: nothing to delete.
                 let known = store.get_inquiry(&r.id).ok().flatten();
-                if !known.is_some_and(|v| v.redacted_at.is_some()) {
+                if known.is_none_or(|v| v.redacted_at.is_none()) {
                     forget_redacted(store, &cache, &r.id);
                 }
             }
