@@ -144,7 +144,7 @@ fn serve(
     notify::status(&format!("mounting at {}", cfg.mountpoint.display()));
     let pipe = pipe.clone();
     let mountpoint = cfg.mountpoint.clone();
-    mount::serve(&rt, api, tele, &cfg, Some(first_page), move || {
+    mount::serve(&rt, api, tele, &cfg, first_page, move || {
         notify::ready(&mountpoint);
         daemon::report_ready(pipe.lock().take())
     })

@@ -12,6 +12,7 @@ use crate::config::MountConfig;
 use personafs_client::telemetry::{Snapshot, Telemetry};
 use personafs_client::{InquiryPage, PersonaApi};
 use personafs_fs::cache::{CacheLimits, CacheLock, DiskCache};
+use personafs_fs::store::MetadataStore;
 use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
 
 /// The parts of `MountConfig` the core needs.
@@ -77,9 +78,26 @@ pub fn cache_limits(cfg: &MountConfig) -> CacheLimits {
 
 /// One call before mounting, so a refused key or an unreachable API is a clear error now
 /// rather than an EIO later. It is the listing's first page, which the mount then reuses.
-pub async fn check_api(api: &dyn PersonaApi, cfg: &MountConfig) -> anyhow::Result<InquiryPage> {
+/// The first listing page, proving the key works. `None` when Persona cannot be reached but
+/// the cache directory has a metadata store: the mount then starts offline, answering from
+/// the store and the cache, and goes online by itself once Persona answers.
+pub async fn check_api(
+    api: &dyn PersonaApi,
+    cfg: &MountConfig,
+) -> anyhow::Result<Option<InquiryPage>> {
     match api.list_page(&cfg.filters, None, 100).await {
-        Ok(page) => Ok(page),
+        Ok(page) => Ok(Some(page)),
+        Err(e)
+            if (matches!(e, personafs_client::Error::Network { .. })
+                || e.status().is_some_and(|s| s >= 500))
+                && cfg.cache_dir.join(personafs_fs::store::FILE_NAME).is_file() =>
+        {
+            tracing::warn!(
+                "cannot reach the Persona API at {} ({e}); mounting offline from the metadata store and the cache",
+                cfg.api_base
+            );
+            Ok(None)
+        }
         Err(e @ personafs_client::Error::Http { status: 401, .. }) => {
             anyhow::bail!(
                 "the API key was refused (HTTP 401): check PERSONA_API_KEY or api_key_file ({e})"
@@ -131,14 +149,28 @@ pub fn serve(
             }
         });
     }
+    // Only this process owns the cache directory (the lock above), so only it opens the store.
+    // An untrusted store is rebuilt empty inside `open`; one that cannot be opened at all
+    // leaves the mount working from memory, with a warning.
+    let store = match MetadataStore::open(&cfg.cache_dir) {
+        Ok(store) => Some(Arc::new(store)),
+        Err(e) => {
+            tracing::warn!(
+                "metadata store cannot be used ({e}); views and the listing will not survive a remount, and the mount cannot answer offline"
+            );
+            None
+        }
+    };
     let core_cfg = CoreConfig {
         runtime: Some(rt.handle().clone()),
         telemetry: tele.clone(),
+        store,
         ..core_config(cfg)
     };
     let core = FsCore::new(api, cache.clone(), core_cfg);
-    if let Some(page) = first_page {
-        core.seed_listing(page);
+    match first_page {
+        Some(page) => core.seed_listing(page),
+        None => core.start_offline(),
     }
     let snapshot = snapshot_fn(&core, &cache, &tele, cfg);
     let _status =

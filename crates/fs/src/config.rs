@@ -7,6 +7,7 @@ use personafs_client::ListFilters;
 use personafs_client::telemetry::Telemetry;
 
 use crate::readahead::PrefetchConfig;
+use crate::store::MetadataStore;
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -31,6 +32,13 @@ pub struct CoreConfig {
     pub runtime: Option<tokio::runtime::Handle>,
     /// Where the core counts what it does (for `personafs status` and `/metrics`).
     pub telemetry: Arc<Telemetry>,
+    /// The persisted metadata store of the cache directory: views and the listing survive a
+    /// remount, and the mount answers from it when Persona cannot be reached. `None`: memory
+    /// only.
+    pub store: Option<Arc<MetadataStore>>,
+    /// While Persona is unreachable (the circuit breaker is open), how often one request
+    /// probes it again.
+    pub offline_probe: Duration,
 }
 
 impl Default for CoreConfig {
@@ -52,6 +60,8 @@ impl Default for CoreConfig {
             max_views: 10_000,
             runtime: None,
             telemetry: Arc::default(),
+            store: None,
+            offline_probe: Duration::from_secs(15),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::breaker::{Breaker, BreakerApi};
 use crate::cache::{CacheKey, DiskCache};
 use crate::config::CoreConfig;
 use crate::dirs::{DirSnapshot, Dirs};
@@ -12,7 +13,8 @@ use crate::downloads::Downloads;
 use crate::error::{FsError, FsResult};
 use crate::handles::{Handle, Handles, Opened};
 use crate::metadata::inode::{INQUIRIES, Node};
-use crate::metadata::listing::Lister;
+use crate::metadata::listing::{Lister, Persisted};
+use crate::metadata::persist::StoreWriter;
 use crate::metadata::views::{Need, Views};
 use crate::metadata::{Attr, DirEntry, Listed, Metadata, Step, Wait, at_once, waited};
 use crate::readahead::Readahead;
@@ -59,6 +61,7 @@ pub struct FsCore {
     handles: Handles,
     dirs: Dirs,
     pub counters: Arc<CoreCounters>,
+    breaker: Arc<Breaker>,
 }
 
 impl FsCore {
@@ -70,12 +73,32 @@ impl FsCore {
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current);
         let counters = Arc::new(CoreCounters::default());
+        // Every call to Persona goes through the breaker: offline, they fail at once and the
+        // answers come from the store and the cache.
+        let breaker = Arc::new(Breaker::new(cfg.offline_probe, cfg.telemetry.clone()));
+        let api: Arc<dyn PersonaApi> = Arc::new(BreakerApi::new(api, breaker.clone()));
+        let writer = cfg
+            .store
+            .clone()
+            .map(|store| Arc::new(StoreWriter::new(store, &rt)));
         let listing = Arc::new(Lister::new(
             api.clone(),
             cfg.filters.clone(),
             cfg.metadata_ttl,
+            writer.clone().map(|writer| Persisted {
+                writer,
+                cache: cache.clone(),
+                rt: rt.clone(),
+            }),
         ));
-        let views = Arc::new(Views::new(api.clone(), cache.clone(), rt.clone(), &cfg));
+        let views = Arc::new(Views::new(
+            api.clone(),
+            cache.clone(),
+            rt.clone(),
+            listing.clone(),
+            writer,
+            &cfg,
+        ));
         let downloads = Arc::new(Downloads::new(
             api,
             cache.clone(),
@@ -103,7 +126,20 @@ impl FsCore {
             handles: Handles::new(),
             dirs: Dirs::new(),
             counters,
+            breaker,
         })
+    }
+
+    /// Persona could not be reached before mounting: start offline (the circuit breaker
+    /// open), probing again after `CoreConfig::offline_probe`.
+    pub fn start_offline(&self) {
+        self.breaker.open_now();
+    }
+
+    /// Whether Persona is counted unreachable now (the circuit breaker is open): answers
+    /// come from the metadata store and the cache.
+    pub fn is_offline(&self) -> bool {
+        self.breaker.is_open()
     }
 
     /// Hand over the first listing page (fetched with page size 100 before mounting), so the

@@ -9,6 +9,7 @@
 //! - `core`: the façade; `fuse`: the adapter; `cache/`: the disk cache
 
 pub mod audit;
+mod breaker;
 pub mod cache;
 mod config;
 mod core;

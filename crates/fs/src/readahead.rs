@@ -23,7 +23,9 @@ use tokio::sync::Semaphore;
 use crate::cache::{CacheKey, DiskCache};
 use crate::downloads::Downloads;
 use crate::metadata::listing::Lister;
+use crate::metadata::view::FileInfo;
 use crate::metadata::views::{Need, Views};
+use personafs_client::Section;
 
 /// Larger files are not read ahead: they would compete with what the user is reading.
 const MAX_PREFETCH_FILE: u64 = 32 << 20;
@@ -212,28 +214,48 @@ impl Readahead {
         });
     }
 
+    fn key_of(&self, id: &Arc<str>, name: &str, info: &FileInfo) -> CacheKey {
+        CacheKey {
+            inquiry_id: id.to_string(),
+            object_id: info.object_id.clone(),
+            name: name.to_string(),
+            size: info.size,
+        }
+    }
+
+    /// Whether read-ahead should fetch this file: not empty, not cached or under way, small.
+    fn wanted(&self, id: &Arc<str>, (_, name): &(Section, Arc<str>), info: &FileInfo) -> bool {
+        let key = self.key_of(id, name, info);
+        info.size > 0
+            && !self.cache.contains(&key)
+            && !self.downloads.downloading(&key)
+            // a big file is fetched when somebody asks for it
+            && info.size <= (self.cache.limits().max_size / 4).min(MAX_PREFETCH_FILE)
+    }
+
     /// Queue the downloads of one inquiry's files; `false` when the budget ran out.
     async fn inquiry_files(&self, id: &Arc<str>) -> bool {
         if !self.cache.is_loaded() {
             // Just started on a large cache: do not hold up the runtime waiting for its index.
             return false;
         }
+        // URLs only when something is left to fetch: a view from the metadata store has none,
+        // and an inquiry whose files are all cached must not cost a retrieve.
+        let Ok(known) = self.views.view(id, Need::Metadata).await else {
+            return true;
+        };
+        if !known.files.iter().any(|(k, info)| self.wanted(id, k, info)) {
+            return true;
+        }
         let Ok(view) = self.views.view(id, Need::Urls).await else {
             return true;
         };
-        for ((section, name), info) in &view.files {
-            let key = CacheKey {
-                inquiry_id: id.to_string(),
-                object_id: info.object_id.clone(),
-                name: name.to_string(),
-                size: info.size,
-            };
-            if info.size == 0 || self.cache.contains(&key) || self.downloads.downloading(&key) {
+        for (file, info) in &view.files {
+            if !self.wanted(id, file, info) {
                 continue;
             }
-            if info.size > (self.cache.limits().max_size / 4).min(MAX_PREFETCH_FILE) {
-                continue; // a big file is fetched when somebody asks for it
-            }
+            let (section, name) = file;
+            let key = self.key_of(id, name, info);
             self.expire_unread();
             let budget = self.cfg.max_unread_bytes;
             if self.unread_bytes.load(Ordering::Relaxed) + info.size > budget {

@@ -166,7 +166,17 @@ struct InquiryRec {
     account_id: Option<String>,
     template_id: Option<String>,
     redacted_at: Option<DateTime<Utc>>,
+    /// `updated-at`: the creation time, moved on by every change made through the API.
+    updated_at: DateTime<Utc>,
     objects: Vec<ObjectSpec>,
+}
+
+impl InquiryRec {
+    /// Something changed: a later `updated-at`, distinct at millisecond precision.
+    fn touch(&mut self) {
+        let next = self.updated_at + chrono::Duration::milliseconds(1);
+        self.updated_at = Utc::now().max(next);
+    }
 }
 
 /// One files-host request that got bytes (or tried to), for assertions on offsets.
@@ -275,6 +285,7 @@ impl MemoryApi {
                 account_id: spec.account_id,
                 template_id: spec.template_id,
                 redacted_at: spec.redacted_at,
+                updated_at: spec.created_at,
                 objects,
             },
         );
@@ -298,6 +309,7 @@ impl MemoryApi {
             return false;
         };
         inq.status = Some(status.to_string());
+        inq.touch();
         true
     }
 
@@ -309,6 +321,7 @@ impl MemoryApi {
         let Some(inq) = st.inquiries.get_mut(id) else {
             return false;
         };
+        inq.touch();
         match inq.objects.iter_mut().find(|o| o.id == object_id) {
             Some(o) => o.files.push((key, file)),
             None => inq.objects.push(ObjectSpec {
@@ -328,7 +341,11 @@ impl MemoryApi {
         };
         let before = o.files.len();
         o.files.retain(|(_, f)| f.slot() != slot);
-        o.files.len() != before
+        let removed = o.files.len() != before;
+        if removed && let Some(inq) = st.inquiries.get_mut(id) {
+            inq.touch();
+        }
+        removed
     }
 
     /// New bytes for a file: a new blob, so URLs issued before answer 404.
@@ -350,6 +367,9 @@ impl MemoryApi {
             Some(entry) => {
                 entry.0 = key;
                 entry.1.bytes = bytes;
+                if let Some(inq) = st.inquiries.get_mut(id) {
+                    inq.touch();
+                }
                 true
             }
             None => false,
@@ -363,6 +383,7 @@ impl MemoryApi {
             return false;
         };
         inq.redacted_at = Some(Utc::now());
+        inq.touch();
         for o in &mut inq.objects {
             o.files.clear();
         }
@@ -568,6 +589,7 @@ fn inquiry_resource(inq: &InquiryRec, objects: &[ObjectSpec]) -> Value {
             "status": inq.status,
             "reference-id": inq.reference_id,
             "created-at": rfc3339(inq.created_at),
+            "updated-at": rfc3339(inq.updated_at),
             "redacted-at": inq.redacted_at.map(rfc3339),
         },
         "relationships": {

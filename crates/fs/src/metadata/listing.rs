@@ -1,29 +1,55 @@
 //! The ids under `inquiries/`: one listing through the list endpoint, taken again when older
 //! than the metadata TTL. Each listing replaces the last, so it holds only what is listed.
+//!
+//! With a metadata store, each listing taken is persisted (in the background), and a mount
+//! without a listing in memory answers from the stored one while it lists again; a row that
+//! shows `redacted-at` deletes the inquiry's stored view and cached files at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 
+use super::persist::StoreWriter;
+use crate::breaker::unreachable;
+use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
-use personafs_client::{InquiryPage, ListFilters, PersonaApi};
+use crate::store::{ListedInquiry, MetadataStore};
+use personafs_client::{InquiryPage, InquirySummary, ListFilters, PersonaApi};
 
 pub(crate) struct Listing {
     pub(crate) ids: Arc<Vec<Arc<str>>>,
     /// `created-at` of the listed inquiries.
     pub(crate) created: HashMap<Arc<str>, SystemTime>,
+    /// `updated-at` of the listed inquiries.
+    pub(crate) updated: HashMap<Arc<str>, SystemTime>,
+    /// Inquiries the listing shows redacted.
+    redacted: HashSet<Arc<str>>,
     at: Instant,
+    /// When Persona gave this listing; `None` for one loaded from the store (it confirms
+    /// nothing: it is only what the last mount saw).
+    confirmed_at: Option<SystemTime>,
+}
+
+/// Where listings are kept across mounts, and what a redaction seen in one deletes.
+pub(crate) struct Persisted {
+    pub(crate) writer: Arc<StoreWriter>,
+    pub(crate) cache: Arc<DiskCache>,
+    pub(crate) rt: tokio::runtime::Handle,
 }
 
 pub(crate) struct Lister {
     api: Arc<dyn PersonaApi>,
     filters: ListFilters,
     ttl: Duration,
+    persisted: Option<Persisted>,
     /// Held while listing, so concurrent callers share one listing.
-    refresh: tokio::sync::Mutex<()>,
+    refresh: Arc<tokio::sync::Mutex<()>>,
+    /// The last listing attempt failed: stale listings are served while listing again.
+    last_failed: AtomicBool,
     current: Mutex<Option<Arc<Listing>>>,
     /// A first listing page fetched before mounting (the key check), used once if fresh.
     seed: Mutex<Option<(InquiryPage, Instant)>>,
@@ -39,12 +65,19 @@ pub(crate) fn plausible_inquiry_id(name: &str) -> bool {
 }
 
 impl Lister {
-    pub(crate) fn new(api: Arc<dyn PersonaApi>, filters: ListFilters, ttl: Duration) -> Lister {
+    pub(crate) fn new(
+        api: Arc<dyn PersonaApi>,
+        filters: ListFilters,
+        ttl: Duration,
+        persisted: Option<Persisted>,
+    ) -> Lister {
         Lister {
             api,
             filters,
             ttl,
-            refresh: tokio::sync::Mutex::new(()),
+            persisted,
+            refresh: Arc::default(),
+            last_failed: AtomicBool::new(false),
             current: Mutex::new(None),
             seed: Mutex::new(None),
         }
@@ -64,37 +97,181 @@ impl Lister {
         self.current().filter(|l| l.at.elapsed() < self.ttl)
     }
 
-    /// A fresh listing, taken again when stale; the last one when listing fails.
-    pub(crate) async fn get(&self) -> FsResult<Arc<Listing>> {
+    /// Whether the last listing Persona gave shows `id` redacted: a view in memory that is
+    /// not is out of date, whatever its age.
+    pub(crate) fn shows_redacted(&self, id: &str) -> bool {
+        self.current.lock().as_ref().is_some_and(|l| {
+            l.confirmed_at.is_some() && !l.redacted.is_empty() && l.redacted.contains(id)
+        })
+    }
+
+    /// `updated-at` of `id` in a listing Persona gave within the TTL, and when it gave it:
+    /// what a stored view must match to be shown without a retrieve.
+    pub(crate) fn confirmed_updated(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
+        let l = self.fresh_now()?;
+        Some((*l.updated.get(id)?, l.confirmed_at?))
+    }
+
+    /// Wait for a listing under way, if any (for what it will confirm); never starts one.
+    pub(crate) async fn settled(&self) {
+        if self.refresh.try_lock().is_err() {
+            let _ = self.refresh.lock().await;
+        }
+    }
+
+    /// A fresh listing, taken again when stale; the last one when listing fails. Without a
+    /// listing in memory, the stored one answers at once while a new one is taken.
+    pub(crate) async fn get(self: &Arc<Self>) -> FsResult<Arc<Listing>> {
         if let Some(l) = self.fresh_now() {
             return Ok(l);
         }
+        if self.current().is_none()
+            && let Some(stored) = self.load_stored().await
+        {
+            let mut current = self.current.lock();
+            if current.is_none() {
+                *current = Some(stored.clone());
+                drop(current);
+                self.refresh_in_background();
+                return Ok(stored);
+            }
+        }
+        if let Some(current) = self.current() {
+            // Only what the last mount saw, or Persona failed the last time: answer with it at
+            // once and list again in the background.
+            if current.confirmed_at.is_none() || self.last_failed.load(Ordering::Relaxed) {
+                self.refresh_in_background();
+                return Ok(current);
+            }
+            // Being listed again by somebody else: do not wait for it.
+            if self.refresh.try_lock().is_err() {
+                return Ok(current);
+            }
+        }
+        self.refresh().await
+    }
+
+    fn refresh_in_background(self: &Arc<Self>) {
+        // Locked before this returns: whoever waits for what it confirms sees it.
+        if let Ok(refreshing) = self.refresh.clone().try_lock_owned() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _ = me.refresh_locked().await;
+                drop(refreshing);
+            });
+        }
+    }
+
+    async fn refresh(&self) -> FsResult<Arc<Listing>> {
         let _refreshing = self.refresh.lock().await;
+        self.refresh_locked().await
+    }
+
+    /// `refresh` with its lock held.
+    async fn refresh_locked(&self) -> FsResult<Arc<Listing>> {
         if let Some(l) = self.fresh_now() {
             return Ok(l);
         }
         match self.list_all().await {
-            Ok(l) => {
+            Ok((l, rows)) => {
+                self.last_failed.store(false, Ordering::Relaxed);
                 let l = Arc::new(l);
                 *self.current.lock() = Some(l.clone());
+                self.persist(rows);
                 Ok(l)
             }
             Err(e) => {
+                self.last_failed.store(true, Ordering::Relaxed);
+                let offline = unreachable(&e);
                 let e = FsError::from(e);
                 let last = self.current();
-                // Logged here only when the last listing hides the failure from the caller.
+                // Logged here only when the last listing hides the failure from the caller;
+                // offline, the breaker has said so once.
                 if last.is_some() {
-                    tracing::warn!(
-                        errno = e.errno(),
-                        "listing inquiries failed; serving the last listing: {e}"
-                    );
+                    if offline {
+                        tracing::debug!("Persona unreachable; serving the last listing: {e}");
+                    } else {
+                        tracing::warn!(
+                            errno = e.errno(),
+                            "listing inquiries failed; serving the last listing: {e}"
+                        );
+                    }
                 }
                 last.ok_or(e)
             }
         }
     }
 
-    async fn list_all(&self) -> personafs_client::Result<Listing> {
+    /// What a listing covers: another mount's filters make another listing.
+    fn scope(&self) -> String {
+        format!("{:?}", self.filters)
+    }
+
+    /// The stored listing of this scope, as an unconfirmed (stale) listing.
+    async fn load_stored(&self) -> Option<Arc<Listing>> {
+        let p = self.persisted.as_ref()?;
+        let store = p.writer.store().clone();
+        let scope = self.scope();
+        let rows =
+            p.rt.spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+                match store.listing()? {
+                    Some(info) if info.scope == scope => {
+                        Ok(Some(store.listing_page(0, info.count as usize)?))
+                    }
+                    _ => Ok(None),
+                }
+            })
+            .await
+            .ok()?
+            .inspect_err(|e| tracing::warn!("metadata store: cannot read the listing: {e}"))
+            .ok()??;
+        tracing::debug!(count = rows.len(), "listing loaded from the metadata store");
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut seen = HashSet::new();
+        let mut updated = HashMap::new();
+        for r in rows {
+            let id: Arc<str> = Arc::from(r.id.as_str());
+            if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
+                continue;
+            }
+            if let Some(u) = r.updated_at {
+                updated.insert(id.clone(), u);
+            }
+            ids.push(id);
+        }
+        let at = Instant::now()
+            .checked_sub(self.ttl)
+            .unwrap_or_else(Instant::now);
+        Some(Arc::new(Listing {
+            ids: Arc::new(ids),
+            created: HashMap::new(),
+            updated,
+            redacted: HashSet::new(),
+            at,
+            confirmed_at: None,
+        }))
+    }
+
+    /// Persist a listing Persona gave, and act on the redactions it shows; in the background.
+    fn persist(&self, rows: Vec<ListedInquiry>) {
+        let Some(p) = &self.persisted else { return };
+        let cache = p.cache.clone();
+        let scope = self.scope();
+        p.writer.write(move |store| {
+            for r in rows.iter().filter(|r| r.redacted_at.is_some()) {
+                // A view stored since the redaction has no files: nothing to delete.
+                let known = store.get_inquiry(&r.id).ok().flatten();
+                if known.is_none_or(|v| v.redacted_at.is_none()) {
+                    forget_redacted(store, &cache, &r.id);
+                }
+            }
+            if let Err(e) = store.put_listing(&scope, SystemTime::now(), rows) {
+                tracing::warn!("metadata store: cannot save the listing: {e}");
+            }
+        });
+    }
+
+    async fn list_all(&self) -> personafs_client::Result<(Listing, Vec<ListedInquiry>)> {
         let seed = self
             .seed
             .lock()
@@ -114,9 +291,13 @@ impl Lister {
         .try_collect()
         .await?;
         tracing::debug!(count = summaries.len(), "inquiries listed");
+        let confirmed_at = SystemTime::now();
         let mut ids = Vec::with_capacity(summaries.len());
         let mut seen = HashSet::new();
         let mut created = HashMap::new();
+        let mut updated = HashMap::new();
+        let mut redacted = HashSet::new();
+        let mut rows = Vec::new();
         for s in summaries {
             let id: Arc<str> = Arc::from(s.id.as_str());
             if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
@@ -125,12 +306,47 @@ impl Lister {
             if let Some(c) = s.created_at {
                 created.insert(id.clone(), c.into());
             }
+            if let Some(u) = s.updated_at {
+                updated.insert(id.clone(), u.into());
+            }
+            if s.redacted_at.is_some() {
+                redacted.insert(id.clone());
+            }
+            if self.persisted.is_some() {
+                rows.push(row_of(&s));
+            }
             ids.push(id);
         }
-        Ok(Listing {
+        let listing = Listing {
             ids: Arc::new(ids),
             created,
+            updated,
+            redacted,
             at,
-        })
+            confirmed_at: Some(confirmed_at),
+        };
+        Ok((listing, rows))
+    }
+}
+
+fn row_of(s: &InquirySummary) -> ListedInquiry {
+    ListedInquiry {
+        id: s.id.clone(),
+        status: s.status.clone(),
+        updated_at: s.updated_at.map(SystemTime::from),
+        redacted_at: s.redacted_at.map(SystemTime::from),
+    }
+}
+
+/// A redacted inquiry leaves no trace here: its stored view and its cached files go. Blocks.
+pub(crate) fn forget_redacted(store: &MetadataStore, cache: &DiskCache, id: &str) {
+    // Files first: once the view is gone from the store, nothing of the inquiry is left.
+    let purged = cache.purge_inquiry(id);
+    let deleted = store.delete_inquiry(id).unwrap_or_else(|e| {
+        tracing::warn!(inquiry = %id, "metadata store: cannot delete a redacted inquiry: {e}");
+        false
+    });
+    if deleted || purged > 0 {
+        tracing::info!(inquiry = %id, purged, "inquiry is redacted; its stored view and cached files were deleted");
     }
 }

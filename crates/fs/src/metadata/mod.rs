@@ -7,6 +7,7 @@ mod attr;
 pub(crate) mod inode;
 pub(crate) mod listing;
 mod negative;
+pub(crate) mod persist;
 pub(crate) mod view;
 pub(crate) mod views;
 
@@ -156,9 +157,13 @@ impl Metadata {
         match node {
             Node::Root => Ok(self.owner.dir(ino, 1, self.mounted_at)),
             Node::Inquiries => {
-                let n = match self.listing_with(wait).await {
-                    Err(Unanswered::NotAtHand) => return Err(Unanswered::NotAtHand),
-                    l => l.map(|l| l.ids.len()).unwrap_or(0),
+                // Only a link count: any listing will do, so `stat` never lists again.
+                let n = match self.listing.current() {
+                    Some(l) => l.ids.len(),
+                    None => match self.listing_with(wait).await {
+                        Err(Unanswered::NotAtHand) => return Err(Unanswered::NotAtHand),
+                        l => l.map(|l| l.ids.len()).unwrap_or(0),
+                    },
                 };
                 Ok(self.owner.dir(ino, n as u32, self.mounted_at))
             }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::{StoredFile, StoredInquiry};
 use personafs_client::{RemoteFile, RetrievedInquiry, Section, files};
 
 /// Statuses after which an inquiry no longer changes by itself.
@@ -25,6 +26,8 @@ pub struct InquiryView {
     pub created: SystemTime,
     pub status: Option<String>,
     pub redacted: bool,
+    /// `redacted-at`, when redacted.
+    pub redacted_at: Option<SystemTime>,
     /// `inquiry.json`: the body with every access token removed.
     pub json: Arc<Vec<u8>>,
     pub files: BTreeMap<(Section, Arc<str>), FileInfo>,
@@ -32,6 +35,11 @@ pub struct InquiryView {
     pub fetched_at: Instant,
     /// False when a file had to be left out (its size could not be learned).
     pub complete: bool,
+    /// False for a view loaded from the metadata store: it has no URLs (they are never
+    /// stored), so a download retrieves the inquiry first.
+    pub has_urls: bool,
+    /// `updated-at` of the inquiry as this view saw it.
+    pub updated: Option<SystemTime>,
 }
 
 impl InquiryView {
@@ -69,10 +77,75 @@ impl InquiryView {
                 .unwrap_or(UNIX_EPOCH),
             status: inquiry.status.clone(),
             redacted,
+            redacted_at: inquiry.redacted_at.map(SystemTime::from),
             json: Arc::new(files::inquiry_json(inquiry)),
             files,
             fetched_at,
             complete: true,
+            has_urls: true,
+            updated: inquiry.updated_at.map(SystemTime::from),
+        }
+    }
+
+    /// A view from the metadata store: names, sizes and times as last seen, no URLs. Files
+    /// whose size was never learnt are left out (and the view marked incomplete).
+    pub fn from_stored(stored: StoredInquiry, json: Vec<u8>, loaded_at: Instant) -> InquiryView {
+        let redacted = stored.redacted_at.is_some();
+        let complete = stored.files.iter().all(|f| f.size.is_some());
+        let files = stored
+            .files
+            .into_iter()
+            .filter(|_| !redacted)
+            .filter_map(|f| {
+                let size = f.size?;
+                Some((
+                    (f.section, Arc::from(f.name.as_str())),
+                    FileInfo {
+                        object_id: f.object_id,
+                        role: f.role,
+                        url: String::new(),
+                        size,
+                        mtime: f.mtime,
+                    },
+                ))
+            })
+            .collect();
+        InquiryView {
+            id: Arc::from(stored.id.as_str()),
+            created: stored.created_at.unwrap_or(UNIX_EPOCH),
+            status: stored.status,
+            redacted,
+            redacted_at: stored.redacted_at,
+            json: Arc::new(json),
+            files,
+            fetched_at: loaded_at,
+            complete,
+            has_urls: false,
+            updated: stored.updated_at,
+        }
+    }
+
+    /// The token-free part of this view, for the metadata store.
+    pub fn to_stored(&self, checked_at: SystemTime) -> StoredInquiry {
+        StoredInquiry {
+            id: self.id.to_string(),
+            status: self.status.clone(),
+            created_at: (self.created != UNIX_EPOCH).then_some(self.created),
+            updated_at: self.updated,
+            redacted_at: self.redacted_at,
+            checked_at,
+            files: self
+                .files
+                .iter()
+                .map(|((section, name), f)| StoredFile {
+                    section: *section,
+                    name: name.to_string(),
+                    object_id: f.object_id.clone(),
+                    role: f.role.clone(),
+                    size: Some(f.size),
+                    mtime: f.mtime,
+                })
+                .collect(),
         }
     }
 

@@ -2,6 +2,11 @@
 //! data. One retrieve per inquiry at a time; different inquiries refresh in parallel.
 //! Bounded: beyond `max_views` the least recently used views leave memory and are simply
 //! retrieved again when needed.
+//!
+//! With a metadata store, every retrieve is saved token-free (in the background), and a view
+//! not in memory is loaded from the store without a retrieve when Persona confirmed it within
+//! the metadata TTL (its `updated-at` in a fresh listing matches, or it was checked that
+//! recently). When Persona cannot be reached, the stored view answers whatever its age.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -10,8 +15,11 @@ use futures::StreamExt;
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use super::listing::{Lister, forget_redacted};
 use super::negative::{NegativeCache, capacity_of};
+use super::persist::StoreWriter;
 use super::view::InquiryView;
+use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::config::CoreConfig;
 use crate::error::{FsError, FsResult};
@@ -36,10 +44,21 @@ struct Cell {
     created: Mutex<Option<SystemTime>>,
 }
 
+/// How much a stored view must have been confirmed by Persona to be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Within the metadata TTL (Persona is reachable: otherwise retrieve).
+    Confirmed,
+    /// Any age (Persona cannot be reached: the last view seen is the best answer).
+    Offline,
+}
+
 pub(crate) struct Views {
     api: Arc<dyn PersonaApi>,
     cache: Arc<DiskCache>,
     rt: tokio::runtime::Handle,
+    store: Option<Arc<StoreWriter>>,
+    listing: Arc<Lister>,
     metadata_ttl: Duration,
     negative_ttl: Duration,
     url_budget: Duration,
@@ -52,12 +71,16 @@ impl Views {
         api: Arc<dyn PersonaApi>,
         cache: Arc<DiskCache>,
         rt: tokio::runtime::Handle,
+        listing: Arc<Lister>,
+        store: Option<Arc<StoreWriter>>,
         cfg: &CoreConfig,
     ) -> Views {
         Views {
             api,
             cache,
             rt,
+            store,
+            listing,
             metadata_ttl: cfg.metadata_ttl,
             negative_ttl: cfg.negative_ttl,
             url_budget: cfg.url_budget(),
@@ -99,12 +122,16 @@ impl Views {
 
     /// Whether `view` is good enough for `need`, without asking Persona again.
     fn is_fresh(&self, view: &InquiryView, need: Need) -> bool {
+        if !view.redacted && self.listing.shows_redacted(&view.id) {
+            return false; // redacted since: retrieved again, which applies the redaction
+        }
         let age = view.fetched_at.elapsed();
         match need {
             Need::Metadata if !view.complete => age < self.negative_ttl,
             Need::Metadata => view.is_final() || age < self.metadata_ttl,
-            Need::Urls => age < self.url_budget,
-            Need::NewerThan(t) => view.fetched_at > t,
+            // A stored view has no URLs: anything that needs one retrieves.
+            Need::Urls => view.has_urls && age < self.url_budget,
+            Need::NewerThan(t) => view.has_urls && view.fetched_at > t,
         }
     }
 
@@ -120,6 +147,14 @@ impl Views {
         {
             return Ok(view.clone());
         }
+        if slot.is_none()
+            && matches!(need, Need::Metadata)
+            && let Some(view) = self.stored(id, Trust::Confirmed).await
+        {
+            *cell.created.lock() = Some(view.created);
+            *slot = Some(view.clone());
+            return Ok(view);
+        }
         match self.retrieve(id, slot.as_deref()).await {
             Ok(view) => {
                 *cell.created.lock() = Some(view.created);
@@ -127,6 +162,7 @@ impl Views {
                 Ok(view)
             }
             Err(e) => {
+                let offline = unreachable(&e);
                 let e = FsError::from(e);
                 if e.errno() == libc::ENOENT {
                     self.negative.insert(id);
@@ -138,11 +174,23 @@ impl Views {
                 }
                 // Names and sizes do not go bad: serve the last view rather than an error.
                 // Only then is the failure logged here; otherwise the caller's answer says it.
+                // Offline, the breaker has said so once: no line per request.
                 match (need, slot.as_ref()) {
                     (Need::Metadata, Some(old)) => {
-                        tracing::warn!(inquiry = %id, errno = e.errno(),
-                            "retrieve failed; serving the last view: {e}");
+                        if offline {
+                            tracing::debug!(inquiry = %id, "Persona unreachable; serving the last view: {e}");
+                        } else {
+                            tracing::warn!(inquiry = %id, errno = e.errno(),
+                                "retrieve failed; serving the last view: {e}");
+                        }
                         Ok(old.clone())
+                    }
+                    (Need::Metadata, None) if offline => {
+                        let view = self.stored(id, Trust::Offline).await.ok_or(e)?;
+                        tracing::debug!(inquiry = %id, "Persona unreachable; serving the stored view");
+                        *cell.created.lock() = Some(view.created);
+                        *slot = Some(view.clone());
+                        Ok(view)
                     }
                     _ => Err(e),
                 }
@@ -156,6 +204,89 @@ impl Views {
         if cells.peek(id).is_some_and(|c| Arc::ptr_eq(c, cell)) {
             cells.pop(id);
         }
+    }
+
+    /// The stored view of `id` if `trust` allows showing it, loaded off the async threads.
+    async fn stored(&self, id: &Arc<str>, trust: Trust) -> Option<Arc<InquiryView>> {
+        let store = self.store.as_ref()?.store().clone();
+        let key = id.to_string();
+        let found = self
+            .rt
+            .spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+                let Some(stored) = store.get_inquiry(&key)? else {
+                    return Ok(None);
+                };
+                Ok(store.get_inquiry_json(&key)?.map(|json| (stored, json)))
+            })
+            .await
+            .ok()?
+            .inspect_err(
+                |e| tracing::warn!(inquiry = %id, "metadata store: cannot read a view: {e}"),
+            )
+            .ok()??;
+        let (stored, json) = found;
+        let trusted = match trust {
+            Trust::Offline => true,
+            // A fresh listing decides: the same `updated-at` confirms the view, another one
+            // means it changed. Without one, a view checked within the TTL is still good.
+            Trust::Confirmed => match self.confirmation(id).await {
+                Some((listed, at)) if Some(listed) == stored.updated_at => {
+                    self.mark_checked(id, at);
+                    true
+                }
+                Some(_) => false,
+                None => stored
+                    .checked_at
+                    .elapsed()
+                    .is_ok_and(|age| age < self.metadata_ttl),
+            },
+        };
+        if !trusted {
+            return None;
+        }
+        tracing::trace!(inquiry = %id, ?trust, "view loaded from the metadata store");
+        Some(Arc::new(InquiryView::from_stored(
+            stored,
+            json,
+            Instant::now(),
+        )))
+    }
+
+    /// `updated-at` of `id` in a fresh listing, waiting for one under way (a remount lists
+    /// again while it answers from the stored listing): a page of the listing is far cheaper
+    /// than retrieving every inquiry again.
+    async fn confirmation(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
+        if let Some(c) = self.listing.confirmed_updated(id) {
+            return Some(c);
+        }
+        self.listing.settled().await;
+        self.listing.confirmed_updated(id)
+    }
+
+    /// A listing confirmed the stored view: note when, in the background.
+    fn mark_checked(&self, id: &Arc<str>, at: SystemTime) {
+        let Some(writer) = &self.store else { return };
+        let id = id.to_string();
+        writer.write(move |store| {
+            if let Err(e) = store.mark_checked(&id, at) {
+                tracing::warn!(inquiry = %id, "metadata store: cannot mark a view checked: {e}");
+            }
+        });
+    }
+
+    /// Save a retrieved view token-free, in the background (the reply never waits for it).
+    fn save(&self, view: &InquiryView) {
+        let Some(writer) = &self.store else { return };
+        if !view.complete {
+            return; // a file is missing for now: the next retrieve saves the whole view
+        }
+        let stored = view.to_stored(SystemTime::now());
+        let json = view.json.clone();
+        writer.write(move |store| {
+            if let Err(e) = store.put_inquiry_with_json(&stored, &json) {
+                tracing::warn!(inquiry = %stored.id, "metadata store: cannot save a view: {e}");
+            }
+        });
     }
 
     async fn retrieve(
@@ -206,14 +337,35 @@ impl Views {
         if view.redacted {
             let cache = self.cache.clone();
             let id = id.to_string();
-            let purged = self
-                .rt
-                .spawn_blocking(move || cache.purge_inquiry(&id))
-                .await
-                .unwrap_or(0);
-            if purged > 0 {
-                tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
+            match &self.store {
+                Some(writer) => {
+                    // Its files and file rows go before the reply; what is left is what the
+                    // redacted body shows (no files), so a remount or an offline mount shows
+                    // the inquiry empty without asking again.
+                    let empty = view.to_stored(SystemTime::now());
+                    let json = view.json.clone();
+                    writer
+                        .write_and_wait(move |store| {
+                            forget_redacted(store, &cache, &id);
+                            if let Err(e) = store.put_inquiry_with_json(&empty, &json) {
+                                tracing::warn!(inquiry = %id, "metadata store: cannot save a redacted view: {e}");
+                            }
+                        })
+                        .await;
+                }
+                None => {
+                    let purged = self
+                        .rt
+                        .spawn_blocking(move || cache.purge_inquiry(&id))
+                        .await
+                        .unwrap_or(0);
+                    if purged > 0 {
+                        tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
+                    }
+                }
             }
+        } else {
+            self.save(&view);
         }
         Ok(view)
     }

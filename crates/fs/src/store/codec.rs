@@ -63,3 +63,32 @@ pub(super) fn check_clean(field: &'static str, value: &str) -> Result<(), StoreE
     }
     Ok(())
 }
+
+/// Query parameters whose value is a secret: in `inquiry.json` each must read `REDACTED`.
+const SECRET_PARAMS: &[&str] = &[
+    "token=",
+    "signature=",
+    "x-amz-credential=",
+    "x-amz-security-token=",
+];
+
+/// `inquiry.json` keeps URLs (their secrets replaced by `REDACTED`), so `check_clean` cannot
+/// judge it: refuse an API key, or a secret parameter with any other value.
+pub(super) fn check_clean_json(json: &[u8]) -> Result<(), StoreError> {
+    let field = "inquiry.json";
+    let lower = String::from_utf8_lossy(json).to_ascii_lowercase();
+    if ["persona_production_", "persona_sandbox_"]
+        .iter()
+        .any(|m| lower.contains(m))
+    {
+        return Err(StoreError::Secret { field });
+    }
+    for param in SECRET_PARAMS {
+        for (at, _) in lower.match_indices(param) {
+            if !lower[at + param.len()..].starts_with("redacted") {
+                return Err(StoreError::Secret { field });
+            }
+        }
+    }
+    Ok(())
+}

@@ -35,7 +35,9 @@ use parking_lot::Mutex;
 use personafs_client::{RemoteFile, RetrievedInquiry, Section};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use codec::{check_clean, section_from_db, section_to_db, time_from_db, time_to_db};
+use codec::{
+    check_clean, check_clean_json, section_from_db, section_to_db, time_from_db, time_to_db,
+};
 
 /// The store's file name inside the cache directory.
 pub const FILE_NAME: &str = "metadata.sqlite";
@@ -119,6 +121,14 @@ pub struct MetadataStore {
     rebuilt: Option<String>,
 }
 
+impl std::fmt::Debug for MetadataStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl MetadataStore {
     /// Open the store in `cache_dir` (created 0700 if missing), creating it if new, rebuilding
     /// it empty (one warning) if it cannot be trusted.
@@ -151,8 +161,34 @@ impl MetadataStore {
     }
 
     /// Replace an inquiry's view and its files, in one transaction. A redacted inquiry keeps
-    /// no files.
+    /// no files (only what Persona's redacted body shows: id, status, times, `inquiry.json`). Its stored `inquiry.json` is forgotten (it belongs to an older view).
     pub fn put_inquiry(&self, inquiry: &StoredInquiry) -> Result<(), StoreError> {
+        self.put(inquiry, None)
+    }
+
+    /// `put_inquiry` with the view's `inquiry.json` (the token-free bytes the mount shows),
+    /// so it can be served without a retrieve.
+    pub fn put_inquiry_with_json(
+        &self,
+        inquiry: &StoredInquiry,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        check_clean_json(json)?;
+        self.put(inquiry, Some(json))
+    }
+
+    /// The stored `inquiry.json` of an inquiry, if one was stored with its current view.
+    pub fn get_inquiry_json(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .lock()
+            .prepare_cached("SELECT json FROM inquiry WHERE id = ?1")?
+            .query_row([id], |r| r.get::<_, Option<Vec<u8>>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    fn put(&self, inquiry: &StoredInquiry, json: Option<&[u8]>) -> Result<(), StoreError> {
         check_clean("inquiry id", &inquiry.id)?;
         if let Some(s) = &inquiry.status {
             check_clean("status", s)?;
@@ -170,10 +206,10 @@ impl MetadataStore {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         tx.prepare_cached(
-            "INSERT INTO inquiry (id, status, created_at, updated_at, redacted_at, checked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO inquiry (id, status, created_at, updated_at, redacted_at, checked_at, json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (id) DO UPDATE SET status = ?2, created_at = ?3, updated_at = ?4,
-                 redacted_at = ?5, checked_at = ?6",
+                 redacted_at = ?5, checked_at = ?6, json = ?7",
         )?
         .execute(params![
             inquiry.id,
@@ -182,6 +218,7 @@ impl MetadataStore {
             inquiry.updated_at.map(time_to_db),
             inquiry.redacted_at.map(time_to_db),
             time_to_db(inquiry.checked_at),
+            json,
         ])?;
         tx.prepare_cached("DELETE FROM file WHERE inquiry_id = ?1")?
             .execute([&inquiry.id])?;

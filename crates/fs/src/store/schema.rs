@@ -14,7 +14,7 @@ use super::StoreError;
 /// program's file.
 pub(super) const APPLICATION_ID: i32 = 0x5046_534d;
 /// `PRAGMA user_version`: bumped whenever the tables change; another value is rebuilt.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE inquiry (
@@ -23,7 +23,9 @@ CREATE TABLE inquiry (
     created_at  INTEGER,
     updated_at  INTEGER,
     redacted_at INTEGER,
-    checked_at  INTEGER NOT NULL
+    checked_at  INTEGER NOT NULL,
+    -- `inquiry.json` as the mount shows it (every access token replaced); NULL until known.
+    json        BLOB
 ) WITHOUT ROWID;
 CREATE TABLE file (
     inquiry_id TEXT NOT NULL REFERENCES inquiry (id) ON DELETE CASCADE,

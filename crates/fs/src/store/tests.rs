@@ -657,3 +657,41 @@ fn the_store_is_shared_across_threads() {
     }
     assert_eq!(store.counts().unwrap().inquiries, 200);
 }
+
+#[test]
+fn inquiry_json_is_stored_with_its_view_and_forgotten_with_an_older_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetadataStore::open(dir.path()).unwrap();
+    let inq = inquiry(
+        "inq_j",
+        vec![file(Section::Document, "doc_1-front.jpg", Some(3))],
+    );
+    let json = br#"{"url": "https://files.example/x.jpg?access_token=REDACTED"}"#;
+    store.put_inquiry_with_json(&inq, json).unwrap();
+    assert_eq!(
+        store.get_inquiry_json("inq_j").unwrap().as_deref(),
+        Some(&json[..])
+    );
+    // A view put without its body does not keep the older body.
+    store.put_inquiry(&inq).unwrap();
+    assert_eq!(store.get_inquiry_json("inq_j").unwrap(), None);
+    assert_eq!(store.get_inquiry_json("inq_missing").unwrap(), None);
+}
+
+#[test]
+fn an_inquiry_json_with_a_token_or_a_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetadataStore::open(dir.path()).unwrap();
+    let inq = inquiry("inq_s", Vec::new());
+    for bad in [
+        &br#"{"url": "https://files.example/x.jpg?access_token=eyJhbGciOi"}"#[..],
+        br#"{"url": "https://s3.example/x?X-Amz-Signature=abc123"}"#,
+        br#"{"note": "persona_production_abcdef"}"#,
+    ] {
+        assert!(matches!(
+            store.put_inquiry_with_json(&inq, bad),
+            Err(StoreError::Secret { .. })
+        ));
+    }
+    assert_eq!(store.get_inquiry("inq_s").unwrap(), None, "nothing written");
+}

@@ -11,6 +11,7 @@ mod metadata;
 mod prefetch;
 mod reads;
 mod redaction;
+mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
