@@ -26,7 +26,11 @@ fn cargo(args: &[&str]) -> String {
 fn host_triple() -> String {
     // The rustc beside the cargo that builds these tests.
     let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
-    let rustc = if rustc.exists() { rustc } else { "rustc".into() };
+    let rustc = if rustc.exists() {
+        rustc
+    } else {
+        "rustc".into()
+    };
     let out = Command::new(rustc).arg("-vV").output().expect("rustc runs");
     String::from_utf8(out.stdout)
         .unwrap()
