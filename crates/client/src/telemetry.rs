@@ -19,17 +19,15 @@ pub enum ApiCall {
     Head,
     Download,
     Range,
-    Events,
 }
 
 impl ApiCall {
-    pub const ALL: [ApiCall; 6] = [
+    pub const ALL: [ApiCall; 5] = [
         ApiCall::List,
         ApiCall::Retrieve,
         ApiCall::Head,
         ApiCall::Download,
         ApiCall::Range,
-        ApiCall::Events,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,7 +37,6 @@ impl ApiCall {
             ApiCall::Head => "head",
             ApiCall::Download => "download",
             ApiCall::Range => "range",
-            ApiCall::Events => "events",
         }
     }
 }
@@ -49,7 +46,7 @@ impl ApiCall {
 pub struct Telemetry {
     started: Instant,
     started_unix: u64,
-    api_calls: [AtomicU64; 6],
+    api_calls: [AtomicU64; 5],
     pub rate_limited: AtomicU64,
     pub retries: AtomicU64,
     pub url_refreshes: AtomicU64,
@@ -201,8 +198,8 @@ pub fn errno_name(errno: i32) -> &'static str {
     }
 }
 
-/// A `PersonaApi` that counts every call by kind and whether Persona
-/// answers at all (a network failure marks the mount offline until a call succeeds).
+/// A `PersonaApi` that counts every call by kind. (Whether Persona answers at all is the
+/// filesystem's circuit breaker's to say: it sets [`Telemetry::set_offline`].)
 pub struct CountedApi {
     inner: std::sync::Arc<dyn crate::PersonaApi>,
     tele: std::sync::Arc<Telemetry>,
@@ -215,21 +212,6 @@ impl CountedApi {
     ) -> CountedApi {
         CountedApi { inner, tele }
     }
-
-    fn seen<T>(&self, kind: ApiCall, result: crate::Result<T>) -> crate::Result<T> {
-        self.tele.api_call(kind);
-        match &result {
-            Ok(_) => self.tele.set_offline(false),
-            Err(crate::Error::Network { .. }) => self.tele.set_offline(true),
-            Err(e) => {
-                // Any HTTP answer means Persona is reachable.
-                if e.status().is_some() {
-                    self.tele.set_offline(false);
-                }
-            }
-        }
-        result
-    }
 }
 
 #[async_trait::async_trait]
@@ -240,18 +222,18 @@ impl crate::PersonaApi for CountedApi {
         after: Option<&str>,
         page_size: u32,
     ) -> crate::Result<crate::InquiryPage> {
-        let r = self.inner.list_page(filters, after, page_size).await;
-        self.seen(ApiCall::List, r)
+        self.tele.api_call(ApiCall::List);
+        self.inner.list_page(filters, after, page_size).await
     }
 
     async fn retrieve_inquiry(&self, id: &str) -> crate::Result<crate::RetrievedInquiry> {
-        let r = self.inner.retrieve_inquiry(id).await;
-        self.seen(ApiCall::Retrieve, r)
+        self.tele.api_call(ApiCall::Retrieve);
+        self.inner.retrieve_inquiry(id).await
     }
 
     async fn file_size(&self, url: &str) -> crate::Result<u64> {
-        let r = self.inner.file_size(url).await;
-        self.seen(ApiCall::Head, r)
+        self.tele.api_call(ApiCall::Head);
+        self.inner.file_size(url).await
     }
 
     async fn download(
@@ -260,8 +242,8 @@ impl crate::PersonaApi for CountedApi {
         offset: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> crate::Result<u64> {
-        let r = self.inner.download(url, offset, out).await;
-        self.seen(ApiCall::Download, r)
+        self.tele.api_call(ApiCall::Download);
+        self.inner.download(url, offset, out).await
     }
 
     async fn download_range(
@@ -271,8 +253,8 @@ impl crate::PersonaApi for CountedApi {
         end: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> crate::Result<u64> {
-        let r = self.inner.download_range(url, start, end, out).await;
-        self.seen(ApiCall::Range, r)
+        self.tele.api_call(ApiCall::Range);
+        self.inner.download_range(url, start, end, out).await
     }
 }
 
