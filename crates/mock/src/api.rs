@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::changes;
 use super::data::MockInquiry;
 use super::files::{count_request, serve_key};
+use super::paging::{Paging, items};
 use super::respond::{
     bad_request, error, injected_failure, json_response, not_found, request_id, roll,
 };
@@ -136,19 +137,19 @@ pub async fn list(
             .ok_or_else(|| format!("page cursor {id} is not a known inquiry")),
         None => Ok(None),
     };
-    let (after, before) = match (cursor(&query.after), cursor(&query.before)) {
+    let (after, before) = match (cursor(&query.page.after), cursor(&query.page.before)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return bad_request(&e),
     };
     let scan = Scan::new(&store, &query);
     let page: Vec<u64> = if let Some(pos) = after {
-        scan.forward(pos + 1, query.size)
+        scan.forward(pos + 1, query.page.size)
     } else if let Some(pos) = before {
-        let mut newer = scan.backward(pos, query.size);
+        let mut newer = scan.backward(pos, query.page.size);
         newer.reverse();
         newer
     } else {
-        scan.forward(0, query.size)
+        scan.forward(0, query.page.size)
     };
     let next = match page.last() {
         Some(&p) if !scan.forward(p + 1, 1).is_empty() => {
@@ -250,13 +251,7 @@ impl<'a> Scan<'a> {
 
 /// The list endpoint's query, checked.
 struct ListQuery {
-    size: usize,
-    /// Whether `page[size]` was given (then links repeat it).
-    size_given: bool,
-    after: Option<String>,
-    before: Option<String>,
-    /// `filter[...]` pairs as given, repeated in links.
-    filters: Vec<(String, String)>,
+    page: Paging,
     status: Option<HashSet<String>>,
     ids: Option<HashSet<String>>,
     reference_id: Option<String>,
@@ -269,11 +264,7 @@ struct ListQuery {
 impl ListQuery {
     fn parse(pairs: &[(String, String)]) -> Result<ListQuery, String> {
         let mut q = ListQuery {
-            size: 10,
-            size_given: false,
-            after: None,
-            before: None,
-            filters: Vec::new(),
+            page: Paging::new(),
             status: None,
             ids: None,
             reference_id: None,
@@ -282,56 +273,36 @@ impl ListQuery {
             created_start: None,
             created_end: None,
         };
-        let set = |v: &str| -> HashSet<String> {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        };
+        let set = |v: &str| -> HashSet<String> { items(v).collect() };
         for (key, value) in pairs {
+            if q.page.take(key, value)? {
+                continue;
+            }
             match key.as_str() {
-                "page[size]" => {
-                    q.size = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=100).contains(n))
-                        .ok_or("page[size] must be an integer from 1 to 100")?;
-                    q.size_given = true;
-                }
-                "page[after]" => q.after = Some(value.clone()),
-                "page[before]" => q.before = Some(value.clone()),
                 "include" => return Err("include is not supported on list endpoints".into()),
-                k if k.starts_with("filter[") => {
-                    q.filters.push((key.clone(), value.clone()));
-                    match k {
-                        "filter[status]" => q.status = Some(set(value)),
-                        "filter[inquiry-id]" => {
-                            let ids = set(value);
-                            if ids.len() > 100 {
-                                return Err("filter[inquiry-id] accepts at most 100 ids".into());
-                            }
-                            q.ids = Some(ids);
+                k if k.starts_with("filter[") => match k {
+                    "filter[status]" => q.status = Some(set(value)),
+                    "filter[inquiry-id]" => {
+                        let ids = set(value);
+                        if ids.len() > 100 {
+                            return Err("filter[inquiry-id] accepts at most 100 ids".into());
                         }
-                        "filter[reference-id]" => q.reference_id = Some(value.clone()),
-                        "filter[account-id]" => q.account_id = Some(value.clone()),
-                        "filter[inquiry-template-id]" => q.template_id = Some(value.clone()),
-                        "filter[created-at-start]" => {
-                            q.created_start = Some(parse_time(k, value, false)?)
-                        }
-                        "filter[created-at-end]" => {
-                            q.created_end = Some(parse_time(k, value, true)?)
-                        }
-                        _ => return Err(format!("{k} is not a supported filter")),
+                        q.ids = Some(ids);
                     }
-                }
+                    "filter[reference-id]" => q.reference_id = Some(value.clone()),
+                    "filter[account-id]" => q.account_id = Some(value.clone()),
+                    "filter[inquiry-template-id]" => q.template_id = Some(value.clone()),
+                    "filter[created-at-start]" => {
+                        q.created_start = Some(parse_time(k, value, false)?)
+                    }
+                    "filter[created-at-end]" => q.created_end = Some(parse_time(k, value, true)?),
+                    _ => return Err(format!("{k} is not a supported filter")),
+                },
                 // Sparse fieldsets and anything else are accepted and ignored.
                 _ => {}
             }
         }
-        if q.after.is_some() && q.before.is_some() {
-            return Err("page[after] and page[before] cannot be combined".into());
-        }
+        q.page.check()?;
         Ok(q)
     }
 
@@ -363,15 +334,7 @@ impl ListQuery {
 
     /// A relative, percent-encoded link to the page next to cursor `id`.
     fn link(&self, page_key: &str, id: &str) -> String {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
-        s.append_pair(page_key, id);
-        if self.size_given {
-            s.append_pair("page[size]", &self.size.to_string());
-        }
-        for (k, v) in &self.filters {
-            s.append_pair(k, v);
-        }
-        format!("{LIST_PATH}?{}", s.finish())
+        self.page.link(LIST_PATH, page_key, id)
     }
 }
 

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::ids::{IdCodec, Space};
+use super::paging::{Paging, items};
 use super::respond::{bad_request, not_found};
 use super::state::{State, bump};
 
@@ -133,11 +134,7 @@ impl Events {
 
 /// The events endpoint's query, checked.
 struct EventQuery {
-    size: usize,
-    size_given: bool,
-    after: Option<String>,
-    before: Option<String>,
-    filters: Vec<(String, String)>,
+    page: Paging,
     names: Option<Vec<String>>,
     object_ids: Option<Vec<String>>,
     ids: Option<Vec<String>>,
@@ -149,50 +146,28 @@ impl EventQuery {
             url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                 .into_owned()
                 .collect();
-        let list = |v: &str| -> Vec<String> {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        };
+        let list = |v: &str| -> Vec<String> { items(v).collect() };
         let mut q = EventQuery {
-            size: 10,
-            size_given: false,
-            after: None,
-            before: None,
-            filters: Vec::new(),
+            page: Paging::new(),
             names: None,
             object_ids: None,
             ids: None,
         };
         for (key, value) in &pairs {
+            if q.page.take(key, value)? {
+                continue;
+            }
             match key.as_str() {
-                "page[size]" => {
-                    q.size = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=100).contains(n))
-                        .ok_or("page[size] must be an integer from 1 to 100")?;
-                    q.size_given = true;
-                }
-                "page[after]" => q.after = Some(value.clone()),
-                "page[before]" => q.before = Some(value.clone()),
-                k if k.starts_with("filter[") => {
-                    q.filters.push((key.clone(), value.clone()));
-                    match k {
-                        "filter[name]" => q.names = Some(list(value)),
-                        "filter[object-id]" => q.object_ids = Some(list(value)),
-                        "filter[id]" => q.ids = Some(list(value)),
-                        _ => return Err(format!("{k} is not a supported filter")),
-                    }
-                }
+                k if k.starts_with("filter[") => match k {
+                    "filter[name]" => q.names = Some(list(value)),
+                    "filter[object-id]" => q.object_ids = Some(list(value)),
+                    "filter[id]" => q.ids = Some(list(value)),
+                    _ => return Err(format!("{k} is not a supported filter")),
+                },
                 _ => {}
             }
         }
-        if q.after.is_some() && q.before.is_some() {
-            return Err("page[after] and page[before] cannot be combined".into());
-        }
+        q.page.check()?;
         Ok(q)
     }
 
@@ -206,15 +181,7 @@ impl EventQuery {
     }
 
     fn link(&self, page_key: &str, id: &str) -> String {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
-        s.append_pair(page_key, id);
-        if self.size_given {
-            s.append_pair("page[size]", &self.size.to_string());
-        }
-        for (k, v) in &self.filters {
-            s.append_pair(k, v);
-        }
-        format!("{EVENTS_PATH}?{}", s.finish())
+        self.page.link(EVENTS_PATH, page_key, id)
     }
 }
 
@@ -242,7 +209,7 @@ pub async fn list(
             .ok_or_else(|| format!("page cursor {id} is not a known event (it may have expired)")),
         None => Ok(None),
     };
-    let (after, before) = match (cursor(&query.after), cursor(&query.before)) {
+    let (after, before) = match (cursor(&query.page.after), cursor(&query.page.before)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return bad_request(&e),
     };
@@ -254,13 +221,13 @@ pub async fn list(
             .iter()
             .copied()
             .filter(|&i| i > pos)
-            .take(query.size)
+            .take(query.page.size)
             .collect()
     } else if let Some(pos) = before {
         let newer: Vec<usize> = matching.iter().copied().filter(|&i| i < pos).collect();
-        newer[newer.len().saturating_sub(query.size)..].to_vec()
+        newer[newer.len().saturating_sub(query.page.size)..].to_vec()
     } else {
-        matching.iter().copied().take(query.size).collect()
+        matching.iter().copied().take(query.page.size).collect()
     };
     let next = match page.last() {
         Some(&p) if matching.iter().any(|&i| i > p) => {

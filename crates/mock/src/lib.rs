@@ -14,6 +14,7 @@ pub mod fixtures;
 pub mod generate;
 pub mod ids;
 mod mp4;
+mod paging;
 mod redaction;
 mod respond;
 mod server;
