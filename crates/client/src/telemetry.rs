@@ -57,6 +57,14 @@ pub struct Telemetry {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub opens: AtomicU64,
+    /// `read` requests that reached personafs (passthrough reads do not).
+    pub reads: AtomicU64,
+    /// Opens answered with a kernel backing file (FUSE passthrough).
+    pub passthrough_opens: AtomicU64,
+    /// Downloads started (each shared by all openers of its file).
+    pub downloads: AtomicU64,
+    /// Reads far ahead of a download, served by their own ranged requests.
+    pub far_reads: AtomicU64,
     /// Requests per minute still allowed by the client's budget (updated as it is drawn).
     pub rate_budget_left: AtomicU64,
     offline: AtomicBool,
@@ -82,6 +90,10 @@ impl Default for Telemetry {
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             opens: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            passthrough_opens: AtomicU64::new(0),
+            downloads: AtomicU64::new(0),
+            far_reads: AtomicU64::new(0),
             rate_budget_left: AtomicU64::new(0),
             offline: AtomicBool::new(false),
             errors: Mutex::new(BTreeMap::new()),

@@ -3,7 +3,7 @@
 //! (no FUSE types). Each component owns its state; none of them knows this façade.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::breaker::{Breaker, BreakerApi};
 use crate::cache::{CacheKey, DiskCache};
@@ -18,20 +18,8 @@ use crate::metadata::persist::StoreWriter;
 use crate::metadata::views::{Need, Views};
 use crate::metadata::{Attr, DirEntry, Listed, Metadata, Step, Wait, at_once, waited};
 use crate::readahead::Readahead;
+use personafs_client::telemetry::Telemetry;
 use personafs_client::{InquiryPage, PersonaApi, Section};
-
-/// Counters of what the core did, for tests and diagnostics.
-#[derive(Debug, Default)]
-pub struct CoreCounters {
-    /// `read` requests that reached personafs (passthrough reads do not).
-    pub reads: AtomicU64,
-    /// Opens answered with a kernel backing file (FUSE passthrough).
-    pub passthrough_opens: AtomicU64,
-    /// Downloads started (each shared by all openers of its file).
-    pub downloads: AtomicU64,
-    /// Reads far ahead of a download, served by their own ranged requests.
-    pub far_reads: AtomicU64,
-}
 
 /// What `statfs` reports.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +48,9 @@ pub struct FsCore {
     readahead: Arc<Readahead>,
     handles: Handles,
     dirs: Dirs,
-    pub counters: Arc<CoreCounters>,
+    /// What the core did, counted (`CoreConfig::telemetry`, shared with the client and the
+    /// binary's status and metrics).
+    pub counters: Arc<Telemetry>,
     breaker: Arc<Breaker>,
 }
 
@@ -72,7 +62,7 @@ impl FsCore {
             .runtime
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current);
-        let counters = Arc::new(CoreCounters::default());
+        let counters = cfg.telemetry.clone();
         // Every call to Persona goes through the breaker: offline, they fail at once and the
         // answers come from the store and the cache.
         let breaker = Arc::new(Breaker::new(cfg.offline_probe, cfg.telemetry.clone()));
@@ -105,7 +95,6 @@ impl FsCore {
             views.clone(),
             rt.clone(),
             counters.clone(),
-            cfg.telemetry.clone(),
         ));
         let readahead = Arc::new(Readahead::new(
             cfg.prefetch.clone(),
@@ -355,18 +344,13 @@ impl FsCore {
 
     fn count_open(&self, opened: &Opened) {
         use crate::audit::Source;
-        let t = &self.cfg.telemetry;
+        let t = &self.counters;
         t.opens.fetch_add(1, Ordering::Relaxed);
         match opened.source {
             Source::Cache => t.cache_hits.fetch_add(1, Ordering::Relaxed),
             Source::Network => t.cache_misses.fetch_add(1, Ordering::Relaxed),
             Source::Memory => 0,
         };
-    }
-
-    /// The mount's counters (shared with the client and the binary).
-    pub fn telemetry(&self) -> &Arc<personafs_client::telemetry::Telemetry> {
-        &self.cfg.telemetry
     }
 
     /// What an inode is, for the audit log: its path in the mount, inquiry, object and size

@@ -86,7 +86,7 @@ fn audit_open(
 /// The errno of a failed request, logged once here with the operation: a missing name is
 /// routine (shells probe for files all the time), anything else is worth a warning.
 fn failed(core: &FsCore, op: &'static str, e: &FsError) -> Errno {
-    core.telemetry().error(e.errno());
+    core.counters.error(e.errno());
     match e.errno() {
         libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::EBADF => {
             tracing::debug!(op, errno = e.errno(), "{op} failed: {e}")
@@ -269,7 +269,7 @@ impl fuser::Filesystem for PersonaFs {
             pid: req.pid(),
         };
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
-            self.core.telemetry().error(libc::EROFS);
+            self.core.counters.error(libc::EROFS);
             audit_open(&self.audit, &self.core, who, ino.0, Err(libc::EROFS));
             return reply.error(Errno::EROFS);
         }

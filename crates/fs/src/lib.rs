@@ -28,7 +28,7 @@ mod testing;
 mod tests;
 
 pub use self::config::CoreConfig;
-pub use self::core::{CoreCounters, DirSlot, FsCore, FsStats};
+pub use self::core::{DirSlot, FsCore, FsStats};
 pub use error::{FsError, FsResult};
 pub use fuse::{FuseOptions, PersonaFs, mount};
 pub use handles::Opened;

@@ -76,7 +76,7 @@ impl Downloads {
             out.extend_from_slice(&block[from..to]);
             at = start + to as u64;
         }
-        self.counters
+        self.tele
             .far_reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(out)

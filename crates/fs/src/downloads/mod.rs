@@ -20,7 +20,6 @@ use self::download::{Progress, ProgressSink};
 use self::far_read::FarBlocks;
 pub(crate) use self::far_read::is_far;
 use crate::cache::{CacheKey, Checksum, DiskCache, TempEntry};
-use crate::core::CoreCounters;
 use crate::error::{FsError, FsResult};
 use crate::metadata::views::{Need, Views};
 use personafs_client::telemetry::Telemetry;
@@ -48,7 +47,6 @@ pub(crate) struct Downloads {
     cache: Arc<DiskCache>,
     views: Arc<Views>,
     rt: tokio::runtime::Handle,
-    counters: Arc<CoreCounters>,
     tele: Arc<Telemetry>,
     /// Downloads in progress by cache-key digest; each leaves when it ends.
     registry: Mutex<HashMap<String, Weak<Download>>>,
@@ -60,7 +58,6 @@ impl Downloads {
         cache: Arc<DiskCache>,
         views: Arc<Views>,
         rt: tokio::runtime::Handle,
-        counters: Arc<CoreCounters>,
         tele: Arc<Telemetry>,
     ) -> Downloads {
         Downloads {
@@ -68,7 +65,6 @@ impl Downloads {
             cache,
             views,
             rt,
-            counters,
             tele,
             registry: Mutex::new(HashMap::new()),
         }
@@ -121,7 +117,7 @@ impl Downloads {
         registry.insert(digest.clone(), Arc::downgrade(&dl));
         drop(registry);
         tracing::debug!(inquiry = %id, file = %name, size = key.size, "download started");
-        self.counters.downloads.fetch_add(1, Ordering::Relaxed);
+        self.tele.downloads.fetch_add(1, Ordering::Relaxed);
         self.tele.downloads_active.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         let task_dl = dl.clone();
