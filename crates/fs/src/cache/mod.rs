@@ -135,7 +135,8 @@ pub struct CacheStats {
     pub max_size: u64,
 }
 
-fn private_dir(path: &Path) -> io::Result<()> {
+/// Create `path` (and its parents) private to us: 0700, also when it already existed.
+pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
