@@ -702,6 +702,11 @@ fn stats_beside_a_live_mount_during_a_download_changes_nothing() {
     wait_for("the small files to be cached", || {
         data_entries(&cache) == small
     });
+    // A commit writes its entry's metadata through a temp file of its own, a moment after the
+    // data: let the last one finish, so that the only temp file below is the slow download's.
+    wait_for("the last commit to finish", || {
+        names_in(&cache.join("tmp")).is_empty()
+    });
     // Then a slow download, caught in the middle.
     server.set_runtime(RuntimeConfig {
         files_bandwidth: 2 << 20,
