@@ -2,6 +2,7 @@
 //! async core on the tokio runtime and returns, so no FUSE thread waits on the network.
 
 use std::ffi::OsStr;
+use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::audit::{AuditSink, OpenRecord, Source};
 use crate::core::FsCore;
 use crate::error::FsError;
 use crate::handles::Opened;
+use crate::interrupts::Interrupts;
 use crate::metadata::{Attr, Kind};
 use crate::passthrough::Passthrough;
 
@@ -51,6 +53,7 @@ pub struct PersonaFs {
     ttl: Duration,
     passthrough: Arc<Passthrough<BackingId>>,
     audit: Option<Arc<dyn AuditSink>>,
+    interrupts: Arc<Interrupts>,
 }
 
 /// Who asked for an open, for the audit log.
@@ -131,7 +134,33 @@ impl PersonaFs {
             ttl,
             passthrough: Arc::new(Passthrough::default()),
             audit: None,
+            interrupts: Arc::default(),
         }
+    }
+
+    /// Run `work` on the runtime and give its result to `answer`; `None` when the kernel
+    /// interrupts request `req` first (its caller got a signal), the request then being
+    /// answered `EINTR` at once. Only this caller stops waiting: a download goes on.
+    fn spawn_interruptible<T: Send + 'static>(
+        &self,
+        req: &Request,
+        op: &'static str,
+        work: impl Future<Output = T> + Send + 'static,
+        answer: impl FnOnce(Option<T>) + Send + 'static,
+    ) {
+        let pending = self.interrupts.register(req.unique().0);
+        let core = self.core.clone();
+        self.rt.spawn(async move {
+            tokio::select! {
+                biased;
+                done = work => answer(Some(done)),
+                () = pending.interrupted() => {
+                    core.counters.error(libc::EINTR);
+                    tracing::debug!(op, "{op} interrupted by the caller's signal");
+                    answer(None)
+                }
+            }
+        });
     }
 
     /// Record every open of a file in `sink`.
@@ -220,7 +249,7 @@ impl fuser::Filesystem for PersonaFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let Some(name) = name.to_str().map(str::to_owned) else {
             return reply.error(Errno::ENOENT);
         };
@@ -233,11 +262,14 @@ impl fuser::Filesystem for PersonaFs {
             None => {}
         }
         let (core, ttl) = (self.core.clone(), self.ttl);
-        self.rt.spawn(async move {
-            match core.lookup(parent.0, &name).await {
-                Ok(a) => reply.entry(&ttl, &fuse_attr(&a), Generation(0)),
-                Err(e) => reply.error(failed(&core, "lookup", &e)),
-            }
+        let work = {
+            let core = core.clone();
+            async move { core.lookup(parent.0, &name).await }
+        };
+        self.spawn_interruptible(req, "lookup", work, move |done| match done {
+            Some(Ok(a)) => reply.entry(&ttl, &fuse_attr(&a), Generation(0)),
+            Some(Err(e)) => reply.error(failed(&core, "lookup", &e)),
+            None => reply.error(Errno::EINTR),
         });
     }
 
@@ -246,7 +278,12 @@ impl fuser::Filesystem for PersonaFs {
         self.core.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn interrupt(&self, _req: &Request, unique: fuser::RequestId) {
+        tracing::trace!(unique = unique.0, "interrupt");
+        self.interrupts.interrupt(unique.0);
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         tracing::trace!(ino = ino.0, "getattr");
         match self.core.getattr_now(ino.0) {
             Some(Ok(a)) => return reply.attr(&self.ttl, &fuse_attr(&a)),
@@ -254,11 +291,14 @@ impl fuser::Filesystem for PersonaFs {
             None => {}
         }
         let (core, ttl) = (self.core.clone(), self.ttl);
-        self.rt.spawn(async move {
-            match core.getattr(ino.0).await {
-                Ok(a) => reply.attr(&ttl, &fuse_attr(&a)),
-                Err(e) => reply.error(failed(&core, "getattr", &e)),
-            }
+        let work = {
+            let core = core.clone();
+            async move { core.getattr(ino.0).await }
+        };
+        self.spawn_interruptible(req, "getattr", work, move |done| match done {
+            Some(Ok(a)) => reply.attr(&ttl, &fuse_attr(&a)),
+            Some(Err(e)) => reply.error(failed(&core, "getattr", &e)),
+            None => reply.error(Errno::EINTR),
         });
     }
 
@@ -282,23 +322,29 @@ impl fuser::Filesystem for PersonaFs {
         let core = self.core.clone();
         let passthrough = self.passthrough.clone();
         let audit = self.audit.clone();
-        self.rt.spawn(async move {
-            match core.open(ino.0).await {
-                Ok(o) => {
-                    audit_open(&audit, &core, who, ino.0, Ok(o.source));
-                    answer_open(&core, &passthrough, reply, ino.0, o)
-                }
-                Err(e) => {
-                    audit_open(&audit, &core, who, ino.0, Err(e.errno()));
-                    reply.error(failed(&core, "open", &e))
-                }
+        let work = {
+            let core = core.clone();
+            async move { core.open(ino.0).await }
+        };
+        self.spawn_interruptible(req, "open", work, move |done| match done {
+            Some(Ok(o)) => {
+                audit_open(&audit, &core, who, ino.0, Ok(o.source));
+                answer_open(&core, &passthrough, reply, ino.0, o)
+            }
+            Some(Err(e)) => {
+                audit_open(&audit, &core, who, ino.0, Err(e.errno()));
+                reply.error(failed(&core, "open", &e))
+            }
+            None => {
+                audit_open(&audit, &core, who, ino.0, Err(libc::EINTR));
+                reply.error(Errno::EINTR)
             }
         });
     }
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -309,11 +355,14 @@ impl fuser::Filesystem for PersonaFs {
     ) {
         tracing::trace!(fh = fh.0, offset, size, "read");
         let core = self.core.clone();
-        self.rt.spawn(async move {
-            match core.read(fh.0, offset, size).await {
-                Ok(data) => reply.data(&data),
-                Err(e) => reply.error(failed(&core, "read", &e)),
-            }
+        let work = {
+            let core = core.clone();
+            async move { core.read(fh.0, offset, size).await }
+        };
+        self.spawn_interruptible(req, "read", work, move |done| match done {
+            Some(Ok(data)) => reply.data(&data),
+            Some(Err(e)) => reply.error(failed(&core, "read", &e)),
+            None => reply.error(Errno::EINTR),
         });
     }
 
@@ -345,7 +394,7 @@ impl fuser::Filesystem for PersonaFs {
         reply.error(Errno::ENOSYS);
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         tracing::trace!(ino = ino.0, "opendir");
         match self.core.opendir_now(ino.0) {
             Some(Ok(fh)) => return reply.opened(FileHandle(fh), FopenFlags::empty()),
@@ -353,11 +402,14 @@ impl fuser::Filesystem for PersonaFs {
             None => {}
         }
         let core = self.core.clone();
-        self.rt.spawn(async move {
-            match core.opendir(ino.0).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                Err(e) => reply.error(failed(&core, "opendir", &e)),
-            }
+        let work = {
+            let core = core.clone();
+            async move { core.opendir(ino.0).await }
+        };
+        self.spawn_interruptible(req, "opendir", work, move |done| match done {
+            Some(Ok(fh)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Some(Err(e)) => reply.error(failed(&core, "opendir", &e)),
+            None => reply.error(Errno::EINTR),
         });
     }
 

@@ -18,6 +18,7 @@ mod downloads;
 mod error;
 pub mod fuse;
 mod handles;
+mod interrupts;
 mod metadata;
 mod passthrough;
 mod readahead;
