@@ -128,6 +128,14 @@ impl BreakerApi {
         self.breaker.record(&result);
         result
     }
+
+    /// The files host is not tried while the breaker is open (no probe is spent on it).
+    fn files_host(&self, what: &str) -> Result<()> {
+        match self.breaker.is_open() {
+            true => Err(Breaker::refused(what)),
+            false => Ok(()),
+        }
+    }
 }
 
 #[async_trait]
@@ -150,10 +158,11 @@ impl PersonaApi for BreakerApi {
             .await
     }
 
-    // The files host is not the breaker's: its failures are the reads' own (EIO after
-    // `io_timeout`), and a download needs fresh URLs from the API first anyway, which an open
-    // breaker refuses at once.
+    // The files host does not move the breaker (its failures are the reads' own: EIO after
+    // `io_timeout`), but while the breaker is open Persona counts as unreachable as a whole:
+    // a URL still valid in memory is not tried either, and an uncached file fails at once.
     async fn file_size(&self, url: &str) -> Result<u64> {
+        self.files_host("asking a file's size")?;
         self.inner.file_size(url).await
     }
 
@@ -163,6 +172,7 @@ impl PersonaApi for BreakerApi {
         offset: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
+        self.files_host("downloading a file")?;
         self.inner.download(url, offset, out).await
     }
 
@@ -173,6 +183,7 @@ impl PersonaApi for BreakerApi {
         end: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
+        self.files_host("downloading part of a file")?;
         self.inner.download_range(url, start, end, out).await
     }
 }

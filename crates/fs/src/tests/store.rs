@@ -414,6 +414,24 @@ async fn offline_an_uncached_file_is_eio_at_once() {
 }
 
 #[tokio::test]
+async fn offline_a_view_with_valid_urls_does_not_try_the_files_host() {
+    let disk = Disk::new();
+    let m = disk.core(&api(), config());
+    // Online: the view is retrieved, with URLs good for hours; nothing is downloaded yet.
+    let inq = m.core.lookup(INQUIRIES, "inq_b").await.unwrap();
+    let doc = m.core.lookup(inq.ino, "document").await.unwrap();
+    let file = m.core.lookup(doc.ino, "doc_2-statement.pdf").await.unwrap();
+    assert_eq!(m.calls(Call::Retrieve), 1);
+    // Persona goes away (its files host with it): the breaker opens.
+    unplug(&m);
+    m.core.start_offline();
+    let e = read(&m.core, file.ino).await.unwrap_err();
+    assert_eq!(e.errno(), libc::EIO);
+    assert_eq!(m.calls(Call::Download), 0, "the files host was tried");
+    assert_eq!(m.calls(Call::Head), 0);
+}
+
+#[tokio::test]
 async fn a_redaction_in_the_listing_hides_the_files_of_a_view_in_memory() {
     let mem = api();
     let disk = Disk::new();
