@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use personafs::cli::{self, CacheAction, CacheArgs, Command, UnmountArgs};
 use personafs::config::{self, MountConfig, OptionArgs};
 use personafs::{daemon, fstab, logging, mount, notify, unmount};
+use personafs_client::ratelimit::{Budget, RateLimiter};
 use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi};
 use personafs_mock as mock;
 
@@ -134,13 +135,26 @@ fn serve(
     let tele = Arc::new(personafs_client::telemetry::Telemetry::default());
     let mut client_cfg = client_config(&cfg, key, extra_hosts);
     client_cfg.telemetry = Some(tele.clone());
-    let http: Arc<dyn PersonaApi> = Arc::new(HttpClient::new(client_cfg)?);
-    let api: Arc<dyn PersonaApi> = Arc::new(personafs_client::telemetry::CountedApi::new(
-        http,
-        tele.clone(),
-    ));
+    let budget: Arc<dyn Budget> = Arc::new(RateLimiter::new(client_cfg.api_rate_limit));
+    let counted = |cfg: ClientConfig| -> anyhow::Result<Arc<dyn PersonaApi>> {
+        let http = Arc::new(HttpClient::with_budget(cfg, budget.clone())?);
+        Ok(Arc::new(personafs_client::telemetry::CountedApi::new(
+            http,
+            tele.clone(),
+        )))
+    };
+    // With a metadata store to answer from, an unreachable Persona is not worth every retry
+    // before mounting: one quick try, then the mount starts offline and goes online by itself
+    // at the breaker's next probe. Without a store, the check retries as every request does.
+    let check: Arc<dyn PersonaApi> = if mount::has_store(&cfg) {
+        counted(mount::quick_check_config(&client_cfg))?
+    } else {
+        counted(client_cfg.clone())?
+    };
+    let api = counted(client_cfg)?;
     notify::status("checking the Persona API");
-    let first_page = rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
+    let first_page = rt.block_on(mount::check_api(check.as_ref(), &cfg))?;
+    drop(check);
     notify::status(&format!("mounting at {}", cfg.mountpoint.display()));
     let pipe = pipe.clone();
     let mountpoint = cfg.mountpoint.clone();

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::config::MountConfig;
 use personafs_client::telemetry::{Snapshot, Telemetry};
-use personafs_client::{InquiryPage, PersonaApi};
+use personafs_client::{ClientConfig, InquiryPage, PersonaApi};
 use personafs_fs::cache::{CacheLimits, CacheLock, DiskCache};
 use personafs_fs::store::MetadataStore;
 use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
@@ -76,6 +76,22 @@ pub fn cache_limits(cfg: &MountConfig) -> CacheLimits {
     }
 }
 
+/// Whether the cache directory has a metadata store (the mount can then start offline).
+pub fn has_store(cfg: &MountConfig) -> bool {
+    cfg.cache_dir.join(personafs_fs::store::FILE_NAME).is_file()
+}
+
+/// The client configuration of the startup check when the mount could start offline: one
+/// retry and short timeouts, so an unreachable Persona costs seconds, not every retry's wait.
+pub fn quick_check_config(cfg: &ClientConfig) -> ClientConfig {
+    ClientConfig {
+        max_retries: cfg.max_retries.min(1),
+        connect_timeout: cfg.connect_timeout.min(Duration::from_secs(3)),
+        request_timeout: cfg.request_timeout.min(Duration::from_secs(15)),
+        ..cfg.clone()
+    }
+}
+
 /// One call before mounting, so a refused key or an unreachable API is a clear error now
 /// rather than an EIO later. It is the listing's first page, which the mount then reuses.
 /// The first listing page, proving the key works. `None` when Persona cannot be reached but
@@ -90,7 +106,7 @@ pub async fn check_api(
         Err(e)
             if (matches!(e, personafs_client::Error::Network { .. })
                 || e.status().is_some_and(|s| s >= 500))
-                && cfg.cache_dir.join(personafs_fs::store::FILE_NAME).is_file() =>
+                && has_store(cfg) =>
         {
             tracing::warn!(
                 "cannot reach the Persona API at {} ({e}); mounting offline from the metadata store and the cache",
