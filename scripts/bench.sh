@@ -47,6 +47,12 @@ LINK_BANDWIDTH=100000000       # bytes/s per download, the realistic link's 200 
 LINK_TREE_BANDWIDTH=20000000   # bytes/s per download, the realistic link's cp -r
 LINK_LATENCY_MS=30
 N_LS=5000
+# A large organization (issue #12): inquiries walked by ls -lR three times, then after a
+# remount; inquiries listed by ls -l; inquiries read offline. BENCH_SCALE / BENCH_MILLION
+# change the first two (to measure quickly).
+if [ "$QUICK" = 1 ]; then N_SCALE=${BENCH_SCALE:-20000}; else N_SCALE=${BENCH_SCALE:-100000}; fi
+N_MILLION=${BENCH_MILLION:-1000000}
+N_OFFLINE=300
 TIMEOUT=900          # no single command may take longer than this (seconds)
 
 # The API key reaches personafs and the peer through the environment only.
@@ -168,7 +174,7 @@ mount_fs() {
   FS_PID=$!
   echo "pid $FS_PID" >> "$REGISTRY"
   echo "mount $mp" >> "$REGISTRY"
-  for _ in $(seq 600); do
+  for _ in $(seq "${READY_TRIES:-600}"); do
     if grep -qs " $mp fuse" /proc/mounts && stat "$mp/inquiries" >/dev/null 2>&1; then
       FS_READY=$(since "$FS_START")
       return 0
@@ -749,6 +755,98 @@ wl_memory() {
   record "RSS with $N_MEMORY inquiries listed (ls -l vs peer listing)" "$t_ls" "$t_peer" "report bytes per inquiry" "$ok" "$notes"
 }
 
+# ---------------------------------------------------------------------------------------------
+# 12.–16. A large organization (issue #12). Latency and rate limits are off: these rows count
+# requests and measure memory; the time is reported, not targeted (but offline's).
+wl_scale() {
+  local mp=$WORK/mnt-scale s0 s1 s2 s3 s4 s5 rss=() i t_walk=() lists
+  local pages=$(( (N_SCALE + 99) / 100 ))
+  API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock scale --generate "$N_SCALE"
+  read_stats s0
+  READY_TRIES=3000 mount_fs "$mp" --api-rate-limit 1000000
+  for i in 1 2 3; do
+    timed ls -lR "$mp/inquiries" > "$WORK/scale$i" 2> "$WORK/scale$i.err"
+    t_walk+=("$([ "$i" = 1 ] && echo "$T_COLD" || echo "$T")")
+    rss+=("$(vm "$FS_PID" VmRSS)")
+    [ "$i" = 1 ] && read_stats s1
+  done
+  read_stats s2
+  local hwm; hwm=$(vm "$FS_PID" VmHWM)
+  unmount_fs "$mp"
+  local files; files=$(grep -c '^-' "$WORK/scale1" || true)
+  local errors; errors=$(cat "$WORK"/scale?.err | wc -l)
+  lists=$(delta s0 s1 1)
+  local notes="$N_SCALE inquiries, $files entries that are files; $lists list calls (want ≤ $((2 * pages))), $(delta s0 s1 2) retrieves, $(delta s0 s1 3) downloads; from mount launch; $errors error lines"
+  local ok; ok=$(okif "$lists <= 2 * $pages && $errors == 0")
+  record "cold ls -lR of $N_SCALE inquiries: list calls" "${t_walk[0]}" - "list calls ≤ 2 × ceil(N/100)" "$ok" "$notes"
+  notes="RSS after walks 1, 2, 3: $(mb "${rss[0]}"), $(mb "${rss[1]}"), $(mb "${rss[2]}") MiB (peak $(mb "$hwm")); walks took ${t_walk[0]}, ${t_walk[1]}, ${t_walk[2]} s; walks 2 and 3: $(delta s1 s2 0) API calls"
+  cmp -s "$WORK/scale1" "$WORK/scale3" || notes="the tree changed between walks; $notes"
+  record "RSS after ls -lR of $N_SCALE inquiries, three walks" "${t_walk[2]}" - "RSS < 256 MiB" \
+    "$(okif "${rss[0]} < 256 * 1048576 && ${rss[2]} < 256 * 1048576")" "$notes" \
+    --target "3rd walk within 10 % of the 1st=$(okif "${rss[2]} <= 1.1 * ${rss[0]}")"
+
+  # Remount on the same cache directory: the metadata store answers, the listing is asked again.
+  read_stats s3
+  READY_TRIES=3000 mount_fs "$mp" --api-rate-limit 1000000
+  timed find "$mp/inquiries" -exec stat --format='%s %n' {} + > "$WORK/scale-find" 2> "$WORK/scale-find.err"
+  local t_find=$T_COLD
+  read_stats s4
+  timed ls -lR "$mp/inquiries" > "$WORK/scale4" 2>> "$WORK/scale-find.err"
+  read_stats s5
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  errors=$(wc -l < "$WORK/scale-find.err")
+  local api; api=$(( $(delta s3 s5 0) ))
+  notes="from remount launch: find -exec stat $(delta s3 s4 0) API calls ($(delta s3 s4 1) list, $(delta s3 s4 2) retrieve), then ls -lR $(delta s4 s5 0); $(delta s3 s5 3) downloads; want ≤ $((pages + 10)) API calls and 0 downloads; $errors error lines"
+  cmp -s "$WORK/scale1" "$WORK/scale4" || notes="ls -lR after the remount differs from the first; $notes"
+  ok=$(okif "$api <= $pages + 10 && $(delta s3 s5 3) == 0 && $errors == 0")
+  record "remount, find -exec stat + ls -lR of $N_SCALE inquiries" "$t_find" - "API calls ≤ ceil(N/100) + 10, 0 downloads" "$ok" "$notes"
+  rm -rf "$mp.cache" "$WORK"/scale*
+
+  # ls -l of a million inquiries: the listing's memory (the mock derives each inquiry when asked).
+  mp=$WORK/mnt-million
+  API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock million --generate "$N_MILLION"
+  local mock_rss0; mock_rss0=$(vm "$MOCK_PID" VmRSS)
+  read_stats s0
+  READY_TRIES=6000 mount_fs "$mp" --api-rate-limit 1000000
+  timed ls -l "$mp/inquiries" > "$WORK/million" 2> "$WORK/million.err"
+  local t_million=$T_COLD
+  read_stats s1
+  rss=("$(vm "$FS_PID" VmRSS)"); hwm=$(vm "$FS_PID" VmHWM)
+  local mock_rss; mock_rss=$(vm "$MOCK_PID" VmRSS)
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  local entries; entries=$(($(wc -l < "$WORK/million") - 1))
+  errors=$(wc -l < "$WORK/million.err")
+  notes="$entries entries, $(delta s0 s1 1) list calls, from mount launch; RSS $(mb "${rss[0]}") MiB (peak $(mb "$hwm")); the mock: $(mb "$mock_rss0") MiB at start, $(mb "$mock_rss") MiB after (want < 300); $errors error lines"
+  ok=$(okif "${rss[0]} < 256 * 1048576 && $entries == $N_MILLION && $errors == 0")
+  record "RSS after ls -l of $N_MILLION inquiries" "$t_million" - "RSS < 256 MiB" "$ok" "$notes" \
+    --target "mock < 300 MiB=$(okif "$mock_rss < 300 * 1048576")"
+  rm -rf "$mp.cache" "$WORK"/million*
+
+  # Offline: everything of N_OFFLINE inquiries was seen (ls -lR) and cached (cat), Persona then
+  # stops; a remount on the same cache directory walks it from the store and the cache.
+  mp=$WORK/mnt-offline
+  API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock offline --generate "$N_OFFLINE"
+  mount_fs "$mp" --api-rate-limit 1000000
+  ls -lR "$mp/inquiries" > "$WORK/offline1"
+  find "$mp/inquiries" -type f -exec cat {} + > /dev/null
+  sleep 1   # the last views reach the store
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  mount_fs "$mp"
+  local ready=$FS_READY
+  timed ls -lR "$mp/inquiries" > "$WORK/offline2" 2> "$WORK/offline2.err"
+  local t_off=$T
+  timed find "$mp/inquiries" -type f -exec cat {} + > /dev/null 2>> "$WORK/offline2.err"
+  local t_cat=$T
+  unmount_fs "$mp"
+  errors=$(wc -l < "$WORK/offline2.err")
+  notes="remount with Persona down ready after $(r2 "$ready") s; ls -lR $t_off s, then cat of every file $t_cat s; $errors error lines"
+  cmp -s "$WORK/offline1" "$WORK/offline2" || notes="the offline tree differs from the online one; $notes"
+  ok=$(okif "$t_off < 2 && $errors == 0")
+  cmp -s "$WORK/offline1" "$WORK/offline2" || ok=false
+  record "offline ls -lR of $N_OFFLINE cached inquiries" "$t_off" - "< 2 s, no error" "$ok" "$notes"
+  rm -rf "$mp.cache" "$WORK"/offline*
+}
+
 # Each workload runs in a subshell with errexit and its own cleanup, so one that fails is
 # recorded and the others still run.
 FAILED=0
@@ -772,7 +870,7 @@ run() {
 }
 
 bench_start=$(now)
-for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory}; do
+for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale}; do
   run "$workload"
 done
 [ -e "$WORK/bytes_differ" ] && FAILED=1
