@@ -150,6 +150,24 @@ impl Collector for SnapshotCollector {
             s.cache_misses,
         )?;
         counter(&mut e, "personafs_opens", "Files opened", s.opens)?;
+        counter(
+            &mut e,
+            "personafs_events_applied",
+            "Changes applied from the events feed or webhooks",
+            s.events_applied,
+        )?;
+        counter(
+            &mut e,
+            "personafs_webhooks_accepted",
+            "Webhooks verified and accepted",
+            s.webhooks_accepted,
+        )?;
+        counter(
+            &mut e,
+            "personafs_webhooks_refused",
+            "Webhooks refused (signature, type, body)",
+            s.webhooks_refused,
+        )?;
         gauge(
             &mut e,
             "personafs_cache_bytes",
