@@ -387,3 +387,76 @@ fn a_webhook_listener_needs_a_private_secret_file() {
     assert!(!err.contains(SECRET), "{err}");
     assert!(!binary::is_mounted(&mp), "nothing mounted");
 }
+
+/// The HTTP client's `list_events` over the mock: newest first, `page[before]` gives the
+/// events right after a cursor, `page[after]` the older ones, `filter[name]` selects, a cursor
+/// the mock no longer keeps is `Error::CursorGone`, and every call is counted as an events
+/// call.
+#[test]
+fn the_client_pages_events_and_names_a_gone_cursor() {
+    use personafs_client::telemetry::{ApiCall, CountedApi, Telemetry};
+    use personafs_client::{Error, EventsFrom, PersonaApi};
+    use std::sync::Arc;
+
+    let mock = mock();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tele = Arc::new(Telemetry::default());
+    let api = CountedApi::new(Arc::new(common::client_for(&mock)), tele.clone());
+    let ids: Vec<String> = mock.inquiry_ids().into_iter().take(3).collect();
+    for id in &ids {
+        assert!(mock.redact(id));
+    }
+    let fresh = mock.add_inquiry("completed", true).unwrap();
+    rt.block_on(async {
+        let all = api
+            .list_events(&[], &EventsFrom::Newest, 100)
+            .await
+            .unwrap();
+        let names: Vec<&str> = all.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names.first(),
+            Some(&"inquiry.completed"),
+            "newest first: {names:?}"
+        );
+        assert_eq!(
+            names.iter().filter(|n| **n == "inquiry.redacted").count(),
+            3
+        );
+        assert_eq!(all.events[0].inquiry_id.as_deref(), Some(fresh.as_str()));
+        let oldest = all.events.last().unwrap();
+        assert_eq!(oldest.inquiry_id.as_deref(), Some(ids[0].as_str()));
+
+        // Right after the oldest: the next two, newest first, and more remain newer.
+        let after_oldest = api
+            .list_events(&[], &EventsFrom::Before(oldest.id.clone()), 2)
+            .await
+            .unwrap();
+        let got: Vec<_> = after_oldest.events.iter().map(|e| e.id.clone()).collect();
+        let n = all.events.len();
+        let want: Vec<_> = all.events[n - 3..n - 1]
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(got, want);
+        assert!(after_oldest.has_newer);
+        let older = api
+            .list_events(&[], &EventsFrom::After(all.events[0].id.clone()), 100)
+            .await
+            .unwrap();
+        assert_eq!(older.events.len(), n - 1);
+
+        let redacted = api
+            .list_events(&["inquiry.redacted".to_string()], &EventsFrom::Newest, 100)
+            .await
+            .unwrap();
+        assert_eq!(redacted.events.len(), 3);
+
+        let gone = api
+            .list_events(&[], &EventsFrom::Before("evt_unknown".into()), 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(gone, Error::CursorGone { .. }), "{gone:?}");
+    });
+    assert_eq!(tele.api_calls(ApiCall::Events), 5);
+    assert_eq!(mock.stats().api_events, 5);
+}

@@ -304,3 +304,23 @@ async fn the_first_poll_without_any_event_replays_from_the_start_later() {
     assert_eq!(m.core.poll_events().await, Polled::Applied(2));
     assert_eq!(m.names("").await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_file_open_before_a_redaction_keeps_reading_what_it_opened() {
+    let mem = api();
+    let disk = Disk::new();
+    let m = disk.mount(&mem);
+    m.read_inquiry("inq_a").await;
+    disk.all_cached("inq_a").await;
+    let path = "inq_a/document/doc_2-statement.pdf";
+    let expected = m.read(path).await.unwrap();
+    let ino = m.lookup(path).await.unwrap();
+    let opened = m.core.open(ino).await.unwrap();
+    m.core.apply_change(Change::Redacted("inq_a".into())).await;
+    assert_eq!(disk.cached("inq_a"), 0);
+    // The handle reads the file it opened; a new open is ENOENT.
+    let bytes = m.core.read(opened.fh, 0, 1 << 20).await.unwrap();
+    assert_eq!(bytes, expected);
+    m.core.release(opened.fh);
+    assert_eq!(errno(m.core.open(ino).await), libc::ENOENT);
+}
