@@ -302,8 +302,14 @@ mod tests {
         assert!(text.contains("personafs_cache_hits_total 4"), "{text}");
         assert!(text.contains("personafs_online 1"), "{text}");
         assert!(text.contains("personafs_events_applied_total 3"), "{text}");
-        assert!(text.contains("personafs_webhooks_accepted_total 2"), "{text}");
-        assert!(text.contains("personafs_webhooks_refused_total 5"), "{text}");
+        assert!(
+            text.contains("personafs_webhooks_accepted_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("personafs_webhooks_refused_total 5"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }
