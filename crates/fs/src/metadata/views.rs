@@ -8,8 +8,9 @@
 //! the metadata TTL (its `updated-at` in a fresh listing matches, or it was checked that
 //! recently). When Persona cannot be reached, the stored view answers whatever its age.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -65,8 +66,10 @@ pub(crate) struct Views {
     url_budget: Duration,
     cells: Mutex<LruCache<Arc<str>, Arc<Cell>>>,
     negative: NegativeCache,
-    /// Inquiries an event said changed: retrieved again on next use (no stored view).
-    changed: Mutex<HashSet<Arc<str>>>,
+    /// Inquiries an event said changed, with the number of that change: retrieved again on
+    /// next use (no stored view). Only a retrieve started after the change clears it.
+    changed: Mutex<HashMap<Arc<str>, u64>>,
+    changes: AtomicU64,
     /// Inquiries an event said were redacted: only a view that shows the redaction is served
     /// for them from now on (anything else is ENOENT).
     redacted: Mutex<HashSet<Arc<str>>>,
@@ -93,6 +96,7 @@ impl Views {
             cells: Mutex::new(LruCache::new(capacity_of(cfg.max_views))),
             negative: NegativeCache::new(cfg.negative_ttl, cfg.max_views),
             changed: Mutex::default(),
+            changes: AtomicU64::new(0),
             redacted: Mutex::default(),
         }
     }
@@ -100,7 +104,7 @@ impl Views {
     /// An event said `id` appeared or changed: its view in memory (and a "no such inquiry"
     /// answer) go, and the next use retrieves it rather than trusting the stored view.
     pub(crate) fn expire(&self, id: &Arc<str>) {
-        self.changed.lock().insert(id.clone());
+        self.note_change(id);
         self.negative.remove(id);
         self.cells.lock().pop(id);
     }
@@ -109,8 +113,13 @@ impl Views {
     /// showing the redaction (no files) is served for it.
     pub(crate) fn mark_redacted(&self, id: &Arc<str>) {
         self.redacted.lock().insert(id.clone());
-        self.changed.lock().insert(id.clone());
+        self.note_change(id);
         self.cells.lock().pop(id);
+    }
+
+    fn note_change(&self, id: &Arc<str>) {
+        let n = self.changes.fetch_add(1, Ordering::SeqCst) + 1;
+        self.changed.lock().insert(id.clone(), n);
     }
 
     /// Whether an event said `id` was redacted.
@@ -195,9 +204,9 @@ impl Views {
         {
             return Ok(view.clone());
         }
-        let changed = self.changed.lock().contains(id);
+        let changed = self.changed.lock().get(id).copied();
         if slot.is_none()
-            && !changed
+            && changed.is_none()
             && matches!(need, Need::Metadata)
             && let Some(view) = self.stored(id, Trust::Confirmed).await
         {
@@ -207,8 +216,12 @@ impl Views {
         }
         match self.retrieve(id, slot.as_deref()).await {
             Ok(view) => {
-                if changed {
-                    self.changed.lock().remove(id);
+                if let Some(n) = changed {
+                    let mut changed = self.changed.lock();
+                    // A change announced during this retrieve stays to be seen.
+                    if changed.get(id) == Some(&n) {
+                        changed.remove(id);
+                    }
                 }
                 *cell.created.lock() = Some(view.created);
                 *slot = Some(view.clone());
