@@ -48,6 +48,9 @@ pub(crate) struct Feed {
     /// Only one poll at a time (the loop and a test's call).
     polling: tokio::sync::Mutex<()>,
     gone_logged: AtomicBool,
+    /// The last poll failed: the next failures are logged at debug only (a key without
+    /// access to events would otherwise warn every interval).
+    failing: AtomicBool,
 }
 
 impl Feed {
@@ -64,6 +67,7 @@ impl Feed {
             cursor: Mutex::new(None),
             polling: tokio::sync::Mutex::new(()),
             gone_logged: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
         }
     }
 
@@ -115,10 +119,19 @@ impl Feed {
             return Polled::Offline;
         }
         match self.poll_locked(core).await {
-            Ok(polled) => polled,
+            Ok(polled) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("events feed: polling works again");
+                }
+                polled
+            }
             Err(e) => {
-                if !core.is_offline() {
-                    tracing::warn!("events feed: {e}");
+                if core.is_offline() || self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::debug!("events feed: {e}");
+                } else {
+                    tracing::warn!(
+                        "events feed: {e} (tried again every interval; further failures at debug level until it works)"
+                    );
                 }
                 Polled::Failed
             }

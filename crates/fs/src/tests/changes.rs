@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use personafs_client::testing::{Call, FaultyApi, MemoryApi};
+use personafs_client::testing::{Call, Fault, FaultyApi, MemoryApi};
 
 use super::{SAMPLE_FILES, build_core, config, errno, limits, sample_inquiry, sample_size};
 use crate::cache::{CacheKey, DiskCache};
@@ -323,4 +323,22 @@ async fn a_file_open_before_a_redaction_keeps_reading_what_it_opened() {
     assert_eq!(bytes, expected);
     m.core.release(opened.fh);
     assert_eq!(errno(m.core.open(ino).await), libc::ENOENT);
+}
+
+#[tokio::test]
+async fn a_failed_poll_is_tried_again_at_the_next_interval() {
+    let mem = api();
+    let disk = Disk::new();
+    let m = disk.mount(&mem);
+    assert_eq!(m.core.poll_events().await, Polled::Started);
+    mem.add_inquiry(sample_inquiry("inq_d", 40).status("approved"));
+    m.api.fail_next(Call::Events, 1, Fault::Status(403));
+    assert_eq!(m.core.poll_events().await, Polled::Failed);
+    assert!(!m.core.is_offline(), "an answer, not an outage");
+    assert_eq!(
+        m.core.poll_events().await,
+        Polled::Applied(1),
+        "nothing lost"
+    );
+    assert!(m.names("").await.contains(&"inq_d".to_string()));
 }
