@@ -847,6 +847,90 @@ wl_scale() {
   rm -rf "$mp.cache" "$WORK"/offline*
 }
 
+# ---------------------------------------------------------------------------------------------
+# 12./13. redaction latency: a redaction made at the mock until the inquiry's cached files are
+# gone and its document/ is empty, with --watch-events 1s (target ≤ 2 × the interval) and with
+# a signed webhook (≤ 1 s); 14. a webhook signed with a wrong secret: 401, nothing changes.
+# The metadata TTL is an hour: only the change can explain what changes.
+
+# changes_pick MP: an inquiry of the mount that shows documents.
+changes_pick() {
+  local d
+  for d in "$1"/inquiries/*/; do
+    [ -n "$(ls -A "$d/document" 2>/dev/null)" ] && { basename "$d"; return 0; }
+  done
+  return 1
+}
+# cached_of CACHE ID: the cache entries of inquiry ID.
+cached_of() { grep -l "\"$2\"" "$1"/data/*.meta 2>/dev/null | wc -l; }
+# redaction_seconds MP ID: redact ID at the mock, then the seconds until its cached files are
+# gone and its document/ is empty (30 s at most: then "-").
+redaction_seconds() {
+  local mp=$1 id=$2 t0
+  t0=$(now)
+  curl -sf -X POST "$MOCK_BASE/_mock/inquiries/$id/redact" > /dev/null
+  for _ in $(seq 3000); do
+    if [ "$(cached_of "$mp.cache" "$id")" = 0 ] && [ -z "$(ls -A "$mp/inquiries/$id/document" 2>/dev/null)" ]; then
+      since "$t0"; return 0
+    fi
+    sleep 0.01
+  done
+  echo -
+}
+wl_changes() {
+  local mp=$WORK/mnt-feed id t t0 n ok notes
+  local interval=1
+  start_mock feed --generate 20
+  mount_fs "$mp" --metadata-ttl 1h --prefetch=false --cache-min-free 0 --watch-events "${interval}s"
+  for _ in $(seq 300); do grep -q "events feed started" "$mp.log" && break; sleep 0.1; done
+  id=$(changes_pick "$mp")
+  cp -r "$mp/inquiries/$id" "$WORK/feed-copy"
+  for _ in $(seq 300); do [ "$(cached_of "$mp.cache" "$id")" -gt 0 ] && break; sleep 0.1; done
+  n=$(cached_of "$mp.cache" "$id")
+  t=$(redaction_seconds "$mp" "$id")
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  ok=false; [ "$t" != - ] && ok=$(okif "$t <= 2 * $interval")
+  notes="--watch-events ${interval}s, metadata TTL 1 h: $n cached files and document/ gone; limit = 2 × the interval"
+  record "redaction applied by the events feed (changes_feed_redaction_s)" "$t" "$(calc "2 * $interval")" "≤ 2 × interval" "$ok" "$notes"
+  rm -rf "$mp.cache" "$WORK/feed-copy"
+
+  mp=$WORK/mnt-hook
+  local secrets=$WORK/webhook-secrets port status victim
+  (umask 077; printf 'whsec_bench_%s\n' "$(od -An -tx8 -N8 /dev/urandom | tr -d ' ')" > "$secrets")
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  start_mock hook --generate 20 --webhook-url "http://127.0.0.1:$port/" --webhook-secret-file "$secrets"
+  mount_fs "$mp" --metadata-ttl 1h --prefetch=false --cache-min-free 0 \
+    --webhook-listen "127.0.0.1:$port" --webhook-secret-file "$secrets"
+  # The wrong signature first, on one inquiry; then the real redaction of another.
+  victim=$(changes_pick "$mp")
+  cp -r "$mp/inquiries/$victim" "$WORK/hook-before"
+  local body="{\"data\":{\"type\":\"event\",\"id\":\"evt_bench\",\"attributes\":{\"name\":\"inquiry.redacted\",\"payload\":{\"data\":{\"type\":\"inquiry\",\"id\":\"$victim\"}}}}}"
+  local sig; sig=$(python3 -c 'import hmac, hashlib, sys, time
+t = int(time.time()); print(f"t={t},v1=" + hmac.new(b"whsec_wrong", f"{t}.".encode() + sys.argv[1].encode(), hashlib.sha256).hexdigest())' "$body")
+  t0=$(now)
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/" \
+    -H 'Content-Type: application/json' -H "Persona-Signature: $sig" --data-binary "$body")
+  t=$(since "$t0")
+  sleep 1
+  cp -r "$mp/inquiries/$victim" "$WORK/hook-after"
+  ok=$(okif "$status == 401")
+  notes="answer $status; $(cached_of "$mp.cache" "$victim") cached files of the inquiry left"
+  if ! diff -r "$WORK/hook-before" "$WORK/hook-after" > /dev/null; then ok=false; notes="FILES CHANGED; $notes"; fi
+  record "webhook with a wrong signature: 401, nothing changes" "$t" - "401 and files unchanged" "$ok" "$notes"
+  rm -rf "$WORK/hook-before" "$WORK/hook-after"
+
+  id=$(ls "$mp/inquiries" | while read -r i; do [ "$i" != "$victim" ] && [ -n "$(ls -A "$mp/inquiries/$i/document" 2>/dev/null)" ] && { echo "$i"; break; }; done)
+  cp -r "$mp/inquiries/$id" "$WORK/hook-copy"
+  for _ in $(seq 300); do [ "$(cached_of "$mp.cache" "$id")" -gt 0 ] && break; sleep 0.1; done
+  n=$(cached_of "$mp.cache" "$id")
+  t=$(redaction_seconds "$mp" "$id")
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  ok=false; [ "$t" != - ] && ok=$(okif "$t <= 1")
+  notes="signed webhook from the mock, metadata TTL 1 h: $n cached files and document/ gone"
+  record "redaction applied by a webhook (changes_webhook_redaction_s)" "$t" 1 "≤ 1 s" "$ok" "$notes"
+  rm -rf "$mp.cache" "$WORK/hook-copy" "$secrets"
+}
+
 # Each workload runs in a subshell with errexit and its own cleanup, so one that fails is
 # recorded and the others still run.
 FAILED=0
@@ -870,7 +954,7 @@ run() {
 }
 
 bench_start=$(now)
-for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale}; do
+for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_changes}; do
   run "$workload"
 done
 [ -e "$WORK/bytes_differ" ] && FAILED=1

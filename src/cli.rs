@@ -24,6 +24,7 @@ const FILTERS: &str = "Listing filters";
 const CACHE: &str = "Cache";
 const MOUNT: &str = "Mount";
 const LOGGING: &str = "Logging";
+const CHANGES: &str = "Changes";
 
 /// What `--help` says about exit codes (also in the README).
 pub const EXIT_CODES: &str = "\
@@ -336,6 +337,23 @@ pub struct MountOptions {
     #[arg(long, value_name = "DURATION", default_value = "60s", env = "PERSONAFS_IO_TIMEOUT",
           value_parser = parse::parse_duration, help_heading = API)]
     pub io_timeout: Duration,
+
+    /// Poll Persona's events every DURATION and apply them at once (new inquiries, changes,
+    /// redactions), instead of waiting for the metadata TTL [default: off]
+    #[arg(long, value_name = "DURATION", env = "PERSONAFS_WATCH_EVENTS",
+          value_parser = parse::parse_duration, help_heading = CHANGES)]
+    pub watch_events: Option<Duration>,
+
+    /// Receive Persona's signed webhooks on this address (POST /; a bare port means
+    /// 127.0.0.1:PORT) and apply them at once; needs --webhook-secret-file [default: none]
+    #[arg(long, value_name = "ADDR", env = "PERSONAFS_WEBHOOK_LISTEN",
+          value_parser = crate::metrics::parse_listen, help_heading = CHANGES)]
+    pub webhook_listen: Option<std::net::SocketAddr>,
+
+    /// The webhook secrets, one per line (two during a rotation); must not be readable by
+    /// group or others
+    #[arg(long, value_name = "FILE", env = "PERSONAFS_WEBHOOK_SECRET_FILE", help_heading = CHANGES)]
+    pub webhook_secret_file: Option<PathBuf>,
 
     /// Download files ahead of reads, true or false
     #[arg(long, value_name = "BOOL", default_value = "true", env = "PERSONAFS_PREFETCH",

@@ -69,6 +69,9 @@ pub const OPTION_KEYS: &[&str] = &[
     "request_timeout",
     "io_timeout",
     "prefetch",
+    "watch_events",
+    "webhook_listen",
+    "webhook_secret_file",
 ];
 
 /// Config keys that are not options (no flag, no `PERSONAFS_` variable).
@@ -188,4 +191,10 @@ pub struct MountConfig {
     pub io_timeout: Duration,
     /// Download files ahead of reads.
     pub prefetch: bool,
+    /// Poll the events feed this often (`--watch-events`); `None`: off.
+    pub watch_events: Option<Duration>,
+    /// Where the webhook receiver listens (`--webhook-listen`).
+    pub webhook_listen: Option<std::net::SocketAddr>,
+    /// The webhook secrets file (absolute; `--webhook-secret-file`).
+    pub webhook_secret_file: Option<PathBuf>,
 }

@@ -14,3 +14,4 @@ pub mod mountinfo;
 pub mod notify;
 pub mod status;
 pub mod unmount;
+pub mod webhook;

@@ -150,6 +150,24 @@ impl Collector for SnapshotCollector {
             s.cache_misses,
         )?;
         counter(&mut e, "personafs_opens", "Files opened", s.opens)?;
+        counter(
+            &mut e,
+            "personafs_events_applied",
+            "Changes applied from the events feed or webhooks",
+            s.events_applied,
+        )?;
+        counter(
+            &mut e,
+            "personafs_webhooks_accepted",
+            "Webhooks verified and accepted",
+            s.webhooks_accepted,
+        )?;
+        counter(
+            &mut e,
+            "personafs_webhooks_refused",
+            "Webhooks refused (signature, type, body)",
+            s.webhooks_refused,
+        )?;
         gauge(
             &mut e,
             "personafs_cache_bytes",
@@ -262,6 +280,9 @@ mod tests {
             let mut s = Snapshot {
                 online: true,
                 cache_hits: 4,
+                events_applied: 3,
+                webhooks_accepted: 2,
+                webhooks_refused: 5,
                 ..Default::default()
             };
             s.api_calls.insert("retrieve".into(), 9);
@@ -280,6 +301,15 @@ mod tests {
         );
         assert!(text.contains("personafs_cache_hits_total 4"), "{text}");
         assert!(text.contains("personafs_online 1"), "{text}");
+        assert!(text.contains("personafs_events_applied_total 3"), "{text}");
+        assert!(
+            text.contains("personafs_webhooks_accepted_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("personafs_webhooks_refused_total 5"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

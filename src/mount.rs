@@ -196,6 +196,7 @@ pub fn serve(
     if let Some(addr) = cfg.metrics_listen {
         crate::metrics::serve(rt.handle(), addr, snapshot)?;
     }
+    start_changes(rt, &core, &tele, cfg)?;
     let mut fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
     if let Some(path) = &cfg.audit_log {
         let log = crate::audit::AuditLog::open(path)?;
@@ -257,6 +258,29 @@ pub fn serve(
         Err(_) => {}
     }
     let _ = worker.join();
+    Ok(())
+}
+
+/// The events feed (`--watch-events`) and the webhook receiver (`--webhook-listen`), when
+/// asked for. Both run on the runtime until the process ends.
+fn start_changes(
+    rt: &tokio::runtime::Runtime,
+    core: &Arc<FsCore>,
+    tele: &Arc<Telemetry>,
+    cfg: &MountConfig,
+) -> anyhow::Result<()> {
+    if let Some(addr) = cfg.webhook_listen {
+        let path = cfg
+            .webhook_secret_file
+            .as_deref()
+            .context("--webhook-listen needs --webhook-secret-file")?;
+        let secrets = crate::webhook::Secrets::load(path)?;
+        crate::webhook::serve(rt.handle(), addr, secrets, core.clone(), tele.clone())?;
+    }
+    if let Some(every) = cfg.watch_events {
+        tracing::info!(every = ?every, "watching Persona's events");
+        let _feed = core.watch_events(every);
+    }
     Ok(())
 }
 

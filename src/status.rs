@@ -236,6 +236,13 @@ pub fn render(s: &Snapshot) -> String {
         "  metadata:    {} inquiries, {} inodes, {} open files\n",
         s.metadata_entries, s.inodes, s.open_handles
     );
+    // Only a mount that watches events or receives webhooks has anything to say here.
+    if s.events_applied + s.webhooks_accepted + s.webhooks_refused > 0 {
+        out += &format!(
+            "  changes:     {} applied; webhooks {} accepted, {} refused\n",
+            s.events_applied, s.webhooks_accepted, s.webhooks_refused
+        );
+    }
     out
 }
 
@@ -295,6 +302,9 @@ mod tests {
             rate_limit_per_minute: 300,
             rate_budget_left: 290,
             cache_max_bytes: 10 << 30,
+            events_applied: 4,
+            webhooks_accepted: 2,
+            webhooks_refused: 1,
             ..Default::default()
         };
         s.api_calls.insert("retrieve".into(), 12);
@@ -309,6 +319,7 @@ mod tests {
             "290 of 300",
             "ENOENT 3",
             "10.0 GiB",
+            "4 applied; webhooks 2 accepted, 1 refused",
         ] {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");
         }

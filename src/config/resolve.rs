@@ -140,7 +140,23 @@ fn resolve_options(
         request_timeout: s.required("request_timeout", parse::parse_duration)?,
         io_timeout: s.required("io_timeout", parse::parse_duration)?,
         prefetch: s.required("prefetch", parse::parse_bool)?,
+        watch_events: s.value("watch_events", parse::parse_duration)?,
+        webhook_listen: s.value("webhook_listen", crate::metrics::parse_listen)?,
+        webhook_secret_file: s.path("webhook_secret_file")?,
     };
+    if config.watch_events.is_some_and(|d| d.is_zero()) {
+        return Err(ConfigError::new(format!(
+            "{} must be more than 0",
+            flag_name("watch_events")
+        )));
+    }
+    if config.webhook_listen.is_some() && config.webhook_secret_file.is_none() {
+        return Err(ConfigError::new(format!(
+            "{} needs {}: webhooks are only accepted signed",
+            flag_name("webhook_listen"),
+            flag_name("webhook_secret_file")
+        )));
+    }
     for (key, value) in [
         ("file_url_lifetime", config.file_url_lifetime),
         ("request_timeout", config.request_timeout),

@@ -17,7 +17,7 @@ use super::model::{error_title_details, inquiry_id_problem, parse_inquiry, parse
 use super::query::filter_params;
 use super::ratelimit::{Budget, RateLimiter};
 use super::retry::{RetryPolicy, Transient, transient_status, transient_transport};
-use super::{InquiryPage, ListFilters, PersonaApi, RetrievedInquiry};
+use super::{EventPage, EventsFrom, InquiryPage, ListFilters, PersonaApi, RetrievedInquiry};
 use crate::error::Host;
 use crate::redact::redact_text;
 use crate::{Error, Result};
@@ -543,6 +543,42 @@ impl PersonaApi for HttpClient {
             return Err(err);
         }
         Ok(inquiry)
+    }
+
+    async fn list_events(
+        &self,
+        names: &[String],
+        from: &EventsFrom,
+        page_size: u32,
+    ) -> Result<EventPage> {
+        let mut url = self.api_url("events")?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("page[size]", &page_size.clamp(1, MAX_PAGE_SIZE).to_string());
+            match from {
+                EventsFrom::Newest => {}
+                EventsFrom::After(id) => {
+                    q.append_pair("page[after]", id);
+                }
+                EventsFrom::Before(id) => {
+                    q.append_pair("page[before]", id);
+                }
+            }
+            if !names.is_empty() {
+                q.append_pair("filter[name]", &names.join(","));
+            }
+        }
+        let context = "list events";
+        match self.api_get(context, url).await {
+            Ok(body) => crate::events::parse_event_page(context, &body),
+            // A 400 to a request with a cursor: the cursor is no longer kept.
+            Err(Error::Http { status: 400, .. }) if *from != EventsFrom::Newest => {
+                Err(Error::CursorGone {
+                    context: context.to_string(),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn file_size(&self, url: &str) -> Result<u64> {

@@ -53,6 +53,9 @@ pub enum Error {
     /// A response we could not understand (malformed JSON, wrong types, HTML with 200...).
     #[error("{context}: invalid response: {message}")]
     InvalidResponse { context: String, message: String },
+    /// The events cursor names an event Persona no longer keeps: events were missed.
+    #[error("{context}: the events cursor is no longer known to Persona")]
+    CursorGone { context: String },
     #[error("not found: {0}")]
     NotFound(String),
     #[error("{0}")]

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod download;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod listing;
 pub mod model;
@@ -18,6 +19,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod units;
 pub mod version;
+pub mod webhook;
 
 use std::time::SystemTime;
 
@@ -25,6 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use error::{Error, Result};
+pub use events::{Event, EventPage, EventsFrom};
 
 pub use client::{ApiKey, ClientConfig, HttpClient};
 pub use files::{files_of, inquiry_json};
@@ -159,6 +162,16 @@ pub trait PersonaApi: Send + Sync + 'static {
 
     /// `GET /inquiries/{id}?include=documents,selfies,verifications`.
     async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry>;
+
+    /// One page of `GET /events`, newest first, from `from`; `names` filters by event name
+    /// (`filter[name]`; empty: every event). A cursor Persona no longer keeps (older than the
+    /// events it retains) is [`Error::CursorGone`].
+    async fn list_events(
+        &self,
+        names: &[String],
+        from: &EventsFrom,
+        page_size: u32,
+    ) -> Result<EventPage>;
 
     /// The size of the file behind a URL (a `HEAD`), for files without `byte-size`.
     async fn file_size(&self, url: &str) -> Result<u64>;

@@ -179,6 +179,14 @@ mod tests {
                 next_after: next.map(str::to_string),
             })
         }
+        async fn list_events(
+            &self,
+            _: &[String],
+            _: &crate::EventsFrom,
+            _: u32,
+        ) -> Result<crate::EventPage> {
+            unimplemented!()
+        }
         async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
             Err(Error::NotFound(id.into()))
         }

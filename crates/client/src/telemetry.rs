@@ -19,15 +19,17 @@ pub enum ApiCall {
     Head,
     Download,
     Range,
+    Events,
 }
 
 impl ApiCall {
-    pub const ALL: [ApiCall; 5] = [
+    pub const ALL: [ApiCall; 6] = [
         ApiCall::List,
         ApiCall::Retrieve,
         ApiCall::Head,
         ApiCall::Download,
         ApiCall::Range,
+        ApiCall::Events,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +39,7 @@ impl ApiCall {
             ApiCall::Head => "head",
             ApiCall::Download => "download",
             ApiCall::Range => "range",
+            ApiCall::Events => "events",
         }
     }
 }
@@ -46,7 +49,7 @@ impl ApiCall {
 pub struct Telemetry {
     started: Instant,
     started_unix: u64,
-    api_calls: [AtomicU64; 5],
+    api_calls: [AtomicU64; 6],
     pub rate_limited: AtomicU64,
     pub retries: AtomicU64,
     pub url_refreshes: AtomicU64,
@@ -67,6 +70,12 @@ pub struct Telemetry {
     pub far_reads: AtomicU64,
     /// Requests per minute still allowed by the client's budget (updated as it is drawn).
     pub rate_budget_left: AtomicU64,
+    /// Changes applied from the events feed or webhooks (`FsCore::apply_change`).
+    pub events_applied: AtomicU64,
+    /// Webhooks verified and accepted by the receiver.
+    pub webhooks_accepted: AtomicU64,
+    /// Webhooks refused (bad or missing signature, stale time, bad request).
+    pub webhooks_refused: AtomicU64,
     offline: AtomicBool,
     errors: Mutex<BTreeMap<i32, u64>>,
 }
@@ -95,6 +104,9 @@ impl Default for Telemetry {
             downloads: AtomicU64::new(0),
             far_reads: AtomicU64::new(0),
             rate_budget_left: AtomicU64::new(0),
+            events_applied: AtomicU64::new(0),
+            webhooks_accepted: AtomicU64::new(0),
+            webhooks_refused: AtomicU64::new(0),
             offline: AtomicBool::new(false),
             errors: Mutex::new(BTreeMap::new()),
         }
@@ -144,6 +156,9 @@ impl Telemetry {
             cache_hits: self.cache_hits.load(Relaxed),
             cache_misses: self.cache_misses.load(Relaxed),
             opens: self.opens.load(Relaxed),
+            events_applied: self.events_applied.load(Relaxed),
+            webhooks_accepted: self.webhooks_accepted.load(Relaxed),
+            webhooks_refused: self.webhooks_refused.load(Relaxed),
             errors: self
                 .errors
                 .lock()
@@ -177,6 +192,10 @@ pub struct Snapshot {
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub opens: u64,
+    /// Changes applied from the events feed or webhooks.
+    pub events_applied: u64,
+    pub webhooks_accepted: u64,
+    pub webhooks_refused: u64,
     pub cache_bytes: u64,
     pub cache_max_bytes: u64,
     pub cache_files: u64,
@@ -241,6 +260,16 @@ impl crate::PersonaApi for CountedApi {
     async fn retrieve_inquiry(&self, id: &str) -> crate::Result<crate::RetrievedInquiry> {
         self.tele.api_call(ApiCall::Retrieve);
         self.inner.retrieve_inquiry(id).await
+    }
+
+    async fn list_events(
+        &self,
+        names: &[String],
+        from: &crate::EventsFrom,
+        page_size: u32,
+    ) -> crate::Result<crate::EventPage> {
+        self.tele.api_call(ApiCall::Events);
+        self.inner.list_events(names, from, page_size).await
     }
 
     async fn file_size(&self, url: &str) -> crate::Result<u64> {

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use personafs_client::telemetry::Telemetry;
-use personafs_client::{Error, InquiryPage, ListFilters, PersonaApi, Result, RetrievedInquiry};
+use personafs_client::{
+    Error, EventPage, EventsFrom, InquiryPage, ListFilters, PersonaApi, Result, RetrievedInquiry,
+};
 
 /// Consecutive failures to reach Persona that open the breaker.
 pub(crate) const OPEN_AFTER: u32 = 3;
@@ -156,6 +158,19 @@ impl PersonaApi for BreakerApi {
     async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
         self.call("retrieving an inquiry", self.inner.retrieve_inquiry(id))
             .await
+    }
+
+    async fn list_events(
+        &self,
+        names: &[String],
+        from: &EventsFrom,
+        page_size: u32,
+    ) -> Result<EventPage> {
+        self.call(
+            "listing events",
+            self.inner.list_events(names, from, page_size),
+        )
+        .await
     }
 
     // The files host does not move the breaker (its failures are the reads' own: EIO after

@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 
 use crate::breaker::{Breaker, BreakerApi};
 use crate::cache::{CacheKey, DiskCache};
+use crate::changes::Change;
+use crate::changes::feed::{Feed, Polled};
 use crate::config::CoreConfig;
 use crate::dirs::{DirSnapshot, Dirs};
 use crate::downloads::Downloads;
@@ -19,7 +21,7 @@ use crate::metadata::views::{Need, Views};
 use crate::metadata::{Attr, DirEntry, Listed, Metadata, Step, Wait, at_once, waited};
 use crate::readahead::Readahead;
 use personafs_client::telemetry::Telemetry;
-use personafs_client::{InquiryPage, PersonaApi, Section};
+use personafs_client::{Event, InquiryPage, PersonaApi, Section};
 
 /// What `statfs` reports.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +54,9 @@ pub struct FsCore {
     /// binary's status and metrics).
     pub counters: Arc<Telemetry>,
     breaker: Arc<Breaker>,
+    /// Where the metadata store is written (in order): changes delete through it too.
+    writer: Option<Arc<StoreWriter>>,
+    feed: Feed,
 }
 
 impl FsCore {
@@ -71,6 +76,7 @@ impl FsCore {
             .store
             .clone()
             .map(|store| Arc::new(StoreWriter::new(store, &rt)));
+        let feed = Feed::new(api.clone(), cfg.store.clone(), format!("{:?}", cfg.filters));
         let listing = Arc::new(Lister::new(
             api.clone(),
             cfg.filters.clone(),
@@ -86,7 +92,7 @@ impl FsCore {
             cache.clone(),
             rt.clone(),
             listing.clone(),
-            writer,
+            writer.clone(),
             &cfg,
         ));
         let downloads = Arc::new(Downloads::new(
@@ -116,6 +122,95 @@ impl FsCore {
             dirs: Dirs::new(),
             counters,
             breaker,
+            writer,
+            feed,
+        })
+    }
+
+    /// Apply a change Persona announced (an event from the feed or a webhook): see
+    /// [`Change`]. A redaction's stored view and cached files are gone when this returns.
+    pub async fn apply_change(&self, change: Change) {
+        let id: Arc<str> = Arc::from(change.inquiry_id());
+        self.meta.listing.expire();
+        match &change {
+            Change::Appeared(_) | Change::Changed(_) => self.meta.views.expire(&id),
+            Change::Redacted(_) => {
+                self.meta.views.mark_redacted(&id);
+                self.forget_redacted(&id).await;
+                tracing::info!(inquiry = %id, "redaction applied");
+            }
+        }
+        self.counters.events_applied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Apply an event if it changes what the mount shows; whether it did.
+    pub async fn apply_event(&self, event: &Event) -> bool {
+        match crate::changes::change_of(event) {
+            Some(change) => {
+                tracing::debug!(event = %event.id, name = %event.name, "applying event");
+                self.apply_change(change).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A redacted inquiry's stored view and cached files go (through the store's writer, so
+    /// a save queued before cannot bring the view back).
+    async fn forget_redacted(&self, id: &Arc<str>) {
+        let cache = self.cache.clone();
+        let key = id.to_string();
+        match &self.writer {
+            Some(writer) => {
+                writer
+                    .write_and_wait(move |store| {
+                        crate::metadata::listing::forget_redacted(store, &cache, &key)
+                    })
+                    .await
+            }
+            None => {
+                let _ = self
+                    .rt
+                    .spawn_blocking(move || cache.purge_inquiry(&key))
+                    .await;
+            }
+        }
+    }
+
+    /// Events were missed: list again (the listing acts on the redactions it shows, and a
+    /// stored view whose `updated-at` the listing contradicts is retrieved again), forget
+    /// the views in memory, and apply each redaction the listing shows.
+    pub(crate) async fn full_check(&self) -> FsResult<()> {
+        self.meta.listing.expire();
+        self.meta.views.expire_all();
+        let listing = self.meta.listing.refresh().await?;
+        for id in listing.confirmed_redacted() {
+            if !self.meta.views.is_marked_redacted(&id) {
+                self.apply_change(Change::Redacted(id.to_string())).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// One poll of the events feed (what `watch_events` does every interval).
+    pub async fn poll_events(&self) -> Polled {
+        self.feed.poll(self).await
+    }
+
+    /// Poll the events feed every `interval` on the core's runtime, until the core is
+    /// dropped or the task aborted.
+    pub fn watch_events(
+        self: &Arc<Self>,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let core = Arc::downgrade(self);
+        self.rt.spawn(async move {
+            loop {
+                let Some(c) = core.upgrade() else { return };
+                c.poll_events().await;
+                drop(c);
+                tokio::time::sleep(interval).await;
+            }
         })
     }
 

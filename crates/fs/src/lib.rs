@@ -11,6 +11,7 @@
 pub mod audit;
 mod breaker;
 pub mod cache;
+mod changes;
 mod config;
 mod core;
 mod dirs;
@@ -28,6 +29,8 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use self::changes::feed::Polled;
+pub use self::changes::{Change, change_of};
 pub use self::config::CoreConfig;
 pub use self::core::{DirSlot, FsCore, FsStats};
 pub use error::{FsError, FsResult};

@@ -99,6 +99,15 @@ impl PersonaApi for FakeApi {
         )
     }
 
+    async fn list_events(
+        &self,
+        _: &[String],
+        _: &personafs_client::EventsFrom,
+        _: u32,
+    ) -> Result<personafs_client::EventPage> {
+        Ok(personafs_client::EventPage::default())
+    }
+
     async fn file_size(&self, _: &str) -> Result<u64> {
         Err(not_found())
     }

@@ -82,13 +82,13 @@ struct Cut {
 /// Wraps any `PersonaApi` and injects faults by call kind.
 pub struct FaultyApi<A: PersonaApi + ?Sized> {
     inner: Arc<A>,
-    plans: Mutex<[Plan; 5]>,
+    plans: Mutex<[Plan; 6]>,
     cut: Mutex<Cut>,
     refuse_urls: Mutex<usize>,
     calls: CallCounts,
     injected: CallCounts,
-    in_flight: [AtomicU64; 5],
-    max_in_flight: [AtomicU64; 5],
+    in_flight: [AtomicU64; 6],
+    max_in_flight: [AtomicU64; 6],
 }
 
 impl<A: PersonaApi> FaultyApi<A> {
@@ -313,6 +313,16 @@ impl<A: PersonaApi + ?Sized> PersonaApi for FaultyApi<A> {
 
     async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
         self.tracked(Call::Retrieve, self.inner.retrieve_inquiry(id))
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        names: &[String],
+        from: &crate::EventsFrom,
+        page_size: u32,
+    ) -> Result<crate::EventPage> {
+        self.tracked(Call::Events, self.inner.list_events(names, from, page_size))
             .await
     }
 

@@ -16,7 +16,8 @@ use crate::error::Host;
 use crate::model::{parse_inquiry, parse_list_page, parse_time};
 use crate::redact::redact_url;
 use crate::{
-    Error, InquiryPage, ListFilters, PersonaApi, RemoteFile, Result, RetrievedInquiry, files_of,
+    Error, Event, EventPage, EventsFrom, InquiryPage, ListFilters, PersonaApi, RemoteFile, Result,
+    RetrievedInquiry, files_of,
 };
 
 /// Where the signed URLs point (never contacted).
@@ -207,6 +208,9 @@ struct State {
     url_lifetime: Duration,
     fetches: Vec<FetchRecord>,
     refused: u64,
+    /// The events kept, oldest first (`drop_events` forgets them, as retention does).
+    events: Vec<Event>,
+    next_event: u64,
 }
 
 /// Persona in memory: inquiries, their files, signed URLs with a lifetime, call counters.
@@ -249,6 +253,8 @@ impl MemoryApi {
                 url_lifetime: Duration::from_secs(6 * 3600),
                 fetches: Vec::new(),
                 refused: 0,
+                events: Vec::new(),
+                next_event: 1,
             }),
             calls: CallCounts::default(),
         }
@@ -275,6 +281,7 @@ impl MemoryApi {
                 .collect();
             objects.push(ObjectSpec { kind, id, files });
         }
+        st.record("inquiry.created", &spec.id, "inquiry", &spec.id);
         st.inquiries.insert(
             spec.id.clone(),
             InquiryRec {
@@ -310,6 +317,13 @@ impl MemoryApi {
         };
         inq.status = Some(status.to_string());
         inq.touch();
+        let name = match status {
+            "completed" | "approved" | "declined" | "failed" | "expired" | "marked-for-review" => {
+                format!("inquiry.{status}")
+            }
+            _ => "inquiry.transitioned".to_string(),
+        };
+        st.record(&name, id, "inquiry", id);
         true
     }
 
@@ -322,6 +336,15 @@ impl MemoryApi {
             return false;
         };
         inq.touch();
+        st.record(
+            "document.processed",
+            id,
+            "document/government-id",
+            object_id,
+        );
+        let Some(inq) = st.inquiries.get_mut(id) else {
+            return false;
+        };
         match inq.objects.iter_mut().find(|o| o.id == object_id) {
             Some(o) => o.files.push((key, file)),
             None => inq.objects.push(ObjectSpec {
@@ -344,6 +367,12 @@ impl MemoryApi {
         let removed = o.files.len() != before;
         if removed && let Some(inq) = st.inquiries.get_mut(id) {
             inq.touch();
+            st.record(
+                "document.processed",
+                id,
+                "document/government-id",
+                object_id,
+            );
         }
         removed
     }
@@ -370,6 +399,12 @@ impl MemoryApi {
                 if let Some(inq) = st.inquiries.get_mut(id) {
                     inq.touch();
                 }
+                st.record(
+                    "document.processed",
+                    id,
+                    "document/government-id",
+                    object_id,
+                );
                 true
             }
             None => false,
@@ -387,7 +422,19 @@ impl MemoryApi {
         for o in &mut inq.objects {
             o.files.clear();
         }
+        st.record("inquiry.redacted", id, "inquiry", id);
         true
+    }
+
+    /// Forget every event kept so far, as Persona's retention does: a cursor naming one is
+    /// refused from now on.
+    pub fn drop_events(&self) {
+        self.state.lock().events.clear();
+    }
+
+    /// The events kept, oldest first.
+    pub fn events(&self) -> Vec<Event> {
+        self.state.lock().events.clone()
     }
 
     /// Calls of a kind so far.
@@ -494,6 +541,19 @@ impl MemoryApi {
 }
 
 impl State {
+    fn record(&mut self, name: &str, inquiry_id: &str, object_type: &str, object_id: &str) {
+        let n = self.next_event;
+        self.next_event += 1;
+        self.events.push(Event {
+            id: format!("evt_{n:08}"),
+            name: name.to_string(),
+            created_at: Some(Utc::now()),
+            object_type: Some(object_type.to_string()),
+            object_id: Some(object_id.to_string()),
+            inquiry_id: Some(inquiry_id.to_string()),
+        });
+    }
+
     fn object_mut(&mut self, id: &str, object_id: &str) -> Option<&mut ObjectSpec> {
         self.inquiries
             .get_mut(id)?
@@ -690,6 +750,58 @@ impl PersonaApi for MemoryApi {
     async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
         self.calls.bump(Call::Retrieve);
         self.build_inquiry(id)
+    }
+
+    async fn list_events(
+        &self,
+        names: &[String],
+        from: &EventsFrom,
+        page_size: u32,
+    ) -> Result<EventPage> {
+        self.calls.bump(Call::Events);
+        let st = self.state.lock();
+        // Newest first, as the endpoint answers; positions are in this order.
+        let newest_first: Vec<&Event> = st.events.iter().rev().collect();
+        let position = |id: &str| {
+            newest_first
+                .iter()
+                .position(|e| e.id == id)
+                .ok_or_else(|| Error::CursorGone {
+                    context: "list events".into(),
+                })
+        };
+        let matching: Vec<usize> = (0..newest_first.len())
+            .filter(|&i| names.is_empty() || names.contains(&newest_first[i].name))
+            .collect();
+        let size = (page_size as usize).clamp(1, MAX_PAGE);
+        let page: Vec<usize> = match from {
+            EventsFrom::Newest => matching.iter().copied().take(size).collect(),
+            EventsFrom::After(id) => {
+                let pos = position(id)?;
+                matching
+                    .iter()
+                    .copied()
+                    .filter(|&i| i > pos)
+                    .take(size)
+                    .collect()
+            }
+            EventsFrom::Before(id) => {
+                let pos = position(id)?;
+                let newer: Vec<usize> = matching.iter().copied().filter(|&i| i < pos).collect();
+                newer[newer.len().saturating_sub(size)..].to_vec()
+            }
+        };
+        let has_older = page
+            .last()
+            .is_some_and(|&p| matching.iter().any(|&i| i > p));
+        let has_newer = page
+            .first()
+            .is_some_and(|&p| matching.iter().any(|&i| i < p));
+        Ok(EventPage {
+            events: page.iter().map(|&i| newest_first[i].clone()).collect(),
+            has_newer,
+            has_older,
+        })
     }
 
     async fn file_size(&self, url: &str) -> Result<u64> {

@@ -20,15 +20,17 @@ pub enum Call {
     Head,
     Download,
     DownloadRange,
+    Events,
 }
 
 impl Call {
-    pub const ALL: [Call; 5] = [
+    pub const ALL: [Call; 6] = [
         Call::List,
         Call::Retrieve,
         Call::Head,
         Call::Download,
         Call::DownloadRange,
+        Call::Events,
     ];
 
     fn index(self) -> usize {
@@ -43,7 +45,7 @@ impl Call {
 
 /// One counter per call kind.
 #[derive(Debug, Default)]
-pub struct CallCounts([AtomicU64; 5]);
+pub struct CallCounts([AtomicU64; 6]);
 
 impl CallCounts {
     pub fn get(&self, call: Call) -> u64 {
@@ -55,7 +57,7 @@ impl CallCounts {
     }
 
     /// Every kind's count, in `Call::ALL` order (for messages).
-    pub fn snapshot(&self) -> [(Call, u64); 5] {
+    pub fn snapshot(&self) -> [(Call, u64); 6] {
         Call::ALL.map(|c| (c, self.get(c)))
     }
 }

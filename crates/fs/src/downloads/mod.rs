@@ -161,6 +161,15 @@ impl Downloads {
                     }
                     Err(e) => tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}"),
                 }
+                // Redacted while downloading (an event): what was just cached goes too.
+                if self.views.is_marked_redacted(id) {
+                    let cache = self.cache.clone();
+                    let key = id.to_string();
+                    let _ = self
+                        .rt
+                        .spawn_blocking(move || cache.purge_inquiry(&key))
+                        .await;
+                }
                 tracing::debug!(inquiry = %id, file = %name, bytes = dl.size, "download complete");
                 dl.progress.send_modify(|p| p.done = true);
             }

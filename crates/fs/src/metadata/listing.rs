@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::TryStreamExt;
@@ -29,9 +29,22 @@ pub(crate) struct Listing {
     /// Inquiries the listing shows redacted.
     redacted: HashSet<Arc<str>>,
     at: Instant,
+    /// `Lister::generation` when this listing was started: a change applied since makes it
+    /// stale whatever its age.
+    generation: u64,
     /// When Persona gave this listing; `None` for one loaded from the store (it confirms
     /// nothing: it is only what the last mount saw).
     confirmed_at: Option<SystemTime>,
+}
+
+impl Listing {
+    /// The inquiries this listing shows redacted, if Persona gave it (not the stored one).
+    pub(crate) fn confirmed_redacted(&self) -> Vec<Arc<str>> {
+        match self.confirmed_at {
+            Some(_) => self.redacted.iter().cloned().collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// Where listings are kept across mounts, and what a redaction seen in one deletes.
@@ -53,6 +66,8 @@ pub(crate) struct Lister {
     current: Mutex<Option<Arc<Listing>>>,
     /// A first listing page fetched before mounting (the key check), used once if fresh.
     seed: Mutex<Option<(InquiryPage, Instant)>>,
+    /// Bumped by each change from the events feed or a webhook (`expire`).
+    generation: AtomicU64,
 }
 
 /// A name that could be an inquiry id; anything else is ENOENT without asking Persona.
@@ -80,7 +95,15 @@ impl Lister {
             last_failed: AtomicBool::new(false),
             current: Mutex::new(None),
             seed: Mutex::new(None),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// A change was applied: the listing in memory is stale from now on, whatever its age
+    /// (the next readdir lists again).
+    pub(crate) fn expire(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.seed.lock().take();
     }
 
     pub(crate) fn seed(&self, page: InquiryPage) {
@@ -94,7 +117,9 @@ impl Lister {
 
     /// The listing if it is fresh; never waits.
     pub(crate) fn fresh_now(&self) -> Option<Arc<Listing>> {
-        self.current().filter(|l| l.at.elapsed() < self.ttl)
+        let generation = self.generation.load(Ordering::SeqCst);
+        self.current()
+            .filter(|l| l.at.elapsed() < self.ttl && l.generation == generation)
     }
 
     /// Whether the last listing Persona gave shows `id` redacted: a view in memory that is
@@ -162,7 +187,7 @@ impl Lister {
         }
     }
 
-    async fn refresh(&self) -> FsResult<Arc<Listing>> {
+    pub(crate) async fn refresh(&self) -> FsResult<Arc<Listing>> {
         let _refreshing = self.refresh.lock().await;
         self.refresh_locked().await
     }
@@ -248,6 +273,7 @@ impl Lister {
             updated,
             redacted: HashSet::new(),
             at,
+            generation: self.generation.load(Ordering::SeqCst),
             confirmed_at: None,
         }))
     }
@@ -281,6 +307,7 @@ impl Lister {
             .as_ref()
             .map(|(_, at)| *at)
             .unwrap_or_else(Instant::now);
+        let generation = self.generation.load(Ordering::SeqCst);
         tracing::debug!(filters = ?self.filters, "listing inquiries");
         let summaries: Vec<_> = personafs_client::list_stream_from(
             self.api.as_ref(),
@@ -323,6 +350,7 @@ impl Lister {
             updated,
             redacted,
             at,
+            generation,
             confirmed_at: Some(confirmed_at),
         };
         Ok((listing, rows))

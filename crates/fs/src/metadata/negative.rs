@@ -38,6 +38,11 @@ impl NegativeCache {
         self.until.lock().put(id.clone(), Instant::now() + self.ttl);
     }
 
+    /// `id` may exist after all (an event said it appeared).
+    pub(crate) fn remove(&self, id: &str) {
+        self.until.lock().pop(id);
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.until.lock().len()

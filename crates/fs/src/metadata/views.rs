@@ -8,7 +8,9 @@
 //! the metadata TTL (its `updated-at` in a fresh listing matches, or it was checked that
 //! recently). When Persona cannot be reached, the stored view answers whatever its age.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -64,6 +66,13 @@ pub(crate) struct Views {
     url_budget: Duration,
     cells: Mutex<LruCache<Arc<str>, Arc<Cell>>>,
     negative: NegativeCache,
+    /// Inquiries an event said changed, with the number of that change: retrieved again on
+    /// next use (no stored view). Only a retrieve started after the change clears it.
+    changed: Mutex<HashMap<Arc<str>, u64>>,
+    changes: AtomicU64,
+    /// Inquiries an event said were redacted: only a view that shows the redaction is served
+    /// for them from now on (anything else is ENOENT).
+    redacted: Mutex<HashSet<Arc<str>>>,
 }
 
 impl Views {
@@ -86,7 +95,49 @@ impl Views {
             url_budget: cfg.url_budget(),
             cells: Mutex::new(LruCache::new(capacity_of(cfg.max_views))),
             negative: NegativeCache::new(cfg.negative_ttl, cfg.max_views),
+            changed: Mutex::default(),
+            changes: AtomicU64::new(0),
+            redacted: Mutex::default(),
         }
+    }
+
+    /// An event said `id` appeared or changed: its view in memory (and a "no such inquiry"
+    /// answer) go, and the next use retrieves it rather than trusting the stored view.
+    pub(crate) fn expire(&self, id: &Arc<str>) {
+        self.note_change(id);
+        self.negative.remove(id);
+        self.cells.lock().pop(id);
+    }
+
+    /// An event said `id` was redacted: its view leaves memory, and from now on only a view
+    /// showing the redaction (no files) is served for it.
+    pub(crate) fn mark_redacted(&self, id: &Arc<str>) {
+        self.redacted.lock().insert(id.clone());
+        self.note_change(id);
+        self.cells.lock().pop(id);
+    }
+
+    fn note_change(&self, id: &Arc<str>) {
+        let n = self.changes.fetch_add(1, Ordering::SeqCst) + 1;
+        self.changed.lock().insert(id.clone(), n);
+    }
+
+    /// Whether an event said `id` was redacted.
+    pub(crate) fn is_marked_redacted(&self, id: &str) -> bool {
+        self.redacted.lock().contains(id)
+    }
+
+    /// Every view leaves memory (the events were missed: nothing in memory is known good).
+    pub(crate) fn expire_all(&self) {
+        self.cells.lock().clear();
+    }
+
+    /// A view is served for `id` only if it agrees with a redaction an event announced.
+    fn checked(&self, id: &Arc<str>, view: Arc<InquiryView>) -> FsResult<Arc<InquiryView>> {
+        if !view.redacted && self.is_marked_redacted(id) {
+            return Err(FsError::not_found(format_args!("inquiry {id} (redacted)")));
+        }
+        Ok(view)
     }
 
     fn cell(&self, id: &Arc<str>) -> Arc<Cell> {
@@ -110,7 +161,8 @@ impl Views {
         let cell = self.cells.lock().get(id)?.clone();
         let slot = cell.view.try_lock().ok()?;
         let view = slot.as_ref()?;
-        self.is_fresh(view, Need::Metadata).then(|| view.clone())
+        ((view.redacted || !self.is_marked_redacted(id)) && self.is_fresh(view, Need::Metadata))
+            .then(|| view.clone())
     }
 
     /// `created-at` of the inquiry from its last view, of any age; never waits.
@@ -137,6 +189,11 @@ impl Views {
 
     /// The inquiry's view, retrieving it again when `need` asks for fresher data.
     pub(crate) async fn view(&self, id: &Arc<str>, need: Need) -> FsResult<Arc<InquiryView>> {
+        let view = self.view_unchecked(id, need).await?;
+        self.checked(id, view)
+    }
+
+    async fn view_unchecked(&self, id: &Arc<str>, need: Need) -> FsResult<Arc<InquiryView>> {
         if self.negative.is_missing(id) {
             return Err(FsError::not_found(format_args!("inquiry {id}")));
         }
@@ -147,7 +204,9 @@ impl Views {
         {
             return Ok(view.clone());
         }
+        let changed = self.changed.lock().get(id).copied();
         if slot.is_none()
+            && changed.is_none()
             && matches!(need, Need::Metadata)
             && let Some(view) = self.stored(id, Trust::Confirmed).await
         {
@@ -157,6 +216,13 @@ impl Views {
         }
         match self.retrieve(id, slot.as_deref()).await {
             Ok(view) => {
+                if let Some(n) = changed {
+                    let mut changed = self.changed.lock();
+                    // A change announced during this retrieve stays to be seen.
+                    if changed.get(id) == Some(&n) {
+                        changed.remove(id);
+                    }
+                }
                 *cell.created.lock() = Some(view.created);
                 *slot = Some(view.clone());
                 Ok(view)

@@ -3,6 +3,7 @@
 //! a temp dir. No FUSE, no HTTP. Assertions are on bytes, errnos and call counts; time only
 //! passes (short TTLs and small sleeps), it is never measured.
 
+mod changes;
 mod errors;
 mod expiry;
 mod far_reads;
