@@ -18,11 +18,13 @@ use parking_lot::Mutex;
 use super::listing::{Lister, forget_redacted};
 use super::negative::{NegativeCache, capacity_of};
 use super::persist::StoreWriter;
+use super::shared;
 use super::view::InquiryView;
 use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::config::CoreConfig;
 use crate::error::{FsError, FsResult};
+use personafs_client::shared_state::{Claim, SharedViews};
 use personafs_client::{PersonaApi, files_of};
 
 /// What a caller needs of an inquiry's view.
@@ -64,6 +66,8 @@ pub(crate) struct Views {
     url_budget: Duration,
     cells: Mutex<LruCache<Arc<str>, Arc<Cell>>>,
     negative: NegativeCache,
+    /// Views shared with the other mounts of the environment, if any.
+    shared: Option<Arc<dyn SharedViews>>,
 }
 
 impl Views {
@@ -86,6 +90,7 @@ impl Views {
             url_budget: cfg.url_budget(),
             cells: Mutex::new(LruCache::new(capacity_of(cfg.max_views))),
             negative: NegativeCache::new(cfg.negative_ttl, cfg.max_views),
+            shared: cfg.shared_views.clone(),
         }
     }
 
@@ -155,7 +160,7 @@ impl Views {
             *slot = Some(view.clone());
             return Ok(view);
         }
-        match self.retrieve(id, slot.as_deref()).await {
+        match self.obtain(id, need, slot.as_deref()).await {
             Ok(view) => {
                 *cell.created.lock() = Some(view.created);
                 *slot = Some(view.clone());
@@ -289,6 +294,77 @@ impl Views {
         });
     }
 
+    /// A view for `need`: retrieved, or, for names and sizes with shared state, another
+    /// mount's (or retrieved by this one alone among the mounts, then shared).
+    async fn obtain(
+        &self,
+        id: &Arc<str>,
+        need: Need,
+        previous: Option<&InquiryView>,
+    ) -> personafs_client::Result<Arc<InquiryView>> {
+        let Some(views) = &self.shared else {
+            return self.retrieve(id, previous).await;
+        };
+        if !matches!(need, Need::Metadata) {
+            // URLs never leave a host: retrieve, and share the token-free rest.
+            let view = self.retrieve(id, previous).await?;
+            self.publish(views.as_ref(), &view).await;
+            return Ok(view);
+        }
+        if let Some(view) = self.adopt(id, views.fetch(id).await) {
+            return Ok(view);
+        }
+        match views.claim(id).await {
+            Claim::Mine(lease) => {
+                let retrieved = self.retrieve(id, previous).await;
+                if let Ok(view) = &retrieved {
+                    self.publish(views.as_ref(), view).await;
+                }
+                views.release(lease).await;
+                retrieved
+            }
+            Claim::Taken => match self.adopt(id, views.wait_for(id).await) {
+                Some(view) => Ok(view),
+                None => self.retrieve(id, previous).await,
+            },
+            Claim::Unavailable => self.retrieve(id, previous).await,
+        }
+    }
+
+    async fn publish(&self, views: &dyn SharedViews, view: &InquiryView) {
+        // When it was retrieved, not now: its age goes with it.
+        let checked = SystemTime::now() - view.fetched_at.elapsed();
+        if let Some(bytes) = shared::encode(view, checked) {
+            views.publish(&view.id, &bytes).await;
+        }
+    }
+
+    /// Another mount's view of `id`, if it may answer for names and sizes here: fresh within
+    /// the metadata TTL, not older than this mount's listing says the inquiry is, and not
+    /// redacted (a redaction is applied by retrieving it here, which deletes cached files).
+    fn adopt(&self, id: &Arc<str>, bytes: Option<Vec<u8>>) -> Option<Arc<InquiryView>> {
+        let (view, checked) = shared::decode(id, &bytes?)?;
+        if view.redacted || !self.is_fresh(&view, Need::Metadata) {
+            return None;
+        }
+        if let Some((listed, _)) = self.listing.confirmed_updated(id)
+            && view.updated.is_none_or(|seen| seen < listed)
+        {
+            return None;
+        }
+        tracing::trace!(inquiry = %id, "view taken from the shared state");
+        if let Some(writer) = &self.store {
+            let stored = view.to_stored(checked);
+            let json = view.json.clone();
+            writer.write(move |store| {
+                if let Err(e) = store.put_inquiry_with_json(&stored, &json) {
+                    tracing::warn!(inquiry = %stored.id, "metadata store: cannot save a view: {e}");
+                }
+            });
+        }
+        Some(Arc::new(view))
+    }
+
     async fn retrieve(
         &self,
         id: &str,
@@ -331,6 +407,9 @@ impl Views {
             .collect();
         let mut view = InquiryView::new(&inquiry, fetched_at, sized);
         view.complete = complete;
+        if self.shared.is_some() {
+            view = shared::with_stripped_json(view);
+        }
         let view = Arc::new(view);
         tracing::debug!(inquiry = %id, files = view.files.len(), status = ?view.status,
             redacted = view.redacted, "inquiry retrieved");

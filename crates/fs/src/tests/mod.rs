@@ -11,6 +11,7 @@ mod metadata;
 mod prefetch;
 mod reads;
 mod redaction;
+mod shared;
 mod store;
 
 use std::sync::Arc;
