@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod mount;
 pub mod mountinfo;
 pub mod notify;
+pub mod shared_state;
 pub mod status;
 pub mod unmount;

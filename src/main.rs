@@ -134,17 +134,28 @@ fn serve(
     let tele = Arc::new(personafs_client::telemetry::Telemetry::default());
     let mut client_cfg = client_config(&cfg, key, extra_hosts);
     client_cfg.telemetry = Some(tele.clone());
-    let http: Arc<dyn PersonaApi> = Arc::new(HttpClient::new(client_cfg)?);
+    let sharing = cfg.shared_state.clone().map(|url| {
+        personafs::shared_state::Sharing::new(url, cfg.api_rate_limit, cfg.metadata_ttl)
+    });
+    let client = match &sharing {
+        Some(sharing) => HttpClient::with_budget(client_cfg, sharing.budget())?,
+        None => HttpClient::new(client_cfg)?,
+    };
+    let http: Arc<dyn PersonaApi> = Arc::new(client.clone());
     let api: Arc<dyn PersonaApi> = Arc::new(personafs_client::telemetry::CountedApi::new(
         http,
         tele.clone(),
     ));
     notify::status("checking the Persona API");
     let first_page = rt.block_on(mount::check_api(api.as_ref(), &cfg))?;
+    let shared_views = match sharing {
+        Some(sharing) => sharing.connect(&client, first_page.is_some())?,
+        None => None,
+    };
     notify::status(&format!("mounting at {}", cfg.mountpoint.display()));
     let pipe = pipe.clone();
     let mountpoint = cfg.mountpoint.clone();
-    mount::serve(&rt, api, tele, &cfg, first_page, move || {
+    mount::serve(&rt, api, tele, &cfg, first_page, shared_views, move || {
         notify::ready(&mountpoint);
         daemon::report_ready(pipe.lock().take())
     })
