@@ -67,7 +67,7 @@ return 0
 ";
 
 /// How often a waiting mount looks for the view.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(20);
 
 /// [`SharedViews`] in Redis, for one environment of one organization.
 pub struct RedisViews {

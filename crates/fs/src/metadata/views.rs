@@ -311,11 +311,17 @@ impl Views {
             self.publish(views.as_ref(), &view).await;
             return Ok(view);
         }
-        if let Some(view) = self.adopt(id, views.fetch(id).await) {
+        if let Some(view) = self.adopt(id, views.fetch(id).await).await {
             return Ok(view);
         }
         match views.claim(id).await {
             Claim::Mine(lease) => {
+                // Another mount may have published and released between our look and our
+                // claim: look once more before spending a retrieve.
+                if let Some(view) = self.adopt(id, views.fetch(id).await).await {
+                    views.release(lease).await;
+                    return Ok(view);
+                }
                 let retrieved = self.retrieve(id, previous).await;
                 if let Ok(view) = &retrieved {
                     self.publish(views.as_ref(), view).await;
@@ -323,7 +329,7 @@ impl Views {
                 views.release(lease).await;
                 retrieved
             }
-            Claim::Taken => match self.adopt(id, views.wait_for(id).await) {
+            Claim::Taken => match self.adopt(id, views.wait_for(id).await).await {
                 Some(view) => Ok(view),
                 None => self.retrieve(id, previous).await,
             },
@@ -340,11 +346,11 @@ impl Views {
     }
 
     /// Another mount's view of `id`, if it may answer for names and sizes here: fresh within
-    /// the metadata TTL, not older than this mount's listing says the inquiry is, and not
-    /// redacted (a redaction is applied by retrieving it here, which deletes cached files).
-    fn adopt(&self, id: &Arc<str>, bytes: Option<Vec<u8>>) -> Option<Arc<InquiryView>> {
+    /// the metadata TTL and not older than this mount's listing says the inquiry is. A
+    /// redacted one is applied here as a retrieve's would be (cached files deleted).
+    async fn adopt(&self, id: &Arc<str>, bytes: Option<Vec<u8>>) -> Option<Arc<InquiryView>> {
         let (view, checked) = shared::decode(id, &bytes?)?;
-        if view.redacted || !self.is_fresh(&view, Need::Metadata) {
+        if !self.is_fresh(&view, Need::Metadata) {
             return None;
         }
         if let Some((listed, _)) = self.listing.confirmed_updated(id)
@@ -353,7 +359,10 @@ impl Views {
             return None;
         }
         tracing::trace!(inquiry = %id, "view taken from the shared state");
-        if let Some(writer) = &self.store {
+        let view = Arc::new(view);
+        if view.redacted {
+            self.apply_redaction(&view).await;
+        } else if let Some(writer) = &self.store {
             let stored = view.to_stored(checked);
             let json = view.json.clone();
             writer.write(move |store| {
@@ -362,7 +371,40 @@ impl Views {
                 }
             });
         }
-        Some(Arc::new(view))
+        Some(view)
+    }
+
+    /// A redacted inquiry: its cached files and file rows go before the reply.
+    async fn apply_redaction(&self, view: &Arc<InquiryView>) {
+        let cache = self.cache.clone();
+        let id = view.id.to_string();
+        match &self.store {
+            Some(writer) => {
+                // Its files and file rows go before the reply; what is left is what the
+                // redacted body shows (no files), so a remount or an offline mount shows
+                // the inquiry empty without asking again.
+                let empty = view.to_stored(SystemTime::now());
+                let json = view.json.clone();
+                writer
+                    .write_and_wait(move |store| {
+                        forget_redacted(store, &cache, &id);
+                        if let Err(e) = store.put_inquiry_with_json(&empty, &json) {
+                            tracing::warn!(inquiry = %id, "metadata store: cannot save a redacted view: {e}");
+                        }
+                    })
+                    .await;
+            }
+            None => {
+                let purged = self
+                    .rt
+                    .spawn_blocking(move || cache.purge_inquiry(&id))
+                    .await
+                    .unwrap_or(0);
+                if purged > 0 {
+                    tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
+                }
+            }
+        }
     }
 
     async fn retrieve(
@@ -414,35 +456,7 @@ impl Views {
         tracing::debug!(inquiry = %id, files = view.files.len(), status = ?view.status,
             redacted = view.redacted, "inquiry retrieved");
         if view.redacted {
-            let cache = self.cache.clone();
-            let id = id.to_string();
-            match &self.store {
-                Some(writer) => {
-                    // Its files and file rows go before the reply; what is left is what the
-                    // redacted body shows (no files), so a remount or an offline mount shows
-                    // the inquiry empty without asking again.
-                    let empty = view.to_stored(SystemTime::now());
-                    let json = view.json.clone();
-                    writer
-                        .write_and_wait(move |store| {
-                            forget_redacted(store, &cache, &id);
-                            if let Err(e) = store.put_inquiry_with_json(&empty, &json) {
-                                tracing::warn!(inquiry = %id, "metadata store: cannot save a redacted view: {e}");
-                            }
-                        })
-                        .await;
-                }
-                None => {
-                    let purged = self
-                        .rt
-                        .spawn_blocking(move || cache.purge_inquiry(&id))
-                        .await
-                        .unwrap_or(0);
-                    if purged > 0 {
-                        tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
-                    }
-                }
-            }
+            self.apply_redaction(&view).await;
         } else {
             self.save(&view);
         }
