@@ -11,13 +11,14 @@ use personafs_client::shared_state::{CLAIM_TTL, RedisViews, SharedViews};
 use personafs_client::testing::redis_server::RedisServer;
 use personafs_client::testing::{Call, FaultyApi, MemoryApi};
 
-use super::{build_core, bytes, config, limits, sample_inquiry};
+use super::{build_core, bytes, config, limits, sample_inquiry, wait_for};
 use crate::cache::DiskCache;
 use crate::{FsCore, INQUIRIES, Kind};
 
 /// A mount: a core over the shared API, its own cache dir, the shared views.
 struct Mount {
     core: Arc<FsCore>,
+    cache: Arc<DiskCache>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,13 +37,21 @@ fn views(redis: &RedisServer) -> Arc<dyn SharedViews> {
 }
 
 fn mount(api: &Arc<FaultyApi<MemoryApi>>, shared: Arc<dyn SharedViews>) -> Mount {
+    mount_with(api, shared, config())
+}
+
+fn mount_with(
+    api: &Arc<FaultyApi<MemoryApi>>,
+    shared: Arc<dyn SharedViews>,
+    mut cfg: crate::CoreConfig,
+) -> Mount {
     let dir = tempfile::tempdir().unwrap();
     let cache = DiskCache::open_dir(&dir.path().join("cache"), limits(1 << 30)).unwrap();
-    let mut cfg = config();
     cfg.shared_views = Some(shared);
     let api: Arc<dyn PersonaApi> = api.clone();
     Mount {
-        core: build_core(api, cache, cfg),
+        core: build_core(api, cache.clone(), cfg),
+        cache,
         _dir: dir,
     }
 }
@@ -164,9 +173,70 @@ async fn nothing_written_to_redis_holds_a_url_or_a_token() {
     assert_eq!(views, 3, "{keys:?}");
     for (key, value) in &contents {
         assert!(key.starts_with("personafs:org_TEST:env_TEST:"), "{key}");
-        let text = String::from_utf8_lossy(&value).to_ascii_lowercase();
+        let text = String::from_utf8_lossy(value).to_ascii_lowercase();
         for secret in ["token", "http", "files.withpersona.com", "://"] {
             assert!(!text.contains(secret), "{key} holds {secret:?}: {text}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redaction_seen_by_one_mount_deletes_the_others_cached_files_too() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let api = api_of(2);
+    let mut cfg = config();
+    cfg.metadata_ttl = Duration::from_millis(100);
+    let a = mount_with(&api, views(&redis), cfg.clone());
+    let b = mount_with(&api, views(&redis), cfg);
+    walk(&a.core).await;
+    // B caches a file of inq_000 (its own retrieve, for URLs).
+    let dir = b.core.lookup(INQUIRIES, "inq_000").await.unwrap().ino;
+    let doc = b.core.lookup(dir, "document").await.unwrap().ino;
+    let file = b.core.lookup(doc, "doc_1-front-photo.jpg").await.unwrap();
+    assert_eq!(read_all(&b.core, file.ino).await, bytes(0, 150_000));
+    wait_for("B's file cached", || b.cache.stats().entries >= 1).await;
+    assert!(api.inner().redact("inq_000"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // A sees the redaction first (its retrieve is shared), then B takes A's redacted view.
+    let before = api.calls(Call::Retrieve);
+    // `ls inquiries/` on each: the listing (taken again after the TTL) shows the redaction.
+    a.core.readdir(INQUIRIES).await.unwrap();
+    b.core.readdir(INQUIRIES).await.unwrap();
+    let dir_a = a.core.lookup(INQUIRIES, "inq_000").await.unwrap().ino;
+    let doc_a = a.core.lookup(dir_a, "document").await.unwrap().ino;
+    assert!(
+        a.core
+            .readdir(doc_a)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.name.starts_with('.'))
+    );
+    assert_eq!(api.calls(Call::Retrieve), before + 1);
+    let dir = b.core.lookup(INQUIRIES, "inq_000").await.unwrap().ino;
+    let doc = b.core.lookup(dir, "document").await.unwrap().ino;
+    let left: Vec<_> = b
+        .core
+        .readdir(doc)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| !e.name.starts_with('.'))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "B still shows files of the redacted inquiry"
+    );
+    assert_eq!(
+        api.calls(Call::Retrieve),
+        before + 1,
+        "B retrieved it again"
+    );
+    assert_eq!(
+        b.cache.stats().entries,
+        0,
+        "B's cached file of the redacted inquiry is left"
+    );
 }
