@@ -8,7 +8,9 @@
 #
 # Environment: BENCH_API_LATENCY_MS (80), BENCH_FILES_LATENCY_MS (30), BENCH_RATE_LIMIT (300),
 # BENCH_PAIRS (5 quick, 7 full: interleaved pairs per peer comparison, the median is kept),
-# BENCH_KEEP=1 keeps the work directory, BENCH_ONLY="wl_large wl_ls" runs only those groups.
+# BENCH_KEEP=1 keeps the work directory, BENCH_ONLY="wl_large wl_ls" runs only those groups,
+# BENCH_SHARED_N (50 quick, 2000 full) and BENCH_SHARED_MOUNTS (4) size wl_shared,
+# BENCH_BIN=path uses that personafs binary instead of building a release one.
 # Missing peers (bindfs, rclone, httpdirfs) are installed with apt-get. Exit 1 when a
 # workload errored or bytes differed; targets missed only show as ok=false.
 set -euo pipefail
@@ -35,11 +37,13 @@ if [ "$QUICK" = 1 ]; then
   N_TREE=50          # inquiries copied by cp -r / rsync / ls -lR (issue: 200)
   BIG_FILES=1; BIG_SIZE=256MiB   # the "copy 1 GB" workload copies this much
   N_MEMORY=10000     # inquiries listed for the memory figure (issue: 50,000)
+  N_SHARED=${BENCH_SHARED_N:-50}   # inquiries walked by wl_shared's mounts (issue: 2,000)
   PAIRS=${BENCH_PAIRS:-5}
 else
   N_TREE=200
   BIG_FILES=5; BIG_SIZE=200MiB
   N_MEMORY=50000
+  N_SHARED=${BENCH_SHARED_N:-2000}
   PAIRS=${BENCH_PAIRS:-7}
 fi
 N_LINK_TREE=50       # inquiries of the realistic link's cold cp -r
@@ -57,7 +61,8 @@ TIMEOUT=900          # no single command may take longer than this (seconds)
 
 # The API key reaches personafs and the peer through the environment only.
 export PERSONA_API_KEY=persona_sandbox_demo
-BIN=$ROOT/target/release/personafs
+BIN=${BENCH_BIN:-$ROOT/target/release/personafs}
+SHARED_MOUNTS=${BENCH_SHARED_MOUNTS:-4}
 UTIL="python3 $ROOT/scripts/bench_util.py"
 PEER="python3 $ROOT/scripts/peer.py"
 
@@ -73,12 +78,17 @@ install_peers() {
     || { $sudo apt-get update -qq >&2 && $sudo apt-get install -y -qq "${missing[@]}" >&2; } \
     || echo "could not install ${missing[*]}: their rows will be errors" >&2
 }
-install_peers
+# Only the side-by-side workloads need the FUSE peers.
+case " ${BENCH_ONLY:-wl_tree} " in
+  *" wl_tree "*|*" wl_large "*|*" wl_link_tree "*) install_peers ;;
+esac
 
-echo "building (release)..." >&2
-build_start=$(date +%s)
-cargo build --release --quiet
-echo "built in $(( $(date +%s) - build_start )) s" >&2
+if [ -z "${BENCH_BIN:-}" ]; then
+  echo "building (release)..." >&2
+  build_start=$(date +%s)
+  cargo build --release --quiet
+  echo "built in $(( $(date +%s) - build_start )) s" >&2
+fi
 
 WORK=$(mktemp -d /tmp/personafs-bench.XXXXXX)
 RESULTS=$WORK/results.jsonl
@@ -931,6 +941,69 @@ t = int(time.time()); print(f"t={t},v1=" + hmac.new(b"whsec_wrong", f"{t}.".enco
   rm -rf "$mp.cache" "$WORK/hook-copy" "$secrets"
 }
 
+# ---------------------------------------------------------------------------------------------
+# 12. SHARED_MOUNTS mounts (separate processes and cache dirs) with --shared-state walking the
+# same N_SHARED inquiries at once (ls -lR) against the mock limited to RATE_LIMIT, vs one
+# mount alone on a fresh mock of the same seed: 429s, total API calls, wall time.
+wl_shared() {
+  command -v redis-server > /dev/null || { echo "wl_shared needs redis-server" >&2; return 1; }
+  local port; port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
+    > "$WORK/redis.log" 2>&1 &
+  local rpid=$!
+  echo "pid $rpid" >> "$REGISTRY"
+  local up=0
+  for _ in $(seq 100); do
+    if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then up=1; break; fi
+    sleep 0.1
+  done
+  [ "$up" = 1 ] || { echo "redis-server did not start" >&2; return 1; }
+  local s0 s1 mp=$WORK/mnt-solo
+  start_mock shared-solo --generate "$N_SHARED"
+  read_stats s0
+  mount_fs "$mp"
+  timed ls -lR "$mp/inquiries" > "$WORK/shared-solo.lsr"
+  # Mount start (its listing) + walk; the shared mounts below are started one after the
+  # other but counted as if started at once: the slowest start + the walks.
+  local t_one; t_one=$(calc "$FS_READY + $T")
+  read_stats s1
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  local api_one; api_one=$(delta s0 s1 0)
+  local limited_one; limited_one=$(delta s0 s1 5)
+
+  start_mock shared-many --generate "$N_SHARED"
+  read_stats s0
+  local i pids=() walkers=() ready=0
+  for i in $(seq "$SHARED_MOUNTS"); do
+    mount_fs "$WORK/mnt-shared$i" --shared-state "redis://127.0.0.1:$port/0"
+    pids+=("$FS_PID")
+    holds "$FS_READY > $ready" && ready=$FS_READY
+  done
+  local t0; t0=$(now)
+  for i in $(seq "$SHARED_MOUNTS"); do
+    timeout --foreground "$TIMEOUT" ls -lR "$WORK/mnt-shared$i/inquiries" > "$WORK/shared$i.lsr" &
+    walkers+=($!)
+  done
+  local failed=0
+  for i in "${walkers[@]}"; do wait "$i" || failed=1; done
+  local t_many; t_many=$(calc "$ready + $(since "$t0")")
+  read_stats s1
+  for i in $(seq "$SHARED_MOUNTS"); do unmount_fs "$WORK/mnt-shared$i" "${pids[$((i - 1))]}"; done
+  stop_pid "$MOCK_PID"; stop_pid "$rpid"
+  [ "$failed" = 0 ] || { echo "an ls -lR of a shared mount failed" >&2; return 1; }
+  local api_many; api_many=$(delta s0 s1 0)
+  local limited; limited=$(delta s0 s1 5)
+  local same=0
+  for i in $(seq "$SHARED_MOUNTS"); do
+    [ "$(wc -l < "$WORK/shared$i.lsr")" = "$(wc -l < "$WORK/shared-solo.lsr")" ] && same=$((same + 1))
+  done
+  local notes="$SHARED_MOUNTS mounts: $api_many API calls ($(delta s0 s1 1) list, $(delta s0 s1 2) retrieve), $limited answered 429; one mount alone: $api_one API calls, $limited_one answered 429; $same of $SHARED_MOUNTS walks as long as the solo one; times = the slowest mount start + the walks"
+  record "$SHARED_MOUNTS shared mounts, ls -lR of $N_SHARED inquiries: 429 answers" "$limited" "$limited_one" "0 (ok if 0)" "$(okif "$limited == 0")" "$notes"
+  record "$SHARED_MOUNTS shared mounts, ls -lR of $N_SHARED inquiries: API calls" "$api_many" "$api_one" "≤ 1.1 × one mount's" "$(okif "$api_many <= 1.1 * $api_one")" "$notes"
+  record "$SHARED_MOUNTS shared mounts, ls -lR of $N_SHARED inquiries: wall time" "$t_many" "$t_one" "≤ 1.2 × one mount's" "$(okif "$t_many <= 1.2 * $t_one && $same == $SHARED_MOUNTS")" "$notes"
+  rm -rf "$WORK"/mnt-shared*.cache "$mp.cache"
+}
+
 # Each workload runs in a subshell with errexit and its own cleanup, so one that fails is
 # recorded and the others still run.
 FAILED=0
@@ -954,7 +1027,7 @@ run() {
 }
 
 bench_start=$(now)
-for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_changes}; do
+for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_changes wl_shared}; do
   run "$workload"
 done
 [ -e "$WORK/bytes_differ" ] && FAILED=1

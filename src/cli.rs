@@ -328,6 +328,13 @@ pub struct MountOptions {
           value_parser = parse::parse_rate, help_heading = API)]
     pub api_rate_limit: u32,
 
+    /// Share the request budget and inquiry views with the other mounts of the same Persona
+    /// environment in this Redis: redis://[:PASSWORD@]HOST:PORT/DB (give a password through
+    /// the environment or the config file, not the command line) [default: none]
+    #[arg(long, value_name = "URL", env = "PERSONAFS_SHARED_STATE",
+          help_heading = API)]
+    pub shared_state: Option<String>,
+
     /// Give up on one HTTP request after this long
     #[arg(long, value_name = "DURATION", default_value = "30s", env = "PERSONAFS_REQUEST_TIMEOUT",
           value_parser = parse::parse_duration, help_heading = API)]

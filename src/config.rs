@@ -66,6 +66,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "audit_log",
     "metrics_listen",
     "api_rate_limit",
+    "shared_state",
     "request_timeout",
     "io_timeout",
     "prefetch",
@@ -185,6 +186,8 @@ pub struct MountConfig {
     pub foreground: bool,
     /// Most API requests per minute (at least 1).
     pub api_rate_limit: u32,
+    /// Redis shared by the mounts of one environment (`--shared-state`).
+    pub shared_state: Option<crate::shared_state::SharedStateUrl>,
     /// Timeout of one HTTP request (more than zero).
     pub request_timeout: Duration,
     /// How long a read may wait on the network before EIO (more than zero).

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod mount;
 pub mod mountinfo;
 pub mod notify;
+pub mod shared_state;
 pub mod status;
 pub mod unmount;
 pub mod webhook;

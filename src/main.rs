@@ -135,30 +135,40 @@ fn serve(
     let tele = Arc::new(personafs_client::telemetry::Telemetry::default());
     let mut client_cfg = client_config(&cfg, key, extra_hosts);
     client_cfg.telemetry = Some(tele.clone());
-    let budget: Arc<dyn Budget> = Arc::new(RateLimiter::new(client_cfg.api_rate_limit));
-    let counted = |cfg: ClientConfig| -> anyhow::Result<Arc<dyn PersonaApi>> {
-        let http = Arc::new(HttpClient::with_budget(cfg, budget.clone())?);
-        Ok(Arc::new(personafs_client::telemetry::CountedApi::new(
-            http,
+    let sharing = cfg.shared_state.clone().map(|url| {
+        personafs::shared_state::Sharing::new(url, cfg.api_rate_limit, cfg.metadata_ttl)
+    });
+    let budget: Arc<dyn Budget> = match &sharing {
+        Some(sharing) => sharing.budget(),
+        None => Arc::new(RateLimiter::new(client_cfg.api_rate_limit)),
+    };
+    let counted = |client: &HttpClient| -> Arc<dyn PersonaApi> {
+        Arc::new(personafs_client::telemetry::CountedApi::new(
+            Arc::new(client.clone()),
             tele.clone(),
-        )))
+        ))
     };
     // With a metadata store to answer from, an unreachable Persona is not worth every retry
     // before mounting: one quick try, then the mount starts offline and goes online by itself
     // at the breaker's next probe. Without a store, the check retries as every request does.
-    let check: Arc<dyn PersonaApi> = if mount::has_store(&cfg) {
-        counted(mount::quick_check_config(&client_cfg))?
-    } else {
-        counted(client_cfg.clone())?
+    let check_cfg = match mount::has_store(&cfg) {
+        true => mount::quick_check_config(&client_cfg),
+        false => client_cfg.clone(),
     };
-    let api = counted(client_cfg)?;
+    let checker = HttpClient::with_budget(check_cfg, budget.clone())?;
+    let client = HttpClient::with_budget(client_cfg, budget)?;
+    let api = counted(&client);
     notify::status("checking the Persona API");
-    let first_page = rt.block_on(mount::check_api(check.as_ref(), &cfg))?;
-    drop(check);
+    let first_page = rt.block_on(mount::check_api(counted(&checker).as_ref(), &cfg))?;
+    // The organization and environment come from the check's answer.
+    let shared_views = match sharing {
+        Some(sharing) => sharing.connect(&checker, first_page.is_some())?,
+        None => None,
+    };
     notify::status(&format!("mounting at {}", cfg.mountpoint.display()));
     let pipe = pipe.clone();
     let mountpoint = cfg.mountpoint.clone();
-    mount::serve(&rt, api, tele, &cfg, first_page, move || {
+    mount::serve(&rt, api, tele, &cfg, first_page, shared_views, move || {
         notify::ready(&mountpoint);
         daemon::report_ready(pipe.lock().take())
     })

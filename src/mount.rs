@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::MountConfig;
+use personafs_client::shared_state::SharedViews;
 use personafs_client::telemetry::{Snapshot, Telemetry};
 use personafs_client::{ClientConfig, InquiryPage, PersonaApi};
 use personafs_fs::cache::{CacheLimits, CacheLock, DiskCache};
@@ -140,6 +141,7 @@ pub fn serve(
     tele: Arc<Telemetry>,
     cfg: &MountConfig,
     first_page: Option<InquiryPage>,
+    shared_views: Option<Arc<dyn SharedViews>>,
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let _owner = lock_cache(&cfg.cache_dir, Some(&cfg.mountpoint), "mount")?;
@@ -181,6 +183,7 @@ pub fn serve(
         runtime: Some(rt.handle().clone()),
         telemetry: tele.clone(),
         store,
+        shared_views,
         ..core_config(cfg)
     };
     let core = FsCore::new(api, cache.clone(), core_cfg);

@@ -137,6 +137,7 @@ fn resolve_options(
         metrics_listen: s.value("metrics_listen", crate::metrics::parse_listen)?,
         foreground: s.required("foreground", parse::parse_bool)?,
         api_rate_limit: s.required("api_rate_limit", parse::parse_rate)?,
+        shared_state: s.value("shared_state", crate::shared_state::parse_shared_state)?,
         request_timeout: s.required("request_timeout", parse::parse_duration)?,
         io_timeout: s.required("io_timeout", parse::parse_duration)?,
         prefetch: s.required("prefetch", parse::parse_bool)?,

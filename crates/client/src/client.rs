@@ -203,6 +203,17 @@ pub(super) struct Inner {
     pub api_base: Url,
     pub file_hosts: Vec<HostRule>,
     pub budget: Arc<dyn Budget>,
+    /// Who answered: the ids of the last API answer that named them.
+    pub identity: parking_lot::Mutex<Option<Identity>>,
+}
+
+/// The organization and environment a key belongs to, as Persona names them on every answer
+/// (`Persona-Organization-Id`, `Persona-Environment-Id`). Ids, not secrets: what is shared
+/// between mounts is keyed by them, never by the API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub organization: String,
+    pub environment: String,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -277,12 +288,19 @@ impl HttpClient {
                 api_base,
                 file_hosts,
                 config,
+                identity: parking_lot::Mutex::new(None),
             }),
         })
     }
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The organization and environment of the key, once an API answer named them (`None`
+    /// before the first answer, or from a server that does not send the headers).
+    pub fn identity(&self) -> Option<Identity> {
+        self.inner.identity.lock().clone()
     }
 
     fn api_url(&self, path: &str) -> Result<Url> {
@@ -400,6 +418,22 @@ impl HttpClient {
     }
 
     async fn observe_rate_limit(&self, headers: &HeaderMap) {
+        let id = |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        if let (Some(organization), Some(environment)) =
+            (id("Persona-Organization-Id"), id("Persona-Environment-Id"))
+        {
+            *self.inner.identity.lock() = Some(Identity {
+                organization,
+                environment,
+            });
+        }
         if let (Some(t), Some(left)) = (
             &self.inner.config.telemetry,
             header_u64(headers, "RateLimit-Remaining"),

@@ -12,10 +12,12 @@ pub mod model;
 pub mod query;
 pub mod ratelimit;
 pub mod redact;
+pub mod redis_link;
 pub mod retry;
 pub mod shared_budget;
+pub mod shared_state;
 pub mod telemetry;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod units;
 pub mod version;
@@ -29,7 +31,7 @@ use chrono::{DateTime, Utc};
 pub use error::{Error, Result};
 pub use events::{Event, EventPage, EventsFrom};
 
-pub use client::{ApiKey, ClientConfig, HttpClient};
+pub use client::{ApiKey, ClientConfig, HttpClient, Identity};
 pub use files::{files_of, inquiry_json};
 pub use listing::{list_all, list_stream, list_stream_from};
 pub use model::IncludedObject;

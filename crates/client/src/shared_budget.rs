@@ -12,21 +12,16 @@
 //! What goes to Redis: the organization id given here (in the key names) and numbers. Never the
 //! API key, a token or a URL.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
-use redis::aio::MultiplexedConnection;
 
 use crate::ratelimit::{Budget, RateLimiter, ServerBudget};
-use crate::redact::redact_text;
+use crate::redis_link::{Outage, RedisLink, valid_key_part};
 use crate::{Error, Result};
 
-/// The longest a request waits for Redis before using the local bucket instead.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long after a failure before Redis is tried again.
-pub const RECONNECT_AFTER: Duration = Duration::from_secs(3);
+pub use crate::redis_link::{RECONNECT_AFTER, REDIS_TIMEOUT};
 
 /// GCRA with reservation. KEYS: theoretical arrival time, server spacing, next spaced slot
 /// (all in ms of Redis's clock). ARGV: emission interval (ms; 0 = no bucket), burst (ms).
@@ -57,8 +52,7 @@ return math.ceil(wait)
 
 /// The shared budget of one organization. Cheap to share behind an `Arc`.
 pub struct SharedBudget {
-    client: redis::Client,
-    conn: Mutex<Connection>,
+    link: Arc<RedisLink>,
     script: redis::Script,
     keys: [String; 3],
     /// Milliseconds between two requests at the steady rate (0 = no bucket).
@@ -67,31 +61,16 @@ pub struct SharedBudget {
     burst_ms: f64,
     /// Used while Redis is unreachable; it also hears every response, to be current.
     local: RateLimiter,
-    degraded: AtomicBool,
-    reconnect_after: Duration,
-}
-
-enum Connection {
-    Up(MultiplexedConnection),
-    Down { retry_at: Instant },
+    outage: Outage,
 }
 
 impl std::fmt::Debug for SharedBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedBudget")
             .field("key", &self.keys[0])
-            .field("degraded", &self.degraded.load(Ordering::Relaxed))
+            .field("degraded", &self.outage.is_degraded())
             .finish_non_exhaustive()
     }
-}
-
-/// An organization id fit for a key name: Persona's `org_…`, or any short plain name.
-fn valid_org(org: &str) -> bool {
-    !org.is_empty()
-        && org.len() <= 128
-        && org
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 impl SharedBudget {
@@ -100,29 +79,35 @@ impl SharedBudget {
     /// API key), kept at `redis_url` (`redis://host:port/db`). Nothing is sent until the
     /// first request.
     pub fn new(redis_url: &str, org: &str, per_minute: u32) -> Result<SharedBudget> {
-        if !valid_org(org) {
+        let link = RedisLink::open(redis_url).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("the shared budget: {m}")),
+            e => e,
+        })?;
+        Self::with_link(Arc::new(link), &[org], per_minute)
+    }
+
+    /// The budget of one environment of an organization (Persona counts requests per
+    /// environment), over a link shared with other users of Redis. `scope` are the ids that
+    /// name it, e.g. `[org_…, env_…]`.
+    pub fn with_link(
+        link: Arc<RedisLink>,
+        scope: &[&str],
+        per_minute: u32,
+    ) -> Result<SharedBudget> {
+        if let Some(bad) = scope.iter().find(|id| !valid_key_part(id)) {
             return Err(Error::Config(format!(
                 "invalid organization id {:?} for the shared budget (letters, digits, _ - .)",
-                org.chars().take(64).collect::<String>()
+                bad.chars().take(64).collect::<String>()
             )));
         }
-        let client = redis::Client::open(redis_url).map_err(|e| {
-            Error::Config(format!(
-                "invalid Redis URL for the shared budget: {}",
-                redact_text(&e.to_string())
-            ))
-        })?;
         let interval_ms = if per_minute == 0 {
             0.0
         } else {
             60_000.0 / f64::from(per_minute)
         };
-        let prefix = format!("personafs:budget:{org}");
+        let prefix = format!("personafs:budget:{}", scope.join(":"));
         Ok(SharedBudget {
-            client,
-            conn: Mutex::new(Connection::Down {
-                retry_at: Instant::now(),
-            }),
+            link,
             script: redis::Script::new(RESERVE),
             keys: [
                 format!("{prefix}:tat"),
@@ -132,96 +117,23 @@ impl SharedBudget {
             interval_ms,
             burst_ms: interval_ms * f64::from(per_minute.max(1)),
             local: RateLimiter::new(per_minute),
-            degraded: AtomicBool::new(false),
-            reconnect_after: RECONNECT_AFTER,
+            outage: Outage::new(
+                "the shared request budget",
+                "this process keeps its own budget",
+            ),
         })
     }
 
     /// Whether the last request could use Redis.
     pub fn is_shared(&self) -> bool {
-        !self.degraded.load(Ordering::Relaxed)
-    }
-
-    /// The live connection, connecting when the last failure is old enough.
-    async fn connection(&self) -> std::result::Result<MultiplexedConnection, String> {
-        {
-            let conn = self.conn.lock();
-            match &*conn {
-                Connection::Up(c) => return Ok(c.clone()),
-                Connection::Down { retry_at } if Instant::now() < *retry_at => {
-                    return Err("not reachable".into());
-                }
-                Connection::Down { .. } => {}
-            }
-        }
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT));
-        match self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-        {
-            Ok(c) => {
-                *self.conn.lock() = Connection::Up(c.clone());
-                Ok(c)
-            }
-            Err(e) => {
-                self.down();
-                Err(redact_text(&e.to_string()))
-            }
-        }
-    }
-
-    fn down(&self) {
-        *self.conn.lock() = Connection::Down {
-            retry_at: Instant::now() + self.reconnect_after,
-        };
-    }
-
-    /// Run `f` on Redis within the timeout; a failure marks the connection down.
-    async fn with_redis<T, F, Fut>(&self, f: F) -> std::result::Result<T, String>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let conn = self.connection().await?;
-        match tokio::time::timeout(REDIS_TIMEOUT, f(conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                self.down();
-                Err(redact_text(&e.to_string()))
-            }
-            Err(_) => {
-                self.down();
-                Err("timed out".into())
-            }
-        }
-    }
-
-    /// Note the outcome of a Redis step: the first failure and the recovery are said once.
-    fn note(&self, outcome: &std::result::Result<(), String>) {
-        match outcome {
-            Ok(()) => {
-                if self.degraded.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("the shared request budget in Redis is reachable again");
-                }
-            }
-            Err(why) => {
-                if !self.degraded.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "the shared request budget in Redis is unreachable ({why}): this process \
-                         keeps its own budget until Redis is back"
-                    );
-                }
-            }
-        }
+        !self.outage.is_degraded()
     }
 
     /// Reserve a slot in Redis: how long to wait for it.
     async fn reserve_shared(&self) -> std::result::Result<Duration, String> {
         let wait_ms: u64 = self
-            .with_redis(|mut c| async move {
+            .link
+            .run(|mut c| async move {
                 self.script
                     .key(&self.keys[0])
                     .key(&self.keys[1])
@@ -241,13 +153,13 @@ impl Budget for SharedBudget {
     async fn acquire(&self) {
         match self.reserve_shared().await {
             Ok(wait) => {
-                self.note(&Ok(()));
+                self.outage.note(&Ok(()));
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
             }
             Err(why) => {
-                self.note(&Err(why));
+                self.outage.note::<()>(&Err(why));
                 self.local.acquire().await;
             }
         }
@@ -261,7 +173,8 @@ impl Budget for SharedBudget {
         }
         let key = self.keys[1].clone();
         let outcome = self
-            .with_redis(|mut c| async move {
+            .link
+            .run(|mut c| async move {
                 match slow {
                     // Everyone slows down for the rest of the server's window.
                     ServerBudget::Low { spacing, window } => {
@@ -277,7 +190,41 @@ impl Budget for SharedBudget {
                 }
             })
             .await;
-        self.note(&outcome);
+        self.outage.note(&outcome);
+    }
+}
+
+/// A budget that starts as one thing (the local bucket) and is switched once the shared one
+/// can be built (after the first answer names the organization and environment).
+pub struct SwitchBudget {
+    current: parking_lot::RwLock<Arc<dyn Budget>>,
+}
+
+impl SwitchBudget {
+    pub fn new(first: Arc<dyn Budget>) -> SwitchBudget {
+        SwitchBudget {
+            current: parking_lot::RwLock::new(first),
+        }
+    }
+
+    /// From now on, requests draw from `budget`.
+    pub fn switch_to(&self, budget: Arc<dyn Budget>) {
+        *self.current.write() = budget;
+    }
+
+    fn current(&self) -> Arc<dyn Budget> {
+        self.current.read().clone()
+    }
+}
+
+#[async_trait]
+impl Budget for SwitchBudget {
+    async fn acquire(&self) {
+        self.current().acquire().await;
+    }
+
+    async fn observe(&self, limit: Option<u64>, remaining: Option<u64>, reset_secs: Option<u64>) {
+        self.current().observe(limit, remaining, reset_secs).await;
     }
 }
 

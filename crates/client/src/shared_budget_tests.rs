@@ -1,72 +1,10 @@
 //! `SharedBudget` against a real `redis-server`, started by each test on a free port.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
 use super::*;
-
-/// A `redis-server` of our own, stopped when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RedisServer {
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Redis on `port`, or `None` (said loudly) when `redis-server` is not installed outside
-    /// CI. In CI a missing server fails the test.
-    fn start_on(port: u16) -> Option<RedisServer> {
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "redis-server is not installed, and CI must run the shared budget tests"
-                );
-                eprintln!(
-                    "\n*** SKIPPED: redis-server is not installed (apt-get install redis-server); \
-                     the shared budget was NOT tested ***\n"
-                );
-                return None;
-            }
-            Err(e) => panic!("cannot start redis-server: {e}"),
-        };
-        let server = RedisServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(server)
-    }
-
-    fn start() -> Option<RedisServer> {
-        Self::start_on(free_port())
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+use crate::redis_link::RedisLink;
+use crate::testing::redis_server::{RedisServer, free_port};
 
 fn ms(wait: Duration) -> u64 {
     wait.as_millis() as u64
@@ -130,8 +68,9 @@ async fn a_low_server_budget_slows_every_process() {
 async fn unreachable_redis_falls_back_to_the_local_bucket_and_recovers() {
     let port = free_port();
     let url = format!("redis://127.0.0.1:{port}/");
-    let mut budget = SharedBudget::new(&url, "org_FALLBACK", 10).unwrap();
-    budget.reconnect_after = Duration::from_millis(200);
+    let mut link = RedisLink::open(&url).unwrap();
+    link.reconnect_after = Duration::from_millis(200);
+    let budget = SharedBudget::with_link(Arc::new(link), &["org_FALLBACK"], 10).unwrap();
     // Nothing listens: requests still go out, paced by the local bucket (a burst of 10).
     let started = Instant::now();
     for _ in 0..10 {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use personafs_client::ListFilters;
+use personafs_client::shared_state::SharedViews;
 use personafs_client::telemetry::Telemetry;
 
 use crate::readahead::PrefetchConfig;
@@ -39,6 +40,9 @@ pub struct CoreConfig {
     /// While Persona is unreachable (the circuit breaker is open), how often one request
     /// probes it again.
     pub offline_probe: Duration,
+    /// Inquiry views shared with the other mounts of the environment (`--shared-state`):
+    /// one retrieve per inquiry across them. `None`: this mount retrieves alone.
+    pub shared_views: Option<Arc<dyn SharedViews>>,
 }
 
 impl Default for CoreConfig {
@@ -62,6 +66,7 @@ impl Default for CoreConfig {
             telemetry: Arc::default(),
             store: None,
             offline_probe: Duration::from_secs(15),
+            shared_views: None,
         }
     }
 }

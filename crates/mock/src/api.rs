@@ -74,10 +74,14 @@ pub async fn gate(AxState(state): AxState<Arc<State>>, request: Request, next: N
             }
         }
     };
-    with_api_headers(response, rate)
+    with_api_headers(response, rate, &state.identity)
 }
 
-fn with_api_headers(mut response: Response, rate: RateDecision) -> Response {
+fn with_api_headers(
+    mut response: Response,
+    rate: RateDecision,
+    (organization, environment): &(String, String),
+) -> Response {
     let headers = response.headers_mut();
     let mut put = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -88,6 +92,9 @@ fn with_api_headers(mut response: Response, rate: RateDecision) -> Response {
     put("ratelimit-remaining", rate.remaining.to_string());
     put("ratelimit-reset", rate.reset_secs.to_string());
     put("request-id", request_id());
+    // As Persona does on every answer (spec `components/headers`).
+    put("persona-organization-id", organization.clone());
+    put("persona-environment-id", environment.clone());
     response
 }
 

@@ -110,6 +110,8 @@ impl MockServerArgs {
                 webhook_url: self.webhook_url.clone(),
             },
             webhook_secrets: Vec::new(),
+            organization_id: None,
+            environment_id: None,
         }
     }
 

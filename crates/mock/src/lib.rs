@@ -66,6 +66,24 @@ pub struct MockConfig {
     pub runtime: RuntimeConfig,
     /// Webhook signing secrets: one, or two during a rotation (both sign every delivery).
     pub webhook_secrets: Vec<String>,
+    /// `Persona-Organization-Id` / `Persona-Environment-Id` on every API answer; `None` =
+    /// derived from the seed (set them to run two "organizations" in one test).
+    pub organization_id: Option<String>,
+    pub environment_id: Option<String>,
+}
+
+impl MockConfig {
+    /// The organization and environment ids this mock answers with.
+    pub fn identity(&self) -> (String, String) {
+        (
+            self.organization_id
+                .clone()
+                .unwrap_or_else(|| format!("org_mock{:08x}", self.seed)),
+            self.environment_id
+                .clone()
+                .unwrap_or_else(|| format!("env_mock{:08x}", self.seed)),
+        )
+    }
 }
 
 impl std::fmt::Debug for MockConfig {
@@ -83,6 +101,8 @@ impl std::fmt::Debug for MockConfig {
                 "webhook_secrets",
                 &format!("<{} hidden>", self.webhook_secrets.len()),
             )
+            .field("organization_id", &self.organization_id)
+            .field("environment_id", &self.environment_id)
             .finish()
     }
 }
@@ -104,6 +124,8 @@ impl Default for MockConfig {
                 ..Default::default()
             },
             webhook_secrets: Vec::new(),
+            organization_id: None,
+            environment_id: None,
         }
     }
 }

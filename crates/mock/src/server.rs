@@ -66,6 +66,7 @@ pub fn start(config: &MockConfig, generator: Generator, dataset: Dataset) -> io:
         issued_tokens: Default::default(),
         events: Events::new(config.seed),
         webhook_secrets: RwLock::new(config.webhook_secrets.clone()),
+        identity: config.identity(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

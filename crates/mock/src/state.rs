@@ -450,6 +450,8 @@ pub struct State {
     pub events: Events,
     /// Webhook signing secrets (two during a rotation); never shown by `/_mock/config`.
     pub webhook_secrets: RwLock<Vec<String>>,
+    /// Organization and environment ids sent on every API answer.
+    pub identity: (String, String),
 }
 
 /// Enough for any test run; past it, tokens are no longer recorded.

@@ -6,6 +6,7 @@
 
 mod faulty;
 mod memory;
+pub mod redis_server;
 
 pub use faulty::{Fault, FaultyApi};
 pub use memory::{FetchRecord, FileSpec, InquirySpec, MemoryApi};

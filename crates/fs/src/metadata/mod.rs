@@ -8,6 +8,7 @@ pub(crate) mod inode;
 pub(crate) mod listing;
 mod negative;
 pub(crate) mod persist;
+mod shared;
 pub(crate) mod view;
 pub(crate) mod views;
 

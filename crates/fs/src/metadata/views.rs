@@ -20,11 +20,13 @@ use parking_lot::Mutex;
 use super::listing::{Lister, forget_redacted};
 use super::negative::{NegativeCache, capacity_of};
 use super::persist::StoreWriter;
+use super::shared;
 use super::view::InquiryView;
 use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::config::CoreConfig;
 use crate::error::{FsError, FsResult};
+use personafs_client::shared_state::{Claim, SharedViews};
 use personafs_client::{PersonaApi, files_of};
 
 /// What a caller needs of an inquiry's view.
@@ -73,6 +75,8 @@ pub(crate) struct Views {
     /// Inquiries an event said were redacted: only a view that shows the redaction is served
     /// for them from now on (anything else is ENOENT).
     redacted: Mutex<HashSet<Arc<str>>>,
+    /// Views shared with the other mounts of the environment, if any.
+    shared: Option<Arc<dyn SharedViews>>,
 }
 
 impl Views {
@@ -98,6 +102,7 @@ impl Views {
             changed: Mutex::default(),
             changes: AtomicU64::new(0),
             redacted: Mutex::default(),
+            shared: cfg.shared_views.clone(),
         }
     }
 
@@ -214,7 +219,7 @@ impl Views {
             *slot = Some(view.clone());
             return Ok(view);
         }
-        match self.retrieve(id, slot.as_deref()).await {
+        match self.obtain(id, need, slot.as_deref()).await {
             Ok(view) => {
                 if let Some(n) = changed {
                     let mut changed = self.changed.lock();
@@ -355,6 +360,119 @@ impl Views {
         });
     }
 
+    /// A view for `need`: retrieved, or, for names and sizes with shared state, another
+    /// mount's (or retrieved by this one alone among the mounts, then shared).
+    async fn obtain(
+        &self,
+        id: &Arc<str>,
+        need: Need,
+        previous: Option<&InquiryView>,
+    ) -> personafs_client::Result<Arc<InquiryView>> {
+        let Some(views) = &self.shared else {
+            return self.retrieve(id, previous).await;
+        };
+        if !matches!(need, Need::Metadata) {
+            // URLs never leave a host: retrieve, and share the token-free rest.
+            let view = self.retrieve(id, previous).await?;
+            self.publish(views.as_ref(), &view).await;
+            return Ok(view);
+        }
+        if let Some(view) = self.adopt(id, views.fetch(id).await).await {
+            return Ok(view);
+        }
+        match views.claim(id).await {
+            Claim::Mine(lease) => {
+                // Another mount may have published and released between our look and our
+                // claim: look once more before spending a retrieve.
+                if let Some(view) = self.adopt(id, views.fetch(id).await).await {
+                    views.release(lease).await;
+                    return Ok(view);
+                }
+                let retrieved = self.retrieve(id, previous).await;
+                if let Ok(view) = &retrieved {
+                    self.publish(views.as_ref(), view).await;
+                }
+                views.release(lease).await;
+                retrieved
+            }
+            Claim::Taken => match self.adopt(id, views.wait_for(id).await).await {
+                Some(view) => Ok(view),
+                None => self.retrieve(id, previous).await,
+            },
+            Claim::Unavailable => self.retrieve(id, previous).await,
+        }
+    }
+
+    async fn publish(&self, views: &dyn SharedViews, view: &InquiryView) {
+        // When it was retrieved, not now: its age goes with it.
+        let checked = SystemTime::now() - view.fetched_at.elapsed();
+        if let Some(bytes) = shared::encode(view, checked) {
+            views.publish(&view.id, &bytes).await;
+        }
+    }
+
+    /// Another mount's view of `id`, if it may answer for names and sizes here: fresh within
+    /// the metadata TTL and not older than this mount's listing says the inquiry is. A
+    /// redacted one is applied here as a retrieve's would be (cached files deleted).
+    async fn adopt(&self, id: &Arc<str>, bytes: Option<Vec<u8>>) -> Option<Arc<InquiryView>> {
+        let (view, checked) = shared::decode(id, &bytes?)?;
+        if !self.is_fresh(&view, Need::Metadata) {
+            return None;
+        }
+        if let Some((listed, _)) = self.listing.confirmed_updated(id)
+            && view.updated.is_none_or(|seen| seen < listed)
+        {
+            return None;
+        }
+        tracing::trace!(inquiry = %id, "view taken from the shared state");
+        let view = Arc::new(view);
+        if view.redacted {
+            self.apply_redaction(&view).await;
+        } else if let Some(writer) = &self.store {
+            let stored = view.to_stored(checked);
+            let json = view.json.clone();
+            writer.write(move |store| {
+                if let Err(e) = store.put_inquiry_with_json(&stored, &json) {
+                    tracing::warn!(inquiry = %stored.id, "metadata store: cannot save a view: {e}");
+                }
+            });
+        }
+        Some(view)
+    }
+
+    /// A redacted inquiry: its cached files and file rows go before the reply.
+    async fn apply_redaction(&self, view: &Arc<InquiryView>) {
+        let cache = self.cache.clone();
+        let id = view.id.to_string();
+        match &self.store {
+            Some(writer) => {
+                // Its files and file rows go before the reply; what is left is what the
+                // redacted body shows (no files), so a remount or an offline mount shows
+                // the inquiry empty without asking again.
+                let empty = view.to_stored(SystemTime::now());
+                let json = view.json.clone();
+                writer
+                    .write_and_wait(move |store| {
+                        forget_redacted(store, &cache, &id);
+                        if let Err(e) = store.put_inquiry_with_json(&empty, &json) {
+                            tracing::warn!(inquiry = %id, "metadata store: cannot save a redacted view: {e}");
+                        }
+                    })
+                    .await;
+            }
+            None => {
+                let purged = self
+                    .rt
+                    .spawn_blocking(move || cache.purge_inquiry(&id))
+                    .await
+                    .unwrap_or(0);
+                if purged > 0 {
+                    tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
+                }
+            }
+        }
+    }
+
     async fn retrieve(
         &self,
         id: &str,
@@ -397,39 +515,14 @@ impl Views {
             .collect();
         let mut view = InquiryView::new(&inquiry, fetched_at, sized);
         view.complete = complete;
+        if self.shared.is_some() {
+            view = shared::with_stripped_json(view);
+        }
         let view = Arc::new(view);
         tracing::debug!(inquiry = %id, files = view.files.len(), status = ?view.status,
             redacted = view.redacted, "inquiry retrieved");
         if view.redacted {
-            let cache = self.cache.clone();
-            let id = id.to_string();
-            match &self.store {
-                Some(writer) => {
-                    // Its files and file rows go before the reply; what is left is what the
-                    // redacted body shows (no files), so a remount or an offline mount shows
-                    // the inquiry empty without asking again.
-                    let empty = view.to_stored(SystemTime::now());
-                    let json = view.json.clone();
-                    writer
-                        .write_and_wait(move |store| {
-                            forget_redacted(store, &cache, &id);
-                            if let Err(e) = store.put_inquiry_with_json(&empty, &json) {
-                                tracing::warn!(inquiry = %id, "metadata store: cannot save a redacted view: {e}");
-                            }
-                        })
-                        .await;
-                }
-                None => {
-                    let purged = self
-                        .rt
-                        .spawn_blocking(move || cache.purge_inquiry(&id))
-                        .await
-                        .unwrap_or(0);
-                    if purged > 0 {
-                        tracing::info!(inquiry = %view.id, purged, "inquiry is redacted; its cached files were deleted");
-                    }
-                }
-            }
+            self.apply_redaction(&view).await;
         } else {
             self.save(&view);
         }

@@ -12,6 +12,7 @@ mod metadata;
 mod prefetch;
 mod reads;
 mod redaction;
+mod shared;
 mod store;
 
 use std::sync::Arc;
