@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod fstab;
+pub mod heap;
 pub mod logging;
 pub mod metrics;
 pub mod mount;

@@ -13,6 +13,7 @@ use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi};
 use personafs_mock as mock;
 
 fn main() -> ExitCode {
+    personafs::heap::limit_arenas();
     forget_empty_option_variables();
     let names = cli::subcommand_names();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -187,6 +187,7 @@ pub fn serve(
         ..core_config(cfg)
     };
     let core = FsCore::new(api, cache.clone(), core_cfg);
+    crate::heap::trim_periodically(rt.handle());
     match first_page {
         Some(page) => core.seed_listing(page),
         None => core.start_offline(),

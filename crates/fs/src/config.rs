@@ -61,7 +61,7 @@ impl Default for CoreConfig {
             dir_mode: 0o555,
             io_timeout: Duration::from_secs(60),
             prefetch: PrefetchConfig::default(),
-            max_views: 10_000,
+            max_views: 2_000,
             runtime: None,
             telemetry: Arc::default(),
             store: None,

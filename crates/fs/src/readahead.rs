@@ -158,7 +158,7 @@ impl Readahead {
     fn window(&self, id: &Arc<str>, ahead: usize) -> Vec<Arc<str>> {
         let mut ids = vec![id.clone()];
         if let Some(listing) = self.listing.current()
-            && let Some(pos) = listing.ids.iter().position(|x| x == id)
+            && let Some(pos) = listing.position(id)
         {
             ids.extend(listing.ids.iter().skip(pos + 1).take(ahead).cloned());
         }

@@ -21,11 +21,11 @@ use crate::store::{ListedInquiry, MetadataStore};
 use personafs_client::{InquiryPage, InquirySummary, ListFilters, PersonaApi};
 
 pub(crate) struct Listing {
+    /// Newest first, as Persona lists them (and `inquiries/` shows them).
     pub(crate) ids: Arc<Vec<Arc<str>>>,
-    /// `created-at` of the listed inquiries.
-    pub(crate) created: HashMap<Arc<str>, SystemTime>,
-    /// `updated-at` of the listed inquiries.
-    pub(crate) updated: HashMap<Arc<str>, SystemTime>,
+    /// What the listing says of each inquiry, and its place in `ids`: one map, because at a
+    /// million inquiries each map costs tens of MiB.
+    rows: HashMap<Arc<str>, Row>,
     /// Inquiries the listing shows redacted.
     redacted: HashSet<Arc<str>>,
     at: Instant,
@@ -37,7 +37,54 @@ pub(crate) struct Listing {
     confirmed_at: Option<SystemTime>,
 }
 
+/// One inquiry of a listing.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    created: Option<SystemTime>,
+    updated: Option<SystemTime>,
+    position: u32,
+}
+
 impl Listing {
+    /// `created-at` of a listed inquiry.
+    pub(crate) fn created(&self, id: &str) -> Option<SystemTime> {
+        self.rows.get(id)?.created
+    }
+
+    /// `updated-at` of a listed inquiry.
+    pub(crate) fn updated(&self, id: &str) -> Option<SystemTime> {
+        self.rows.get(id)?.updated
+    }
+
+    /// Where `id` is in `ids` (read-ahead takes the ones after it).
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
+        Some(self.rows.get(id)?.position as usize)
+    }
+
+    /// Add `id` at the end unless it is listed already (a later page repeating an id).
+    fn push(
+        ids: &mut Vec<Arc<str>>,
+        rows: &mut HashMap<Arc<str>, Row>,
+        id: Arc<str>,
+        created: Option<SystemTime>,
+        updated: Option<SystemTime>,
+    ) -> bool {
+        if rows.contains_key(&id) {
+            return false;
+        }
+        let position = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        rows.insert(
+            id.clone(),
+            Row {
+                created,
+                updated,
+                position,
+            },
+        );
+        ids.push(id);
+        true
+    }
+
     /// The inquiries this listing shows redacted, if Persona gave it (not the stored one).
     pub(crate) fn confirmed_redacted(&self) -> Vec<Arc<str>> {
         match self.confirmed_at {
@@ -134,7 +181,7 @@ impl Lister {
     /// what a stored view must match to be shown without a retrieve.
     pub(crate) fn confirmed_updated(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
         let l = self.fresh_now()?;
-        Some((*l.updated.get(id)?, l.confirmed_at?))
+        Some((l.updated(id)?, l.confirmed_at?))
     }
 
     /// Wait for a listing under way, if any (for what it will confirm); never starts one.
@@ -252,25 +299,18 @@ impl Lister {
             .ok()??;
         tracing::debug!(count = rows.len(), "listing loaded from the metadata store");
         let mut ids = Vec::with_capacity(rows.len());
-        let mut seen = HashSet::new();
-        let mut updated = HashMap::new();
+        let mut listed = HashMap::with_capacity(rows.len());
         for r in rows {
-            let id: Arc<str> = Arc::from(r.id.as_str());
-            if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
-                continue;
+            if plausible_inquiry_id(&r.id) {
+                Listing::push(&mut ids, &mut listed, Arc::from(r.id), None, r.updated_at);
             }
-            if let Some(u) = r.updated_at {
-                updated.insert(id.clone(), u);
-            }
-            ids.push(id);
         }
         let at = Instant::now()
             .checked_sub(self.ttl)
             .unwrap_or_else(Instant::now);
         Some(Arc::new(Listing {
             ids: Arc::new(ids),
-            created: HashMap::new(),
-            updated,
+            rows: listed,
             redacted: HashSet::new(),
             at,
             generation: self.generation.load(Ordering::SeqCst),
@@ -309,49 +349,43 @@ impl Lister {
             .unwrap_or_else(Instant::now);
         let generation = self.generation.load(Ordering::SeqCst);
         tracing::debug!(filters = ?self.filters, "listing inquiries");
-        let summaries: Vec<_> = personafs_client::list_stream_from(
+        // Taken page by page: a million summaries are never all in memory at once.
+        let mut stream = std::pin::pin!(personafs_client::list_stream_from(
             self.api.as_ref(),
             &self.filters,
             100,
             seed.map(|(page, _)| page),
-        )
-        .try_collect()
-        .await?;
-        tracing::debug!(count = summaries.len(), "inquiries listed");
-        let confirmed_at = SystemTime::now();
-        let mut ids = Vec::with_capacity(summaries.len());
-        let mut seen = HashSet::new();
-        let mut created = HashMap::new();
-        let mut updated = HashMap::new();
+        ));
+        let mut ids = Vec::new();
+        let mut listed = HashMap::new();
         let mut redacted = HashSet::new();
         let mut rows = Vec::new();
-        for s in summaries {
-            let id: Arc<str> = Arc::from(s.id.as_str());
-            if !plausible_inquiry_id(&id) || !seen.insert(id.clone()) {
+        while let Some(s) = stream.try_next().await? {
+            if !plausible_inquiry_id(&s.id) {
                 continue;
             }
-            if let Some(c) = s.created_at {
-                created.insert(id.clone(), c.into());
-            }
-            if let Some(u) = s.updated_at {
-                updated.insert(id.clone(), u.into());
+            let id: Arc<str> = Arc::from(s.id.as_str());
+            let (created, updated) = (s.created_at.map(Into::into), s.updated_at.map(Into::into));
+            if !Listing::push(&mut ids, &mut listed, id.clone(), created, updated) {
+                continue;
             }
             if s.redacted_at.is_some() {
-                redacted.insert(id.clone());
+                redacted.insert(id);
             }
             if self.persisted.is_some() {
                 rows.push(row_of(&s));
             }
-            ids.push(id);
         }
+        tracing::debug!(count = ids.len(), "inquiries listed");
+        ids.shrink_to_fit();
+        listed.shrink_to_fit();
         let listing = Listing {
             ids: Arc::new(ids),
-            created,
-            updated,
+            rows: listed,
             redacted,
             at,
             generation,
-            confirmed_at: Some(confirmed_at),
+            confirmed_at: Some(SystemTime::now()),
         };
         Ok((listing, rows))
     }

@@ -142,7 +142,7 @@ impl Metadata {
     fn created_of(&self, id: &Arc<str>) -> Option<SystemTime> {
         self.listing
             .current()
-            .and_then(|l| l.created.get(id).copied())
+            .and_then(|l| l.created(id))
             .or_else(|| self.views.created_now(id))
     }
 
@@ -251,9 +251,7 @@ impl Metadata {
                     .iter()
                     .map(|id| {
                         let created = listing
-                            .created
-                            .get(id)
-                            .copied()
+                            .created(id)
                             .or_else(|| self.views.created_now(id))
                             .unwrap_or(UNIX_EPOCH);
                         entry(Node::Inquiry(id.clone()), id, self.owner.dir(0, 2, created))
