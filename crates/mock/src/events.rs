@@ -9,10 +9,8 @@ use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
-use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use super::ids::{IdCodec, Space};
 use super::paging::{Paging, items};
@@ -264,22 +262,11 @@ pub async fn retrieve(
     super::api::send_json(&state, &headers, body)
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// `Persona-Signature` for `body` sent at unix time `t`: `t=<t>,v1=<hex HMAC-SHA256 of
 /// "<t>.<body>">`, one such pair per secret, separated by a space (two during a rotation).
+/// The same function the receiver's tests sign with: one definition of the format.
 pub fn signature(secrets: &[String], t: i64, body: &[u8]) -> String {
-    secrets
-        .iter()
-        .map(|secret| {
-            let mut mac =
-                HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-            mac.update(format!("{t}.").as_bytes());
-            mac.update(body);
-            format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    personafs_client::webhook::sign(secrets, t, body)
 }
 
 /// Deliveries tried per event (Persona retries too).
@@ -346,6 +333,10 @@ pub async fn deliver(state: Arc<State>, mut queue: tokio::sync::mpsc::UnboundedR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    type HmacSha256 = Hmac<Sha256>;
 
     #[test]
     fn signature_is_hmac_of_time_dot_body_once_per_secret() {

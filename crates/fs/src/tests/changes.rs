@@ -14,15 +14,7 @@ use crate::cache::{CacheKey, DiskCache};
 use crate::store::MetadataStore;
 use crate::{Change, CoreConfig, FsCore, INQUIRIES, Polled};
 
-const IDS: [&str; 3] = ["inq_a", "inq_b", "inq_c"];
-
-fn api() -> Arc<MemoryApi> {
-    let mem = MemoryApi::new();
-    for (i, id) in IDS.iter().enumerate() {
-        mem.add_inquiry(sample_inquiry(id, 10 * i as u64).status("approved"));
-    }
-    Arc::new(mem)
-}
+use super::three_approved as api;
 
 /// A long metadata TTL: whatever the tests see change, the feed changed.
 fn long_ttl() -> CoreConfig {

@@ -251,6 +251,17 @@ async fn settle(env: &Env) {
 }
 
 /// The errno of a failed call; panics on success.
+/// The inquiries of the store and changes tests: three approved ones, 10 s apart.
+const THREE_IDS: [&str; 3] = ["inq_a", "inq_b", "inq_c"];
+
+fn three_approved() -> Arc<MemoryApi> {
+    let mem = MemoryApi::new();
+    for (i, id) in THREE_IDS.iter().enumerate() {
+        mem.add_inquiry(sample_inquiry(id, 10 * i as u64).status("approved"));
+    }
+    Arc::new(mem)
+}
+
 fn errno<T>(r: crate::FsResult<T>) -> i32 {
     match r {
         Ok(_) => panic!("expected an error, got a success"),

@@ -17,15 +17,7 @@ use crate::cache::{CacheKey, DiskCache};
 use crate::store::MetadataStore;
 use crate::{CoreConfig, FsCore, FsResult, INQUIRIES};
 
-const IDS: [&str; 3] = ["inq_a", "inq_b", "inq_c"];
-
-fn api() -> Arc<MemoryApi> {
-    let mem = MemoryApi::new();
-    for (i, id) in IDS.iter().enumerate() {
-        mem.add_inquiry(sample_inquiry(id, 10 * i as u64).status("approved"));
-    }
-    Arc::new(mem)
-}
+use super::{THREE_IDS as IDS, three_approved as api};
 
 /// A cache directory: the disk cache and the store in it, as a mount has them.
 struct Disk {
