@@ -14,6 +14,7 @@ fn row(n: u64) -> ListedInquiry {
         // Persona's ids: `inq_` and 24 more characters.
         id: format!("inq_{n:024}"),
         status: Some(["approved", "completed", "pending"][(n % 3) as usize].into()),
+        created_at: Some(UNIX_EPOCH + Duration::from_secs(1_600_000_000 + n)),
         updated_at: Some(UNIX_EPOCH + Duration::new(1_700_000_000 + n, 123_000_000)),
         redacted_at: (n % 100 == 42).then(|| UNIX_EPOCH + Duration::from_secs(1_750_000_000)),
     }

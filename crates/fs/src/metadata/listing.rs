@@ -302,7 +302,13 @@ impl Lister {
         let mut listed = HashMap::with_capacity(rows.len());
         for r in rows {
             if plausible_inquiry_id(&r.id) {
-                Listing::push(&mut ids, &mut listed, Arc::from(r.id), None, r.updated_at);
+                Listing::push(
+                    &mut ids,
+                    &mut listed,
+                    Arc::from(r.id),
+                    r.created_at,
+                    r.updated_at,
+                );
             }
         }
         let at = Instant::now()
@@ -395,6 +401,7 @@ fn row_of(s: &InquirySummary) -> ListedInquiry {
     ListedInquiry {
         id: s.id.clone(),
         status: s.status.clone(),
+        created_at: s.created_at.map(SystemTime::from),
         updated_at: s.updated_at.map(SystemTime::from),
         redacted_at: s.redacted_at.map(SystemTime::from),
     }

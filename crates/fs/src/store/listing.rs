@@ -21,6 +21,8 @@ const CHUNK: usize = 10_000;
 pub struct ListedInquiry {
     pub id: String,
     pub status: Option<String>,
+    /// Shown as the inquiry directory's times, also when the listing comes from the store.
+    pub created_at: Option<SystemTime>,
     pub updated_at: Option<SystemTime>,
     pub redacted_at: Option<SystemTime>,
 }
@@ -60,6 +62,7 @@ fn row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ListedInquiry> {
         status: r.get(first + 1)?,
         updated_at: r.get::<_, Option<i64>>(first + 2)?.map(time_from_db),
         redacted_at: r.get::<_, Option<i64>>(first + 3)?.map(time_from_db),
+        created_at: r.get::<_, Option<i64>>(first + 4)?.map(time_from_db),
     })
 }
 
@@ -114,8 +117,8 @@ impl MetadataStore {
         Self::check_building(&tx, build)?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO listing (gen, pos, id, status, updated_at, redacted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO listing (gen, pos, id, status, updated_at, redacted_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (k, r) in rows.iter().enumerate() {
                 insert.execute(params![
@@ -125,6 +128,7 @@ impl MetadataStore {
                     r.status,
                     r.updated_at.map(time_to_db),
                     r.redacted_at.map(time_to_db),
+                    r.created_at.map(time_to_db),
                 ])?;
             }
         }
@@ -212,7 +216,7 @@ impl MetadataStore {
             return Ok(Vec::new());
         };
         let mut stmt = conn.prepare_cached(
-            "SELECT id, status, updated_at, redacted_at FROM listing
+            "SELECT id, status, updated_at, redacted_at, created_at FROM listing
              WHERE gen = ?1 AND pos >= ?2 ORDER BY pos LIMIT ?3",
         )?;
         let rows = stmt
@@ -232,7 +236,7 @@ impl MetadataStore {
         };
         let found = conn
             .prepare_cached(
-                "SELECT pos, id, status, updated_at, redacted_at FROM listing
+                "SELECT pos, id, status, updated_at, redacted_at, created_at FROM listing
                  WHERE id = ?1 AND gen = ?2 ORDER BY pos LIMIT 1",
             )?
             .query_row(params![id, generation], |r| {

@@ -15,7 +15,7 @@ use crate::cache::private_dir;
 /// program's file.
 pub(super) const APPLICATION_ID: i32 = 0x5046_534d;
 /// `PRAGMA user_version`: bumped whenever the tables change; another value is rebuilt.
-pub(super) const SCHEMA_VERSION: i32 = 2;
+pub(super) const SCHEMA_VERSION: i32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE inquiry (
@@ -46,6 +46,7 @@ CREATE TABLE listing (
     status      TEXT,
     updated_at  INTEGER,
     redacted_at INTEGER,
+    created_at  INTEGER,
     PRIMARY KEY (gen, pos)
 ) WITHOUT ROWID;
 CREATE INDEX listing_by_id ON listing (id);

@@ -307,6 +307,7 @@ fn no_url_token_or_signature_ever_reaches_the_file() {
             [ListedInquiry {
                 id: retrieved.id.clone(),
                 status: retrieved.status.clone(),
+                created_at: None,
                 updated_at: None,
                 redacted_at: None,
             }],
@@ -361,6 +362,7 @@ fn a_value_that_looks_like_a_secret_is_refused_and_not_written() {
     let row = ListedInquiry {
         id: "inq_a?token=x".into(),
         status: None,
+        created_at: None,
         updated_at: None,
         redacted_at: None,
     };
@@ -383,6 +385,7 @@ fn listed_rows(range: std::ops::Range<u64>) -> impl Iterator<Item = ListedInquir
             }
             .into(),
         ),
+        created_at: Some(at(1_600_000_000 + n, 0)),
         updated_at: Some(at(1_700_000_000 + n, (n % 1000) as u32 * 1_000_000)),
         redacted_at: (n % 10 == 7).then(|| at(1_750_000_000, 0)),
     })

@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use personafs_client::PersonaApi;
 use personafs_client::testing::{Call, Fault, FaultyApi, MemoryApi};
 
 use super::{SAMPLE_FILES, build_core, config, limits, sample_inquiry, sample_size, wait_for};
@@ -285,16 +286,23 @@ async fn a_remount_answers_ls_from_the_stored_listing_while_it_lists_again() {
     .await;
     let second = disk.core(&mem, config());
     second.api.delay(Call::List, Duration::from_secs(5));
-    let mut names: Vec<_> = second
-        .core
-        .readdir(INQUIRIES)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name.to_string())
-        .collect();
+    let entries = second.core.readdir(INQUIRIES).await.unwrap();
+    let mut names: Vec<_> = entries.iter().map(|e| e.name.to_string()).collect();
     names.sort();
     assert_eq!(names, IDS, "the stored listing, at once");
+    // With the times Persona listed: each inquiry directory's is its created-at.
+    for e in &entries {
+        let created = PersonaApi::retrieve_inquiry(mem.as_ref(), &e.name)
+            .await
+            .unwrap()
+            .created_at;
+        assert_eq!(
+            Some(e.attr.mtime),
+            created.map(SystemTime::from),
+            "{}",
+            e.name
+        );
+    }
     wait_for("one listing under way", || {
         second.api.in_flight(Call::List) == 1
     })
