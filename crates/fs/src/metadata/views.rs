@@ -77,6 +77,8 @@ pub(crate) struct Views {
     redacted: Mutex<HashSet<Arc<str>>>,
     /// Views shared with the other mounts of the environment, if any.
     shared: Option<Arc<dyn SharedViews>>,
+    /// When this mount started: what it retrieved since is as good as what it holds in memory.
+    started: SystemTime,
 }
 
 impl Views {
@@ -103,6 +105,7 @@ impl Views {
             changes: AtomicU64::new(0),
             redacted: Mutex::default(),
             shared: cfg.shared_views.clone(),
+            started: SystemTime::now(),
         }
     }
 
@@ -296,31 +299,34 @@ impl Views {
             )
             .ok()??;
         let (stored, json) = found;
+        let checked_at = stored.checked_at;
+        let view = InquiryView::from_stored(stored, json, Instant::now());
         let trusted = match trust {
             Trust::Offline => true,
             // A fresh listing decides: the same `updated-at` confirms the view, another one
             // means it changed. Without one, a view checked within the TTL is still good.
             Trust::Confirmed => match self.confirmation(id).await {
-                Some((listed, at)) if Some(listed) == stored.updated_at => {
+                Some((listed, at)) if Some(listed) == view.updated => {
                     self.mark_checked(id, at);
                     true
                 }
                 Some(_) => false,
-                None => stored
-                    .checked_at
-                    .elapsed()
-                    .is_ok_and(|age| age < self.metadata_ttl),
+                // A final inquiry this mount retrieved or confirmed is trusted as it would be
+                // in memory (it only left memory for the bound): a long walk does not retrieve
+                // again what it saw minutes ago.
+                None => {
+                    checked_at
+                        .elapsed()
+                        .is_ok_and(|age| age < self.metadata_ttl)
+                        || (view.is_final() && checked_at >= self.started)
+                }
             },
         };
         if !trusted {
             return None;
         }
         tracing::trace!(inquiry = %id, ?trust, "view loaded from the metadata store");
-        Some(Arc::new(InquiryView::from_stored(
-            stored,
-            json,
-            Instant::now(),
-        )))
+        Some(Arc::new(view))
     }
 
     /// `updated-at` of `id` in a fresh listing, waiting for one under way (a remount lists

@@ -414,6 +414,35 @@ async fn offline_an_uncached_file_is_eio_at_once() {
 }
 
 #[tokio::test]
+async fn a_walk_longer_than_the_ttl_does_not_retrieve_final_inquiries_again() {
+    let disk = Disk::new();
+    let ttl = Duration::from_millis(50);
+    let m = disk.core(
+        &api(),
+        CoreConfig {
+            metadata_ttl: ttl,
+            max_views: 1,
+            ..config()
+        },
+    );
+    let walk = |core: Arc<FsCore>| async move {
+        for id in IDS {
+            let inq = core.lookup(INQUIRIES, id).await.unwrap();
+            let doc = core.lookup(inq.ino, "document").await.unwrap();
+            assert!(!core.readdir(doc.ino).await.unwrap().is_empty());
+        }
+    };
+    walk(m.core.clone()).await;
+    assert_eq!(m.calls(Call::Retrieve), IDS.len() as u64);
+    m.stored(&IDS).await;
+    // Later than the TTL, no fresh listing: the approved inquiries that left memory come
+    // back from the store, as they would have stayed in memory without the bound.
+    tokio::time::sleep(2 * ttl).await;
+    walk(m.core.clone()).await;
+    assert_eq!(m.calls(Call::Retrieve), IDS.len() as u64, "retrieved again");
+}
+
+#[tokio::test]
 async fn offline_a_view_with_valid_urls_does_not_try_the_files_host() {
     let disk = Disk::new();
     let m = disk.core(&api(), config());
