@@ -125,6 +125,9 @@ pub(crate) struct Readahead {
     /// Prefetched files not opened yet: digest → (size, when).
     unread: Mutex<HashMap<String, (u64, Instant)>>,
     unread_bytes: AtomicU64,
+    /// Name-order place of the last inquiry a window was taken from, and whether that
+    /// window went by name (see `window`).
+    last_entered: Mutex<Option<(usize, bool)>>,
 }
 
 impl Readahead {
@@ -145,6 +148,7 @@ impl Readahead {
             metadata_queued: Queued::new(metadata_ttl),
             unread: Mutex::new(HashMap::new()),
             unread_bytes: AtomicU64::new(0),
+            last_entered: Mutex::new(None),
             cfg,
             rt,
             cache,
@@ -154,12 +158,30 @@ impl Readahead {
         }
     }
 
-    /// `id` and the inquiries after it in the listing, `ahead` of them.
+    /// `id` and the `ahead` inquiries after it, in the order the walk is going: by name
+    /// when the last inquiry entered before `id` was its predecessor by name (`ls -lR`,
+    /// `rsync`), else in listing order (`find`, `cp -r`, and a walk's first step).
     fn window(&self, id: &Arc<str>, ahead: usize) -> Vec<Arc<str>> {
         let mut ids = vec![id.clone()];
-        if let Some(listing) = self.listing.current()
-            && let Some(pos) = listing.position(id)
-        {
+        let Some(listing) = self.listing.current() else {
+            return ids;
+        };
+        let (Some(pos), Some(rank)) = (listing.position(id), listing.rank(id)) else {
+            return ids;
+        };
+        let by_name = {
+            let mut last = self.last_entered.lock();
+            let by_name = match *last {
+                Some((r, mode)) if r == rank => mode, // the same inquiry again (its files)
+                Some((r, _)) => r + 1 == rank,
+                None => false,
+            };
+            *last = Some((rank, by_name));
+            by_name
+        };
+        if by_name {
+            ids.extend(listing.after_by_name(rank, ahead));
+        } else {
             ids.extend(listing.ids.iter().skip(pos + 1).take(ahead).cloned());
         }
         ids

@@ -26,6 +26,9 @@ pub(crate) struct Listing {
     /// What the listing says of each inquiry, and its place in `ids`: one map, because at a
     /// million inquiries each map costs tens of MiB.
     rows: HashMap<Arc<str>, Row>,
+    /// Positions in `ids`, in name order: `ls -lR` and `rsync` walk by name, `find` and
+    /// `cp -r` in listing order, and read-ahead follows whichever the walk takes.
+    by_name: Vec<u32>,
     /// Inquiries the listing shows redacted.
     redacted: HashSet<Arc<str>>,
     at: Instant,
@@ -43,6 +46,8 @@ struct Row {
     created: Option<SystemTime>,
     updated: Option<SystemTime>,
     position: u32,
+    /// Place in name order (`by_name`).
+    rank: u32,
 }
 
 impl Listing {
@@ -59,6 +64,33 @@ impl Listing {
     /// Where `id` is in `ids` (read-ahead takes the ones after it).
     pub(crate) fn position(&self, id: &str) -> Option<usize> {
         Some(self.rows.get(id)?.position as usize)
+    }
+
+    /// Where `id` is in name order.
+    pub(crate) fn rank(&self, id: &str) -> Option<usize> {
+        Some(self.rows.get(id)?.rank as usize)
+    }
+
+    /// Up to `n` inquiries after name-order place `rank`.
+    pub(crate) fn after_by_name(&self, rank: usize, n: usize) -> Vec<Arc<str>> {
+        self.by_name
+            .iter()
+            .skip(rank + 1)
+            .take(n)
+            .map(|&p| self.ids[p as usize].clone())
+            .collect()
+    }
+
+    /// Sort the name order once the listing is whole.
+    fn rank_by_name(ids: &[Arc<str>], rows: &mut HashMap<Arc<str>, Row>) -> Vec<u32> {
+        let mut by_name: Vec<u32> = (0..ids.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
+        for (rank, &p) in by_name.iter().enumerate() {
+            if let Some(row) = rows.get_mut(&ids[p as usize]) {
+                row.rank = rank as u32;
+            }
+        }
+        by_name
     }
 
     /// Add `id` at the end unless it is listed already (a later page repeating an id).
@@ -79,6 +111,7 @@ impl Listing {
                 created,
                 updated,
                 position,
+                rank: 0,
             },
         );
         ids.push(id);
@@ -314,9 +347,11 @@ impl Lister {
         let at = Instant::now()
             .checked_sub(self.ttl)
             .unwrap_or_else(Instant::now);
+        let by_name = Listing::rank_by_name(&ids, &mut listed);
         Some(Arc::new(Listing {
             ids: Arc::new(ids),
             rows: listed,
+            by_name,
             redacted: HashSet::new(),
             at,
             generation: self.generation.load(Ordering::SeqCst),
@@ -385,9 +420,11 @@ impl Lister {
         tracing::debug!(count = ids.len(), "inquiries listed");
         ids.shrink_to_fit();
         listed.shrink_to_fit();
+        let by_name = Listing::rank_by_name(&ids, &mut listed);
         let listing = Listing {
             ids: Arc::new(ids),
             rows: listed,
+            by_name,
             redacted,
             at,
             generation,

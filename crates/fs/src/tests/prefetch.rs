@@ -237,3 +237,42 @@ async fn without_read_ahead_only_what_is_read_is_downloaded() {
     assert_eq!(env.calls(Call::Download), 1);
     assert_eq!(env.calls(Call::Retrieve), 1);
 }
+
+/// Listed newest first as c, a, e, b, d: name order and listing order differ.
+fn shuffled_api() -> MemoryApi {
+    let mem = MemoryApi::new();
+    for (i, id) in ["inq_d", "inq_b", "inq_e", "inq_a", "inq_c"]
+        .iter()
+        .enumerate()
+    {
+        mem.add_inquiry(
+            sample_inquiry(id, 10 * i as u64).created_at(&format!("2024-05-0{}T00:00:00Z", i + 1)),
+        );
+    }
+    mem
+}
+
+#[tokio::test]
+async fn read_ahead_follows_a_walk_by_name_and_one_in_listing_order() {
+    let env = Env::new(shuffled_api(), with_prefetch(2, 8, 256 << 20));
+    assert_eq!(
+        env.names("").await,
+        ["inq_c", "inq_a", "inq_e", "inq_b", "inq_d"]
+    );
+    // A first step: the next two in the listing (find, cp -r), inq_e and inq_b.
+    env.names("inq_a").await;
+    calls_reach(&env, Call::Retrieve, 3).await;
+    settle(&env).await;
+    assert_eq!(env.calls(Call::Retrieve), 3);
+    // inq_b right after inq_a by name: the walk goes by name (ls -lR, rsync), so inq_c and
+    // inq_d come next (by the listing, only inq_d would).
+    env.names("inq_b").await;
+    calls_reach(&env, Call::Retrieve, 5).await;
+    settle(&env).await;
+    assert_eq!(env.calls(Call::Retrieve), 5);
+    // They were read ahead: walking on by name costs nothing more.
+    env.names("inq_c").await;
+    env.names("inq_d").await;
+    settle(&env).await;
+    assert_eq!(env.calls(Call::Retrieve), 5);
+}
