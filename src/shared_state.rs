@@ -64,6 +64,9 @@ pub fn parse_shared_state(text: &str) -> Result<SharedStateUrl, String> {
     Ok(SharedStateUrl(text.to_string()))
 }
 
+/// How long Redis keeps a published view, at least.
+pub const SHARED_VIEW_KEEP: Duration = Duration::from_secs(15 * 60);
+
 /// A mount's plan to share, from before its first request until the key check answered.
 pub struct Sharing {
     url: SharedStateUrl,
@@ -82,7 +85,10 @@ impl Sharing {
             budget: Arc::new(SwitchBudget::new(local)),
             per_minute,
             // A bit longer than the TTL: a mount decides freshness by the view's own age.
-            view_ttl: metadata_ttl + Duration::from_secs(5),
+            // A final inquiry's view is good for as long as a mount would keep it in memory
+            // (each mount still refuses a non-final one older than its TTL): mounts that drift
+            // apart on a long walk must not retrieve it again once Redis has let it go.
+            view_ttl: (metadata_ttl + Duration::from_secs(5)).max(SHARED_VIEW_KEEP),
         }
     }
 
