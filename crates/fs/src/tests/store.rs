@@ -414,6 +414,31 @@ async fn offline_an_uncached_file_is_eio_at_once() {
 }
 
 #[tokio::test]
+async fn a_listing_slower_than_the_ttl_still_confirms_the_stored_views() {
+    let mem = api();
+    let disk = Disk::new();
+    let before = first_mount(&disk, &mem).await;
+    let ttl = Duration::from_millis(150);
+    tokio::time::sleep(ttl).await; // stored views are too old to trust on their own
+    let second = disk.core(
+        &mem,
+        CoreConfig {
+            metadata_ttl: ttl,
+            ..config()
+        },
+    );
+    // The listing takes longer than the TTL (a large organization at 300 requests a minute).
+    second.api.delay(Call::List, 2 * ttl);
+    let after = ok(copy_all(&second.core).await);
+    assert_eq!(after, before);
+    assert_eq!(
+        second.calls(Call::Retrieve),
+        0,
+        "the listing confirmed every stored view"
+    );
+}
+
+#[tokio::test]
 async fn a_walk_longer_than_the_ttl_does_not_retrieve_final_inquiries_again() {
     let disk = Disk::new();
     let ttl = Duration::from_millis(50);
