@@ -242,6 +242,11 @@ impl FsCore {
         self.meta.views.len()
     }
 
+    /// Downloads under way, or finishing (checksum, cache), now (for diagnostics and tests).
+    pub fn downloads_registered(&self) -> usize {
+        self.downloads.registered()
+    }
+
     /// Files open through this core now (for diagnostics and tests).
     pub fn open_handles(&self) -> usize {
         self.handles.len()

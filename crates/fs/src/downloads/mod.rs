@@ -70,6 +70,11 @@ impl Downloads {
         }
     }
 
+    /// Downloads registered now (fetching, or checksummed and cached after their body).
+    pub(crate) fn registered(&self) -> usize {
+        self.registry.lock().len()
+    }
+
     /// Whether a download of this file is in progress.
     pub(crate) fn downloading(&self, key: &CacheKey) -> bool {
         self.registry
