@@ -670,17 +670,12 @@ async fn generated_files_have_their_declared_size_and_type() {
     let client = Client::new();
     let mut checked = 0;
     for id in server.inquiry_ids() {
-        let body = client
-            .get(format!(
-                "{}/inquiries/{id}?include=documents",
-                server.api_base()
-            ))
-            .bearer_auth(server.api_key())
-            .send()
-            .await
-            .unwrap()
-            .json_body()
-            .await;
+        let body = api_json(
+            &client,
+            &server,
+            &format!("/inquiries/{id}?include=documents"),
+        )
+        .await;
         let mut files = Vec::new();
         collect_file_objects(&body["included"], &mut files);
         for (url, size) in files {
@@ -782,17 +777,12 @@ async fn generated_videos_play_in_ffmpeg_with_their_exact_size() {
     let client = Client::new();
     let mut videos = 0;
     for id in server.inquiry_ids() {
-        let body = client
-            .get(format!(
-                "{}/inquiries/{id}?include=verifications",
-                server.api_base()
-            ))
-            .bearer_auth(server.api_key())
-            .send()
-            .await
-            .unwrap()
-            .json_body()
-            .await;
+        let body = api_json(
+            &client,
+            &server,
+            &format!("/inquiries/{id}?include=verifications"),
+        )
+        .await;
         let Some(url) = find_str(&body, "video-url") else {
             continue;
         };
