@@ -152,12 +152,11 @@ fn serve(
     // With a metadata store to answer from, an unreachable Persona is not worth every retry
     // before mounting: one quick try, then the mount starts offline and goes online by itself
     // at the breaker's next probe. Without a store, the check retries as every request does.
-    let check_cfg = match mount::has_store(&cfg) {
-        true => mount::quick_check_config(&client_cfg),
-        false => client_cfg.clone(),
+    let client = HttpClient::with_budget(client_cfg.clone(), budget.clone())?;
+    let checker = match mount::has_store(&cfg) {
+        true => HttpClient::with_budget(mount::quick_check_config(&client_cfg), budget)?,
+        false => client.clone(),
     };
-    let checker = HttpClient::with_budget(check_cfg, budget.clone())?;
-    let client = HttpClient::with_budget(client_cfg, budget)?;
     let api = counted(&client);
     notify::status("checking the Persona API");
     let first_page = rt.block_on(mount::check_api(counted(&checker).as_ref(), &cfg))?;

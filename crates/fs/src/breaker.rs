@@ -133,10 +133,10 @@ impl BreakerApi {
 
     /// The files host is not tried while the breaker is open (no probe is spent on it).
     fn files_host(&self, what: &str) -> Result<()> {
-        match self.breaker.is_open() {
-            true => Err(Breaker::refused(what)),
-            false => Ok(()),
+        if self.breaker.is_open() {
+            return Err(Breaker::refused(what));
         }
+        Ok(())
     }
 }
 
