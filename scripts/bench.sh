@@ -813,9 +813,12 @@ wl_scale() {
   ok=$(okif "$api <= $pages + 10 && $(delta s3 s5 3) == 0 && $errors == 0")
   record "remount, find -exec stat + ls -lR of $N_SCALE inquiries" "$t_find" - "API calls ≤ ceil(N/100) + 10, 0 downloads" "$ok" "$notes"
   rm -rf "$mp.cache" "$WORK"/scale*
+}
 
-  # ls -l of a million inquiries: the listing's memory (the mock derives each inquiry when asked).
-  mp=$WORK/mnt-million
+# ls -l of a million inquiries: the listing's and the inode table's memory (the mock derives
+# each inquiry when asked).
+wl_million() {
+  local mp=$WORK/mnt-million s0 s1 rss hwm errors notes ok
   API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock million --generate "$N_MILLION"
   local mock_rss0; mock_rss0=$(vm "$MOCK_PID" VmRSS)
   read_stats s0
@@ -823,20 +826,22 @@ wl_scale() {
   timed ls -l "$mp/inquiries" > "$WORK/million" 2> "$WORK/million.err"
   local t_million=$T_COLD
   read_stats s1
-  rss=("$(vm "$FS_PID" VmRSS)"); hwm=$(vm "$FS_PID" VmHWM)
+  rss=$(vm "$FS_PID" VmRSS); hwm=$(vm "$FS_PID" VmHWM)
   local mock_rss; mock_rss=$(vm "$MOCK_PID" VmRSS)
   unmount_fs "$mp"; stop_pid "$MOCK_PID"
   local entries; entries=$(($(wc -l < "$WORK/million") - 1))
   errors=$(wc -l < "$WORK/million.err")
-  notes="$entries entries, $(delta s0 s1 1) list calls, from mount launch; RSS $(mb "${rss[0]}") MiB (peak $(mb "$hwm")); the mock: $(mb "$mock_rss0") MiB at start, $(mb "$mock_rss") MiB after (want < 300); $errors error lines"
-  ok=$(okif "${rss[0]} < 256 * 1048576 && $entries == $N_MILLION && $errors == 0")
+  notes="$entries entries, $(delta s0 s1 1) list calls, from mount launch; RSS $(mb "$rss") MiB (peak $(mb "$hwm")); the mock: $(mb "$mock_rss0") MiB at start, $(mb "$mock_rss") MiB after (want < 300); $errors error lines"
+  ok=$(okif "$rss < 256 * 1048576 && $entries == $N_MILLION && $errors == 0")
   record "RSS after ls -l of $N_MILLION inquiries" "$t_million" - "RSS < 256 MiB" "$ok" "$notes" \
     --target "mock < 300 MiB=$(okif "$mock_rss < 300 * 1048576")"
   rm -rf "$mp.cache" "$WORK"/million*
+}
 
-  # Offline: everything of N_OFFLINE inquiries was seen (ls -lR) and cached (cat), Persona then
-  # stops; a remount on the same cache directory walks it from the store and the cache.
-  mp=$WORK/mnt-offline
+# Offline: everything of N_OFFLINE inquiries was seen (ls -lR) and cached (cat), Persona then
+# stops; a remount on the same cache directory walks it from the store and the cache.
+wl_offline() {
+  local mp=$WORK/mnt-offline errors notes ok
   API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock offline --generate "$N_OFFLINE"
   mount_fs "$mp" --api-rate-limit 1000000
   ls -lR "$mp/inquiries" > "$WORK/offline1"
@@ -1029,7 +1034,7 @@ run() {
 }
 
 bench_start=$(now)
-for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_changes wl_shared}; do
+for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_million wl_offline wl_changes wl_shared}; do
   run "$workload"
 done
 [ -e "$WORK/bytes_differ" ] && FAILED=1

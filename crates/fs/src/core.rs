@@ -18,7 +18,7 @@ use crate::metadata::inode::{INQUIRIES, Node};
 use crate::metadata::listing::{Lister, Persisted};
 use crate::metadata::persist::StoreWriter;
 use crate::metadata::views::{Need, Views};
-use crate::metadata::{Attr, DirEntry, Listed, Metadata, Step, Wait, at_once, waited};
+use crate::metadata::{Attr, DirEntry, Entries, Metadata, Step, Wait, at_once, waited};
 use crate::readahead::Readahead;
 use personafs_client::telemetry::Telemetry;
 use personafs_client::{Event, InquiryPage, PersonaApi, Section};
@@ -308,7 +308,7 @@ impl FsCore {
         at_once(self.listed(ino, Wait::No)).map(|r| r.map(|l| self.numbered(l)))
     }
 
-    async fn listed(&self, ino: u64, wait: Wait) -> Step<Vec<Listed>> {
+    async fn listed(&self, ino: u64, wait: Wait) -> Step<Entries> {
         if let Ok(Node::Inquiry(id)) = self.meta.node(ino) {
             // Read-ahead first, so the neighbours' retrieves overlap this one (it queues
             // each inquiry once, so a fast path that falls back costs nothing twice).
@@ -318,9 +318,9 @@ impl FsCore {
     }
 
     /// Entries with their inode numbers (no kernel reference counted).
-    fn numbered(&self, listed: Vec<Listed>) -> Vec<DirEntry> {
-        listed
-            .into_iter()
+    fn numbered(&self, entries: Entries) -> Vec<DirEntry> {
+        (0..entries.len())
+            .filter_map(|j| self.meta.entry(&entries, j))
             .map(|l| {
                 let mut e = l.entry;
                 e.attr.ino = self.meta.ino_of(l.node);
@@ -339,7 +339,7 @@ impl FsCore {
         at_once(self.listed(ino, Wait::No)).map(|r| r.map(|l| self.open_dir(ino, l)))
     }
 
-    fn open_dir(&self, ino: u64, entries: Vec<Listed>) -> u64 {
+    fn open_dir(&self, ino: u64, entries: Entries) -> u64 {
         self.dirs.open(DirSnapshot {
             ino,
             parent: self.meta.parent_of(ino),
@@ -364,13 +364,17 @@ impl FsCore {
         ];
         for i in offset as usize..dots.len() + snap.entries.len() {
             let next = i as u64 + 1;
+            let listed;
             let (slot, referenced) = match i.checked_sub(dots.len()) {
                 None => {
                     let (attr, name) = dots[i];
                     (DirSlot { next, attr, name }, false)
                 }
                 Some(j) => {
-                    let listed = &snap.entries[j];
+                    listed = match self.meta.entry(&snap.entries, j) {
+                        Some(l) => l,
+                        None => break,
+                    };
                     let node = listed.node.clone();
                     let ino = if plus {
                         self.meta.reference(node)

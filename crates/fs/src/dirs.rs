@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::metadata::Listed;
+use crate::metadata::Entries;
 
 /// A listing taken at `opendir`.
 pub(crate) struct DirSnapshot {
     pub(crate) ino: u64,
     pub(crate) parent: u64,
-    pub(crate) entries: Vec<Listed>,
+    pub(crate) entries: Entries,
 }
 
 pub(crate) struct Dirs {

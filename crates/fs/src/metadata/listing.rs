@@ -5,7 +5,7 @@
 //! without a listing in memory answers from the stored one while it lists again; a row that
 //! shows `redacted-at` deletes the inquiry's stored view and cached files at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,22 +13,21 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 
+use super::listing_rows::{ListingRows, Rows};
 use super::persist::StoreWriter;
 use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
-use crate::store::{ListedInquiry, MetadataStore};
+use crate::store::{ListedInquiry, ListingBuild, MetadataStore};
 use personafs_client::{InquiryPage, InquirySummary, ListFilters, PersonaApi};
 
 pub(crate) struct Listing {
     /// Newest first, as Persona lists them (and `inquiries/` shows them).
     pub(crate) ids: Arc<Vec<Arc<str>>>,
-    /// What the listing says of each inquiry, and its place in `ids`: one map, because at a
-    /// million inquiries each map costs tens of MiB.
-    rows: HashMap<Arc<str>, Row>,
-    /// Positions in `ids`, in name order: `ls -lR` and `rsync` walk by name, `find` and
-    /// `cp -r` in listing order, and read-ahead follows whichever the walk takes.
-    by_name: Vec<u32>,
+    /// What the listing says of each inquiry, its place in `ids` and in name order: `ls -lR`
+    /// and `rsync` walk by name, `find` and `cp -r` in listing order, and read-ahead follows
+    /// whichever the walk takes.
+    rows: Rows,
     /// Inquiries the listing shows redacted.
     redacted: HashSet<Arc<str>>,
     at: Instant,
@@ -40,82 +39,53 @@ pub(crate) struct Listing {
     confirmed_at: Option<SystemTime>,
 }
 
-/// One inquiry of a listing.
-#[derive(Debug, Clone, Copy)]
-struct Row {
-    created: Option<SystemTime>,
-    updated: Option<SystemTime>,
-    position: u32,
-    /// Place in name order (`by_name`).
-    rank: u32,
-}
-
 impl Listing {
+    fn new(
+        rows: ListingRows,
+        redacted: HashSet<Arc<str>>,
+        at: Instant,
+        generation: u64,
+        confirmed_at: Option<SystemTime>,
+    ) -> Listing {
+        let rows = Rows::new(rows);
+        Listing {
+            ids: rows.ids.clone(),
+            rows,
+            redacted,
+            at,
+            generation,
+            confirmed_at,
+        }
+    }
+
     /// `created-at` of a listed inquiry.
     pub(crate) fn created(&self, id: &str) -> Option<SystemTime> {
-        self.rows.get(id)?.created
+        self.rows.created(id)
+    }
+
+    /// `created-at` of the inquiry at `position` in `ids`.
+    pub(crate) fn created_at(&self, position: usize) -> Option<SystemTime> {
+        self.rows.created_at(position)
     }
 
     /// `updated-at` of a listed inquiry.
     pub(crate) fn updated(&self, id: &str) -> Option<SystemTime> {
-        self.rows.get(id)?.updated
+        self.rows.updated(id)
     }
 
     /// Where `id` is in `ids` (read-ahead takes the ones after it).
     pub(crate) fn position(&self, id: &str) -> Option<usize> {
-        Some(self.rows.get(id)?.position as usize)
+        self.rows.position(id)
     }
 
     /// Where `id` is in name order.
     pub(crate) fn rank(&self, id: &str) -> Option<usize> {
-        Some(self.rows.get(id)?.rank as usize)
+        self.rows.rank(id)
     }
 
     /// Up to `n` inquiries after name-order place `rank`.
     pub(crate) fn after_by_name(&self, rank: usize, n: usize) -> Vec<Arc<str>> {
-        self.by_name
-            .iter()
-            .skip(rank + 1)
-            .take(n)
-            .map(|&p| self.ids[p as usize].clone())
-            .collect()
-    }
-
-    /// Sort the name order once the listing is whole.
-    fn rank_by_name(ids: &[Arc<str>], rows: &mut HashMap<Arc<str>, Row>) -> Vec<u32> {
-        let mut by_name: Vec<u32> = (0..ids.len() as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
-        for (rank, &p) in by_name.iter().enumerate() {
-            if let Some(row) = rows.get_mut(&ids[p as usize]) {
-                row.rank = rank as u32;
-            }
-        }
-        by_name
-    }
-
-    /// Add `id` at the end unless it is listed already (a later page repeating an id).
-    fn push(
-        ids: &mut Vec<Arc<str>>,
-        rows: &mut HashMap<Arc<str>, Row>,
-        id: Arc<str>,
-        created: Option<SystemTime>,
-        updated: Option<SystemTime>,
-    ) -> bool {
-        if rows.contains_key(&id) {
-            return false;
-        }
-        let position = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-        rows.insert(
-            id.clone(),
-            Row {
-                created,
-                updated,
-                position,
-                rank: 0,
-            },
-        );
-        ids.push(id);
-        true
+        self.rows.after_by_name(rank, n)
     }
 
     /// The inquiries this listing shows redacted, if Persona gave it (not the stored one).
@@ -278,11 +248,10 @@ impl Lister {
             return Ok(l);
         }
         match self.list_all().await {
-            Ok((l, rows)) => {
+            Ok(l) => {
                 self.last_failed.store(false, Ordering::Relaxed);
                 let l = Arc::new(l);
                 *self.current.lock() = Some(l.clone());
-                self.persist(rows);
                 Ok(l)
             }
             Err(e) => {
@@ -331,54 +300,26 @@ impl Lister {
             .inspect_err(|e| tracing::warn!("metadata store: cannot read the listing: {e}"))
             .ok()??;
         tracing::debug!(count = rows.len(), "listing loaded from the metadata store");
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut listed = HashMap::with_capacity(rows.len());
+        let mut listed = ListingRows::default();
         for r in rows {
             if plausible_inquiry_id(&r.id) {
-                Listing::push(
-                    &mut ids,
-                    &mut listed,
-                    Arc::from(r.id),
-                    r.created_at,
-                    r.updated_at,
-                );
+                listed.push(Arc::from(r.id), r.created_at, r.updated_at);
             }
         }
         let at = Instant::now()
             .checked_sub(self.ttl)
             .unwrap_or_else(Instant::now);
-        let by_name = Listing::rank_by_name(&ids, &mut listed);
-        Some(Arc::new(Listing {
-            ids: Arc::new(ids),
-            rows: listed,
-            by_name,
-            redacted: HashSet::new(),
+        let generation = self.generation.load(Ordering::SeqCst);
+        Some(Arc::new(Listing::new(
+            listed,
+            HashSet::new(),
             at,
-            generation: self.generation.load(Ordering::SeqCst),
-            confirmed_at: None,
-        }))
+            generation,
+            None,
+        )))
     }
 
-    /// Persist a listing Persona gave, and act on the redactions it shows; in the background.
-    fn persist(&self, rows: Vec<ListedInquiry>) {
-        let Some(p) = &self.persisted else { return };
-        let cache = p.cache.clone();
-        let scope = self.scope();
-        p.writer.write(move |store| {
-            for r in rows.iter().filter(|r| r.redacted_at.is_some()) {
-                // A view stored since the redaction has no files: nothing to delete.
-                let known = store.get_inquiry(&r.id).ok().flatten();
-                if known.is_none_or(|v| v.redacted_at.is_none()) {
-                    forget_redacted(store, &cache, &r.id);
-                }
-            }
-            if let Err(e) = store.put_listing(&scope, SystemTime::now(), rows) {
-                tracing::warn!("metadata store: cannot save the listing: {e}");
-            }
-        });
-    }
-
-    async fn list_all(&self) -> personafs_client::Result<(Listing, Vec<ListedInquiry>)> {
+    async fn list_all(&self) -> personafs_client::Result<Listing> {
         let seed = self
             .seed
             .lock()
@@ -393,43 +334,113 @@ impl Lister {
             100,
             seed.map(|(page, _)| page),
         ));
-        let mut ids = Vec::new();
-        let mut listed = HashMap::new();
+        let mut listed = ListingRows::default();
         let mut redacted = HashSet::new();
-        let mut rows = Vec::new();
+        let mut saving = self
+            .persisted
+            .as_ref()
+            .map(|p| ListingSave::begin(p, self.scope()));
         while let Some(s) = stream.try_next().await? {
             if !plausible_inquiry_id(&s.id) {
                 continue;
             }
             let id: Arc<str> = Arc::from(s.id.as_str());
             let (created, updated) = (s.created_at.map(Into::into), s.updated_at.map(Into::into));
-            if !Listing::push(&mut ids, &mut listed, id.clone(), created, updated) {
+            if !listed.push(id.clone(), created, updated) {
                 continue;
             }
             if s.redacted_at.is_some() {
                 redacted.insert(id);
             }
-            if self.persisted.is_some() {
-                rows.push(row_of(&s));
+            if let Some(saving) = &mut saving {
+                saving.push(row_of(&s));
             }
         }
-        tracing::debug!(count = ids.len(), "inquiries listed");
-        ids.shrink_to_fit();
-        listed.shrink_to_fit();
-        let by_name = Listing::rank_by_name(&ids, &mut listed);
-        let listing = Listing {
-            ids: Arc::new(ids),
-            rows: listed,
-            by_name,
+        tracing::debug!(count = listed.len(), "inquiries listed");
+        if let Some(saving) = saving {
+            saving.finish();
+        }
+        // Its age counts from when Persona finished giving it: 1,000 pages take over three
+        // minutes at 300 a minute, and a listing dated from its start would be stale
+        // (confirming no stored view, and listed again at once) before it was complete.
+        Ok(Listing::new(
+            listed,
             redacted,
-            // Its age counts from when Persona finished giving it: 1,000 pages take over
-            // three minutes at 300 a minute, and a listing dated from its start would be stale
-            // (confirming no stored view, and listed again at once) before it was complete.
-            at: Instant::now(),
+            Instant::now(),
             generation,
-            confirmed_at: Some(SystemTime::now()),
-        };
-        Ok((listing, rows))
+            Some(SystemTime::now()),
+        ))
+    }
+}
+
+/// A listing being saved to the store while it is taken, a chunk at a time (a million rows
+/// are never all in memory), acting on the redactions each chunk shows. It becomes the
+/// stored listing only when finished: one cut short is abandoned by the next.
+struct ListingSave {
+    writer: Arc<StoreWriter>,
+    cache: Arc<DiskCache>,
+    build: Arc<Mutex<Option<ListingBuild>>>,
+    chunk: Vec<ListedInquiry>,
+}
+
+/// Rows handed to the store writer at a time.
+const SAVE_CHUNK: usize = 1_000;
+
+impl ListingSave {
+    fn begin(p: &Persisted, scope: String) -> ListingSave {
+        let build = Arc::new(Mutex::new(None));
+        let b = build.clone();
+        p.writer
+            .write(move |store| match store.begin_listing(&scope) {
+                Ok(started) => *b.lock() = Some(started),
+                Err(e) => tracing::warn!("metadata store: cannot save the listing: {e}"),
+            });
+        ListingSave {
+            writer: p.writer.clone(),
+            cache: p.cache.clone(),
+            build,
+            chunk: Vec::with_capacity(SAVE_CHUNK),
+        }
+    }
+
+    fn push(&mut self, row: ListedInquiry) {
+        self.chunk.push(row);
+        if self.chunk.len() >= SAVE_CHUNK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let rows = std::mem::replace(&mut self.chunk, Vec::with_capacity(SAVE_CHUNK));
+        let (build, cache) = (self.build.clone(), self.cache.clone());
+        self.writer.write(move |store| {
+            for r in rows.iter().filter(|r| r.redacted_at.is_some()) {
+                // A view stored since the redaction has no files: nothing to delete.
+                let known = store.get_inquiry(&r.id).ok().flatten();
+                if known.is_none_or(|v| v.redacted_at.is_none()) {
+                    forget_redacted(store, &cache, &r.id);
+                }
+            }
+            let mut build = build.lock();
+            if let Some(b) = build.as_mut()
+                && let Err(e) = store.append_listing(b, &rows)
+            {
+                tracing::warn!("metadata store: cannot save the listing: {e}");
+                *build = None;
+            }
+        });
+    }
+
+    fn finish(mut self) {
+        self.flush();
+        let build = self.build.clone();
+        self.writer.write(move |store| {
+            if let Some(b) = build.lock().take()
+                && let Err(e) = store.finish_listing(b, SystemTime::now())
+            {
+                tracing::warn!("metadata store: cannot save the listing: {e}");
+            }
+        });
     }
 }
 

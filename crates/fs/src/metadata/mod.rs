@@ -6,6 +6,7 @@
 mod attr;
 pub(crate) mod inode;
 pub(crate) mod listing;
+mod listing_rows;
 mod negative;
 pub(crate) mod persist;
 mod shared;
@@ -74,6 +75,24 @@ pub(crate) fn at_once<T>(fut: impl std::future::Future<Output = Step<T>>) -> Opt
 pub(crate) struct Listed {
     pub(crate) node: Node,
     pub(crate) entry: DirEntry,
+}
+
+/// The entries of a directory, as taken when it was opened.
+pub(crate) enum Entries {
+    /// Each entry with its attributes (an inquiry's few).
+    Listed(Vec<Listed>),
+    /// `inquiries/`: the listing itself, each entry built as it is answered (a million
+    /// entries would cost a hundred MiB copied out).
+    Inquiries(Arc<Listing>),
+}
+
+impl Entries {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Entries::Listed(l) => l.len(),
+            Entries::Inquiries(l) => l.ids.len(),
+        }
+    }
 }
 
 pub(crate) struct Metadata {
@@ -230,7 +249,7 @@ impl Metadata {
     /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
     /// Entries carry no inode number yet (0): numbering is the caller's, when it answers,
     /// so entries never answered leave nothing behind in the inode table.
-    pub(crate) async fn readdir(&self, ino: u64, wait: Wait) -> Step<Vec<Listed>> {
+    pub(crate) async fn readdir(&self, ino: u64, wait: Wait) -> Step<Entries> {
         let entry = |node: Node, name: &Arc<str>, attr: Attr| Listed {
             node,
             entry: DirEntry {
@@ -239,29 +258,16 @@ impl Metadata {
             },
         };
         match self.node(ino)? {
-            Node::Root => Ok(vec![entry(
+            Node::Root => Ok(Entries::Listed(vec![entry(
                 Node::Inquiries,
                 &Arc::from("inquiries"),
                 self.attr_of(&Node::Inquiries, INQUIRIES, wait).await?,
-            )]),
-            Node::Inquiries => {
-                let listing = self.listing_with(wait).await?;
-                Ok(listing
-                    .ids
-                    .iter()
-                    .map(|id| {
-                        let created = listing
-                            .created(id)
-                            .or_else(|| self.views.created_now(id))
-                            .unwrap_or(UNIX_EPOCH);
-                        entry(Node::Inquiry(id.clone()), id, self.owner.dir(0, 2, created))
-                    })
-                    .collect())
-            }
+            )])),
+            Node::Inquiries => Ok(Entries::Inquiries(self.listing_with(wait).await?)),
             Node::Inquiry(id) => {
                 let view = self.meta_view(&id, wait).await?;
                 let size = view.json.len() as u64;
-                Ok(vec![
+                Ok(Entries::Listed(vec![
                     entry(
                         Node::InquiryJson(id.clone()),
                         &Arc::from("inquiry.json"),
@@ -277,22 +283,44 @@ impl Metadata {
                         &Arc::from("selfie"),
                         self.owner.dir(0, 0, view.created),
                     ),
-                ])
+                ]))
             }
             Node::Section(id, section) => {
                 let view = self.meta_view(&id, wait).await?;
-                Ok(view
-                    .section(section)
-                    .map(|(name, f)| {
-                        entry(
-                            Node::File(id.clone(), section, name.clone()),
-                            name,
-                            self.owner.file(0, f.size, f.mtime),
-                        )
-                    })
-                    .collect())
+                Ok(Entries::Listed(
+                    view.section(section)
+                        .map(|(name, f)| {
+                            entry(
+                                Node::File(id.clone(), section, name.clone()),
+                                name,
+                                self.owner.file(0, f.size, f.mtime),
+                            )
+                        })
+                        .collect(),
+                ))
             }
             Node::File(..) | Node::InquiryJson(_) => Err(FsError::not_dir().into()),
+        }
+    }
+
+    /// Entry `j` of directory entries taken by `readdir`.
+    pub(crate) fn entry(&self, entries: &Entries, j: usize) -> Option<Listed> {
+        match entries {
+            Entries::Listed(l) => l.get(j).cloned(),
+            Entries::Inquiries(listing) => {
+                let id = listing.ids.get(j)?;
+                let created = listing
+                    .created_at(j)
+                    .or_else(|| self.views.created_now(id))
+                    .unwrap_or(UNIX_EPOCH);
+                Some(Listed {
+                    node: Node::Inquiry(id.clone()),
+                    entry: DirEntry {
+                        name: id.clone(),
+                        attr: self.owner.dir(0, 2, created),
+                    },
+                })
+            }
         }
     }
 

@@ -9,14 +9,14 @@ use personafs_client::Section;
 use super::StoreError;
 
 /// Nanoseconds since the epoch; times outside 1677..2262 saturate (never met in Persona's data).
-pub(super) fn time_to_db(t: SystemTime) -> i64 {
+pub(crate) fn time_to_db(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
     }
 }
 
-pub(super) fn time_from_db(n: i64) -> SystemTime {
+pub(crate) fn time_from_db(n: i64) -> SystemTime {
     let abs = Duration::from_nanos(n.unsigned_abs());
     if n >= 0 {
         UNIX_EPOCH + abs

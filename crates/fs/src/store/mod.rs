@@ -18,6 +18,7 @@
 //! behind a mutex serializes the calls.
 
 mod codec;
+pub(crate) use codec::{time_from_db, time_to_db};
 mod error;
 mod listing;
 mod schema;
@@ -35,9 +36,7 @@ use parking_lot::Mutex;
 use personafs_client::{RemoteFile, RetrievedInquiry, Section};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use codec::{
-    check_clean, check_clean_json, section_from_db, section_to_db, time_from_db, time_to_db,
-};
+use codec::{check_clean, check_clean_json, section_from_db, section_to_db};
 
 /// The store's file name inside the cache directory.
 pub const FILE_NAME: &str = "metadata.sqlite";

@@ -1,0 +1,201 @@
+//! What a listing says of each inquiry, laid out for a million of them: the ids in listing
+//! order, one small row per id beside them, and an index of positions hashed by id (the ids
+//! are not stored a second time as keys). About 90 bytes an inquiry, ids included.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use hashbrown::HashTable;
+
+use crate::store::{time_from_db, time_to_db};
+
+/// No time given.
+const NONE: i64 = i64::MIN;
+
+fn pack(t: Option<SystemTime>) -> i64 {
+    t.map_or(NONE, time_to_db)
+}
+
+fn unpack(n: i64) -> Option<SystemTime> {
+    (n != NONE).then(|| time_from_db(n))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    /// Nanoseconds since the epoch, as the metadata store keeps them (`NONE` when absent).
+    created: i64,
+    updated: i64,
+    /// Place in name order.
+    rank: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct ListingRows {
+    /// Newest first, as Persona lists them.
+    ids: Vec<Arc<str>>,
+    rows: Vec<Row>,
+    index: HashTable<u32>,
+    hasher: RandomState,
+    /// Positions in name order (filled by `rank_by_name`).
+    by_name: Vec<u32>,
+}
+
+impl ListingRows {
+    /// Add `id` at the end unless it is listed already (a later page repeating an id).
+    pub(crate) fn push(
+        &mut self,
+        id: Arc<str>,
+        created: Option<SystemTime>,
+        updated: Option<SystemTime>,
+    ) -> bool {
+        if self.position(&id).is_some() {
+            return false;
+        }
+        let Ok(position) = u32::try_from(self.ids.len()) else {
+            return false;
+        };
+        let hash = self.hasher.hash_one(&*id);
+        self.ids.push(id);
+        self.rows.push(Row {
+            created: pack(created),
+            updated: pack(updated),
+            rank: 0,
+        });
+        let (ids, hasher) = (&self.ids, &self.hasher);
+        self.index
+            .insert_unique(hash, position, |&p| hasher.hash_one(&*ids[p as usize]));
+        true
+    }
+
+    /// Give back spare capacity and sort the name order: the listing is whole.
+    pub(crate) fn finish(mut self) -> (Arc<Vec<Arc<str>>>, ListingRows) {
+        self.ids.shrink_to_fit();
+        self.rows.shrink_to_fit();
+        let (ids, hasher) = (&self.ids, &self.hasher);
+        self.index
+            .shrink_to_fit(|&p| hasher.hash_one(&*ids[p as usize]));
+        let mut by_name: Vec<u32> = (0..self.ids.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| self.ids[a as usize].cmp(&self.ids[b as usize]));
+        for (rank, &p) in by_name.iter().enumerate() {
+            self.rows[p as usize].rank = rank as u32;
+        }
+        self.by_name = by_name;
+        // The ids are shared with readers of the listing; the rows keep their own handle.
+        let ids = Arc::new(std::mem::take(&mut self.ids));
+        (ids, self)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Position of `id` in listing order, looked up in `ids` (the listing's, after `finish`).
+    fn find(&self, ids: &[Arc<str>], id: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        self.index
+            .find(hash, |&p| &*ids[p as usize] == id)
+            .map(|&p| p as usize)
+    }
+
+    /// While building: the position of `id`.
+    fn position(&self, id: &str) -> Option<usize> {
+        self.find(&self.ids, id)
+    }
+}
+
+/// A finished listing's rows, with its ids.
+pub(crate) struct Rows {
+    pub(crate) ids: Arc<Vec<Arc<str>>>,
+    table: ListingRows,
+}
+
+impl Rows {
+    pub(crate) fn new(building: ListingRows) -> Rows {
+        let (ids, table) = building.finish();
+        Rows { ids, table }
+    }
+
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
+        self.table.find(&self.ids, id)
+    }
+
+    pub(crate) fn created(&self, id: &str) -> Option<SystemTime> {
+        unpack(self.table.rows[self.position(id)?].created)
+    }
+
+    pub(crate) fn updated(&self, id: &str) -> Option<SystemTime> {
+        unpack(self.table.rows[self.position(id)?].updated)
+    }
+
+    /// `created-at` of the inquiry at `position`.
+    pub(crate) fn created_at(&self, position: usize) -> Option<SystemTime> {
+        unpack(self.table.rows.get(position)?.created)
+    }
+
+    pub(crate) fn rank(&self, id: &str) -> Option<usize> {
+        Some(self.table.rows[self.position(id)?].rank as usize)
+    }
+
+    /// Up to `n` inquiries after name-order place `rank`.
+    pub(crate) fn after_by_name(&self, rank: usize, n: usize) -> Vec<Arc<str>> {
+        self.table
+            .by_name
+            .iter()
+            .skip(rank + 1)
+            .take(n)
+            .map(|&p| self.ids[p as usize].clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn at(s: u64) -> Option<SystemTime> {
+        Some(UNIX_EPOCH + Duration::new(s, 123_456_789))
+    }
+
+    #[test]
+    fn rows_are_found_by_id_with_their_times_and_places() {
+        let mut b = ListingRows::default();
+        for (i, id) in ["inq_c", "inq_a", "inq_b"].into_iter().enumerate() {
+            assert!(b.push(Arc::from(id), at(i as u64), at(100 + i as u64)));
+        }
+        assert!(
+            !b.push(Arc::from("inq_a"), at(9), at(9)),
+            "a repeated id is not added"
+        );
+        assert!(b.push(Arc::from("inq_d"), None, None));
+        assert_eq!(b.len(), 4);
+        let rows = Rows::new(b);
+        assert_eq!(rows.ids.len(), 4);
+        assert_eq!(rows.position("inq_b"), Some(2));
+        assert_eq!(
+            rows.created("inq_a"),
+            at(1),
+            "times are kept to the nanosecond"
+        );
+        assert_eq!(rows.updated("inq_c"), at(100));
+        assert_eq!(rows.created("inq_d"), None);
+        assert_eq!(rows.created_at(2), at(2));
+        assert_eq!(rows.position("inq_x"), None);
+        assert_eq!(rows.rank("inq_a"), Some(0));
+        assert_eq!(rows.rank("inq_d"), Some(3));
+        assert_eq!(
+            rows.after_by_name(0, 2),
+            vec![Arc::<str>::from("inq_b"), Arc::from("inq_c")]
+        );
+    }
+
+    #[test]
+    fn times_before_the_epoch_survive() {
+        let before = UNIX_EPOCH - Duration::from_secs(86_400);
+        let mut b = ListingRows::default();
+        b.push(Arc::from("inq_old"), Some(before), None);
+        assert_eq!(Rows::new(b).created("inq_old"), Some(before));
+    }
+}
