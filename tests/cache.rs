@@ -794,7 +794,10 @@ fn prune_and_clear_are_refused_beside_a_live_mount_and_work_after_it() {
     for f in &all {
         std::fs::read(f).unwrap();
     }
-    wait_for("every file to be cached", || data_entries(&cache) == n);
+    // Each entry's meta file is written just after its data file: wait for both.
+    wait_for("every file to be cached", || {
+        data_entries(&cache) == n && names_in(&cache.join("data")).len() == 2 * n
+    });
     let entries = names_in(&cache.join("data"));
     for action in ["prune", "clear"] {
         // A tiny cap: a prune that went ahead would delete everything.

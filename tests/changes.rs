@@ -207,6 +207,38 @@ fn the_feed_applies_a_redaction_and_a_new_inquiry_and_a_remount_resumes() {
     assert!(!two.contains("events were missed"), "{two}");
 }
 
+#[test]
+fn a_new_document_shows_in_a_directory_the_kernel_has_cached() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock();
+    let mp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let log = work.path().join("personafs.log");
+    let args = mount_args(mp.path(), &cache, &log, &mock, &["--watch-events", "1s"]);
+    let inquiries = mp.path().join("inquiries");
+    let d = spawn(mp.path(), &args, &mock);
+    wait_until("the feed started", LIMIT, || {
+        log_text(&log).contains("events feed started")
+    });
+    let id = with_files(&inquiries).remove(0);
+    let document = inquiries.join(&id).join("document");
+    // Read twice: the second listing comes from the kernel's directory cache.
+    let before = names(&document);
+    assert_eq!(names(&document), before);
+    let added = mock.add_document(&id, "late_addendum.pdf", 4321).unwrap();
+    wait_until("the new document listed", LIMIT, || {
+        names(&document).len() == before.len() + 1
+    });
+    let now = names(&document);
+    let new: Vec<&String> = now.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(new.len(), 1, "{before:?} → {now:?} (added {added})");
+    assert_eq!(std::fs::read(document.join(new[0])).unwrap().len(), 4321);
+    d.stop();
+}
+
 /// A free loopback port (bound then released: the mount binds it right after).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -41,6 +41,16 @@ pub struct DirSlot<'a> {
     pub name: &'a str,
 }
 
+/// Result of `opendir`.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenedDir {
+    pub fh: u64,
+    /// The kernel may keep the entries it reads in its directory cache.
+    pub cache: bool,
+    /// What the kernel kept at the last full read is still right: it need not read again.
+    pub keep_cache: bool,
+}
+
 pub struct FsCore {
     rt: tokio::runtime::Handle,
     cache: Arc<DiskCache>,
@@ -330,21 +340,34 @@ impl FsCore {
     }
 
     /// Open a directory: its entries are taken now and paged through with `dir_entries`.
-    pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
+    pub async fn opendir(&self, ino: u64) -> FsResult<OpenedDir> {
         waited(self.listed(ino, Wait::Yes).await).map(|l| self.open_dir(ino, l))
     }
 
     /// `opendir` from memory, or `None` when it needs to wait.
-    pub fn opendir_now(&self, ino: u64) -> Option<FsResult<u64>> {
+    pub fn opendir_now(&self, ino: u64) -> Option<FsResult<OpenedDir>> {
         at_once(self.listed(ino, Wait::No)).map(|r| r.map(|l| self.open_dir(ino, l)))
     }
 
-    fn open_dir(&self, ino: u64, entries: Entries) -> u64 {
-        self.dirs.open(DirSnapshot {
+    fn open_dir(&self, ino: u64, entries: Entries) -> OpenedDir {
+        let cache = matches!(entries, Entries::Listed(_));
+        // The kernel's copy is kept when it is what would be read now: a walk then costs no
+        // readdir of an inquiry's directories, and a change (a new document, a redaction)
+        // makes the kernel read them again.
+        let keep_cache = cache
+            && self
+                .meta
+                .kernel_has(ino, self.meta.entries_fingerprint(&entries));
+        let fh = self.dirs.open(DirSnapshot {
             ino,
             parent: self.meta.parent_of(ino),
             entries,
-        })
+        });
+        OpenedDir {
+            fh,
+            cache,
+            keep_cache,
+        }
     }
 
     /// The entries of open directory `fh` from `offset` (`.` and `..` first), handed to
@@ -393,9 +416,12 @@ impl FsCore {
                 if referenced {
                     self.meta.forget(slot.attr.ino, 1); // not answered after all
                 }
-                break;
+                return Ok(());
             }
         }
+        // Every entry was handed over: this is what the kernel keeps in its directory cache.
+        self.meta
+            .shown(snap.ino, self.meta.entries_fingerprint(&snap.entries));
         Ok(())
     }
 
@@ -405,14 +431,10 @@ impl FsCore {
 
     pub async fn open(&self, ino: u64) -> FsResult<Opened> {
         let handle = match self.meta.node(ino)? {
-            Node::InquiryJson(id) => Handle::Bytes(
-                self.meta
-                    .views
-                    .view(&id, Need::Metadata)
-                    .await?
-                    .json
-                    .clone(),
-            ),
+            Node::InquiryJson(id) => {
+                let view = self.meta.views.view(&id, Need::Metadata).await?;
+                return Ok(self.open_json(ino, view.json.clone()));
+            }
             Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
             _ => return Err(FsError::is_dir()),
         };
@@ -425,8 +447,13 @@ impl FsCore {
     /// fresh and its cache entry complete and verified. Saves warm opens (`cp`, `rsync`, an
     /// image viewer) the trip through the async runtime.
     pub fn try_open_cached(&self, ino: u64) -> Option<Opened> {
-        let Ok(Node::File(id, section, name)) = self.meta.node(ino) else {
-            return None;
+        let (id, section, name) = match self.meta.node(ino) {
+            Ok(Node::File(id, section, name)) => (id, section, name),
+            Ok(Node::InquiryJson(id)) => {
+                let view = self.meta.views.fresh_now(&id)?;
+                return Some(self.open_json(ino, view.json.clone()));
+            }
+            _ => return None,
         };
         let view = self.meta.views.fresh_now(&id)?;
         let info = view.file(section, &name)?;
@@ -444,6 +471,21 @@ impl FsCore {
         let opened = self.handles.register(Handle::Cached(cached));
         self.count_open(&opened);
         Some(opened)
+    }
+
+    /// `inquiry.json`, served from memory. The kernel keeps its pages across opens while its
+    /// bytes stay the same (a walk then reads none of them through personafs again).
+    fn open_json(&self, ino: u64, json: Arc<Vec<u8>>) -> Opened {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        json.hash(&mut h);
+        let fingerprint = h.finish().max(1);
+        let keep_cache = self.meta.kernel_has(ino, fingerprint);
+        self.meta.shown(ino, fingerprint);
+        let mut opened = self.handles.register(Handle::Bytes(json));
+        opened.keep_cache = keep_cache;
+        self.count_open(&opened);
+        opened
     }
 
     fn count_open(&self, opened: &Opened) {
@@ -585,7 +627,7 @@ mod tests {
         let api = FakeApi::with(4);
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
-        let fh = core.opendir(INQUIRIES).await.unwrap();
+        let fh = core.opendir(INQUIRIES).await.unwrap().fh;
         assert_eq!(
             core.inode_count(),
             2,

@@ -18,7 +18,7 @@ use fuser::{
 use tokio::runtime::Handle as Runtime;
 
 use crate::audit::{AuditSink, OpenRecord, Source};
-use crate::core::FsCore;
+use crate::core::{FsCore, OpenedDir};
 use crate::error::FsError;
 use crate::handles::Opened;
 use crate::interrupts::Interrupts;
@@ -193,6 +193,17 @@ fn answer_open(
         FopenFlags::empty()
     };
     reply.opened(FileHandle(o.fh), flags)
+}
+
+fn answer_opendir(reply: ReplyOpen, d: OpenedDir) {
+    let mut flags = FopenFlags::empty();
+    if d.cache {
+        flags |= FopenFlags::FOPEN_CACHE_DIR;
+    }
+    if d.keep_cache {
+        flags |= FopenFlags::FOPEN_KEEP_CACHE;
+    }
+    reply.opened(FileHandle(d.fh), flags)
 }
 
 /// The fuser session configuration: read-only, private unless `allow_other`.
@@ -397,7 +408,7 @@ impl fuser::Filesystem for PersonaFs {
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         tracing::trace!(ino = ino.0, "opendir");
         match self.core.opendir_now(ino.0) {
-            Some(Ok(fh)) => return reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Some(Ok(d)) => return answer_opendir(reply, d),
             Some(Err(e)) => return reply.error(failed(&self.core, "opendir", &e)),
             None => {}
         }
@@ -407,7 +418,7 @@ impl fuser::Filesystem for PersonaFs {
             async move { core.opendir(ino.0).await }
         };
         self.spawn_interruptible(req, "opendir", work, move |done| match done {
-            Some(Ok(fh)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Some(Ok(d)) => answer_opendir(reply, d),
             Some(Err(e)) => reply.error(failed(&core, "opendir", &e)),
             None => reply.error(Errno::EINTR),
         });

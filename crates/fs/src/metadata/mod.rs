@@ -137,6 +137,16 @@ impl Metadata {
         self.inodes.lock().forget(ino, nlookup);
     }
 
+    /// Whether what the kernel was last given of `ino` (`shown`) is `fingerprint`.
+    pub(crate) fn kernel_has(&self, ino: u64, fingerprint: u64) -> bool {
+        fingerprint != 0 && self.inodes.lock().shown(ino) == fingerprint
+    }
+
+    /// The kernel was given `fingerprint` of `ino` to keep.
+    pub(crate) fn shown(&self, ino: u64, fingerprint: u64) {
+        self.inodes.lock().set_shown(ino, fingerprint);
+    }
+
     pub(crate) fn inode_count(&self) -> usize {
         self.inodes.lock().len()
     }
@@ -322,6 +332,25 @@ impl Metadata {
                 })
             }
         }
+    }
+
+    /// A fingerprint of entries as the kernel keeps them in its directory cache (names and
+    /// inode numbers); 0 when they are not to be kept there: `inquiries/` (the listing
+    /// changes, and a million entries are not the kernel's to hold), or an entry not numbered.
+    pub(crate) fn entries_fingerprint(&self, entries: &Entries) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let Entries::Listed(listed) = entries else {
+            return 0;
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let inodes = self.inodes.lock();
+        for l in listed {
+            let Some(ino) = inodes.peek(&l.node) else {
+                return 0;
+            };
+            (&*l.entry.name, ino, l.entry.attr.kind as u8).hash(&mut h);
+        }
+        h.finish().max(1)
     }
 
     /// Attributes good enough for `.` and `..` entries (the kernel does not keep them).

@@ -7,6 +7,7 @@ mod changes;
 mod errors;
 mod expiry;
 mod far_reads;
+mod kernel_cache;
 mod listing;
 mod metadata;
 mod prefetch;
