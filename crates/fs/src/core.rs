@@ -267,6 +267,11 @@ impl FsCore {
         self.dirs.len()
     }
 
+    /// How long a view is trusted without asking Persona again.
+    pub(crate) fn metadata_ttl(&self) -> std::time::Duration {
+        self.cfg.metadata_ttl
+    }
+
     pub fn stats(&self) -> FsStats {
         FsStats {
             capacity: self.cache.limits().max_size,

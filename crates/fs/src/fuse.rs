@@ -50,7 +50,7 @@ impl Default for FuseOptions {
 pub struct PersonaFs {
     core: Arc<FsCore>,
     rt: Runtime,
-    ttl: Duration,
+    ttls: Ttls,
     passthrough: Arc<Passthrough<BackingId>>,
     audit: Option<Arc<dyn AuditSink>>,
     interrupts: Arc<Interrupts>,
@@ -126,12 +126,37 @@ fn fuse_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// How long the kernel may keep names and attributes: `--attr-ttl`, or for what belongs to a
+/// final inquiry (which changes only by a redaction, checked at every open) as long as
+/// personafs itself trusts a view, the metadata TTL. A warm walk then asks personafs no
+/// lookup. An `--attr-ttl` of 0 (no kernel caching) holds for everything.
+#[derive(Debug, Clone, Copy)]
+struct Ttls {
+    attr: Duration,
+    settled: Duration,
+}
+
+impl Ttls {
+    fn new(attr: Duration, metadata: Duration) -> Ttls {
+        let settled = if attr.is_zero() {
+            attr
+        } else {
+            attr.max(metadata)
+        };
+        Ttls { attr, settled }
+    }
+
+    fn of(&self, a: &Attr) -> Duration {
+        if a.settled { self.settled } else { self.attr }
+    }
+}
+
 impl PersonaFs {
     pub fn new(core: Arc<FsCore>, rt: Runtime, ttl: Duration) -> Self {
         PersonaFs {
+            ttls: Ttls::new(ttl, core.metadata_ttl()),
             core,
             rt,
-            ttl,
             passthrough: Arc::new(Passthrough::default()),
             audit: None,
             interrupts: Arc::default(),
@@ -268,17 +293,19 @@ impl fuser::Filesystem for PersonaFs {
         // Answered right here when memory has the answer: a trip through the async runtime
         // costs more than the answer itself.
         match self.core.lookup_now(parent.0, &name) {
-            Some(Ok(a)) => return reply.entry(&self.ttl, &fuse_attr(&a), Generation(0)),
+            Some(Ok(a)) => {
+                return reply.entry(&self.ttls.of(&a), &fuse_attr(&a), Generation(0));
+            }
             Some(Err(e)) => return reply.error(failed(&self.core, "lookup", &e)),
             None => {}
         }
-        let (core, ttl) = (self.core.clone(), self.ttl);
+        let (core, ttls) = (self.core.clone(), self.ttls);
         let work = {
             let core = core.clone();
             async move { core.lookup(parent.0, &name).await }
         };
         self.spawn_interruptible(req, "lookup", work, move |done| match done {
-            Some(Ok(a)) => reply.entry(&ttl, &fuse_attr(&a), Generation(0)),
+            Some(Ok(a)) => reply.entry(&ttls.of(&a), &fuse_attr(&a), Generation(0)),
             Some(Err(e)) => reply.error(failed(&core, "lookup", &e)),
             None => reply.error(Errno::EINTR),
         });
@@ -297,17 +324,17 @@ impl fuser::Filesystem for PersonaFs {
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         tracing::trace!(ino = ino.0, "getattr");
         match self.core.getattr_now(ino.0) {
-            Some(Ok(a)) => return reply.attr(&self.ttl, &fuse_attr(&a)),
+            Some(Ok(a)) => return reply.attr(&self.ttls.of(&a), &fuse_attr(&a)),
             Some(Err(e)) => return reply.error(failed(&self.core, "getattr", &e)),
             None => {}
         }
-        let (core, ttl) = (self.core.clone(), self.ttl);
+        let (core, ttls) = (self.core.clone(), self.ttls);
         let work = {
             let core = core.clone();
             async move { core.getattr(ino.0).await }
         };
         self.spawn_interruptible(req, "getattr", work, move |done| match done {
-            Some(Ok(a)) => reply.attr(&ttl, &fuse_attr(&a)),
+            Some(Ok(a)) => reply.attr(&ttls.of(&a), &fuse_attr(&a)),
             Some(Err(e)) => reply.error(failed(&core, "getattr", &e)),
             None => reply.error(Errno::EINTR),
         });
@@ -449,13 +476,13 @@ impl fuser::Filesystem for PersonaFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let ttl = self.ttl;
+        let ttls = self.ttls;
         let listed = self.core.dir_entries(fh.0, offset, true, |e| {
             reply.add(
                 INodeNo(e.attr.ino),
                 e.next,
                 e.name,
-                &ttl,
+                &ttls.of(&e.attr),
                 &fuse_attr(&e.attr),
                 Generation(0),
             )
@@ -635,5 +662,37 @@ impl fuser::Filesystem for PersonaFs {
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         reply.error(Errno::EROFS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_nodes_are_kept_as_long_as_views_are_trusted_unless_kernel_caching_is_off() {
+        let (attr, metadata) = (Duration::from_secs(5), Duration::from_secs(60));
+        let a = |settled| Attr {
+            ino: 9,
+            kind: Kind::File,
+            size: 1,
+            perm: 0o444,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            mtime: std::time::UNIX_EPOCH,
+            settled,
+        };
+        let t = Ttls::new(attr, metadata);
+        assert_eq!(t.of(&a(true)), metadata);
+        assert_eq!(t.of(&a(false)), attr);
+        let longer = Ttls::new(Duration::from_secs(600), metadata);
+        assert_eq!(
+            longer.of(&a(true)),
+            Duration::from_secs(600),
+            "never shorter than --attr-ttl"
+        );
+        let off = Ttls::new(Duration::ZERO, metadata);
+        assert_eq!(off.of(&a(true)), Duration::ZERO);
     }
 }

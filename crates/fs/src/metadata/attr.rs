@@ -22,6 +22,15 @@ pub struct Attr {
     pub uid: u32,
     pub gid: u32,
     pub mtime: SystemTime,
+    /// Part of a final inquiry: its name and attributes change only by a redaction, which
+    /// every open checks. The kernel may keep them longer (see `fuse::Ttls`).
+    pub settled: bool,
+}
+
+impl Attr {
+    pub(crate) fn settled_if(self, settled: bool) -> Attr {
+        Attr { settled, ..self }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +68,7 @@ impl Ownership {
             uid: self.uid,
             gid: self.gid,
             mtime,
+            settled: false,
         }
     }
 
@@ -72,6 +82,7 @@ impl Ownership {
             uid: self.uid,
             gid: self.gid,
             mtime,
+            settled: false,
         }
     }
 }

@@ -175,6 +175,11 @@ impl Metadata {
             .or_else(|| self.views.created_now(id))
     }
 
+    /// Whether the view of `id` at hand is of a final inquiry.
+    fn is_final_now(&self, id: &Arc<str>) -> bool {
+        self.views.fresh_now(id).is_some_and(|v| v.is_final())
+    }
+
     async fn created(&self, id: &Arc<str>, wait: Wait) -> Step<SystemTime> {
         match self.created_of(id) {
             Some(c) => Ok(c),
@@ -197,18 +202,27 @@ impl Metadata {
                 };
                 Ok(self.owner.dir(ino, n as u32, self.mounted_at))
             }
-            Node::Inquiry(id) => Ok(self.owner.dir(ino, 2, self.created(id, wait).await?)),
+            Node::Inquiry(id) => Ok(self
+                .owner
+                .dir(ino, 2, self.created(id, wait).await?)
+                .settled_if(self.is_final_now(id))),
             Node::InquiryJson(id) => {
                 let view = self.meta_view(id, wait).await?;
                 Ok(self.owner.file(ino, view.json.len() as u64, view.created))
             }
-            Node::Section(id, _) => Ok(self.owner.dir(ino, 0, self.created(id, wait).await?)),
+            Node::Section(id, _) => Ok(self
+                .owner
+                .dir(ino, 0, self.created(id, wait).await?)
+                .settled_if(self.is_final_now(id))),
             Node::File(id, section, name) => {
                 let view = self.meta_view(id, wait).await?;
                 let f = view.file(*section, name).ok_or_else(|| {
                     FsError::not_found(format_args!("{id}/{}/{name}", section.dir_name()))
                 })?;
-                Ok(self.owner.file(ino, f.size, f.mtime))
+                Ok(self
+                    .owner
+                    .file(ino, f.size, f.mtime)
+                    .settled_if(view.is_final()))
             }
         }
     }
@@ -286,12 +300,16 @@ impl Metadata {
                     entry(
                         Node::Section(id.clone(), Section::Document),
                         &Arc::from("document"),
-                        self.owner.dir(0, 0, view.created),
+                        self.owner
+                            .dir(0, 0, view.created)
+                            .settled_if(view.is_final()),
                     ),
                     entry(
                         Node::Section(id.clone(), Section::Selfie),
                         &Arc::from("selfie"),
-                        self.owner.dir(0, 0, view.created),
+                        self.owner
+                            .dir(0, 0, view.created)
+                            .settled_if(view.is_final()),
                     ),
                 ]))
             }
@@ -303,7 +321,9 @@ impl Metadata {
                             entry(
                                 Node::File(id.clone(), section, name.clone()),
                                 name,
-                                self.owner.file(0, f.size, f.mtime),
+                                self.owner
+                                    .file(0, f.size, f.mtime)
+                                    .settled_if(view.is_final()),
                             )
                         })
                         .collect(),

@@ -131,3 +131,29 @@ async fn inquiry_json_keeps_its_pages_while_its_bytes_are_the_same() {
     assert!(!changed.keep_cache, "new bytes: the kernel drops its pages");
     assert!(String::from_utf8_lossy(&bytes).contains("declined"));
 }
+
+#[tokio::test]
+async fn names_and_attributes_of_a_final_inquiry_are_settled_a_pending_ones_are_not() {
+    let mem = sample_api();
+    assert!(mem.set_status("inq_b", "pending"));
+    let env = Env::new(mem, config());
+    for path in ["inq_a", "inq_a/document", "inq_a/selfie"] {
+        assert!(env.lookup(path).await.unwrap().settled, "{path}");
+    }
+    let file = env.names("inq_a/document").await.remove(0);
+    let attr = env.lookup(&format!("inq_a/document/{file}")).await.unwrap();
+    assert!(attr.settled);
+    assert_eq!(env.core.getattr(attr.ino).await.unwrap(), attr);
+    // inquiry.json's bytes change with the inquiry; a pending inquiry may change at all.
+    assert!(!env.lookup("inq_a/inquiry.json").await.unwrap().settled);
+    for path in ["inq_b", "inq_b/document"] {
+        assert!(!env.lookup(path).await.unwrap().settled, "{path}");
+    }
+    let file = env.names("inq_b/document").await.remove(0);
+    assert!(
+        !env.lookup(&format!("inq_b/document/{file}"))
+            .await
+            .unwrap()
+            .settled
+    );
+}
