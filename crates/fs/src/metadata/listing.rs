@@ -187,6 +187,15 @@ impl Lister {
         Some((l.updated(id)?, l.confirmed_at?))
     }
 
+    /// As `confirmed_updated`, from the last listing Persona gave this mount whatever its age
+    /// (but not one a change has made stale since): enough for a final inquiry, which is
+    /// never checked again once seen, as it would not be in memory.
+    pub(crate) fn confirmed_updated_any_age(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let l = self.current().filter(|l| l.generation == generation)?;
+        Some((l.updated(id)?, l.confirmed_at?))
+    }
+
     /// Wait for a listing under way, if any (for what it will confirm); never starts one.
     pub(crate) async fn settled(&self) {
         if self.refresh.try_lock().is_err() {

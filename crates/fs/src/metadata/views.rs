@@ -305,7 +305,7 @@ impl Views {
             Trust::Offline => true,
             // A fresh listing decides: the same `updated-at` confirms the view, another one
             // means it changed. Without one, a view checked within the TTL is still good.
-            Trust::Confirmed => match self.confirmation(id).await {
+            Trust::Confirmed => match self.confirmation(id, view.is_final()).await {
                 Some((listed, at)) if Some(listed) == view.updated => {
                     self.mark_checked(id, at);
                     true
@@ -332,12 +332,19 @@ impl Views {
     /// `updated-at` of `id` in a fresh listing, waiting for one under way (a remount lists
     /// again while it answers from the stored listing): a page of the listing is far cheaper
     /// than retrieving every inquiry again.
-    async fn confirmation(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
+    /// A final inquiry's view is confirmed by any listing Persona gave this mount: after a
+    /// remount, a walk longer than the TTL would otherwise retrieve every final inquiry it
+    /// reaches once the listing has aged.
+    async fn confirmation(&self, id: &str, is_final: bool) -> Option<(SystemTime, SystemTime)> {
         if let Some(c) = self.listing.confirmed_updated(id) {
             return Some(c);
         }
         self.listing.settled().await;
-        self.listing.confirmed_updated(id)
+        self.listing.confirmed_updated(id).or_else(|| {
+            is_final
+                .then(|| self.listing.confirmed_updated_any_age(id))
+                .flatten()
+        })
     }
 
     /// A listing confirmed the stored view: note when, in the background.

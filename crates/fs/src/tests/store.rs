@@ -468,6 +468,45 @@ async fn a_walk_longer_than_the_ttl_does_not_retrieve_final_inquiries_again() {
 }
 
 #[tokio::test]
+async fn after_a_remount_a_listing_older_than_the_ttl_still_vouches_for_final_inquiries() {
+    let mem = api();
+    assert!(mem.set_status("inq_c", "pending"));
+    let disk = Disk::new();
+    let before = first_mount(&disk, &mem).await;
+    let ttl = Duration::from_millis(200);
+    let second = disk.core(
+        &mem,
+        CoreConfig {
+            metadata_ttl: ttl,
+            ..config()
+        },
+    );
+    // The listing is taken (as `find` reads inquiries/ once), then ages past the TTL before
+    // the walk reaches the inquiries.
+    second.core.readdir(INQUIRIES).await.unwrap();
+    tokio::time::sleep(2 * ttl).await;
+    for id in IDS {
+        let inq = second.core.lookup(INQUIRIES, id).await.unwrap();
+        let doc = second.core.lookup(inq.ino, "document").await.unwrap();
+        let names: Vec<String> = second
+            .core
+            .readdir(doc.ino)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| format!("{id}/document/{}", e.name))
+            .collect();
+        assert!(!names.is_empty());
+        assert!(names.iter().all(|n| before.contains_key(n)), "{names:?}");
+    }
+    // inq_a and inq_b (approved) come from the store; inq_c (pending) is checked again, by
+    // the TTL's rule.
+    assert_eq!(second.calls(Call::Retrieve), 1, "only the pending inquiry");
+    assert_eq!(second.calls(Call::List), 1);
+    assert_eq!(second.calls(Call::Download), 0);
+}
+
+#[tokio::test]
 async fn offline_a_view_with_valid_urls_does_not_try_the_files_host() {
     let disk = Disk::new();
     let m = disk.core(&api(), config());
