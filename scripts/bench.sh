@@ -153,7 +153,7 @@ start_mock() {
   local want=2
   for a in "$@"; do [ "$a" = --large-file ] && want=$((want + 1)); done
   for _ in $(seq 600); do
-    [ "$(wc -l < "$out")" -ge "$want" ] && break
+    [ "$(wc -l < "$out" 2> /dev/null || echo 0)" -ge "$want" ] && break
     kill -0 "$MOCK_PID" 2>/dev/null || { cat "$out.err" >&2; return 1; }
     sleep 0.1
   done
