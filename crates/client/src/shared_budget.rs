@@ -26,6 +26,11 @@ pub use crate::redis_link::{RECONNECT_AFTER, REDIS_TIMEOUT};
 /// GCRA with reservation. KEYS: theoretical arrival time, server spacing, next spaced slot
 /// (all in ms of Redis's clock). ARGV: emission interval (ms; 0 = no bucket), burst (ms).
 /// Returns the wait in ms.
+///
+/// The server's spacing lasts until its window resets (the key's expiry). A slot that would
+/// fall after the reset is not booked: the request waits for the reset, when the server's
+/// budget is whole again. Booking such slots one spacing apart would keep many waiting
+/// requests (four mounts' worth) asleep far into the next window, which then went unused.
 const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -41,19 +46,42 @@ if interval > 0 then
 end
 local spacing = tonumber(redis.call('GET', KEYS[2]))
 if spacing and spacing > 0 then
+  local reset = math.max(1, redis.call('PTTL', KEYS[2]))
   local slot = tonumber(redis.call('GET', KEYS[3])) or now
   if slot < now + wait then slot = now + wait end
-  wait = slot - now
-  local ttl = math.max(1, redis.call('PTTL', KEYS[2]))
-  redis.call('SET', KEYS[3], slot + spacing, 'PX', math.ceil(ttl + slot + spacing - now))
+  if slot - now >= reset then
+    wait = math.max(wait, reset)
+  else
+    wait = slot - now
+    redis.call('SET', KEYS[3], slot + spacing, 'PX', math.ceil(reset + slot + spacing - now))
+  end
 end
 return math.ceil(wait)
+";
+
+/// The server's answer said its budget is low. KEYS: server spacing, next spaced slot.
+/// ARGV: spacing (ms), the rest of the server's window (ms), requests left in it. With none
+/// left, the next slot is the window's end: every request waits for the reset.
+const SLOW_DOWN: &str = r"
+local spacing = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], spacing, 'PX', window)
+if tonumber(ARGV[3]) == 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local slot = tonumber(redis.call('GET', KEYS[2])) or 0
+  if slot < now + window then
+    redis.call('SET', KEYS[2], now + window, 'PX', 2 * window + 1)
+  end
+end
+return 0
 ";
 
 /// The shared budget of one organization. Cheap to share behind an `Arc`.
 pub struct SharedBudget {
     link: Arc<RedisLink>,
     script: redis::Script,
+    slow_down: redis::Script,
     keys: [String; 3],
     /// Milliseconds between two requests at the steady rate (0 = no bucket).
     interval_ms: f64,
@@ -109,6 +137,7 @@ impl SharedBudget {
         Ok(SharedBudget {
             link,
             script: redis::Script::new(RESERVE),
+            slow_down: redis::Script::new(SLOW_DOWN),
             keys: [
                 format!("{prefix}:tat"),
                 format!("{prefix}:spacing"),
@@ -171,22 +200,29 @@ impl Budget for SharedBudget {
         if slow == ServerBudget::Unknown {
             return;
         }
-        let key = self.keys[1].clone();
+        let (spacing_key, slot_key) = (self.keys[1].clone(), self.keys[2].clone());
+        let left = remaining.unwrap_or(0);
         let outcome = self
             .link
             .run(|mut c| async move {
                 match slow {
                     // Everyone slows down for the rest of the server's window.
                     ServerBudget::Low { spacing, window } => {
-                        redis::cmd("SET")
-                            .arg(&key)
+                        self.slow_down
+                            .key(&spacing_key)
+                            .key(&slot_key)
                             .arg(spacing.as_millis() as u64)
-                            .arg("PX")
                             .arg(window.as_millis() as u64)
+                            .arg(left)
+                            .invoke_async::<()>(&mut c)
+                            .await
+                    }
+                    _ => {
+                        redis::cmd("DEL")
+                            .arg(&spacing_key)
                             .query_async::<()>(&mut c)
                             .await
                     }
-                    _ => redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await,
                 }
             })
             .await;
