@@ -305,6 +305,25 @@ impl SharedViews for RedisViews {
     }
 }
 
+/// Run `work` under `lease`, renewing the claim while it lasts: the work may wait long for
+/// the shared request budget, and an expired claim would send the waiting mounts to do the
+/// same work.
+pub async fn holding<F: std::future::Future>(
+    views: &dyn SharedViews,
+    lease: &Lease,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(lease.renew_every()) => {
+                views.renew(lease).await;
+            }
+        }
+    }
+}
+
 /// The default lifetime of a claim: longer than a retrieve normally takes (a waiting mount
 /// waits at most this long before retrieving itself).
 pub const CLAIM_TTL: Duration = Duration::from_secs(20);

@@ -26,7 +26,7 @@ use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::config::CoreConfig;
 use crate::error::{FsError, FsResult};
-use personafs_client::shared_state::{Claim, Lease, SharedViews};
+use personafs_client::shared_state::{Claim, SharedViews, holding};
 use personafs_client::{PersonaApi, files_of};
 
 /// How many times a mount tries to claim an inquiry another mount held and let go without a
@@ -402,9 +402,9 @@ impl Views {
                         views.release(lease).await;
                         return Ok(view);
                     }
-                    let retrieved = self
-                        .retrieve_holding(views.as_ref(), &lease, id, previous)
-                        .await;
+                    // Renewed while the retrieve waits for the request budget.
+                    let retrieved =
+                        holding(views.as_ref(), &lease, self.retrieve(id, previous)).await;
                     if let Ok(view) = &retrieved {
                         self.publish(views.as_ref(), view).await;
                     }
@@ -425,28 +425,6 @@ impl Views {
             }
         }
         self.retrieve(id, previous).await
-    }
-
-    /// Retrieve under a claim, renewing it while the retrieve lasts: it may wait long for
-    /// the shared request budget, and an expired claim would send the waiting mounts to
-    /// retrieve the same inquiry.
-    async fn retrieve_holding(
-        &self,
-        views: &dyn SharedViews,
-        lease: &Lease,
-        id: &Arc<str>,
-        previous: Option<&InquiryView>,
-    ) -> personafs_client::Result<Arc<InquiryView>> {
-        let retrieve = self.retrieve(id, previous);
-        tokio::pin!(retrieve);
-        loop {
-            tokio::select! {
-                retrieved = &mut retrieve => return retrieved,
-                () = tokio::time::sleep(lease.renew_every()) => {
-                    views.renew(lease).await;
-                }
-            }
-        }
     }
 
     async fn publish(&self, views: &dyn SharedViews, view: &InquiryView) {
