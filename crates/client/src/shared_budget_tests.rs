@@ -111,6 +111,56 @@ async fn an_exhausted_server_window_makes_everyone_wait_for_its_reset() {
     assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
 }
 
+/// Answers arrive out of order when several mounts have requests in flight: an older answer
+/// of the same window (more left) must not lift the spacing a newer one set. An answer of a
+/// later window does.
+#[tokio::test]
+async fn a_late_answer_of_the_same_window_does_not_lift_the_spacing() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = SharedBudget::new(&redis.url(), "org_ORDER", 0).unwrap();
+    let b = SharedBudget::new(&redis.url(), "org_ORDER", 0).unwrap();
+    a.observe(Some(300), Some(10), Some(20)).await;
+    // B's answer, sent earlier in the same window, lands now.
+    b.observe(Some(300), Some(50), Some(21)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    let w = ms(b.reserve_shared().await.unwrap());
+    assert!((1900..=2000).contains(&w), "the spacing was lifted: {w}");
+    // The next window's answer lifts it.
+    b.observe(Some(300), Some(299), Some(60)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    assert_eq!(b.reserve_shared().await.unwrap(), Duration::ZERO);
+}
+
+/// A request already waiting for its slot when an answer says the window is exhausted waits
+/// for the reset instead of going into the exhausted window.
+#[tokio::test]
+async fn a_waiting_request_waits_for_the_reset_of_a_window_exhausted_meanwhile() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = Arc::new(SharedBudget::new(&redis.url(), "org_LATE", 0).unwrap());
+    let b = SharedBudget::new(&redis.url(), "org_LATE", 0).unwrap();
+    // 2 left over 1 s: one slot now, the next 500 ms later.
+    a.observe(Some(300), Some(2), Some(1)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    let started = Instant::now();
+    let waiter = {
+        let a = a.clone();
+        tokio::spawn(async move { a.acquire().await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another mount's answer: nothing left, 2 s to the reset.
+    b.observe(Some(300), Some(0), Some(2)).await;
+    waiter.await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "the waiting request went into the exhausted window after {waited:?}"
+    );
+}
+
 #[tokio::test]
 async fn unreachable_redis_falls_back_to_the_local_bucket_and_recovers() {
     let port = free_port();
