@@ -139,8 +139,8 @@ async fn a_renewed_claim_outlives_its_lifetime_and_the_waiter_gets_the_view() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let a = Arc::new(views(&redis.url(), Duration::from_millis(300)));
-    let b = Arc::new(views(&redis.url(), Duration::from_millis(300)));
+    let a = Arc::new(views(&redis.url(), Duration::from_millis(600)));
+    let b = Arc::new(views(&redis.url(), Duration::from_millis(600)));
     let Claim::Mine(lease) = a.claim("inq_1").await else {
         panic!("free inquiry not claimed")
     };
@@ -168,7 +168,7 @@ async fn a_renewed_claim_outlives_its_lifetime_and_the_waiter_gets_the_view() {
     let stranger = Lease {
         inquiry: "inq_2".into(),
         token: "not-the-token".into(),
-        ttl: Duration::from_millis(300),
+        ttl: Duration::from_millis(600),
     };
     assert!(!a.renew(&stranger).await);
     b.release(held).await;

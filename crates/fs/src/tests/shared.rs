@@ -256,8 +256,8 @@ async fn a_claim_is_kept_while_its_retrieve_lasts_longer_than_the_claim() {
     };
     const N: usize = 3;
     let api = api_of(N);
-    api.delay(Call::Retrieve, Duration::from_millis(600));
-    let claim_ttl = Duration::from_millis(150);
+    api.delay(Call::Retrieve, Duration::from_millis(1000));
+    let claim_ttl = Duration::from_millis(300);
     let a = mount(&api, views_claimed_for(&redis, claim_ttl));
     let b = mount(&api, views_claimed_for(&redis, claim_ttl));
     let (seen_a, seen_b) = tokio::join!(walk(&a.core), walk(&b.core));
