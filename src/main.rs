@@ -161,9 +161,13 @@ fn serve(
     notify::status("checking the Persona API");
     let first_page = rt.block_on(mount::check_api(counted(&checker).as_ref(), &cfg))?;
     // The organization and environment come from the check's answer.
-    let shared_views = match sharing {
+    let shared = match sharing {
         Some(sharing) => sharing.connect(&checker, first_page.is_some())?,
         None => None,
+    };
+    let (api, shared_views) = match shared {
+        Some(shared) => (shared.listing(api), Some(shared.views)),
+        None => (api, None),
     };
     notify::status(&format!("mounting at {}", cfg.mountpoint.display()));
     let pipe = pipe.clone();

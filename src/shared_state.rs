@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use personafs_client::HttpClient;
 use personafs_client::ratelimit::{Budget, RateLimiter};
 use personafs_client::redact::redact_url;
 use personafs_client::redis_link::RedisLink;
 use personafs_client::shared_budget::{SharedBudget, SwitchBudget};
+use personafs_client::shared_listing::{PAGE_KEEP, SharedListing};
 use personafs_client::shared_state::{CLAIM_TTL, RedisViews, SharedViews};
+use personafs_client::{HttpClient, PersonaApi};
 
 /// The Redis URL of `--shared-state`. It may carry a password: Debug shows it redacted, and
 /// no error ever repeats it.
@@ -96,14 +97,10 @@ impl Sharing {
         self.budget.clone()
     }
 
-    /// After the key check: share the budget and the views of the environment its answer
-    /// named. `online` is false when the mount starts offline (no answer yet): it then keeps
-    /// its own budget and retrieves alone, said once.
-    pub fn connect(
-        self,
-        client: &HttpClient,
-        online: bool,
-    ) -> anyhow::Result<Option<Arc<dyn SharedViews>>> {
+    /// After the key check: share the budget, the views and the list pages of the
+    /// environment its answer named. `online` is false when the mount starts offline (no
+    /// answer yet): it then keeps its own budget and retrieves alone, said once.
+    pub fn connect(self, client: &HttpClient, online: bool) -> anyhow::Result<Option<Shared>> {
         if !online {
             tracing::warn!(
                 "--shared-state: Persona has not answered yet, so its organization is unknown; \
@@ -128,10 +125,20 @@ impl Sharing {
         )
         .context("--shared-state")?;
         let views = RedisViews::new(
-            link,
+            link.clone(),
             &identity.organization,
             &identity.environment,
             self.view_ttl,
+            CLAIM_TTL,
+        )
+        .context("--shared-state")?;
+        // List pages: the same claims, kept briefly (`page-<digest>` keys never clash with
+        // inquiry ids).
+        let pages = RedisViews::new(
+            link,
+            &identity.organization,
+            &identity.environment,
+            PAGE_KEEP,
             CLAIM_TTL,
         )
         .context("--shared-state")?;
@@ -139,9 +146,28 @@ impl Sharing {
         tracing::info!(
             organization = %identity.organization,
             environment = %identity.environment,
-            "sharing the request budget and inquiry views in Redis"
+            "sharing the request budget, inquiry views and list pages in Redis"
         );
-        Ok(Some(Arc::new(views)))
+        Ok(Some(Shared {
+            views: Arc::new(views),
+            pages: Arc::new(pages),
+        }))
+    }
+}
+
+/// What a mount shares once connected.
+#[derive(Debug)]
+pub struct Shared {
+    /// Inquiry views, for the core.
+    pub views: Arc<dyn SharedViews>,
+    /// List pages.
+    pages: Arc<dyn SharedViews>,
+}
+
+impl Shared {
+    /// `api` with its list pages shared with the other mounts.
+    pub fn listing(&self, api: Arc<dyn PersonaApi>) -> Arc<dyn PersonaApi> {
+        Arc::new(SharedListing::new(api, self.pages.clone()))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod redact;
 pub mod redis_link;
 pub mod retry;
 pub mod shared_budget;
+pub mod shared_listing;
 pub mod shared_state;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

@@ -24,8 +24,14 @@ use crate::{Error, Result};
 pub use crate::redis_link::{RECONNECT_AFTER, REDIS_TIMEOUT};
 
 /// GCRA with reservation. KEYS: theoretical arrival time, server spacing, next spaced slot
-/// (all in ms of Redis's clock). ARGV: emission interval (ms; 0 = no bucket), burst (ms).
+/// (all in ms of Redis's clock), and the mark of an exhausted server window (its expiry is
+/// the window's reset: every request waits for it). ARGV: emission interval (ms; 0 = no bucket), burst (ms).
 /// Returns the wait in ms.
+///
+/// The server's spacing lasts until its window resets (the key's expiry). A slot that would
+/// fall after the reset is not booked: the request waits for the reset, when the server's
+/// budget is whole again. Booking such slots one spacing apart would keep many waiting
+/// requests (four mounts' worth) asleep far into the next window, which then went unused.
 const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -39,22 +45,65 @@ if interval > 0 then
   wait = math.max(0, new_tat - burst - now)
   redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1)
 end
+local exhausted = redis.call('PTTL', KEYS[4])
+if exhausted > 0 then
+  return math.ceil(math.max(wait, exhausted))
+end
 local spacing = tonumber(redis.call('GET', KEYS[2]))
 if spacing and spacing > 0 then
+  local reset = math.max(1, redis.call('PTTL', KEYS[2]))
   local slot = tonumber(redis.call('GET', KEYS[3])) or now
   if slot < now + wait then slot = now + wait end
-  wait = slot - now
-  local ttl = math.max(1, redis.call('PTTL', KEYS[2]))
-  redis.call('SET', KEYS[3], slot + spacing, 'PX', math.ceil(ttl + slot + spacing - now))
+  if slot - now >= reset then
+    wait = math.max(wait, reset)
+  else
+    wait = slot - now
+    redis.call('SET', KEYS[3], slot + spacing, 'PX', math.ceil(reset + slot + spacing - now))
+  end
 end
 return math.ceil(wait)
+";
+
+/// The server's answer said its budget is low. KEYS: server spacing, exhausted mark.
+/// ARGV: spacing (ms), the rest of the server's window (ms), requests left in it. With none
+/// left, the window is marked exhausted until its reset: every request waits for it.
+const SLOW_DOWN: &str = r"
+local window = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], tonumber(ARGV[1]), 'PX', window)
+if tonumber(ARGV[3]) == 0 then
+  redis.call('SET', KEYS[2], 1, 'PX', window)
+end
+return 0
+";
+
+/// The server's answer said its budget is healthy. KEYS: server spacing, exhausted mark. ARGV: the rest of
+/// the answer's window (ms). Only an answer of a later window lifts the spacing: with several
+/// mounts' requests in flight, answers arrive out of order, and an older answer (more left)
+/// landing after a newer one must not undo its spacing. The window's end comes with the
+/// key's expiry anyway.
+const LIFT: &str = r"
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 and tonumber(ARGV[1]) <= left + 1500 then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+";
+
+/// How long a request that waited must still wait: the server's window was found exhausted
+/// meanwhile. KEYS: exhausted mark.
+const STILL_EXHAUSTED: &str = r"
+return math.max(0, redis.call('PTTL', KEYS[1]))
 ";
 
 /// The shared budget of one organization. Cheap to share behind an `Arc`.
 pub struct SharedBudget {
     link: Arc<RedisLink>,
     script: redis::Script,
-    keys: [String; 3],
+    slow_down: redis::Script,
+    lift: redis::Script,
+    still_exhausted: redis::Script,
+    keys: [String; 4],
     /// Milliseconds between two requests at the steady rate (0 = no bucket).
     interval_ms: f64,
     /// A minute's budget of requests at once, as the local bucket allows.
@@ -109,10 +158,14 @@ impl SharedBudget {
         Ok(SharedBudget {
             link,
             script: redis::Script::new(RESERVE),
+            slow_down: redis::Script::new(SLOW_DOWN),
+            lift: redis::Script::new(LIFT),
+            still_exhausted: redis::Script::new(STILL_EXHAUSTED),
             keys: [
                 format!("{prefix}:tat"),
                 format!("{prefix}:spacing"),
                 format!("{prefix}:slot"),
+                format!("{prefix}:exhausted"),
             ],
             interval_ms,
             burst_ms: interval_ms * f64::from(per_minute.max(1)),
@@ -129,6 +182,20 @@ impl SharedBudget {
         !self.outage.is_degraded()
     }
 
+    /// How long the server's window is still exhausted (zero when it is not).
+    async fn still_exhausted(&self) -> std::result::Result<Duration, String> {
+        let wait_ms: u64 = self
+            .link
+            .run(|mut c| async move {
+                self.still_exhausted
+                    .key(&self.keys[3])
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(Duration::from_millis(wait_ms))
+    }
+
     /// Reserve a slot in Redis: how long to wait for it.
     async fn reserve_shared(&self) -> std::result::Result<Duration, String> {
         let wait_ms: u64 = self
@@ -138,6 +205,7 @@ impl SharedBudget {
                     .key(&self.keys[0])
                     .key(&self.keys[1])
                     .key(&self.keys[2])
+                    .key(&self.keys[3])
                     .arg(self.interval_ms)
                     .arg(self.burst_ms)
                     .invoke_async(&mut c)
@@ -152,10 +220,16 @@ impl SharedBudget {
 impl Budget for SharedBudget {
     async fn acquire(&self) {
         match self.reserve_shared().await {
-            Ok(wait) => {
+            Ok(mut wait) => {
                 self.outage.note(&Ok(()));
-                if !wait.is_zero() {
+                // A request that waited looks once more before it goes: an answer meanwhile
+                // may have said the server's window is exhausted (a 429 would follow).
+                for _ in 0..3 {
+                    if wait.is_zero() {
+                        break;
+                    }
                     tokio::time::sleep(wait).await;
+                    wait = self.still_exhausted().await.unwrap_or_default();
                 }
             }
             Err(why) => {
@@ -171,22 +245,32 @@ impl Budget for SharedBudget {
         if slow == ServerBudget::Unknown {
             return;
         }
-        let key = self.keys[1].clone();
+        let (spacing_key, exhausted_key) = (self.keys[1].clone(), self.keys[3].clone());
+        let left = remaining.unwrap_or(0);
+        let reset_ms = reset_secs.map_or(0, |s| s.saturating_mul(1000));
         let outcome = self
             .link
             .run(|mut c| async move {
                 match slow {
                     // Everyone slows down for the rest of the server's window.
                     ServerBudget::Low { spacing, window } => {
-                        redis::cmd("SET")
-                            .arg(&key)
+                        self.slow_down
+                            .key(&spacing_key)
+                            .key(&exhausted_key)
                             .arg(spacing.as_millis() as u64)
-                            .arg("PX")
                             .arg(window.as_millis() as u64)
-                            .query_async::<()>(&mut c)
+                            .arg(left)
+                            .invoke_async::<()>(&mut c)
                             .await
                     }
-                    _ => redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await,
+                    _ => {
+                        self.lift
+                            .key(&spacing_key)
+                            .key(&exhausted_key)
+                            .arg(reset_ms)
+                            .invoke_async::<()>(&mut c)
+                            .await
+                    }
                 }
             })
             .await;

@@ -64,6 +64,103 @@ async fn a_low_server_budget_slows_every_process() {
     assert_eq!(b.reserve_shared().await.unwrap(), Duration::ZERO);
 }
 
+/// Slots are booked one spacing apart only within the server's window: past its reset the
+/// server's budget is whole again, so a request waits for the reset and no longer. (Booked
+/// slots far into the next window kept four mounts' waiting requests asleep through it.)
+#[tokio::test]
+async fn spaced_slots_end_at_the_server_window_reset() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = SharedBudget::new(&redis.url(), "org_WINDOW", 0).unwrap();
+    let b = SharedBudget::new(&redis.url(), "org_WINDOW", 0).unwrap();
+    // 10 requests left over the 2 s left in the window: one per 200 ms.
+    a.observe(Some(300), Some(10), Some(2)).await;
+    let mut waits = Vec::new();
+    for i in 0..24 {
+        let budget = if i % 2 == 0 { &a } else { &b };
+        waits.push(ms(budget.reserve_shared().await.unwrap()));
+    }
+    assert_eq!(waits[0], 0);
+    let w = waits[1];
+    assert!((150..=200).contains(&w), "{waits:?}");
+    // The first 10 within the window, one spacing apart; the rest at the reset, not after.
+    assert!(waits[..10].windows(2).all(|p| p[0] < p[1]), "{waits:?}");
+    assert!(
+        waits[10..].iter().all(|&w| (1800..=2000).contains(&w)),
+        "{waits:?}"
+    );
+}
+
+/// With nothing left in the server's window every process waits for its reset: not a
+/// capped spacing that would send requests into the same window and draw 429s.
+#[tokio::test]
+async fn an_exhausted_server_window_makes_everyone_wait_for_its_reset() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = SharedBudget::new(&redis.url(), "org_EMPTY", 0).unwrap();
+    let b = SharedBudget::new(&redis.url(), "org_EMPTY", 0).unwrap();
+    a.observe(Some(300), Some(0), Some(25)).await;
+    for budget in [&a, &b, &a] {
+        let w = ms(budget.reserve_shared().await.unwrap());
+        assert!((24_800..=25_000).contains(&w), "{w}");
+    }
+    // The next window's first answer lifts it for everyone.
+    b.observe(Some(300), Some(299), Some(60)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+}
+
+/// Answers arrive out of order when several mounts have requests in flight: an older answer
+/// of the same window (more left) must not lift the spacing a newer one set. An answer of a
+/// later window does.
+#[tokio::test]
+async fn a_late_answer_of_the_same_window_does_not_lift_the_spacing() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = SharedBudget::new(&redis.url(), "org_ORDER", 0).unwrap();
+    let b = SharedBudget::new(&redis.url(), "org_ORDER", 0).unwrap();
+    a.observe(Some(300), Some(10), Some(20)).await;
+    // B's answer, sent earlier in the same window, lands now.
+    b.observe(Some(300), Some(50), Some(21)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    let w = ms(b.reserve_shared().await.unwrap());
+    assert!((1900..=2000).contains(&w), "the spacing was lifted: {w}");
+    // The next window's answer lifts it.
+    b.observe(Some(300), Some(299), Some(60)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    assert_eq!(b.reserve_shared().await.unwrap(), Duration::ZERO);
+}
+
+/// A request already waiting for its slot when an answer says the window is exhausted waits
+/// for the reset instead of going into the exhausted window.
+#[tokio::test]
+async fn a_waiting_request_waits_for_the_reset_of_a_window_exhausted_meanwhile() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = Arc::new(SharedBudget::new(&redis.url(), "org_LATE", 0).unwrap());
+    let b = SharedBudget::new(&redis.url(), "org_LATE", 0).unwrap();
+    // 2 left over 1 s: one slot now, the next 500 ms later.
+    a.observe(Some(300), Some(2), Some(1)).await;
+    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    let started = Instant::now();
+    let waiter = {
+        let a = a.clone();
+        tokio::spawn(async move { a.acquire().await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another mount's answer: nothing left, 2 s to the reset.
+    b.observe(Some(300), Some(0), Some(2)).await;
+    waiter.await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "the waiting request went into the exhausted window after {waited:?}"
+    );
+}
+
 #[tokio::test]
 async fn unreachable_redis_falls_back_to_the_local_bucket_and_recovers() {
     let port = free_port();

@@ -3,9 +3,11 @@
 //!
 //! Before retrieving an inquiry for its names and sizes, a mount claims it (`SET lock NX PX`
 //! with a random token); the holder retrieves, publishes the token-free view with an expiry,
-//! and releases the claim with a compare-and-delete script (never another's claim). Another
-//! mount wanting the same inquiry meanwhile waits, at most for the claim's lifetime, for the
-//! view. A mount that needs signed URLs always retrieves itself: URLs never leave the host.
+//! and releases the claim with a compare-and-delete script (never another's claim). While
+//! its retrieve lasts (it may wait long for the shared request budget) the holder renews the
+//! claim, so the claim expires only when its holder is gone. Another mount wanting the same
+//! inquiry meanwhile waits for a view newer than the one it had, as long as the claim stands.
+//! A mount that needs signed URLs always retrieves itself: URLs never leave the host.
 //!
 //! What goes to Redis: the organization, environment and inquiry ids (in key names), random
 //! claim tokens, and views as the caller encodes them, which must be token-free (the fs crate
@@ -28,6 +30,14 @@ use crate::{Error, Result};
 pub struct Lease {
     inquiry: String,
     token: String,
+    ttl: Duration,
+}
+
+impl Lease {
+    /// How often the holder renews the claim while it works: well within its lifetime.
+    pub fn renew_every(&self) -> Duration {
+        self.ttl / 3
+    }
 }
 
 /// The answer to [`SharedViews::claim`].
@@ -53,9 +63,13 @@ pub trait SharedViews: Send + Sync + std::fmt::Debug {
     async fn publish(&self, inquiry: &str, view: &[u8]);
     /// Give the claim back (only if it is still ours).
     async fn release(&self, lease: Lease);
-    /// Wait for the view of an inquiry another mount claimed: it, or `None` once the claim
-    /// is gone (or expired) without a view.
-    async fn wait_for(&self, inquiry: &str) -> Option<Vec<u8>>;
+    /// Extend the claim for another lifetime (only if it is still ours): the holder is
+    /// still working on it. `false` when it is no longer ours.
+    async fn renew(&self, lease: &Lease) -> bool;
+    /// Wait for the view of an inquiry another mount claimed: a view other than `seen` (the
+    /// one the caller already had and could not use), or `None` once the claim is gone (or
+    /// expired) without one.
+    async fn wait_for(&self, inquiry: &str, seen: Option<&[u8]>) -> Option<Vec<u8>>;
 }
 
 /// Deletes the claim only if it still holds our token (it may have expired and been taken).
@@ -66,8 +80,20 @@ end
 return 0
 ";
 
+/// Extends the claim only if it still holds our token.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
 /// How often a waiting mount looks for the view.
 const POLL: Duration = Duration::from_millis(20);
+
+/// The longest a mount waits for another's claimed retrieve, however long the claim is
+/// renewed: past it, it retrieves itself.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// [`SharedViews`] in Redis, for one environment of one organization.
 pub struct RedisViews {
@@ -76,6 +102,7 @@ pub struct RedisViews {
     view_ttl: Duration,
     claim_ttl: Duration,
     release: redis::Script,
+    renew: redis::Script,
     outage: Outage,
 }
 
@@ -114,6 +141,7 @@ impl RedisViews {
             view_ttl: view_ttl.max(Duration::from_millis(1)),
             claim_ttl: claim_ttl.max(Duration::from_millis(1)),
             release: redis::Script::new(RELEASE),
+            renew: redis::Script::new(RENEW),
             outage: Outage::new(
                 "the shared inquiry views",
                 "this mount retrieves every inquiry itself",
@@ -205,6 +233,7 @@ impl SharedViews for RedisViews {
             Some(Some(_)) => Claim::Mine(Lease {
                 inquiry: inquiry.to_string(),
                 token,
+                ttl: self.claim_ttl,
             }),
             Some(None) => Claim::Taken,
             None => Claim::Unavailable,
@@ -242,17 +271,56 @@ impl SharedViews for RedisViews {
         .await;
     }
 
-    async fn wait_for(&self, inquiry: &str) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + self.claim_ttl;
+    async fn renew(&self, lease: &Lease) -> bool {
+        let Some(key) = self.lock_key(&lease.inquiry) else {
+            return false;
+        };
+        let ttl = self.claim_ttl.as_millis() as u64;
+        self.step(|mut c| async move {
+            self.renew
+                .key(&key)
+                .arg(&lease.token)
+                .arg(ttl)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+            == Some(1)
+    }
+
+    async fn wait_for(&self, inquiry: &str, seen: Option<&[u8]>) -> Option<Vec<u8>> {
+        // The holder renews its claim while it works (it may wait long for the request
+        // budget): wait as long as the claim stands, within a bound.
+        let deadline = Instant::now() + MAX_WAIT;
         while Instant::now() < deadline {
             match self.look(inquiry).await? {
-                (Some(view), _) => return Some(view),
-                // Released (or expired) without a view: the holder failed; retrieve.
-                (None, false) => return None,
-                (None, true) => tokio::time::sleep(POLL).await,
+                // The view the caller had is not the one the holder is making.
+                (Some(view), _) if seen != Some(view.as_slice()) => return Some(view),
+                // Released (or expired) without a new view: the holder failed.
+                (_, false) => return None,
+                (_, true) => tokio::time::sleep(POLL).await,
             }
         }
         None
+    }
+}
+
+/// Run `work` under `lease`, renewing the claim while it lasts: the work may wait long for
+/// the shared request budget, and an expired claim would send the waiting mounts to do the
+/// same work.
+pub async fn holding<F: std::future::Future>(
+    views: &dyn SharedViews,
+    lease: &Lease,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(lease.renew_every()) => {
+                views.renew(lease).await;
+            }
+        }
     }
 }
 

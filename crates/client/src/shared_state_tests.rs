@@ -38,6 +38,7 @@ async fn one_of_two_contenders_gets_the_claim_and_releases_only_its_own() {
         .release(Lease {
             inquiry: "inq_1".into(),
             token: "not-the-token".into(),
+            ttl: Duration::from_secs(10),
         })
         .await;
     assert!(matches!(other.claim("inq_1").await, Claim::Taken));
@@ -87,7 +88,7 @@ async fn a_published_view_is_fetched_and_awaited_by_others() {
     // B waits while A "retrieves", and gets A's view as soon as it is published.
     let waiter = {
         let b = b.clone();
-        tokio::spawn(async move { b.wait_for("inq_1").await })
+        tokio::spawn(async move { b.wait_for("inq_1", None).await })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
     a.publish("inq_1", b"{\"view\":1}").await;
@@ -113,7 +114,7 @@ async fn a_published_view_is_fetched_and_awaited_by_others() {
     let started = Instant::now();
     let waiter = {
         let b = b.clone();
-        tokio::spawn(async move { b.wait_for("inq_2").await })
+        tokio::spawn(async move { b.wait_for("inq_2", None).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     a.release(lease).await;
@@ -128,6 +129,86 @@ async fn a_published_view_is_fetched_and_awaited_by_others() {
     let other =
         RedisViews::new(link, "org_A", "env_B", Duration::from_secs(60), CLAIM_TTL).unwrap();
     assert_eq!(other.fetch("inq_1").await, None);
+}
+
+/// A holder still at work (its retrieve waiting for the request budget) renews its claim:
+/// it does not expire under it, so no other mount retrieves the same inquiry meanwhile, and
+/// a waiter keeps waiting for the view. A stale holder cannot renew another's claim.
+#[tokio::test]
+async fn a_renewed_claim_outlives_its_lifetime_and_the_waiter_gets_the_view() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = Arc::new(views(&redis.url(), Duration::from_millis(600)));
+    let b = Arc::new(views(&redis.url(), Duration::from_millis(600)));
+    let Claim::Mine(lease) = a.claim("inq_1").await else {
+        panic!("free inquiry not claimed")
+    };
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { b.wait_for("inq_1", None).await })
+    };
+    // Three lifetimes of work, renewed as the holder does.
+    for _ in 0..9 {
+        tokio::time::sleep(lease.renew_every()).await;
+        assert!(
+            a.renew(&lease).await,
+            "the holder could not renew its claim"
+        );
+        assert!(matches!(b.claim("inq_1").await, Claim::Taken));
+    }
+    assert!(!waiter.is_finished(), "the waiter gave up on a live claim");
+    a.publish("inq_1", b"{\"view\":1}").await;
+    a.release(lease).await;
+    assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"{\"view\":1}"[..]));
+    // A lease that is not the holder's renews nothing.
+    let Claim::Mine(held) = b.claim("inq_2").await else {
+        panic!("free inquiry not claimed")
+    };
+    let stranger = Lease {
+        inquiry: "inq_2".into(),
+        token: "not-the-token".into(),
+        ttl: Duration::from_millis(600),
+    };
+    assert!(!a.renew(&stranger).await);
+    b.release(held).await;
+    assert!(!a.renew(&stranger).await, "a released claim was renewed");
+}
+
+/// A waiter that already had a view (too old to use) waits for the holder's new one, not
+/// for the old one still in Redis.
+#[tokio::test]
+async fn a_waiter_waits_for_a_view_newer_than_the_one_it_had() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = Arc::new(views(&redis.url(), Duration::from_secs(5)));
+    let b = Arc::new(views(&redis.url(), Duration::from_secs(5)));
+    a.publish("inq_1", b"old").await;
+    let Claim::Mine(lease) = a.claim("inq_1").await else {
+        panic!("free inquiry not claimed")
+    };
+    let seen = b.fetch("inq_1").await.unwrap();
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { b.wait_for("inq_1", Some(&seen)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!waiter.is_finished(), "the waiter took the old view");
+    a.publish("inq_1", b"new").await;
+    a.release(lease).await;
+    assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"new"[..]));
+    // Released with only the old view there: the waiter stops at once, with nothing.
+    let Claim::Mine(lease) = a.claim("inq_1").await else {
+        panic!("free inquiry not claimed")
+    };
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { b.wait_for("inq_1", Some(b"new")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.release(lease).await;
+    assert_eq!(waiter.await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -148,7 +229,7 @@ async fn unreachable_redis_shares_nothing_at_once_and_recovers() {
     for _ in 0..20 {
         assert!(matches!(views.claim("inq_1").await, Claim::Unavailable));
         assert_eq!(views.fetch("inq_1").await, None);
-        assert_eq!(views.wait_for("inq_1").await, None);
+        assert_eq!(views.wait_for("inq_1", None).await, None);
         views.publish("inq_1", b"x").await;
     }
     assert!(!views.is_shared());

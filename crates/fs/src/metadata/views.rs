@@ -26,8 +26,12 @@ use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::config::CoreConfig;
 use crate::error::{FsError, FsResult};
-use personafs_client::shared_state::{Claim, SharedViews};
+use personafs_client::shared_state::{Claim, SharedViews, holding};
 use personafs_client::{PersonaApi, files_of};
+
+/// How many times a mount tries to claim an inquiry another mount held and let go without a
+/// view it can use, before it retrieves regardless.
+const CLAIM_ROUNDS: usize = 3;
 
 /// What a caller needs of an inquiry's view.
 #[derive(Debug, Clone, Copy)]
@@ -390,30 +394,44 @@ impl Views {
             self.publish(views.as_ref(), &view).await;
             return Ok(view);
         }
-        if let Some(view) = self.adopt(id, views.fetch(id).await).await {
+        // The view in Redis, if any, that cannot answer here (too old): a claim's holder is
+        // making a newer one, which is what a waiter waits for.
+        let mut seen = views.fetch(id).await;
+        if let Some(view) = self.adopt(id, seen.as_deref()).await {
             return Ok(view);
         }
-        match views.claim(id).await {
-            Claim::Mine(lease) => {
-                // Another mount may have published and released between our look and our
-                // claim: look once more before spending a retrieve.
-                if let Some(view) = self.adopt(id, views.fetch(id).await).await {
+        for _ in 0..CLAIM_ROUNDS {
+            match views.claim(id).await {
+                Claim::Mine(lease) => {
+                    // Another mount may have published and released between our look and
+                    // our claim: look once more before spending a retrieve.
+                    if let Some(view) = self.adopt(id, views.fetch(id).await.as_deref()).await {
+                        views.release(lease).await;
+                        return Ok(view);
+                    }
+                    // Renewed while the retrieve waits for the request budget.
+                    let retrieved =
+                        holding(views.as_ref(), &lease, self.retrieve(id, previous)).await;
+                    if let Ok(view) = &retrieved {
+                        self.publish(views.as_ref(), view).await;
+                    }
                     views.release(lease).await;
-                    return Ok(view);
+                    return retrieved;
                 }
-                let retrieved = self.retrieve(id, previous).await;
-                if let Ok(view) = &retrieved {
-                    self.publish(views.as_ref(), view).await;
+                Claim::Taken => {
+                    if let Some(bytes) = views.wait_for(id, seen.as_deref()).await {
+                        if let Some(view) = self.adopt(id, Some(&bytes)).await {
+                            return Ok(view);
+                        }
+                        seen = Some(bytes);
+                    }
+                    // The holder gave up without a view this mount can use: claim again
+                    // rather than every waiter retrieving at once.
                 }
-                views.release(lease).await;
-                retrieved
+                Claim::Unavailable => break,
             }
-            Claim::Taken => match self.adopt(id, views.wait_for(id).await).await {
-                Some(view) => Ok(view),
-                None => self.retrieve(id, previous).await,
-            },
-            Claim::Unavailable => self.retrieve(id, previous).await,
         }
+        self.retrieve(id, previous).await
     }
 
     async fn publish(&self, views: &dyn SharedViews, view: &InquiryView) {
@@ -427,8 +445,8 @@ impl Views {
     /// Another mount's view of `id`, if it may answer for names and sizes here: fresh within
     /// the metadata TTL and not older than this mount's listing says the inquiry is. A
     /// redacted one is applied here as a retrieve's would be (cached files deleted).
-    async fn adopt(&self, id: &Arc<str>, bytes: Option<Vec<u8>>) -> Option<Arc<InquiryView>> {
-        let (view, checked) = shared::decode(id, &bytes?)?;
+    async fn adopt(&self, id: &Arc<str>, bytes: Option<&[u8]>) -> Option<Arc<InquiryView>> {
+        let (view, checked) = shared::decode(id, bytes?)?;
         if !self.is_fresh(&view, Need::Metadata) {
             return None;
         }

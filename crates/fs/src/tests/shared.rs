@@ -23,6 +23,11 @@ struct Mount {
 }
 
 fn views(redis: &RedisServer) -> Arc<dyn SharedViews> {
+    views_claimed_for(redis, CLAIM_TTL)
+}
+
+/// Views whose claims last `claim_ttl` unless renewed.
+fn views_claimed_for(redis: &RedisServer, claim_ttl: Duration) -> Arc<dyn SharedViews> {
     let link = Arc::new(RedisLink::open(&redis.url()).unwrap());
     Arc::new(
         RedisViews::new(
@@ -30,7 +35,7 @@ fn views(redis: &RedisServer) -> Arc<dyn SharedViews> {
             "org_TEST",
             "env_TEST",
             Duration::from_secs(65),
-            CLAIM_TTL,
+            claim_ttl,
         )
         .unwrap(),
     )
@@ -238,5 +243,57 @@ async fn a_redaction_seen_by_one_mount_deletes_the_others_cached_files_too() {
         b.cache.stats().entries,
         0,
         "B's cached file of the redacted inquiry is left"
+    );
+}
+
+/// A retrieve that lasts longer than a claim's lifetime (waiting for the shared request
+/// budget, say) keeps its claim: the other mount waits for the view instead of retrieving
+/// the same inquiry when the claim would have expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_is_kept_while_its_retrieve_lasts_longer_than_the_claim() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    const N: usize = 3;
+    let api = api_of(N);
+    api.delay(Call::Retrieve, Duration::from_millis(1000));
+    let claim_ttl = Duration::from_millis(300);
+    let a = mount(&api, views_claimed_for(&redis, claim_ttl));
+    let b = mount(&api, views_claimed_for(&redis, claim_ttl));
+    let (seen_a, seen_b) = tokio::join!(walk(&a.core), walk(&b.core));
+    assert_eq!(seen_a, seen_b, "both mounts show the same tree");
+    assert_eq!(
+        api.calls(Call::Retrieve),
+        N as u64,
+        "an inquiry was retrieved by both mounts"
+    );
+}
+
+/// When every mount's view of a changing inquiry is older than the metadata TTL, one mount
+/// retrieves it again and the others wait for that view: the old view still in Redis is not
+/// the one they wait for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_view_gone_stale_everywhere_is_retrieved_again_by_one_mount() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mem = MemoryApi::new();
+    mem.add_inquiry(sample_inquiry("inq_000", 0).status("pending"));
+    let api = Arc::new(FaultyApi::new(mem));
+    api.delay(Call::Retrieve, Duration::from_millis(300));
+    let mut cfg = config();
+    cfg.metadata_ttl = Duration::from_secs(1);
+    let a = mount_with(&api, views(&redis), cfg.clone());
+    let b = mount_with(&api, views(&redis), cfg);
+    let (seen_a, seen_b) = tokio::join!(walk(&a.core), walk(&b.core));
+    assert_eq!(seen_a, seen_b);
+    assert_eq!(api.calls(Call::Retrieve), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (again_a, again_b) = tokio::join!(walk(&a.core), walk(&b.core));
+    assert_eq!((again_a, again_b), (seen_a, seen_b));
+    assert_eq!(
+        api.calls(Call::Retrieve),
+        2,
+        "the stale inquiry was retrieved again by both mounts"
     );
 }
