@@ -201,6 +201,7 @@ pub fn serve(
         crate::metrics::serve(rt.handle(), addr, snapshot)?;
     }
     start_changes(rt, &core, &tele, cfg)?;
+    let kernel_of = core.clone();
     let mut fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
     if let Some(path) = &cfg.audit_log {
         let log = crate::audit::AuditLog::open(path)?;
@@ -214,6 +215,9 @@ pub fn serve(
         &personafs_fs::fuse::session_config(&opts),
     )
     .map_err(|e| mount_error(e, &cfg.mountpoint))?;
+    kernel_of.set_kernel_caches(Arc::new(personafs_fs::fuse::KernelNotifier::new(
+        session.notifier(),
+    )));
     let mut unmounter = session.unmount_callable();
     let (tx, rx) = mpsc::channel();
     let session_tx = tx.clone();

@@ -239,6 +239,44 @@ fn a_new_document_shows_in_a_directory_the_kernel_has_cached() {
     d.stop();
 }
 
+#[test]
+fn after_a_redaction_the_kernel_no_longer_shows_the_files_paths() {
+    if !fuse_available() {
+        return;
+    }
+    let mock = mock();
+    let mp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let log = work.path().join("personafs.log");
+    let args = mount_args(mp.path(), &cache, &log, &mock, &["--watch-events", "1s"]);
+    let inquiries = mp.path().join("inquiries");
+    let d = spawn(mp.path(), &args, &mock);
+    wait_until("the feed started", LIMIT, || {
+        log_text(&log).contains("events feed started")
+    });
+    let id = with_files(&inquiries).remove(0);
+    let files = copy_inquiry(&inquiries, &cache, &id);
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .filter(|(p, _)| !p.ends_with("inquiry.json"))
+        .map(|(p, _)| inquiries.join(&id).join(p))
+        .collect();
+    // The kernel holds their names and attributes now (a final inquiry's for a minute).
+    for p in &paths {
+        assert!(std::fs::metadata(p).is_ok(), "{}", p.display());
+    }
+    assert!(mock.redact(&id));
+    wait_until("the redaction applied", LIMIT, || {
+        log_text(&log).contains("redaction applied")
+    });
+    for p in &paths {
+        let e = std::fs::metadata(p).expect_err("a redacted file's path still answers stat");
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{}", p.display());
+    }
+    d.stop();
+}
+
 /// A free loopback port (bound then released: the mount binds it right after).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -67,6 +67,15 @@ pub struct FsCore {
     /// Where the metadata store is written (in order): changes delete through it too.
     writer: Option<Arc<StoreWriter>>,
     feed: Feed,
+    /// Tells the kernel to drop what it keeps of a path (set once the FUSE session exists).
+    kernel: std::sync::OnceLock<Arc<dyn KernelCaches>>,
+}
+
+/// The kernel's caches of names and attributes, as far as personafs can reach them.
+pub trait KernelCaches: Send + Sync {
+    /// Drop the kernel's entry `name` of directory `parent` and everything under it.
+    /// Blocks; never call it from a FUSE request's thread.
+    fn forget_entry(&self, parent: u64, name: &str);
 }
 
 impl FsCore {
@@ -134,7 +143,13 @@ impl FsCore {
             breaker,
             writer,
             feed,
+            kernel: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where redactions reach the kernel's caches (the FUSE session's notifier).
+    pub fn set_kernel_caches(&self, kernel: Arc<dyn KernelCaches>) {
+        let _ = self.kernel.set(kernel);
     }
 
     /// Apply a change Persona announced (an event from the feed or a webhook): see
@@ -147,6 +162,7 @@ impl FsCore {
             Change::Redacted(_) => {
                 self.meta.views.mark_redacted(&id);
                 self.forget_redacted(&id).await;
+                self.forget_in_kernel(&id).await;
                 tracing::info!(inquiry = %id, "redaction applied");
             }
         }
@@ -185,6 +201,23 @@ impl FsCore {
                     .await;
             }
         }
+    }
+
+    /// The kernel keeps a final inquiry's names for the metadata TTL: after a redaction, its
+    /// files' paths must not answer `stat` from there either. Dropping the inquiry's entry
+    /// in `inquiries/` drops everything the kernel holds under it.
+    async fn forget_in_kernel(&self, id: &Arc<str>) {
+        let Some(kernel) = self.kernel.get().cloned() else {
+            return;
+        };
+        if self.meta.peek_ino(&Node::Inquiry(id.clone())).is_none() {
+            return; // the kernel holds nothing of it
+        }
+        let name = id.to_string();
+        let _ = self
+            .rt
+            .spawn_blocking(move || kernel.forget_entry(INQUIRIES, &name))
+            .await;
     }
 
     /// Events were missed: list again (the listing acts on the redactions it shows, and a

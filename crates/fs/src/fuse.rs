@@ -231,6 +231,26 @@ fn answer_opendir(reply: ReplyOpen, d: OpenedDir) {
     reply.opened(FileHandle(d.fh), flags)
 }
 
+/// Redactions reach the kernel through the session's notifier.
+pub struct KernelNotifier(fuser::Notifier);
+
+impl KernelNotifier {
+    pub fn new(notifier: fuser::Notifier) -> KernelNotifier {
+        KernelNotifier(notifier)
+    }
+}
+
+impl crate::KernelCaches for KernelNotifier {
+    fn forget_entry(&self, parent: u64, name: &str) {
+        // ENOENT: the kernel had already let it go.
+        if let Err(e) = self.0.inval_entry(INodeNo(parent), OsStr::new(name))
+            && e.raw_os_error() != Some(libc::ENOENT)
+        {
+            tracing::debug!("could not drop the kernel's entry of {name}: {e}");
+        }
+    }
+}
+
 /// The fuser session configuration: read-only, private unless `allow_other`.
 pub fn session_config(opts: &FuseOptions) -> Config {
     let mut config = Config::default();

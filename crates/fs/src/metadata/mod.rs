@@ -137,6 +137,11 @@ impl Metadata {
         self.inodes.lock().forget(ino, nlookup);
     }
 
+    /// The inode of `node` if it has one (never numbers it).
+    pub(crate) fn peek_ino(&self, node: &Node) -> Option<u64> {
+        self.inodes.lock().peek(node)
+    }
+
     /// Whether what the kernel was last given of `ino` (`shown`) is `fingerprint`.
     pub(crate) fn kernel_has(&self, ino: u64, fingerprint: u64) -> bool {
         fingerprint != 0 && self.inodes.lock().shown(ino) == fingerprint
