@@ -38,7 +38,7 @@ pub use listing::{list_all, list_stream, list_stream_from};
 pub use model::IncludedObject;
 
 /// Filters of the list endpoint (PERSONA_API.md, "List inquiries").
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ListFilters {
     pub status: Vec<String>,
     pub inquiry_ids: Vec<String>,
@@ -54,7 +54,7 @@ pub struct ListFilters {
 }
 
 /// One inquiry as the list endpoint shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InquirySummary {
     pub id: String,
     pub status: Option<String>,
@@ -65,7 +65,7 @@ pub struct InquirySummary {
 }
 
 /// One page of the list endpoint.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InquiryPage {
     pub inquiries: Vec<InquirySummary>,
     /// The cursor for the next page (`page[after]`), `None` on the last page.

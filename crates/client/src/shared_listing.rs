@@ -17,14 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::shared_state::{Claim, SharedViews, holding};
 use crate::{
-    EventPage, EventsFrom, InquiryPage, InquirySummary, ListFilters, PersonaApi, Result,
-    RetrievedInquiry,
+    EventPage, EventsFrom, InquiryPage, ListFilters, PersonaApi, Result, RetrievedInquiry,
 };
 
 /// How long a shared page stays in Redis: long enough for mounts started together, short
@@ -35,71 +33,23 @@ pub const PAGE_KEEP: Duration = Duration::from_secs(10);
 const VERSION: u8 = 1;
 
 #[derive(Serialize, Deserialize)]
-struct Wire {
+struct Wire<P> {
     v: u8,
-    inquiries: Vec<WireSummary>,
-    next_after: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireSummary {
-    id: String,
-    status: Option<String>,
-    created: Option<DateTime<Utc>>,
-    updated: Option<DateTime<Utc>>,
-    redacted: Option<DateTime<Utc>>,
+    page: P,
 }
 
 fn encode(page: &InquiryPage) -> Option<Vec<u8>> {
-    let wire = Wire {
-        v: VERSION,
-        inquiries: page
-            .inquiries
-            .iter()
-            .map(|s| WireSummary {
-                id: s.id.clone(),
-                status: s.status.clone(),
-                created: s.created_at,
-                updated: s.updated_at,
-                redacted: s.redacted_at,
-            })
-            .collect(),
-        next_after: page.next_after.clone(),
-    };
-    serde_json::to_vec(&wire).ok()
+    serde_json::to_vec(&Wire { v: VERSION, page }).ok()
 }
 
 fn decode(bytes: &[u8]) -> Option<InquiryPage> {
-    let wire: Wire = serde_json::from_slice(bytes).ok()?;
-    (wire.v == VERSION).then(|| InquiryPage {
-        inquiries: wire
-            .inquiries
-            .into_iter()
-            .map(|s| InquirySummary {
-                id: s.id,
-                status: s.status,
-                created_at: s.created,
-                updated_at: s.updated,
-                redacted_at: s.redacted,
-            })
-            .collect(),
-        next_after: wire.next_after,
-    })
+    let wire: Wire<InquiryPage> = serde_json::from_slice(bytes).ok()?;
+    (wire.v == VERSION).then_some(wire.page)
 }
 
-/// The key of one page: a digest of the whole query.
+/// The key of one page: a digest of the whole query (every filter, the cursor, the size).
 fn page_key(filters: &ListFilters, after: Option<&str>, page_size: u32) -> String {
-    let query = serde_json::json!({
-        "status": filters.status,
-        "inquiry_ids": filters.inquiry_ids,
-        "account_id": filters.account_id,
-        "reference_id": filters.reference_id,
-        "inquiry_template_id": filters.inquiry_template_id,
-        "created_after": filters.created_after,
-        "created_before": filters.created_before,
-        "after": after,
-        "page_size": page_size,
-    });
+    let query = serde_json::json!({ "filters": filters, "after": after, "page_size": page_size });
     let digest = Sha256::digest(query.to_string().as_bytes());
     format!("page-{}", hex::encode(&digest[..16]))
 }

@@ -1,6 +1,7 @@
 //! `SharedListing` over `FaultyApi<MemoryApi>` and a real `redis-server`.
 
 use super::*;
+use crate::InquirySummary;
 use crate::redis_link::RedisLink;
 use crate::shared_state::{CLAIM_TTL, RedisViews};
 use crate::testing::redis_server::RedisServer;
