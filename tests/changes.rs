@@ -138,23 +138,51 @@ fn shows_redacted(inquiries: &Path, cache: &Path, id: &str, files: &[(PathBuf, V
             .all(|(p, _)| std::fs::read(dir.join(p)).is_err())
 }
 
+/// A mount with `--watch-events 1s` (and a metadata TTL of an hour) over `mock`, once its
+/// feed has started; its log goes to `work/<log_name>`.
+struct FeedMount {
+    mp: tempfile::TempDir,
+    work: tempfile::TempDir,
+    cache: PathBuf,
+    log: PathBuf,
+    inquiries: PathBuf,
+    daemon: Daemon,
+}
+
+fn feed_mount(mock: &MockServer, log_name: &str) -> FeedMount {
+    let mp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let log = work.path().join(log_name);
+    let args = mount_args(mp.path(), &cache, &log, mock, &["--watch-events", "1s"]);
+    let daemon = spawn(mp.path(), &args, mock);
+    wait_until("the feed started", LIMIT, || {
+        log_text(&log).contains("events feed started")
+    });
+    FeedMount {
+        inquiries: mp.path().join("inquiries"),
+        mp,
+        work,
+        cache,
+        log,
+        daemon,
+    }
+}
+
 #[test]
 fn the_feed_applies_a_redaction_and_a_new_inquiry_and_a_remount_resumes() {
     if !fuse_available() {
         return;
     }
     let mock = mock();
-    let mp = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let cache = work.path().join("cache");
-    let log = work.path().join("one.log");
-    let args = mount_args(mp.path(), &cache, &log, &mock, &["--watch-events", "1s"]);
-    let inquiries = mp.path().join("inquiries");
-
-    let d = spawn(mp.path(), &args, &mock);
-    wait_until("the feed started", LIMIT, || {
-        log_text(&log).contains("events feed started")
-    });
+    let FeedMount {
+        mp,
+        work,
+        cache,
+        log,
+        inquiries,
+        daemon: d,
+    } = feed_mount(&mock, "one.log");
     let ids = with_files(&inquiries);
     assert!(ids.len() >= 3, "{ids:?}");
     let (a, b) = (&ids[0], &ids[1]);
@@ -213,16 +241,13 @@ fn a_new_document_shows_in_a_directory_the_kernel_has_cached() {
         return;
     }
     let mock = mock();
-    let mp = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let cache = work.path().join("cache");
-    let log = work.path().join("personafs.log");
-    let args = mount_args(mp.path(), &cache, &log, &mock, &["--watch-events", "1s"]);
-    let inquiries = mp.path().join("inquiries");
-    let d = spawn(mp.path(), &args, &mock);
-    wait_until("the feed started", LIMIT, || {
-        log_text(&log).contains("events feed started")
-    });
+    let FeedMount {
+        mp: _mp,
+        work: _work,
+        inquiries,
+        daemon: d,
+        ..
+    } = feed_mount(&mock, "personafs.log");
     let id = with_files(&inquiries).remove(0);
     let document = inquiries.join(&id).join("document");
     // Read twice: the second listing comes from the kernel's directory cache.
@@ -245,16 +270,14 @@ fn after_a_redaction_the_kernel_no_longer_shows_the_files_paths() {
         return;
     }
     let mock = mock();
-    let mp = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let cache = work.path().join("cache");
-    let log = work.path().join("personafs.log");
-    let args = mount_args(mp.path(), &cache, &log, &mock, &["--watch-events", "1s"]);
-    let inquiries = mp.path().join("inquiries");
-    let d = spawn(mp.path(), &args, &mock);
-    wait_until("the feed started", LIMIT, || {
-        log_text(&log).contains("events feed started")
-    });
+    let FeedMount {
+        mp: _mp,
+        work: _work,
+        cache,
+        log,
+        inquiries,
+        daemon: d,
+    } = feed_mount(&mock, "personafs.log");
     let id = with_files(&inquiries).remove(0);
     let files = copy_inquiry(&inquiries, &cache, &id);
     let paths: Vec<PathBuf> = files
