@@ -166,7 +166,7 @@ impl Readahead {
         let Some(listing) = self.listing.current() else {
             return ids;
         };
-        let (Some(pos), Some(rank)) = (listing.position(id), listing.rank(id)) else {
+        let (Some(pos), Some(rank)) = (listing.rows.position(id), listing.rows.rank(id)) else {
             return ids;
         };
         let by_name = {
@@ -180,9 +180,9 @@ impl Readahead {
             by_name
         };
         if by_name {
-            ids.extend(listing.after_by_name(rank, ahead));
+            ids.extend(listing.rows.after_by_name(rank, ahead));
         } else {
-            ids.extend(listing.ids.iter().skip(pos + 1).take(ahead).cloned());
+            ids.extend(listing.ids().iter().skip(pos + 1).take(ahead).cloned());
         }
         ids
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 
-use super::listing_rows::{ListingRows, Rows};
+use super::listing_rows::ListingRows;
 use super::persist::StoreWriter;
 use crate::breaker::unreachable;
 use crate::cache::DiskCache;
@@ -22,12 +22,10 @@ use crate::store::{ListedInquiry, ListingBuild, MetadataStore};
 use personafs_client::{InquiryPage, InquirySummary, ListFilters, PersonaApi};
 
 pub(crate) struct Listing {
-    /// Newest first, as Persona lists them (and `inquiries/` shows them).
-    pub(crate) ids: Arc<Vec<Arc<str>>>,
-    /// What the listing says of each inquiry, its place in `ids` and in name order: `ls -lR`
-    /// and `rsync` walk by name, `find` and `cp -r` in listing order, and read-ahead follows
-    /// whichever the walk takes.
-    rows: Rows,
+    /// Newest first, as Persona lists them (and `inquiries/` shows them), with what the
+    /// listing says of each and its place in name order: `ls -lR` and `rsync` walk by name,
+    /// `find` and `cp -r` in listing order, and read-ahead follows whichever the walk takes.
+    pub(crate) rows: ListingRows,
     /// Inquiries the listing shows redacted.
     redacted: HashSet<Arc<str>>,
     at: Instant,
@@ -41,15 +39,14 @@ pub(crate) struct Listing {
 
 impl Listing {
     fn new(
-        rows: ListingRows,
+        mut rows: ListingRows,
         redacted: HashSet<Arc<str>>,
         at: Instant,
         generation: u64,
         confirmed_at: Option<SystemTime>,
     ) -> Listing {
-        let rows = Rows::new(rows);
+        rows.finish();
         Listing {
-            ids: rows.ids.clone(),
             rows,
             redacted,
             at,
@@ -58,34 +55,14 @@ impl Listing {
         }
     }
 
-    /// `created-at` of a listed inquiry.
-    pub(crate) fn created(&self, id: &str) -> Option<SystemTime> {
-        self.rows.created(id)
+    /// The ids, newest first.
+    pub(crate) fn ids(&self) -> &[Arc<str>] {
+        self.rows.ids()
     }
 
-    /// `created-at` of the inquiry at `position` in `ids`.
-    pub(crate) fn created_at(&self, position: usize) -> Option<SystemTime> {
-        self.rows.created_at(position)
-    }
-
-    /// `updated-at` of a listed inquiry.
-    pub(crate) fn updated(&self, id: &str) -> Option<SystemTime> {
-        self.rows.updated(id)
-    }
-
-    /// Where `id` is in `ids` (read-ahead takes the ones after it).
-    pub(crate) fn position(&self, id: &str) -> Option<usize> {
-        self.rows.position(id)
-    }
-
-    /// Where `id` is in name order.
-    pub(crate) fn rank(&self, id: &str) -> Option<usize> {
-        self.rows.rank(id)
-    }
-
-    /// Up to `n` inquiries after name-order place `rank`.
-    pub(crate) fn after_by_name(&self, rank: usize, n: usize) -> Vec<Arc<str>> {
-        self.rows.after_by_name(rank, n)
+    /// `updated-at` of `id` and when Persona gave this listing (`None` for a stored one).
+    fn updated_as_confirmed(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
+        Some((self.rows.updated(id)?, self.confirmed_at?))
     }
 
     /// The inquiries this listing shows redacted, if Persona gave it (not the stored one).
@@ -183,8 +160,7 @@ impl Lister {
     /// `updated-at` of `id` in a listing Persona gave within the TTL, and when it gave it:
     /// what a stored view must match to be shown without a retrieve.
     pub(crate) fn confirmed_updated(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
-        let l = self.fresh_now()?;
-        Some((l.updated(id)?, l.confirmed_at?))
+        self.fresh_now()?.updated_as_confirmed(id)
     }
 
     /// As `confirmed_updated`, from the last listing Persona gave this mount whatever its age
@@ -192,8 +168,9 @@ impl Lister {
     /// never checked again once seen, as it would not be in memory.
     pub(crate) fn confirmed_updated_any_age(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let l = self.current().filter(|l| l.generation == generation)?;
-        Some((l.updated(id)?, l.confirmed_at?))
+        self.current()
+            .filter(|l| l.generation == generation)?
+            .updated_as_confirmed(id)
     }
 
     /// Wait for a listing under way, if any (for what it will confirm); never starts one.

@@ -38,7 +38,7 @@ pub(crate) struct ListingRows {
     rows: Vec<Row>,
     index: HashTable<u32>,
     hasher: RandomState,
-    /// Positions in name order (filled by `rank_by_name`).
+    /// Positions in name order (filled by `finish`).
     by_name: Vec<u32>,
 }
 
@@ -69,8 +69,8 @@ impl ListingRows {
         true
     }
 
-    /// Give back spare capacity and sort the name order: the listing is whole.
-    pub(crate) fn finish(mut self) -> (Arc<Vec<Arc<str>>>, ListingRows) {
+    /// The listing is whole: give back spare capacity and sort the name order.
+    pub(crate) fn finish(&mut self) {
         self.ids.shrink_to_fit();
         self.rows.shrink_to_fit();
         let (ids, hasher) = (&self.ids, &self.hasher);
@@ -82,66 +82,46 @@ impl ListingRows {
             self.rows[p as usize].rank = rank as u32;
         }
         self.by_name = by_name;
-        // The ids are shared with readers of the listing; the rows keep their own handle.
-        let ids = Arc::new(std::mem::take(&mut self.ids));
-        (ids, self)
+    }
+
+    /// The ids in listing order.
+    pub(crate) fn ids(&self) -> &[Arc<str>] {
+        &self.ids
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.rows.len()
+        self.ids.len()
     }
 
-    /// Position of `id` in listing order, looked up in `ids` (the listing's, after `finish`).
-    fn find(&self, ids: &[Arc<str>], id: &str) -> Option<usize> {
+    /// Position of `id` in listing order.
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
         let hash = self.hasher.hash_one(id);
         self.index
-            .find(hash, |&p| &*ids[p as usize] == id)
+            .find(hash, |&p| &*self.ids[p as usize] == id)
             .map(|&p| p as usize)
     }
 
-    /// While building: the position of `id`.
-    fn position(&self, id: &str) -> Option<usize> {
-        self.find(&self.ids, id)
-    }
-}
-
-/// A finished listing's rows, with its ids.
-pub(crate) struct Rows {
-    pub(crate) ids: Arc<Vec<Arc<str>>>,
-    table: ListingRows,
-}
-
-impl Rows {
-    pub(crate) fn new(building: ListingRows) -> Rows {
-        let (ids, table) = building.finish();
-        Rows { ids, table }
-    }
-
-    pub(crate) fn position(&self, id: &str) -> Option<usize> {
-        self.table.find(&self.ids, id)
-    }
-
     pub(crate) fn created(&self, id: &str) -> Option<SystemTime> {
-        unpack(self.table.rows[self.position(id)?].created)
+        self.created_at(self.position(id)?)
     }
 
     pub(crate) fn updated(&self, id: &str) -> Option<SystemTime> {
-        unpack(self.table.rows[self.position(id)?].updated)
+        unpack(self.rows[self.position(id)?].updated)
     }
 
     /// `created-at` of the inquiry at `position`.
     pub(crate) fn created_at(&self, position: usize) -> Option<SystemTime> {
-        unpack(self.table.rows.get(position)?.created)
+        unpack(self.rows.get(position)?.created)
     }
 
+    /// Place of `id` in name order (after `finish`).
     pub(crate) fn rank(&self, id: &str) -> Option<usize> {
-        Some(self.table.rows[self.position(id)?].rank as usize)
+        Some(self.rows[self.position(id)?].rank as usize)
     }
 
     /// Up to `n` inquiries after name-order place `rank`.
     pub(crate) fn after_by_name(&self, rank: usize, n: usize) -> Vec<Arc<str>> {
-        self.table
-            .by_name
+        self.by_name
             .iter()
             .skip(rank + 1)
             .take(n)
@@ -171,8 +151,9 @@ mod tests {
         );
         assert!(b.push(Arc::from("inq_d"), None, None));
         assert_eq!(b.len(), 4);
-        let rows = Rows::new(b);
-        assert_eq!(rows.ids.len(), 4);
+        b.finish();
+        let rows = b;
+        assert_eq!(rows.ids().len(), 4);
         assert_eq!(rows.position("inq_b"), Some(2));
         assert_eq!(
             rows.created("inq_a"),
@@ -196,6 +177,7 @@ mod tests {
         let before = UNIX_EPOCH - Duration::from_secs(86_400);
         let mut b = ListingRows::default();
         b.push(Arc::from("inq_old"), Some(before), None);
-        assert_eq!(Rows::new(b).created("inq_old"), Some(before));
+        b.finish();
+        assert_eq!(b.created("inq_old"), Some(before));
     }
 }

@@ -90,7 +90,7 @@ impl Entries {
     pub(crate) fn len(&self) -> usize {
         match self {
             Entries::Listed(l) => l.len(),
-            Entries::Inquiries(l) => l.ids.len(),
+            Entries::Inquiries(l) => l.ids().len(),
         }
     }
 }
@@ -176,7 +176,7 @@ impl Metadata {
     fn created_of(&self, id: &Arc<str>) -> Option<SystemTime> {
         self.listing
             .current()
-            .and_then(|l| l.created(id))
+            .and_then(|l| l.rows.created(id))
             .or_else(|| self.views.created_now(id))
     }
 
@@ -199,10 +199,10 @@ impl Metadata {
             Node::Inquiries => {
                 // Only a link count: any listing will do, so `stat` never lists again.
                 let n = match self.listing.current() {
-                    Some(l) => l.ids.len(),
+                    Some(l) => l.ids().len(),
                     None => match self.listing_with(wait).await {
                         Err(Unanswered::NotAtHand) => return Err(Unanswered::NotAtHand),
-                        l => l.map(|l| l.ids.len()).unwrap_or(0),
+                        l => l.map(|l| l.ids().len()).unwrap_or(0),
                     },
                 };
                 Ok(self.owner.dir(ino, n as u32, self.mounted_at))
@@ -343,8 +343,9 @@ impl Metadata {
         match entries {
             Entries::Listed(l) => l.get(j).cloned(),
             Entries::Inquiries(listing) => {
-                let id = listing.ids.get(j)?;
+                let id = listing.ids().get(j)?;
                 let created = listing
+                    .rows
                     .created_at(j)
                     .or_else(|| self.views.created_now(id))
                     .unwrap_or(UNIX_EPOCH);
