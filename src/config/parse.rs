@@ -214,6 +214,8 @@ mod tests {
     fn durations() {
         let s = Duration::from_secs;
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
+        assert_eq!(parse_duration("20µs"), Ok(Duration::from_micros(20)));
         assert_eq!(parse_duration("2s"), Ok(s(2)));
         assert_eq!(parse_duration("10m"), Ok(s(600)));
         assert_eq!(parse_duration("6h"), Ok(s(6 * 3600)));

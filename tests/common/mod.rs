@@ -58,6 +58,7 @@ pub struct Options {
     pub client: Box<dyn FnOnce(&mut ClientConfig)>,
     pub cache_dir: Option<PathBuf>,
     pub cache_limits: CacheLimits,
+    pub fuse: FuseOptions,
 }
 
 impl Default for Options {
@@ -71,6 +72,7 @@ impl Default for Options {
                 min_free: 0.0,
                 max_age: None,
             },
+            fuse: FuseOptions::default(),
         }
     }
 }
@@ -122,8 +124,8 @@ impl TestMount {
         let core = FsCore::new(api.clone(), cache, core_cfg);
         let fs = PersonaFs::new(core.clone(), rt.handle().clone(), Duration::from_secs(5));
         let mountpoint = tempfile::tempdir().unwrap();
-        let session = personafs_fs::mount(fs, mountpoint.path(), &FuseOptions::default())
-            .expect("mount succeeds");
+        let session =
+            personafs_fs::mount(fs, mountpoint.path(), &opts.fuse).expect("mount succeeds");
         TestMount {
             mock,
             rt,

@@ -28,6 +28,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
+            "us" | "µs" => Duration::from_micros(1),
             "ms" => Duration::from_millis(1),
             "s" => Duration::from_secs(1),
             "m" | "min" => Duration::from_secs(60),

@@ -32,6 +32,8 @@ pub struct FuseOptions {
     pub attr_ttl: Duration,
     pub allow_other: bool,
     pub threads: usize,
+    /// How long a FUSE thread keeps reading without blocking after a request (zero = off).
+    pub busy_poll: Duration,
     /// Shown as the mount's source in /proc/mounts.
     pub fs_name: String,
 }
@@ -42,6 +44,7 @@ impl Default for FuseOptions {
             attr_ttl: Duration::from_secs(5),
             allow_other: false,
             threads: 4,
+            busy_poll: Duration::from_micros(50),
             fs_name: "personafs".into(),
         }
     }
@@ -270,6 +273,7 @@ pub fn session_config(opts: &FuseOptions) -> Config {
         SessionACL::Owner
     };
     config.n_threads = Some(opts.threads.max(1));
+    config.busy_poll = Some(opts.busy_poll);
     config
 }
 

@@ -47,6 +47,36 @@ impl Channel {
         }
     }
 
+    /// Like `receive_retrying`, but reads without blocking until `poll_until`: a request
+    /// that arrives meanwhile is taken without the sleep and wake-up of a blocking read.
+    /// After that it waits in `poll(2)`. The channel's fd must be non-blocking.
+    pub(crate) fn receive_polling(
+        &self,
+        buffer: &mut [u8],
+        poll_until: std::time::Instant,
+    ) -> nix::Result<usize> {
+        loop {
+            match self.receive(buffer) {
+                Ok(size) => return Ok(size),
+                Err(Errno::EAGAIN) if std::time::Instant::now() < poll_until => {
+                    std::hint::spin_loop();
+                }
+                Err(Errno::EAGAIN) => {
+                    let mut fds = [nix::poll::PollFd::new(
+                        self.0.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    )];
+                    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                        Ok(_) | Err(Errno::EINTR) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(Errno::ENOENT | Errno::EINTR) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     /// Returns a sender object for this channel. The sender object can be
     /// used to send to the channel. Multiple sender objects can be used
     /// and they can safely be sent to other threads.

@@ -289,6 +289,20 @@ impl<FS: Filesystem> Session<FS> {
         channels.push(ch);
 
         let mut threads = Vec::with_capacity(n_threads);
+        // The polling thread reads its own non-blocking clone of the fd (replies go back
+        // on the fd a request came from, which the clone's sender does).
+        let busy_poll = config.busy_poll.filter(|d| !d.is_zero());
+        #[cfg(target_os = "linux")]
+        if busy_poll.is_some() {
+            let poller = channels[0].clone_fd()?;
+            nix::fcntl::fcntl(
+                &poller,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            )?;
+            channels[0] = poller;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let busy_poll: Option<std::time::Duration> = None;
 
         for (i, ch) in channels.into_iter().enumerate() {
             let thread_name = format!("fuser-{i}");
@@ -298,6 +312,7 @@ impl<FS: Filesystem> Session<FS> {
                 ch,
                 allowed,
                 session_owner,
+                busy_poll: if i == 0 { busy_poll } else { None },
             };
             threads.push(
                 thread::Builder::new()
@@ -518,6 +533,8 @@ pub(crate) struct SessionEventLoop<FS: Filesystem> {
     pub(crate) filesystem: Arc<FilesystemHolder<FS>>,
     pub(crate) allowed: SessionACL,
     pub(crate) session_owner: Uid,
+    /// Read without blocking this long after each request before blocking.
+    pub(crate) busy_poll: Option<std::time::Duration>,
 }
 
 impl<FS: Filesystem> SessionEventLoop<FS> {
@@ -526,10 +543,15 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
         // it is reused immediately after dispatching to conserve memory and allocations.
         let mut buf = FuseReadBuf::new();
         let buf = buf.as_mut();
+        let mut poll_until = std::time::Instant::now();
         loop {
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
-            match self.ch.receive_retrying(buf) {
+            let received = match self.busy_poll {
+                Some(_) => self.ch.receive_polling(buf, poll_until),
+                None => self.ch.receive_retrying(buf),
+            };
+            match received {
                 Ok(size) => match RequestWithSender::new(self.ch.sender(), &buf[..size]) {
                     // Dispatch request
                     Some(req) => {
@@ -537,7 +559,10 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                             req.reply::<ReplyEmpty>().ok();
                             return Ok(());
                         } else {
-                            req.dispatch(self)
+                            req.dispatch(self);
+                            if let Some(d) = self.busy_poll {
+                                poll_until = std::time::Instant::now() + d;
+                            }
                         }
                     }
                     // Quit loop on illegal request

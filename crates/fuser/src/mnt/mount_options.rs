@@ -18,6 +18,11 @@ pub struct Config {
     /// This enables more efficient request processing
     /// when multiple threads are used. Requires Linux 4.5+.
     pub clone_fd: bool,
+    /// After each request, the first event loop thread keeps reading its own (cloned,
+    /// non-blocking) fd this long before it blocks: the requests of a walk (an open, then
+    /// the next) are then taken without a sleep and a wake-up each. Costs up to this much
+    /// CPU after a request. Linux only; `None` = always block.
+    pub busy_poll: Option<std::time::Duration>,
 }
 
 /// Mount options accepted by the FUSE filesystem type

@@ -1,0 +1,125 @@
+//! Busy polling of the FUSE device (`--busy-poll`): a mount whose only FUSE thread is the
+//! polling one (its own non-blocking fd) serves every request, and sleeps once idle.
+//! Its own test binary: the idle check reads the CPU time of this process's `fuser-0`
+//! thread, which no other mount may share.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Options, TestMount, fuse_available, walk};
+use personafs_fs::FuseOptions;
+use personafs_mock::{MockConfig, MockServer};
+
+fn mount(busy_poll: Duration) -> TestMount {
+    let mock = MockServer::start(MockConfig {
+        generate: 6,
+        seed: 11,
+        ..Default::default()
+    })
+    .expect("mock starts");
+    let opts = Options {
+        fuse: FuseOptions {
+            threads: 1,
+            busy_poll,
+            ..FuseOptions::default()
+        },
+        ..Options::default()
+    };
+    TestMount::with(mock, opts)
+}
+
+/// Every document and selfie file under the mount and its bytes, read twice (the second
+/// time from the cache); `inquiry.json` is read too, but left out.
+fn read_all(m: &TestMount) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for _ in 0..2 {
+        for p in walk(&m.inquiries()) {
+            let full = m.inquiries().join(&p);
+            if full.is_file() {
+                let bytes = std::fs::read(&full).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+                if !p.ends_with("inquiry.json") {
+                    out.insert(p.display().to_string(), bytes);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The same files with the same bytes (names of those that differ on failure).
+fn assert_same(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let differ: Vec<_> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| got.get(*k) != want.get(*k))
+        .collect();
+    assert!(differ.is_empty(), "{what}: these files differ: {differ:?}");
+}
+
+/// CPU time (user + system, in clock ticks) of this process's threads named `name`.
+fn thread_ticks(name: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let dir = task.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis: utime and stime are 12th and 13th.
+        let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        total += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    total
+}
+
+fn expected(m: &TestMount) -> BTreeMap<String, Vec<u8>> {
+    let mut want = BTreeMap::new();
+    for id in m.mock.inquiry_ids() {
+        for (dir, name, bytes) in m.direct_files(&id) {
+            want.insert(
+                Path::new(&id).join(dir).join(name).display().to_string(),
+                bytes,
+            );
+        }
+    }
+    want
+}
+
+#[test]
+fn a_polling_fuse_thread_serves_every_request_and_sleeps_when_idle() {
+    if !fuse_available() {
+        return;
+    }
+    let m = mount(Duration::from_micros(200));
+    let got = read_all(&m);
+    let want = expected(&m);
+    assert!(!want.is_empty(), "the mock generated no file");
+    assert_same(&got, &want, "through the polling thread");
+
+    // Idle: the poller blocks in poll(2) after its window instead of spinning. Over 2 s a
+    // spinning thread would use ~200 ticks; allow a few for the scheduler's accounting.
+    // SAFETY: sysconf only reads a constant of the system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    std::thread::sleep(Duration::from_millis(200));
+    let before = thread_ticks("fuser-0");
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = thread_ticks("fuser-0") - before;
+    assert!(
+        idle * 1000 / hz < 100,
+        "the polling FUSE thread used {} ms of CPU in 2 s idle",
+        idle * 1000 / hz
+    );
+    // And it still answers after sleeping.
+    assert_same(&read_all(&m), &want, "after an idle while");
+    m.unmount();
+
+    // Off: the same files (the mock's seed is the same) with blocking reads.
+    let m = mount(Duration::ZERO);
+    assert_same(&read_all(&m), &want, "with busy polling off");
+    m.unmount();
+}
