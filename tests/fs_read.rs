@@ -224,3 +224,37 @@ fn redaction_purges_the_cache() {
     assert_eq!(shown, 0, "a redacted inquiry shows no files");
     assert_eq!(entries(), 0, "nothing of a redacted inquiry stays cached");
 }
+
+#[test]
+fn cold_reads_are_spliced_from_the_download_and_byte_identical() {
+    if !fuse_available() {
+        return;
+    }
+    use std::sync::atomic::Ordering;
+    let m = TestMount::start_exact(generated(6));
+    let (id, direct) = inquiry_with_files(&m, 3);
+    for (section, name, bytes) in &direct {
+        let path = m.inquiries().join(&id).join(section).join(name);
+        let got = std::fs::read(&path).unwrap();
+        assert!(
+            got == *bytes,
+            "{section}/{name} differs from the direct download"
+        );
+    }
+    // Cold, each file was read through personafs from its download (no passthrough yet),
+    // and those reads went to the kernel by splice, not copied through the process.
+    let c = &m.core.counters;
+    let (reads, spliced) = (
+        c.reads.load(Ordering::Relaxed),
+        c.spliced_reads.load(Ordering::Relaxed),
+    );
+    assert!(
+        reads >= direct.len() as u64,
+        "{reads} reads for {} files",
+        direct.len()
+    );
+    assert!(
+        spliced > 0 && spliced <= reads,
+        "{spliced} of {reads} reads spliced"
+    );
+}

@@ -62,6 +62,8 @@ pub struct Telemetry {
     pub opens: AtomicU64,
     /// `read` requests that reached personafs (passthrough reads do not).
     pub reads: AtomicU64,
+    /// Of those, the ones answered with splice(2) from a file (no copy through personafs).
+    pub spliced_reads: AtomicU64,
     /// Opens answered with a kernel backing file (FUSE passthrough).
     pub passthrough_opens: AtomicU64,
     /// Downloads started (each shared by all openers of its file).
@@ -100,6 +102,7 @@ impl Default for Telemetry {
             cache_misses: AtomicU64::new(0),
             opens: AtomicU64::new(0),
             reads: AtomicU64::new(0),
+            spliced_reads: AtomicU64::new(0),
             passthrough_opens: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
             far_reads: AtomicU64::new(0),

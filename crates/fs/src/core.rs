@@ -13,7 +13,7 @@ use crate::config::CoreConfig;
 use crate::dirs::{DirSnapshot, Dirs};
 use crate::downloads::Downloads;
 use crate::error::{FsError, FsResult};
-use crate::handles::{Handle, Handles, Opened};
+use crate::handles::{Handle, Handles, Opened, ReadData};
 use crate::metadata::inode::{INQUIRIES, Node};
 use crate::metadata::listing::{Lister, Persisted};
 use crate::metadata::persist::StoreWriter;
@@ -506,7 +506,7 @@ impl FsCore {
         }
         let cached = self.cache.open(&key)?;
         self.readahead.opened(&key);
-        let opened = self.handles.register(Handle::Cached(cached));
+        let opened = self.handles.register(Handle::Cached(Arc::new(cached)));
         self.count_open(&opened);
         Some(opened)
     }
@@ -595,7 +595,7 @@ impl FsCore {
             {
                 tracing::trace!(inquiry = %id, file = %name, "served from the cache");
                 self.readahead.files_from(id);
-                return Ok(Handle::Cached(cached));
+                return Ok(Handle::Cached(Arc::new(cached)));
             }
             // The reader's own download first, then the read-ahead around it.
             if let Some(dl) = self.downloads.download_of(id, section, name, key.clone())? {
@@ -606,11 +606,18 @@ impl FsCore {
         }
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    /// Up to `size` bytes at `offset` of open file `fh`, as the FUSE layer answers them
+    /// (a file range it can splice, or bytes).
+    pub async fn read_data(&self, fh: u64, offset: u64, size: u32) -> FsResult<ReadData> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         self.handles
             .read(&self.downloads, fh, offset, size, self.cfg.io_timeout)
             .await
+    }
+
+    /// The same bytes, in memory.
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        self.read_data(fh, offset, size).await?.into_bytes()
     }
 
     pub fn release(&self, fh: u64) {

@@ -20,7 +20,7 @@ use tokio::runtime::Handle as Runtime;
 use crate::audit::{AuditSink, OpenRecord, Source};
 use crate::core::{FsCore, OpenedDir};
 use crate::error::FsError;
-use crate::handles::Opened;
+use crate::handles::{Opened, ReadData};
 use crate::interrupts::Interrupts;
 use crate::metadata::{Attr, Kind};
 use crate::passthrough::Passthrough;
@@ -419,10 +419,22 @@ impl fuser::Filesystem for PersonaFs {
         let core = self.core.clone();
         let work = {
             let core = core.clone();
-            async move { core.read(fh.0, offset, size).await }
+            async move { core.read_data(fh.0, offset, size).await }
         };
         self.spawn_interruptible(req, "read", work, move |done| match done {
-            Some(Ok(data)) => reply.data(&data),
+            Some(Ok(ReadData::Bytes(data))) => reply.data(&data),
+            Some(Ok(ReadData::File(range))) => {
+                match reply.data_from_file(range.fd(), range.offset, range.len) {
+                    Ok(true) => {
+                        core.counters.spliced_reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        core.counters.error(libc::EIO);
+                        tracing::warn!("read reply failed: {e}");
+                    }
+                }
+            }
             Some(Err(e)) => reply.error(failed(&core, "read", &e)),
             None => reply.error(Errno::EINTR),
         });

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,8 +17,42 @@ use crate::error::{FsError, FsResult};
 /// What an open file handle reads from.
 pub(crate) enum Handle {
     Bytes(Arc<Vec<u8>>),
-    Cached(CachedFile),
+    Cached(Arc<CachedFile>),
     Streaming(Arc<Download>),
+}
+
+/// What a read answers: bytes in memory, or a range of a file (the cache file, or a
+/// download's temp file once it holds the range) that the FUSE layer can hand to the
+/// kernel without copying it through this process.
+pub enum ReadData {
+    Bytes(Vec<u8>),
+    File(FileRange),
+}
+
+/// `len` bytes at `offset` of a file kept open by `file` (fewer where it ends).
+pub struct FileRange {
+    file: Arc<dyn AsFd + Send + Sync>,
+    pub offset: u64,
+    pub len: usize,
+}
+
+impl FileRange {
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+impl ReadData {
+    /// The bytes themselves (a file range is read).
+    pub fn into_bytes(self) -> FsResult<Vec<u8>> {
+        match self {
+            ReadData::Bytes(b) => Ok(b),
+            ReadData::File(r) => {
+                let file = File::from(r.fd().try_clone_to_owned()?);
+                Ok(read_exact_at(&file, r.offset, r.len)?)
+            }
+        }
+    }
 }
 
 /// Result of `open`: the handle and whether the kernel may keep its page cache.
@@ -82,7 +117,7 @@ impl Handles {
         offset: u64,
         size: u32,
         timeout: Duration,
-    ) -> FsResult<Vec<u8>> {
+    ) -> FsResult<ReadData> {
         let handle = self
             .open
             .lock()
@@ -93,25 +128,31 @@ impl Handles {
             Handle::Bytes(b) => {
                 let start = (offset as usize).min(b.len());
                 let end = (start + size as usize).min(b.len());
-                Ok(b[start..end].to_vec())
+                Ok(ReadData::Bytes(b[start..end].to_vec()))
             }
-            Handle::Cached(c) => {
-                let len = (size as u64).min(c.size.saturating_sub(offset)) as usize;
-                Ok(read_exact_at(&c.file, offset, len)?)
-            }
+            Handle::Cached(c) => Ok(ReadData::File(FileRange {
+                len: (size as u64).min(c.size.saturating_sub(offset)) as usize,
+                file: c.clone(),
+                offset,
+            })),
             Handle::Streaming(dl) => {
                 let end = (offset + size as u64).min(dl.size);
                 if offset >= end {
-                    return Ok(Vec::new());
+                    return Ok(ReadData::Bytes(Vec::new()));
                 }
                 if is_far(dl, offset) && !dl.is_over() {
                     match downloads.read_far(dl, offset, end).await {
-                        Ok(bytes) => return Ok(bytes),
+                        Ok(bytes) => return Ok(ReadData::Bytes(bytes)),
                         // The download itself decides: wait for it.
                         Err(e) => tracing::debug!("far read failed, waiting for the download: {e}"),
                     }
                 }
-                dl.read_when_written(offset, end, timeout).await
+                dl.wait_written(end, timeout).await?;
+                Ok(ReadData::File(FileRange {
+                    file: dl.clone(),
+                    offset,
+                    len: (end - offset) as usize,
+                }))
             }
         }
     }

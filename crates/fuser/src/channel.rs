@@ -122,6 +122,19 @@ impl ChannelSender {
         Ok(())
     }
 
+    /// Reply to `unique` with file bytes moved by splice(2); `Ok(false)` when nothing was
+    /// sent and the reply must be copied instead.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn splice_reply(
+        &self,
+        unique: u64,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<bool> {
+        crate::splice::reply(self.0.as_fd(), unique, file, offset, len)
+    }
+
     pub(crate) fn open_backing(&self, fd: BorrowedFd<'_>) -> std::io::Result<BackingId> {
         BackingId::create(&self.0, fd)
     }

@@ -209,10 +209,65 @@ impl ReplyData {
         self.reply.send_ll(&ll::ResponseSlice(data));
     }
 
+    /// Reply with `len` bytes of `file` at `offset` (fewer where the file ends sooner).
+    /// They are moved from the file's page cache with splice(2) where the kernel allows,
+    /// without a copy through this process; else read and sent as `data` does. Returns
+    /// whether they were spliced; an error reading the file is answered with EIO.
+    pub fn data_from_file(
+        mut self,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        if let Some(ReplySender::Channel(sender)) = &self.reply.sender {
+            match sender.splice_reply(self.reply.unique.0, file, offset, len) {
+                Ok(true) => {
+                    self.reply.sender = None;
+                    return Ok(true);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    // The kernel took none of it (a spliced reply is taken whole or not at
+                    // all): answer EIO rather than leave the reader waiting.
+                    error!("Failed to splice FUSE reply: {e}");
+                    self.error(Errno::EIO);
+                    return Err(e);
+                }
+            }
+        }
+        match read_at(file, offset, len) {
+            Ok(buf) => {
+                self.data(&buf);
+                Ok(false)
+            }
+            Err(e) => {
+                self.error(Errno::EIO);
+                Err(e)
+            }
+        }
+    }
+
     /// Reply to a request with the given error code
     pub fn error(self, err: Errno) {
         self.reply.error(err);
     }
+}
+
+/// Up to `len` bytes of `file` at `offset`.
+fn read_at(file: BorrowedFd<'_>, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        match nix::sys::uio::pread(file, &mut buf[done..], (offset + done as u64) as i64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
 }
 
 ///

@@ -93,6 +93,12 @@ pub struct CachedFile {
     digest: String,
 }
 
+impl std::os::fd::AsFd for CachedFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 impl Drop for CachedFile {
     fn drop(&mut self) {
         self.cache.unpin(&self.digest);

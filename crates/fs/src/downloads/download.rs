@@ -58,13 +58,8 @@ impl Download {
         p.done || p.failed.is_some()
     }
 
-    /// Bytes `offset..end` once the download has them, waiting at most `timeout` for them.
-    pub(crate) async fn read_when_written(
-        &self,
-        offset: u64,
-        end: u64,
-        timeout: Duration,
-    ) -> FsResult<Vec<u8>> {
+    /// Wait until the download has bytes `..end`, at most `timeout`.
+    pub(crate) async fn wait_written(&self, end: u64, timeout: Duration) -> FsResult<()> {
         let mut rx = self.progress.subscribe();
         let waited = tokio::time::timeout(
             timeout,
@@ -86,7 +81,13 @@ impl Download {
                 .failed
                 .unwrap_or_else(|| FsError::io(format!("{} ended short", self.path()))));
         }
-        Ok(read_exact_at(&self.file, offset, (end - offset) as usize)?)
+        Ok(())
+    }
+}
+
+impl std::os::fd::AsFd for Download {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 
