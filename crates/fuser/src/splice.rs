@@ -174,7 +174,10 @@ mod tests {
         let mut got = vec![0u8; 1 << 20];
         let n = nix::unistd::read(&dev_r, &mut got).unwrap();
         assert_eq!(n, 16 + 70_000);
-        assert_eq!(u32::from_ne_bytes(got[0..4].try_into().unwrap()), 16 + 70_000);
+        assert_eq!(
+            u32::from_ne_bytes(got[0..4].try_into().unwrap()),
+            16 + 70_000
+        );
         assert_eq!(i32::from_ne_bytes(got[4..8].try_into().unwrap()), 0);
         assert_eq!(u64::from_ne_bytes(got[8..16].try_into().unwrap()), 42);
         assert_eq!(&got[16..n], &bytes[1000..71_000]);
