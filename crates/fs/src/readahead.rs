@@ -188,26 +188,34 @@ impl Readahead {
     }
 
     /// A walk entered inquiry `id`: retrieve the next ones in the background.
+    ///
+    /// The window is taken here, in the order the walk enters inquiries, not in the task:
+    /// tasks may run in another order (a runtime runs the last one spawned first), and a
+    /// step seen out of order takes the window in listing order, reading ahead inquiries the
+    /// walk reaches only minutes later (retrieved again then if not final).
     pub(crate) fn metadata_from(self: &Arc<Self>, id: &Arc<str>) {
         if !self.cfg.enabled {
             return;
         }
+        tracing::trace!(inquiry = %id, "a walk entered the inquiry");
+        let next: Vec<Arc<str>> = self
+            .window(id, self.cfg.inquiries_ahead)
+            .into_iter()
+            .skip(1)
+            .filter(|next| self.metadata_queued.insert(next))
+            .collect();
+        if next.is_empty() {
+            return;
+        }
         let this = self.clone();
-        let id = id.clone();
         self.rt.spawn(async move {
-            for next in this
-                .window(&id, this.cfg.inquiries_ahead)
-                .into_iter()
-                .skip(1)
-            {
-                if !this.metadata_queued.insert(&next) {
-                    continue;
-                }
+            for next in next {
                 let Ok(permit) = this.retrieve_permits.clone().acquire_owned().await else {
                     return;
                 };
                 let views = this.views.clone();
                 this.rt.spawn(async move {
+                    tracing::trace!(inquiry = %next, "reading ahead");
                     let _ = views.view(&next, Need::Metadata).await;
                     drop(permit);
                 });
@@ -220,10 +228,11 @@ impl Readahead {
         if !self.cfg.enabled {
             return;
         }
+        // Taken now, in the order files are opened (see `metadata_from`).
+        let window = self.window(id, self.cfg.inquiries_ahead);
         let this = self.clone();
-        let id = id.clone();
         self.rt.spawn(async move {
-            for inquiry in this.window(&id, this.cfg.inquiries_ahead) {
+            for inquiry in window {
                 if !this.files_queued.insert(&inquiry) {
                     continue;
                 }

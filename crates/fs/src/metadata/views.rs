@@ -386,11 +386,11 @@ impl Views {
         previous: Option<&InquiryView>,
     ) -> personafs_client::Result<Arc<InquiryView>> {
         let Some(views) = &self.shared else {
-            return self.retrieve(id, previous).await;
+            return self.retrieve(id, previous, "not shared").await;
         };
         if !matches!(need, Need::Metadata) {
             // URLs never leave a host: retrieve, and share the token-free rest.
-            let view = self.retrieve(id, previous).await?;
+            let view = self.retrieve(id, previous, "urls").await?;
             self.publish(views.as_ref(), &view).await;
             return Ok(view);
         }
@@ -410,8 +410,13 @@ impl Views {
                         return Ok(view);
                     }
                     // Renewed while the retrieve waits for the request budget.
+                    let why = if seen.is_some() {
+                        "claimed; the shared view is too old"
+                    } else {
+                        "claimed; nothing shared"
+                    };
                     let retrieved =
-                        holding(views.as_ref(), &lease, self.retrieve(id, previous)).await;
+                        holding(views.as_ref(), &lease, self.retrieve(id, previous, why)).await;
                     if let Ok(view) = &retrieved {
                         self.publish(views.as_ref(), view).await;
                     }
@@ -431,7 +436,7 @@ impl Views {
                 Claim::Unavailable => break,
             }
         }
-        self.retrieve(id, previous).await
+        self.retrieve(id, previous, "no claim").await
     }
 
     async fn publish(&self, views: &dyn SharedViews, view: &InquiryView) {
@@ -448,11 +453,14 @@ impl Views {
     async fn adopt(&self, id: &Arc<str>, bytes: Option<&[u8]>) -> Option<Arc<InquiryView>> {
         let (view, checked) = shared::decode(id, bytes?)?;
         if !self.is_fresh(&view, Need::Metadata) {
+            tracing::debug!(inquiry = %id, age = ?view.fetched_at.elapsed(), status = ?view.status,
+                "the shared view is too old here");
             return None;
         }
         if let Some((listed, _)) = self.listing.confirmed_updated(id)
             && view.updated.is_none_or(|seen| seen < listed)
         {
+            tracing::debug!(inquiry = %id, "the shared view is older than the listing");
             return None;
         }
         tracing::trace!(inquiry = %id, "view taken from the shared state");
@@ -504,13 +512,15 @@ impl Views {
         }
     }
 
+    /// Retrieve `id`; `why` says in the debug log what made it necessary.
     async fn retrieve(
         &self,
         id: &str,
         previous: Option<&InquiryView>,
+        why: &'static str,
     ) -> personafs_client::Result<Arc<InquiryView>> {
         let fetched_at = Instant::now();
-        tracing::debug!(inquiry = %id, "retrieving inquiry");
+        tracing::debug!(inquiry = %id, why, previous = previous.is_some(), "retrieving inquiry");
         let inquiry = self.api.retrieve_inquiry(id).await?;
         let files = files_of(&inquiry);
         // Sizes: `byte-size`, else what the previous view learnt, else a HEAD (in parallel).

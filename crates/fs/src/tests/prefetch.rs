@@ -276,3 +276,31 @@ async fn read_ahead_follows_a_walk_by_name_and_one_in_listing_order() {
     settle(&env).await;
     assert_eq!(env.calls(Call::Retrieve), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn read_ahead_follows_the_walk_whatever_order_its_tasks_run_in() {
+    let env = Env::new(shuffled_api(), with_prefetch(2, 8, 256 << 20));
+    env.names("").await;
+    // A walk by name enters inq_a, then inq_b, before the runtime runs what the first step
+    // spawned (here on the runtime's one worker, which runs the last task spawned first).
+    let core = env.core.clone();
+    tokio::spawn(async move {
+        for id in ["inq_a", "inq_b"] {
+            assert!(core.lookup_now(crate::INQUIRIES, id).is_some());
+        }
+    })
+    .await
+    .unwrap();
+    // inq_a read ahead inq_e and inq_b (the listing's next two: a first step), inq_b by name
+    // inq_c and inq_d. Taken in the order the tasks ran, inq_b's step would have looked
+    // like a first step (listing order: inq_d only) and inq_a's like a jump (inq_e, inq_b).
+    calls_reach(&env, Call::Retrieve, 4).await;
+    settle(&env).await;
+    assert_eq!(env.calls(Call::Retrieve), 4);
+    // So the walk by name goes on without a retrieve of its own.
+    for id in ["inq_c", "inq_d", "inq_e"] {
+        env.names(id).await;
+    }
+    settle(&env).await;
+    assert_eq!(env.calls(Call::Retrieve), 4, "c, d and e were read ahead");
+}
