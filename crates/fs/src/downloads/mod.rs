@@ -3,7 +3,6 @@
 //! refuses one anyway, resuming from the byte reached; then committed to the cache. Far
 //! reads fetch their own blocks beside a download (far_read.rs).
 
-mod committer;
 mod download;
 mod far_read;
 
@@ -15,7 +14,6 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use self::committer::Committer;
 pub(crate) use self::download::Download;
 pub(crate) use self::download::read_exact_at;
 use self::download::{Progress, ProgressSink};
@@ -52,8 +50,6 @@ pub(crate) struct Downloads {
     tele: Arc<Telemetry>,
     /// Downloads in progress by cache-key digest; each leaves when it ends.
     registry: Mutex<HashMap<String, Weak<Download>>>,
-    /// Checksums and commits finished downloads (started with the first one).
-    committer: Mutex<Option<Arc<Committer>>>,
 }
 
 impl Downloads {
@@ -71,18 +67,7 @@ impl Downloads {
             rt,
             tele,
             registry: Mutex::new(HashMap::new()),
-            committer: Mutex::new(None),
         }
-    }
-
-    fn committer(&self) -> std::io::Result<Arc<Committer>> {
-        let mut slot = self.committer.lock();
-        if let Some(c) = &*slot {
-            return Ok(c.clone());
-        }
-        let c = Arc::new(Committer::start()?);
-        *slot = Some(c.clone());
-        Ok(c)
     }
 
     /// Downloads registered now (fetching, or checksummed and cached after their body).
@@ -167,30 +152,23 @@ impl Downloads {
                 // in, the two cores go to the download and to the reader (a checksum on the
                 // way cost a sixth of the daemon's CPU on a cold read), and the file read
                 // back in 1 MiB blocks hashes several times faster than the socket's chunks.
-                // At the lowest priority, so the reader's last blocks come first.
                 let cache = self.cache.clone();
                 let file = dl.clone();
-                let commit = move || {
-                    let checksum = Checksum::of_file(&file.file)?;
-                    cache.commit(temp, checksum)
-                };
-                let committed = match self.committer() {
-                    Ok(c) => c.run(commit).await,
-                    Err(e) => {
-                        tracing::warn!("no commit thread ({e}); committing on a blocking thread");
-                        self.rt.spawn_blocking(commit).await.ok()
-                    }
-                };
+                let committed = self
+                    .rt
+                    .spawn_blocking(move || {
+                        let checksum = Checksum::of_file(&file.file)?;
+                        cache.commit(temp, checksum)
+                    })
+                    .await;
                 match committed {
-                    Some(Ok(true)) => {}
-                    Some(Ok(false)) => tracing::info!(inquiry = %id, file = %name,
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => tracing::info!(inquiry = %id, file = %name,
                         "file not cached (larger than the cache or the disk is short of space)"),
-                    Some(Err(e)) => {
+                    Ok(Err(e)) => {
                         tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}")
                     }
-                    None => {
-                        tracing::warn!(inquiry = %id, file = %name, "caching failed: the commit thread is gone")
-                    }
+                    Err(e) => tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}"),
                 }
                 // Redacted while downloading (an event): what was just cached goes too.
                 if self.views.is_marked_redacted(id) {
