@@ -47,10 +47,7 @@ impl ReadData {
     pub fn into_bytes(self) -> FsResult<Vec<u8>> {
         match self {
             ReadData::Bytes(b) => Ok(b),
-            ReadData::File(r) => {
-                let file = File::from(r.fd().try_clone_to_owned()?);
-                Ok(read_exact_at(&file, r.offset, r.len)?)
-            }
+            ReadData::File(r) => Ok(read_exact_at(r.fd(), r.offset, r.len)?),
         }
     }
 }
