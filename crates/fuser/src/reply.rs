@@ -229,8 +229,7 @@ impl ReplyData {
                 Ok(false) => {}
                 Err(e) => {
                     // The kernel took none of it (a spliced reply is taken whole or not at
-                    // all): answer EIO rather than leave the reader waiting.
-                    error!("Failed to splice FUSE reply: {e}");
+                    // all): answer EIO rather than leave the reader waiting. The caller logs.
                     self.error(Errno::EIO);
                     return Err(e);
                 }
