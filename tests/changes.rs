@@ -241,15 +241,9 @@ fn a_new_document_shows_in_a_directory_the_kernel_has_cached() {
         return;
     }
     let mock = mock();
-    let FeedMount {
-        mp: _mp,
-        work: _work,
-        inquiries,
-        daemon: d,
-        ..
-    } = feed_mount(&mock, "personafs.log");
-    let id = with_files(&inquiries).remove(0);
-    let document = inquiries.join(&id).join("document");
+    let m = feed_mount(&mock, "personafs.log");
+    let id = with_files(&m.inquiries).remove(0);
+    let document = m.inquiries.join(&id).join("document");
     // Read twice: the second listing comes from the kernel's directory cache.
     let before = names(&document);
     assert_eq!(names(&document), before);
@@ -261,7 +255,7 @@ fn a_new_document_shows_in_a_directory_the_kernel_has_cached() {
     let new: Vec<&String> = now.iter().filter(|n| !before.contains(n)).collect();
     assert_eq!(new.len(), 1, "{before:?} → {now:?} (added {added})");
     assert_eq!(std::fs::read(document.join(new[0])).unwrap().len(), 4321);
-    d.stop();
+    m.daemon.stop();
 }
 
 #[test]
@@ -270,20 +264,13 @@ fn after_a_redaction_the_kernel_no_longer_shows_the_files_paths() {
         return;
     }
     let mock = mock();
-    let FeedMount {
-        mp: _mp,
-        work: _work,
-        cache,
-        log,
-        inquiries,
-        daemon: d,
-    } = feed_mount(&mock, "personafs.log");
-    let id = with_files(&inquiries).remove(0);
-    let files = copy_inquiry(&inquiries, &cache, &id);
+    let m = feed_mount(&mock, "personafs.log");
+    let id = with_files(&m.inquiries).remove(0);
+    let files = copy_inquiry(&m.inquiries, &m.cache, &id);
     let paths: Vec<PathBuf> = files
         .iter()
         .filter(|(p, _)| !p.ends_with("inquiry.json"))
-        .map(|(p, _)| inquiries.join(&id).join(p))
+        .map(|(p, _)| m.inquiries.join(&id).join(p))
         .collect();
     // The kernel holds their names and attributes now (a final inquiry's for a minute).
     for p in &paths {
@@ -291,13 +278,13 @@ fn after_a_redaction_the_kernel_no_longer_shows_the_files_paths() {
     }
     assert!(mock.redact(&id));
     wait_until("the redaction applied", LIMIT, || {
-        log_text(&log).contains("redaction applied")
+        log_text(&m.log).contains("redaction applied")
     });
     for p in &paths {
         let e = std::fs::metadata(p).expect_err("a redacted file's path still answers stat");
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{}", p.display());
     }
-    d.stop();
+    m.daemon.stop();
 }
 
 /// A free loopback port (bound then released: the mount binds it right after).
