@@ -29,7 +29,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
@@ -60,6 +60,9 @@ struct Entry {
     meta: EntryMeta,
     /// Checked against its checksum since this process started.
     verified: bool,
+    /// Unique to this entry in this process: an entry of the same digest cached again later
+    /// (a different file on disk) gets a new one.
+    serial: u64,
 }
 
 struct State {
@@ -71,7 +74,22 @@ struct State {
     reserved: u64,
     /// Entries with open readers: never evicted from under them.
     pins: HashMap<String, usize>,
+    next_serial: u64,
 }
+
+impl State {
+    fn entry(&mut self, meta: EntryMeta, verified: bool) -> Entry {
+        self.next_serial += 1;
+        Entry {
+            meta,
+            verified,
+            serial: self.next_serial,
+        }
+    }
+}
+
+/// Told the serial of each entry that leaves the cache.
+type RemoveHook = Box<dyn Fn(u64) + Send + Sync>;
 
 /// The on-disk cache. Cheap to share (`Arc`); all methods are blocking but short, except
 /// `open`, which may verify a checksum (call it off the async threads).
@@ -83,12 +101,15 @@ pub struct DiskCache {
     /// Whether the index of existing entries has been read.
     loaded: Mutex<bool>,
     loaded_cv: Condvar,
+    on_remove: OnceLock<RemoveHook>,
 }
 
 /// A complete cached file, pinned while this value lives.
 pub struct CachedFile {
     pub file: File,
     pub size: u64,
+    /// The entry's serial (see `DiskCache::verified_serial`).
+    pub serial: u64,
     cache: Arc<DiskCache>,
     digest: String,
 }
@@ -187,9 +208,11 @@ impl DiskCache {
                 total: 0,
                 reserved: 0,
                 pins: HashMap::new(),
+                next_serial: 0,
             }),
             loaded: Mutex::new(false),
             loaded_cv: Condvar::new(),
+            on_remove: OnceLock::new(),
         });
         let loader = cache.clone();
         std::thread::Builder::new()
@@ -238,13 +261,8 @@ impl DiskCache {
         let mut state = self.state.lock();
         for (digest, meta) in found {
             state.total += meta.size;
-            state.lru.put(
-                digest,
-                Entry {
-                    meta,
-                    verified: false,
-                },
-            );
+            let entry = state.entry(meta, false);
+            state.lru.put(digest, entry);
         }
     }
 
@@ -288,13 +306,14 @@ impl DiskCache {
     pub fn open(self: &Arc<Self>, key: &CacheKey) -> Option<CachedFile> {
         self.wait_loaded();
         let digest = key.digest();
-        let (size, needs_check, checksum) = {
+        let (size, needs_check, checksum, serial) = {
             let mut state = self.state.lock();
             let entry = state.lru.get(&digest)?;
             let info = (
                 entry.meta.size,
                 !entry.verified,
                 entry.meta.checksum.clone(),
+                entry.serial,
             );
             *state.pins.entry(digest.clone()).or_insert(0) += 1;
             info
@@ -302,6 +321,7 @@ impl DiskCache {
         let pinned = |file| CachedFile {
             file,
             size,
+            serial,
             cache: self.clone(),
             digest: digest.clone(),
         };
@@ -340,6 +360,31 @@ impl DiskCache {
             .lru
             .peek(&key.digest())
             .is_some_and(|e| e.verified)
+    }
+
+    /// The serial of `key`'s entry when it is verified since the start, counted as a use
+    /// (it becomes the most recently used). In memory only: no file is opened. While the
+    /// entry stays, a descriptor of its file opened before reads exactly its bytes.
+    pub fn verified_serial(&self, key: &CacheKey) -> Option<u64> {
+        let digest = key.digest();
+        let mut state = self.state.lock();
+        let entry = state.lru.get(&digest)?;
+        entry.verified.then_some(entry.serial)
+    }
+
+    /// Call `hook` with the serial of every entry that leaves the cache from now on
+    /// (evicted, purged, replaced, cleared), after its files are deleted. Set once; called
+    /// on whichever thread removes the entry, with no lock of the cache held.
+    pub fn on_remove(&self, hook: impl Fn(u64) + Send + Sync + 'static) {
+        if self.on_remove.set(Box::new(hook)).is_err() {
+            tracing::warn!("cache removal hook set twice; the first one stays");
+        }
+    }
+
+    fn removed(&self, serial: u64) {
+        if let Some(hook) = self.on_remove.get() {
+            hook(serial);
+        }
     }
 
     /// Whether a complete entry exists (no LRU touch, no verification).
@@ -425,16 +470,16 @@ impl DiskCache {
         }
         let mut state = self.state.lock();
         state.reserved = state.reserved.saturating_sub(size);
-        if let Some(old) = state.lru.put(
-            digest,
-            Entry {
-                meta,
-                verified: true,
-            },
-        ) {
+        let entry = state.entry(meta, true);
+        let replaced = state.lru.put(digest, entry);
+        if let Some(old) = &replaced {
             state.total -= old.meta.size;
         }
         state.total += size;
+        drop(state);
+        if let Some(old) = replaced {
+            self.removed(old.serial);
+        }
         Ok(true)
     }
 
@@ -481,12 +526,16 @@ impl DiskCache {
 
     fn remove(&self, digest: &str) {
         let mut state = self.state.lock();
-        if let Some(e) = state.lru.pop(digest) {
+        let removed = state.lru.pop(digest);
+        if let Some(e) = &removed {
             state.total -= e.meta.size;
         }
         drop(state);
         let _ = fs::remove_file(self.meta_path(digest));
         let _ = fs::remove_file(self.data_path(digest));
+        if let Some(e) = removed {
+            self.removed(e.serial);
+        }
     }
 
     /// Delete every entry of an inquiry (it was redacted). Returns how many went.

@@ -263,3 +263,52 @@ fn scan_counts_without_changing_anything() {
     assert_eq!(fs::metadata(&damaged).unwrap().len(), 10);
     drop(partial);
 }
+
+#[test]
+fn each_entry_has_its_own_serial_and_its_removal_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open_dir(dir.path(), limits(2000)).unwrap();
+    let removed = Arc::new(Mutex::new(Vec::new()));
+    let told = removed.clone();
+    cache.on_remove(move |serial| told.lock().push(serial));
+
+    assert!(put(&cache, &key(0, 1000), 0));
+    assert!(put(&cache, &key(1, 1000), 1));
+    let s0 = cache.verified_serial(&key(0, 1000)).unwrap(); // 0 is now the most recent
+    let s1 = cache.verified_serial(&key(1, 1000)).unwrap();
+    assert_ne!(s0, s1);
+    assert_eq!(cache.open(&key(0, 1000)).unwrap().serial, s0);
+    assert_eq!(cache.verified_serial(&key(7, 1000)), None);
+
+    // Evicted to make room: told, after its file is gone.
+    assert!(put(&cache, &key(2, 1000), 2));
+    assert_eq!(*removed.lock(), vec![s1]);
+    assert!(!dir.path().join("data").join(key(1, 1000).digest()).exists());
+
+    // Cached again: a new serial for the same digest.
+    assert!(put(&cache, &key(1, 1000), 1));
+    let again = cache.verified_serial(&key(1, 1000)).unwrap();
+    assert!(again != s1 && again != s0);
+
+    // Purged (a redaction) and cleared: told too.
+    removed.lock().clear();
+    let purged = cache.purge_inquiry(&key(1, 1000).inquiry_id);
+    assert_eq!(purged, 1);
+    assert_eq!(*removed.lock(), vec![again]);
+    cache.clear();
+    assert_eq!(removed.lock().len(), 2, "{:?}", removed.lock());
+}
+
+#[test]
+fn an_entry_not_yet_verified_has_no_serial_to_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
+        assert!(put(&cache, &key(1, 500), 7));
+    }
+    // After a restart the entry is checked at its first open, not before.
+    let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
+    assert_eq!(cache.verified_serial(&key(1, 500)), None);
+    let opened = cache.open(&key(1, 500)).unwrap();
+    assert_eq!(cache.verified_serial(&key(1, 500)), Some(opened.serial));
+}
