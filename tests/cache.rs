@@ -371,6 +371,83 @@ fn warm_reads_use_passthrough_or_the_page_cache() {
     }
 }
 
+#[test]
+fn a_warm_file_opened_again_reuses_its_kept_backing_until_its_entry_leaves_the_cache() {
+    if !fuse_available() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let cap = 10 << 20;
+    let m = TestMount::with(mock(20), with_cache(cache.path(), cap));
+    let files: Vec<_> = all_files(&m)
+        .into_iter()
+        .filter(|(_, b)| !b.is_empty() && (b.len() as u64) < cap / 4)
+        .collect();
+    let (path, bytes) = files[0].clone();
+    let counter = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let t = &m.core.counters;
+    let released = || wait_for("handles released", || m.core.open_handles() == 0);
+
+    // Cold, then the first warm open registers the cache file with the kernel.
+    assert!(std::fs::read(&path).unwrap() == bytes);
+    wait_for("the file to be cached", || {
+        is_cached(&m, cache.path(), &path)
+    });
+    released();
+    assert!(std::fs::read(&path).unwrap() == bytes);
+    released();
+    if !kernel_has_passthrough() {
+        eprintln!("kernel without FUSE passthrough: nothing to keep");
+        assert_eq!(counter(&t.passthrough_kept_opens), 0);
+        return;
+    }
+    assert!(counter(&t.passthrough_kept) >= 1, "no backing kept");
+    // Opened again: answered by the kept backing, and no read reaches personafs.
+    let (kept_opens, reads) = (counter(&t.passthrough_kept_opens), counter(&t.reads));
+    for _ in 0..3 {
+        assert!(std::fs::read(&path).unwrap() == bytes);
+    }
+    released();
+    assert_eq!(counter(&t.passthrough_kept_opens), kept_opens + 3);
+    assert_eq!(counter(&t.reads), reads, "a read reached personafs");
+
+    // Other files push it out of the cache: its kept backing goes with it.
+    for (other, other_bytes) in &files[1..] {
+        if !is_cached(&m, cache.path(), &path) {
+            break;
+        }
+        assert!(std::fs::read(other).unwrap() == *other_bytes);
+    }
+    wait_for("the file to leave the cache", || {
+        !is_cached(&m, cache.path(), &path)
+    });
+    released();
+    // The other files were read once, cold (no backing): none is kept now.
+    assert_eq!(
+        counter(&t.passthrough_kept),
+        0,
+        "a backing outlived its entry"
+    );
+    // Read again: downloaded and cached anew, then kept anew; the bytes never change.
+    let kept_opens = counter(&t.passthrough_kept_opens);
+    drop_page_cache(&path);
+    assert!(std::fs::read(&path).unwrap() == bytes);
+    assert_eq!(
+        counter(&t.passthrough_kept_opens),
+        kept_opens,
+        "served by a stale backing"
+    );
+    wait_for("the file to be cached again", || {
+        is_cached(&m, cache.path(), &path)
+    });
+    released();
+    for _ in 0..2 {
+        assert!(std::fs::read(&path).unwrap() == bytes);
+        released();
+    }
+    assert_eq!(counter(&t.passthrough_kept_opens), kept_opens + 1);
+}
+
 /// FUSE passthrough arrived in Linux 6.9.
 fn kernel_has_passthrough() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();

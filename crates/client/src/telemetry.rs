@@ -66,6 +66,11 @@ pub struct Telemetry {
     pub spliced_reads: AtomicU64,
     /// Opens answered with a kernel backing file (FUSE passthrough).
     pub passthrough_opens: AtomicU64,
+    /// Of those, the ones answered by a backing kept from an earlier open (no cache file
+    /// opened, nothing registered with the kernel).
+    pub passthrough_kept_opens: AtomicU64,
+    /// Kernel backing ids kept for reuse now (each holds its cache file open).
+    pub passthrough_kept: AtomicU64,
     /// Downloads started (each shared by all openers of its file).
     pub downloads: AtomicU64,
     /// Reads far ahead of a download, served by their own ranged requests.
@@ -104,6 +109,8 @@ impl Default for Telemetry {
             reads: AtomicU64::new(0),
             spliced_reads: AtomicU64::new(0),
             passthrough_opens: AtomicU64::new(0),
+            passthrough_kept_opens: AtomicU64::new(0),
+            passthrough_kept: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
             far_reads: AtomicU64::new(0),
             rate_budget_left: AtomicU64::new(0),

@@ -13,7 +13,7 @@ use crate::config::CoreConfig;
 use crate::dirs::{DirSnapshot, Dirs};
 use crate::downloads::Downloads;
 use crate::error::{FsError, FsResult};
-use crate::handles::{Handle, Handles, Opened, ReadData};
+use crate::handles::{Handle, Handles, KeptEntry, Opened, ReadData};
 use crate::metadata::inode::{INQUIRIES, Node};
 use crate::metadata::listing::{Lister, Persisted};
 use crate::metadata::persist::StoreWriter;
@@ -483,8 +483,10 @@ impl FsCore {
 
     /// Open a file without waiting on anything: only when its inquiry's view is at hand and
     /// fresh and its cache entry complete and verified. Saves warm opens (`cp`, `rsync`, an
-    /// image viewer) the trip through the async runtime.
-    pub fn try_open_cached(&self, ino: u64) -> Option<Opened> {
+    /// image viewer) the trip through the async runtime. `kept(serial)` says whether the
+    /// caller keeps a kernel backing of that cache entry from an earlier open: the entry's
+    /// file is then not opened at all (see `CacheBacking`).
+    pub fn try_open_cached(&self, ino: u64, kept: impl FnOnce(u64) -> bool) -> Option<Opened> {
         let (id, section, name) = match self.meta.node(ino) {
             Ok(Node::File(id, section, name)) => (id, section, name),
             Ok(Node::InquiryJson(id)) => {
@@ -501,14 +503,27 @@ impl FsCore {
             name: name.to_string(),
             size: info.size,
         };
-        if info.size == 0 || !self.cache.is_verified(&key) {
+        if info.size == 0 {
             return None;
         }
-        let cached = self.cache.open(&key)?;
-        self.readahead.opened(&key);
-        let opened = self.handles.register(Handle::Cached(Arc::new(cached)));
+        let serial = self.cache.verified_serial(&key)?;
+        let handle = if kept(serial) {
+            self.readahead.opened(&key);
+            Handle::Entry(Box::new(KeptEntry::new(self.cache.clone(), key, serial)))
+        } else {
+            let cached = self.cache.open(&key)?;
+            self.readahead.opened(&key);
+            Handle::Cached(Arc::new(cached))
+        };
+        let opened = self.handles.register(handle);
         self.count_open(&opened);
         Some(opened)
+    }
+
+    /// Call `hook` with the serial of each cache entry deleted from now on (see
+    /// `DiskCache::on_remove`).
+    pub fn on_cache_remove(&self, hook: impl Fn(u64) + Send + Sync + 'static) {
+        self.cache.on_remove(hook);
     }
 
     /// `inquiry.json`, served from memory. The kernel keeps its pages across opens while its

@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::future::Future;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,10 +21,10 @@ use tokio::runtime::Handle as Runtime;
 use crate::audit::{AuditSink, OpenRecord, Source};
 use crate::core::{FsCore, OpenedDir};
 use crate::error::FsError;
-use crate::handles::{Opened, ReadData};
+use crate::handles::{CacheBacking, Opened, ReadData};
 use crate::interrupts::Interrupts;
 use crate::metadata::{Attr, Kind};
-use crate::passthrough::Passthrough;
+use crate::passthrough::{Offer, Passthrough};
 
 /// How the kernel side of the mount is set up.
 #[derive(Debug, Clone)]
@@ -156,11 +157,22 @@ impl Ttls {
 
 impl PersonaFs {
     pub fn new(core: Arc<FsCore>, rt: Runtime, ttl: Duration) -> Self {
+        let passthrough: Arc<Passthrough<BackingId>> = Arc::default();
+        // A backing kept for reuse goes with its cache entry.
+        let (kept, counters) = (Arc::downgrade(&passthrough), core.counters.clone());
+        core.on_cache_remove(move |serial| {
+            if let Some(p) = kept.upgrade() {
+                p.entry_removed(serial);
+                counters
+                    .passthrough_kept
+                    .store(p.kept() as u64, Ordering::Relaxed);
+            }
+        });
         PersonaFs {
             ttls: Ttls::new(ttl, core.metadata_ttl()),
             core,
             rt,
-            passthrough: Arc::new(Passthrough::default()),
+            passthrough,
             audit: None,
             interrupts: Arc::default(),
         }
@@ -207,11 +219,22 @@ fn answer_open(
     ino: u64,
     o: Opened,
 ) {
-    let chosen = passthrough.choose(ino, o.fh, o.backing, |file| reply.open_backing(file));
+    let offer = o.backing.as_ref().map(|b| Offer {
+        serial: b.serial,
+        file: b.file.as_ref().map(|f| f.file.as_fd()),
+    });
+    let chosen = passthrough.choose(ino, o.fh, offer, |fd| reply.open_backing(fd));
     if let Some(id) = chosen {
-        core.counters
-            .passthrough_opens
-            .fetch_add(1, Ordering::Relaxed);
+        let t = &core.counters;
+        t.passthrough_opens.fetch_add(1, Ordering::Relaxed);
+        match o.backing {
+            Some(CacheBacking { file: None, .. }) => {
+                t.passthrough_kept_opens.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => t
+                .passthrough_kept
+                .store(passthrough.kept() as u64, Ordering::Relaxed),
+        }
         // The kernel refuses any other open flag with passthrough.
         return reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id);
     }
@@ -377,7 +400,8 @@ impl fuser::Filesystem for PersonaFs {
         }
         tracing::trace!(ino = ino.0, "open");
         // Warm files open right here: a local open, no network, no waiting.
-        if let Some(o) = self.core.try_open_cached(ino.0) {
+        let kept = |serial| self.passthrough.keeps(ino.0, serial);
+        if let Some(o) = self.core.try_open_cached(ino.0, kept) {
             audit_open(&self.audit, &self.core, who, ino.0, Ok(o.source));
             return answer_open(&self.core, &self.passthrough, reply, ino.0, o);
         }

@@ -2,15 +2,14 @@
 //! bytes are there (from memory, the cache file, or a download in progress).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::cache::CachedFile;
+use crate::cache::{CacheKey, CachedFile, DiskCache};
 use crate::downloads::{Download, Downloads, is_far, read_exact_at};
 use crate::error::{FsError, FsResult};
 
@@ -18,7 +17,42 @@ use crate::error::{FsError, FsResult};
 pub(crate) enum Handle {
     Bytes(Arc<Vec<u8>>),
     Cached(Arc<CachedFile>),
+    /// A verified cache entry whose file the opener did not open: the FUSE layer keeps a
+    /// kernel backing of it from an earlier open, so the kernel reads it directly. Opened
+    /// at the first read that does reach personafs.
+    Entry(Box<KeptEntry>),
     Streaming(Arc<Download>),
+}
+
+pub(crate) struct KeptEntry {
+    pub(crate) cache: Arc<DiskCache>,
+    pub(crate) key: CacheKey,
+    pub(crate) serial: u64,
+    file: OnceLock<Arc<CachedFile>>,
+}
+
+impl KeptEntry {
+    pub(crate) fn new(cache: Arc<DiskCache>, key: CacheKey, serial: u64) -> KeptEntry {
+        KeptEntry {
+            cache,
+            key,
+            serial,
+            file: OnceLock::new(),
+        }
+    }
+
+    /// The entry's file, opened once; ESTALE when the entry has left the cache since.
+    async fn file(&self) -> FsResult<Arc<CachedFile>> {
+        if let Some(f) = self.file.get() {
+            return Ok(f.clone());
+        }
+        let (cache, key) = (self.cache.clone(), self.key.clone());
+        let opened = tokio::task::spawn_blocking(move || cache.open(&key))
+            .await
+            .map_err(|e| FsError::io(format!("opening a cached file: {e}")))?
+            .ok_or_else(|| FsError::gone("the cached file left the cache"))?;
+        Ok(self.file.get_or_init(|| Arc::new(opened)).clone())
+    }
 }
 
 /// What a read answers: bytes in memory, or a range of a file (the cache file, or a
@@ -57,11 +91,20 @@ pub struct Opened {
     pub fh: u64,
     /// The bytes behind this inode never change, so pages cached before stay valid.
     pub keep_cache: bool,
-    /// The complete cache file, when there is one: the kernel can read it directly
-    /// (FUSE passthrough) without asking us for each block.
-    pub backing: Option<File>,
+    /// The complete cache entry, when there is one: the kernel can read it directly (FUSE
+    /// passthrough) without asking us for each block.
+    pub backing: Option<CacheBacking>,
     /// Where its bytes come from (for the audit log).
     pub source: crate::audit::Source,
+}
+
+/// The cache entry behind an open, for FUSE passthrough.
+pub struct CacheBacking {
+    /// Which entry (`DiskCache::verified_serial`): a kernel backing kept from an earlier
+    /// open serves this one too when it is of the same entry.
+    pub serial: u64,
+    /// Its open file; `None` when the opener said it keeps a backing of this entry.
+    pub file: Option<Arc<CachedFile>>,
 }
 
 pub(crate) struct Handles {
@@ -80,12 +123,19 @@ impl Handles {
     pub(crate) fn register(&self, handle: Handle) -> Opened {
         let keep_cache = !matches!(handle, Handle::Bytes(_));
         let backing = match &handle {
-            Handle::Cached(c) => c.file.try_clone().ok(),
+            Handle::Cached(c) => Some(CacheBacking {
+                serial: c.serial,
+                file: Some(c.clone()),
+            }),
+            Handle::Entry(e) => Some(CacheBacking {
+                serial: e.serial,
+                file: None,
+            }),
             _ => None,
         };
         let source = match &handle {
             Handle::Bytes(_) => crate::audit::Source::Memory,
-            Handle::Cached(_) => crate::audit::Source::Cache,
+            Handle::Cached(_) | Handle::Entry(_) => crate::audit::Source::Cache,
             Handle::Streaming(_) => crate::audit::Source::Network,
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -127,11 +177,8 @@ impl Handles {
                 let end = (start + size as usize).min(b.len());
                 Ok(ReadData::Bytes(b[start..end].to_vec()))
             }
-            Handle::Cached(c) => Ok(ReadData::File(FileRange {
-                len: (size as u64).min(c.size.saturating_sub(offset)) as usize,
-                file: c.clone(),
-                offset,
-            })),
+            Handle::Cached(c) => Ok(cached_range(c.clone(), offset, size)),
+            Handle::Entry(e) => Ok(cached_range(e.file().await?, offset, size)),
             Handle::Streaming(dl) => {
                 let end = (offset + size as u64).min(dl.size);
                 if offset >= end {
@@ -153,4 +200,12 @@ impl Handles {
             }
         }
     }
+}
+
+fn cached_range(file: Arc<CachedFile>, offset: u64, size: u32) -> ReadData {
+    ReadData::File(FileRange {
+        len: (size as u64).min(file.size.saturating_sub(offset)) as usize,
+        file,
+        offset,
+    })
 }

@@ -35,7 +35,7 @@ pub use self::config::CoreConfig;
 pub use self::core::{DirSlot, FsCore, FsStats, KernelCaches, OpenedDir};
 pub use error::{FsError, FsResult};
 pub use fuse::{FuseOptions, PersonaFs, mount};
-pub use handles::{FileRange, Opened, ReadData};
+pub use handles::{CacheBacking, FileRange, Opened, ReadData};
 pub use metadata::inode::{INQUIRIES, ROOT};
 pub use metadata::{Attr, DirEntry, Kind};
 pub use readahead::PrefetchConfig;

@@ -76,7 +76,7 @@ async fn a_cached_file_costs_no_request() {
     let expected = env.bytes("inq_a", "self_1-center-photo.jpg");
     let ino = env.ino(path).await;
     assert!(
-        env.core.try_open_cached(ino).is_none(),
+        env.core.try_open_cached(ino, |_| false).is_none(),
         "nothing cached yet"
     );
     assert!(env.read_all(path).await.unwrap() == expected);
@@ -91,11 +91,56 @@ async fn a_cached_file_costs_no_request() {
     for _ in 0..3 {
         assert!(env.read_all(path).await.unwrap() == expected);
     }
-    let warm = env.core.try_open_cached(ino).expect("a warm open at once");
+    let warm = env
+        .core
+        .try_open_cached(ino, |_| false)
+        .expect("a warm open at once");
     assert!(env.read_fh(warm.fh).await.unwrap() == expected);
     env.core.release(warm.fh);
     assert_eq!(env.total_calls(), before, "cache hits asked nothing");
     assert_eq!(downloads_started(&env.core), 1);
+}
+
+#[tokio::test]
+async fn an_open_that_trusts_a_kept_backing_still_reads_if_a_read_comes() {
+    let env = Env::new(sample_api(), config());
+    let path = "inq_a/selfie/self_1-center-photo.jpg";
+    let expected = env.bytes("inq_a", "self_1-center-photo.jpg");
+    let ino = env.ino(path).await;
+    assert!(env.read_all(path).await.unwrap() == expected);
+    let key = env.key(
+        "inq_a",
+        "self_1",
+        "self_1-center-photo.jpg",
+        expected.len() as u64,
+    );
+    wait_for("the entry is committed", || env.cache.contains(&key)).await;
+    let serial = env.cache.verified_serial(&key).unwrap();
+
+    // The caller keeps a backing of this entry: no file is opened, the entry's serial is
+    // handed back for the kernel's backing to be chosen by.
+    let mut asked = None;
+    let opened = env
+        .core
+        .try_open_cached(ino, |s| {
+            asked = Some(s);
+            true
+        })
+        .expect("a warm open at once");
+    assert_eq!(asked, Some(serial));
+    let backing = opened.backing.as_ref().expect("a cache entry behind it");
+    assert!(backing.serial == serial && backing.file.is_none());
+    // Should the kernel still send a read (the kept backing went meanwhile), it is served.
+    assert!(env.read_fh(opened.fh).await.unwrap() == expected);
+    env.core.release(opened.fh);
+
+    // An open trusting a kept backing of an entry that has gone since reads ESTALE, never
+    // other bytes.
+    let opened = env.core.try_open_cached(ino, |_| true).unwrap();
+    assert_eq!(env.cache.purge_inquiry("inq_a"), 1);
+    let err = env.read_fh(opened.fh).await.unwrap_err();
+    assert_eq!(err.errno(), libc::ESTALE);
+    env.core.release(opened.fh);
 }
 
 #[tokio::test]
