@@ -64,6 +64,8 @@ TIMEOUT=900          # no single command may take longer than this (seconds)
 # The API key reaches personafs and the peer through the environment only.
 export PERSONA_API_KEY=persona_sandbox_demo
 BIN=${BENCH_BIN:-$ROOT/target/release/personafs}
+# The FUSE floor (crates/fs/examples/floorfs.rs): the least any FUSE filesystem can do.
+FLOOR=$ROOT/target/release/examples/floorfs
 SHARED_MOUNTS=${BENCH_SHARED_MOUNTS:-4}
 UTIL="python3 $ROOT/scripts/bench_util.py"
 PEER="python3 $ROOT/scripts/peer.py"
@@ -89,6 +91,7 @@ if [ -z "${BENCH_BIN:-}" ]; then
   echo "building (release)..." >&2
   build_start=$(date +%s)
   cargo build --release --quiet
+  cargo build --release --quiet -p personafs-fs --example floorfs
   echo "built in $(( $(date +%s) - build_start )) s" >&2
 fi
 
@@ -343,6 +346,11 @@ warm_tree() {
   local subjects=(personafs) s i
   dir[personafs]=$mp/inquiries
   local bind_mp=$WORK/mnt-bindfs rclone_mp=$WORK/mnt-rclone-tree bind_pid= rclone_pid=
+  local floor_mp=$WORK/mnt-floor floor_pid=
+  [ -x "$FLOOR" ] || cargo build --release --quiet -p personafs-fs --example floorfs || true
+  if [ -x "$FLOOR" ] && peer_mount "$floor_mp" "$FLOOR" "$local_dir" "$floor_mp"; then
+    floor_pid=$PEER_PID; dir[floor]=$floor_mp; subjects+=(floor)
+  fi
   if command -v bindfs > /dev/null && peer_mount "$bind_mp" bindfs -f "$local_dir" "$bind_mp"; then
     bind_pid=$PEER_PID; dir[bindfs]=$bind_mp; subjects+=(bindfs)
   fi
@@ -371,6 +379,7 @@ warm_tree() {
     if same_bytes "${dir[$s]}" "$WORK/peer8"; then same[$s]=1; else same[$s]=0; fi
   done
   [ -n "$bind_pid" ] && unmount_fs "$bind_mp" "$bind_pid"
+  [ -n "$floor_pid" ] && { kill "$floor_pid"; wait "$floor_pid" 2>/dev/null; forget mount "$floor_mp"; forget pid "$floor_pid"; }
   [ -n "$rclone_pid" ] && unmount_fs "$rclone_mp" "$rclone_pid"
   rm -rf "$rclone_mp.cache"
 
@@ -389,6 +398,17 @@ warm_tree() {
     fi
     k=$((k + 1))
   done
+
+  # The floor: a filesystem on the same fuser and kernel settings that answers everything
+  # from memory and keeps a backing per file. What it costs over local disk, no FUSE
+  # filesystem can save on this machine.
+  if [ -n "${ratio[floor]:-}" ]; then
+    notes="$how; $mbytes MiB; the least a FUSE filesystem costs: every answer from memory, a passthrough backing kept per file (crates/fs/examples/floorfs.rs)"
+    ok=true
+    [ "${same[floor]}" = 1 ] || { notes="$(bytes_differ floor vs peer8)$notes"; ok=false; }
+    record "(info) warm read of the cached tree, the FUSE floor vs local disk" "${t_fs[floor]}" "${t_disk[floor]}" \
+      "–" "$ok" "$notes" --subject floor
+  fi
 
   notes="$how: $(delta s0 s1 0) API calls, $(delta s0 s1 3) downloads (all subjects); $mbytes MiB; $(r0 "$mbytes / ${t_fs[personafs]}") vs $(r0 "$mbytes / ${t_disk[personafs]}") MiB/s"
   ok=$(okif "${t_fs[personafs]} <= ${t_disk[personafs]} / 0.9")
