@@ -297,8 +297,9 @@ pub struct MountOptions {
           action = ArgAction::Set, value_parser = parse::parse_bool, help_heading = MOUNT)]
     pub allow_other: bool,
 
-    /// FUSE worker threads
-    #[arg(long, value_name = "N", default_value = "4", env = "PERSONAFS_THREADS",
+    /// FUSE worker threads: they only hand requests on, and the first busy-polls; more
+    /// would mostly be woken for nothing
+    #[arg(long, value_name = "N", default_value = "2", env = "PERSONAFS_THREADS",
           value_parser = parse::parse_positive, help_heading = MOUNT)]
     pub threads: usize,
 

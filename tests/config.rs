@@ -91,7 +91,7 @@ fn defaults_without_flags_env_or_config() {
     assert_eq!(config.gid, unsafe { libc::getgid() });
     assert_eq!((config.file_mode, config.dir_mode), (0o444, 0o555));
     assert!(!config.allow_other);
-    assert_eq!(config.threads, 4);
+    assert_eq!(config.threads, 2);
     assert_eq!(config.log_level, "info");
     assert_eq!(config.log_file, None);
     assert!(!config.foreground);

@@ -44,7 +44,7 @@ impl Default for FuseOptions {
         FuseOptions {
             attr_ttl: Duration::from_secs(5),
             allow_other: false,
-            threads: 4,
+            threads: 2,
             busy_poll: Duration::from_micros(50),
             fs_name: "personafs".into(),
         }
