@@ -506,10 +506,10 @@ impl FsCore {
         if info.size == 0 {
             return None;
         }
-        let serial = self.cache.verified_serial(&key)?;
-        let handle = if kept(serial) {
+        let entry = self.cache.pin_verified(&key)?;
+        let handle = if kept(entry.serial) {
             self.readahead.opened(&key);
-            Handle::Entry(Box::new(KeptEntry::new(self.cache.clone(), key, serial)))
+            Handle::Entry(Box::new(KeptEntry::new(self.cache.clone(), key, entry)))
         } else {
             let cached = self.cache.open(&key)?;
             self.readahead.opened(&key);

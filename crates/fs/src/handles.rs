@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::cache::{CacheKey, CachedFile, DiskCache};
+use crate::cache::{CacheKey, CachedFile, DiskCache, PinnedEntry};
 use crate::downloads::{Download, Downloads, is_far, read_exact_at};
 use crate::error::{FsError, FsResult};
 
@@ -25,18 +25,19 @@ pub(crate) enum Handle {
 }
 
 pub(crate) struct KeptEntry {
-    pub(crate) cache: Arc<DiskCache>,
-    pub(crate) key: CacheKey,
-    pub(crate) serial: u64,
+    /// Pinned, as an open cache file is: not evicted while this handle is open.
+    entry: PinnedEntry,
+    cache: Arc<DiskCache>,
+    key: CacheKey,
     file: OnceLock<Arc<CachedFile>>,
 }
 
 impl KeptEntry {
-    pub(crate) fn new(cache: Arc<DiskCache>, key: CacheKey, serial: u64) -> KeptEntry {
+    pub(crate) fn new(cache: Arc<DiskCache>, key: CacheKey, entry: PinnedEntry) -> KeptEntry {
         KeptEntry {
+            entry,
             cache,
             key,
-            serial,
             file: OnceLock::new(),
         }
     }
@@ -128,7 +129,7 @@ impl Handles {
                 file: Some(c.clone()),
             }),
             Handle::Entry(e) => Some(CacheBacking {
-                serial: e.serial,
+                serial: e.entry.serial,
                 file: None,
             }),
             _ => None,

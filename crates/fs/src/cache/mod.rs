@@ -126,6 +126,19 @@ impl Drop for CachedFile {
     }
 }
 
+/// A verified entry kept from eviction while this value lives (`DiskCache::pin_verified`).
+pub struct PinnedEntry {
+    pub serial: u64,
+    cache: Arc<DiskCache>,
+    digest: String,
+}
+
+impl Drop for PinnedEntry {
+    fn drop(&mut self) {
+        self.cache.unpin(&self.digest);
+    }
+}
+
 /// Where a download writes; becomes an entry with `DiskCache::commit`.
 ///
 /// A file that cannot be cached (larger than the cache, or no room) still gets a temp file,
@@ -370,6 +383,22 @@ impl DiskCache {
         let mut state = self.state.lock();
         let entry = state.lru.get(&digest)?;
         entry.verified.then_some(entry.serial)
+    }
+
+    /// `key`'s entry, verified since the start, pinned (never evicted) while the returned
+    /// value lives, as an open `CachedFile` is, but without opening its file. Counts as a
+    /// use. A purge (a redaction) or `clear` still removes it.
+    pub fn pin_verified(self: &Arc<Self>, key: &CacheKey) -> Option<PinnedEntry> {
+        let digest = key.digest();
+        let mut state = self.state.lock();
+        let entry = state.lru.get(&digest)?;
+        let serial = entry.verified.then_some(entry.serial)?;
+        *state.pins.entry(digest.clone()).or_insert(0) += 1;
+        Some(PinnedEntry {
+            serial,
+            cache: self.clone(),
+            digest,
+        })
     }
 
     /// Call `hook` with the serial of every entry that leaves the cache from now on

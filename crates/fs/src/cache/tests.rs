@@ -312,3 +312,24 @@ fn an_entry_not_yet_verified_has_no_serial_to_trust() {
     let opened = cache.open(&key(1, 500)).unwrap();
     assert_eq!(cache.verified_serial(&key(1, 500)), Some(opened.serial));
 }
+
+#[test]
+fn an_entry_pinned_without_its_file_is_spared_like_an_open_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open_dir(dir.path(), limits(2000)).unwrap();
+    assert!(put(&cache, &key(0, 1000), 0));
+    assert!(put(&cache, &key(1, 1000), 1));
+    let pinned = cache.pin_verified(&key(0, 1000)).unwrap();
+    assert_eq!(Some(pinned.serial), cache.verified_serial(&key(0, 1000)));
+    assert!(cache.pin_verified(&key(5, 1000)).is_none());
+    // Pinning counted as a use: 1 is the least recently used and goes.
+    assert!(put(&cache, &key(2, 1000), 2));
+    assert!(cache.contains(&key(0, 1000)) && !cache.contains(&key(1, 1000)));
+    // Now 0 is the least recently used, but pinned: the newer 2 goes instead.
+    assert!(put(&cache, &key(3, 1000), 3));
+    assert!(cache.contains(&key(0, 1000)) && !cache.contains(&key(2, 1000)));
+    // Unpinned, it goes first again.
+    drop(pinned);
+    assert!(put(&cache, &key(4, 1000), 4));
+    assert!(!cache.contains(&key(0, 1000)) && cache.contains(&key(3, 1000)));
+}
