@@ -17,6 +17,7 @@ use crate::handles::{Handle, Handles, KeptEntry, Opened, ReadData};
 use crate::metadata::inode::{INQUIRIES, Node};
 use crate::metadata::listing::{Lister, Persisted};
 use crate::metadata::persist::StoreWriter;
+use crate::metadata::view::InquiryView;
 use crate::metadata::views::{Need, Views};
 use crate::metadata::{Attr, DirEntry, Entries, Metadata, Step, Wait, at_once, waited};
 use crate::readahead::Readahead;
@@ -471,7 +472,7 @@ impl FsCore {
         let handle = match self.meta.node(ino)? {
             Node::InquiryJson(id) => {
                 let view = self.meta.views.view(&id, Need::Metadata).await?;
-                return Ok(self.open_json(ino, view.json.clone()));
+                return Ok(self.open_json(ino, &view));
             }
             Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
             _ => return Err(FsError::is_dir()),
@@ -491,7 +492,7 @@ impl FsCore {
             Ok(Node::File(id, section, name)) => (id, section, name),
             Ok(Node::InquiryJson(id)) => {
                 let view = self.meta.views.fresh_now(&id)?;
-                return Some(self.open_json(ino, view.json.clone()));
+                return Some(self.open_json(ino, &view));
             }
             _ => return None,
         };
@@ -528,14 +529,11 @@ impl FsCore {
 
     /// `inquiry.json`, served from memory. The kernel keeps its pages across opens while its
     /// bytes stay the same (a walk then reads none of them through personafs again).
-    fn open_json(&self, ino: u64, json: Arc<Vec<u8>>) -> Opened {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        json.hash(&mut h);
-        let fingerprint = h.finish().max(1);
+    fn open_json(&self, ino: u64, view: &InquiryView) -> Opened {
+        let fingerprint = view.json_fingerprint();
         let keep_cache = self.meta.kernel_has(ino, fingerprint);
         self.meta.shown(ino, fingerprint);
-        let mut opened = self.handles.register(Handle::Bytes(json));
+        let mut opened = self.handles.register(Handle::Bytes(view.json.clone()));
         opened.keep_cache = keep_cache;
         self.count_open(&opened);
         opened

@@ -159,5 +159,6 @@ pub(crate) fn with_stripped_json(mut view: InquiryView) -> InquiryView {
         // Not JSON (never from Persona): show nothing rather than risk a URL in a share.
         None => view.json = Arc::new(b"{}\n".to_vec()),
     }
+    view.json_hash = Default::default();
     view
 }

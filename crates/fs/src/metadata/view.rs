@@ -1,7 +1,7 @@
 //! One inquiry as the mount shows it, built from one retrieve.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::store::{StoredFile, StoredInquiry};
@@ -30,6 +30,8 @@ pub struct InquiryView {
     pub redacted_at: Option<SystemTime>,
     /// `inquiry.json`: the body with every access token removed.
     pub json: Arc<Vec<u8>>,
+    /// A hash of `json`, taken at its first open (`json_fingerprint`); reset with `json`.
+    pub json_hash: OnceLock<u64>,
     pub files: BTreeMap<(Section, Arc<str>), FileInfo>,
     /// When the retrieve that gave these URLs was sent.
     pub fetched_at: Instant,
@@ -43,6 +45,17 @@ pub struct InquiryView {
 }
 
 impl InquiryView {
+    /// A fingerprint of `inquiry.json` (never 0), hashed once per view: every open of the
+    /// file compares it with what the kernel holds.
+    pub fn json_fingerprint(&self) -> u64 {
+        *self.json_hash.get_or_init(|| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.json.hash(&mut h);
+            h.finish().max(1)
+        })
+    }
+
     /// Build a view. `sizes` resolves files without `byte-size` (previous view, else HEAD).
     pub fn new(
         inquiry: &RetrievedInquiry,
@@ -79,6 +92,7 @@ impl InquiryView {
             redacted,
             redacted_at: inquiry.redacted_at.map(SystemTime::from),
             json: Arc::new(files::inquiry_json(inquiry)),
+            json_hash: OnceLock::new(),
             files,
             fetched_at,
             complete: true,
@@ -117,6 +131,7 @@ impl InquiryView {
             redacted,
             redacted_at: stored.redacted_at,
             json: Arc::new(json),
+            json_hash: OnceLock::new(),
             files,
             fetched_at: loaded_at,
             complete,
