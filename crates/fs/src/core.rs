@@ -508,13 +508,11 @@ impl FsCore {
             return None;
         }
         let entry = self.cache.pin_verified(&key)?;
+        self.readahead.opened(entry.digest());
         let handle = if kept(entry.serial) {
-            self.readahead.opened(&key);
-            Handle::Entry(Box::new(KeptEntry::new(self.cache.clone(), key, entry)))
+            Handle::Entry(KeptEntry::new(entry))
         } else {
-            let cached = self.cache.open(&key)?;
-            self.readahead.opened(&key);
-            Handle::Cached(Arc::new(cached))
+            Handle::Cached(Arc::new(entry.open()?))
         };
         let opened = self.handles.register(handle);
         self.count_open(&opened);
@@ -596,7 +594,7 @@ impl FsCore {
         if info.size == 0 {
             return Ok(Handle::Bytes(Arc::new(Vec::new())));
         }
-        self.readahead.opened(&key);
+        self.readahead.opened(&key.digest());
         loop {
             let cache = self.cache.clone();
             let k = key.clone();

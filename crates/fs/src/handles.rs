@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::cache::{CacheKey, CachedFile, DiskCache, PinnedEntry};
+use crate::cache::{CachedFile, PinnedEntry};
 use crate::downloads::{Download, Downloads, is_far, read_exact_at};
 use crate::error::{FsError, FsResult};
 
@@ -20,24 +20,20 @@ pub(crate) enum Handle {
     /// A verified cache entry whose file the opener did not open: the FUSE layer keeps a
     /// kernel backing of it from an earlier open, so the kernel reads it directly. Opened
     /// at the first read that does reach personafs.
-    Entry(Box<KeptEntry>),
+    Entry(KeptEntry),
     Streaming(Arc<Download>),
 }
 
 pub(crate) struct KeptEntry {
     /// Pinned, as an open cache file is: not evicted while this handle is open.
     entry: PinnedEntry,
-    cache: Arc<DiskCache>,
-    key: CacheKey,
     file: OnceLock<Arc<CachedFile>>,
 }
 
 impl KeptEntry {
-    pub(crate) fn new(cache: Arc<DiskCache>, key: CacheKey, entry: PinnedEntry) -> KeptEntry {
+    pub(crate) fn new(entry: PinnedEntry) -> KeptEntry {
         KeptEntry {
             entry,
-            cache,
-            key,
             file: OnceLock::new(),
         }
     }
@@ -47,8 +43,8 @@ impl KeptEntry {
         if let Some(f) = self.file.get() {
             return Ok(f.clone());
         }
-        let (cache, key) = (self.cache.clone(), self.key.clone());
-        let opened = tokio::task::spawn_blocking(move || cache.open(&key))
+        let entry = self.entry.clone();
+        let opened = tokio::task::spawn_blocking(move || entry.open())
             .await
             .map_err(|e| FsError::io(format!("opening a cached file: {e}")))?
             .ok_or_else(|| FsError::gone("the cached file left the cache"))?;
@@ -101,7 +97,7 @@ pub struct Opened {
 
 /// The cache entry behind an open, for FUSE passthrough.
 pub struct CacheBacking {
-    /// Which entry (`DiskCache::verified_serial`): a kernel backing kept from an earlier
+    /// Which entry (`PinnedEntry::serial`): a kernel backing kept from an earlier
     /// open serves this one too when it is of the same entry.
     pub serial: u64,
     /// Its open file; `None` when the opener said it keeps a backing of this entry.
@@ -125,7 +121,7 @@ impl Handles {
         let keep_cache = !matches!(handle, Handle::Bytes(_));
         let backing = match &handle {
             Handle::Cached(c) => Some(CacheBacking {
-                serial: c.serial,
+                serial: c.entry.serial,
                 file: Some(c.clone()),
             }),
             Handle::Entry(e) => Some(CacheBacking {
@@ -205,7 +201,7 @@ impl Handles {
 
 fn cached_range(file: Arc<CachedFile>, offset: u64, size: u32) -> ReadData {
     ReadData::File(FileRange {
-        len: (size as u64).min(file.size.saturating_sub(offset)) as usize,
+        len: (size as u64).min(file.entry.size.saturating_sub(offset)) as usize,
         file,
         offset,
     })

@@ -336,9 +336,9 @@ impl Readahead {
     }
 
     /// A user opened this file: it no longer counts as read-ahead nobody asked for.
-    pub(crate) fn opened(&self, key: &CacheKey) {
+    pub(crate) fn opened(&self, digest: &str) {
         if self.cfg.enabled {
-            self.forget_unread(&key.digest());
+            self.forget_unread(digest);
         }
     }
 }

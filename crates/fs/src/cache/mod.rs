@@ -104,14 +104,10 @@ pub struct DiskCache {
     on_remove: OnceLock<RemoveHook>,
 }
 
-/// A complete cached file, pinned while this value lives.
+/// A complete cached file, its entry pinned while this value lives.
 pub struct CachedFile {
     pub file: File,
-    pub size: u64,
-    /// The entry's serial (see `DiskCache::verified_serial`).
-    pub serial: u64,
-    cache: Arc<DiskCache>,
-    digest: String,
+    pub entry: PinnedEntry,
 }
 
 impl std::os::fd::AsFd for CachedFile {
@@ -120,17 +116,47 @@ impl std::os::fd::AsFd for CachedFile {
     }
 }
 
-impl Drop for CachedFile {
-    fn drop(&mut self) {
-        self.cache.unpin(&self.digest);
+/// An entry kept from eviction while this value lives: by its open `CachedFile`, or by a
+/// handle the kernel reads through a kept backing (`DiskCache::pin_verified`). A purge (a
+/// redaction) or `clear` still removes it.
+pub struct PinnedEntry {
+    /// Unique to the entry in this process: the same file cached again gets another.
+    pub serial: u64,
+    pub size: u64,
+    cache: Arc<DiskCache>,
+    digest: String,
+}
+
+impl PinnedEntry {
+    /// The entry's file name in the cache.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The entry's file, its length checked; `None` (and the entry deleted) when it is gone
+    /// or wrong. Blocking, but no checksum: only verified entries are pinned without a file.
+    pub fn open(self) -> Option<CachedFile> {
+        let cache = self.cache.clone();
+        cache.open_pinned(self, None)
     }
 }
 
-/// A verified entry kept from eviction while this value lives (`DiskCache::pin_verified`).
-pub struct PinnedEntry {
-    pub serial: u64,
-    cache: Arc<DiskCache>,
-    digest: String,
+impl Clone for PinnedEntry {
+    fn clone(&self) -> PinnedEntry {
+        *self
+            .cache
+            .state
+            .lock()
+            .pins
+            .entry(self.digest.clone())
+            .or_insert(0) += 1;
+        PinnedEntry {
+            serial: self.serial,
+            size: self.size,
+            cache: self.cache.clone(),
+            digest: self.digest.clone(),
+        }
+    }
 }
 
 impl Drop for PinnedEntry {
@@ -318,87 +344,68 @@ impl DiskCache {
     /// use after a start; a bad entry is deleted and `None` returned.
     pub fn open(self: &Arc<Self>, key: &CacheKey) -> Option<CachedFile> {
         self.wait_loaded();
-        let digest = key.digest();
-        let (size, needs_check, checksum, serial) = {
-            let mut state = self.state.lock();
-            let entry = state.lru.get(&digest)?;
-            let info = (
-                entry.meta.size,
-                !entry.verified,
-                entry.meta.checksum.clone(),
-                entry.serial,
-            );
-            *state.pins.entry(digest.clone()).or_insert(0) += 1;
-            info
-        };
-        let pinned = |file| CachedFile {
-            file,
-            size,
+        let (entry, unchecked) = self.pin(key.digest(), false)?;
+        self.open_pinned(entry, unchecked)
+    }
+
+    /// `key`'s entry, verified since the start, pinned as an open `CachedFile` is but
+    /// without opening its file. In memory only, and counted as a use.
+    pub fn pin_verified(self: &Arc<Self>, key: &CacheKey) -> Option<PinnedEntry> {
+        self.pin(key.digest(), true).map(|(entry, _)| entry)
+    }
+
+    /// Pin `digest`'s entry (only a verified one with `verified_only`), counted as a use;
+    /// with the checksum its bytes still have to match when it is not verified yet.
+    fn pin(
+        self: &Arc<Self>,
+        digest: String,
+        verified_only: bool,
+    ) -> Option<(PinnedEntry, Option<String>)> {
+        let mut state = self.state.lock();
+        let entry = state.lru.get(&digest)?;
+        if verified_only && !entry.verified {
+            return None;
+        }
+        let unchecked = (!entry.verified).then(|| entry.meta.checksum.clone());
+        let (serial, size) = (entry.serial, entry.meta.size);
+        *state.pins.entry(digest.clone()).or_insert(0) += 1;
+        let entry = PinnedEntry {
             serial,
+            size,
             cache: self.clone(),
-            digest: digest.clone(),
+            digest,
         };
-        let file = match File::open(self.data_path(&digest)) {
-            Ok(f) => pinned(f),
-            Err(_) => {
-                self.unpin(&digest);
-                self.remove(&digest);
-                return None;
-            }
+        Some((entry, unchecked))
+    }
+
+    /// The pinned entry's file, its length checked, and its bytes against `checksum` when
+    /// given (then it counts as verified). A missing or bad entry is deleted: `None`.
+    fn open_pinned(&self, entry: PinnedEntry, checksum: Option<String>) -> Option<CachedFile> {
+        let digest = entry.digest.clone();
+        let Ok(file) = File::open(self.data_path(&digest)) else {
+            drop(entry);
+            self.remove(&digest);
+            return None;
         };
         let len_ok = file
-            .file
             .metadata()
-            .map(|m| m.len() == size)
+            .map(|m| m.len() == entry.size)
             .unwrap_or(false);
-        if !len_ok
-            || (needs_check && Checksum::of_file(&file.file).ok().as_deref() != Some(&checksum))
-        {
+        let sum_ok = checksum
+            .as_ref()
+            .is_none_or(|sum| Checksum::of_file(&file).ok().as_ref() == Some(sum));
+        if !len_ok || !sum_ok {
             tracing::warn!("cache entry failed verification; downloading it again");
-            drop(file);
+            drop((file, entry));
             self.remove(&digest);
             return None;
         }
-        if needs_check && let Some(e) = self.state.lock().lru.peek_mut(&digest) {
+        if checksum.is_some()
+            && let Some(e) = self.state.lock().lru.peek_mut(&digest)
+        {
             e.verified = true;
         }
-        Some(file)
-    }
-
-    /// Whether `key` has an entry already verified since the start: opening it is then a
-    /// plain local `open`, cheap enough for any thread.
-    pub fn is_verified(&self, key: &CacheKey) -> bool {
-        self.state
-            .lock()
-            .lru
-            .peek(&key.digest())
-            .is_some_and(|e| e.verified)
-    }
-
-    /// The serial of `key`'s entry when it is verified since the start, counted as a use
-    /// (it becomes the most recently used). In memory only: no file is opened. While the
-    /// entry stays, a descriptor of its file opened before reads exactly its bytes.
-    pub fn verified_serial(&self, key: &CacheKey) -> Option<u64> {
-        let digest = key.digest();
-        let mut state = self.state.lock();
-        let entry = state.lru.get(&digest)?;
-        entry.verified.then_some(entry.serial)
-    }
-
-    /// `key`'s entry, verified since the start, pinned (never evicted) while the returned
-    /// value lives, as an open `CachedFile` is, but without opening its file. Counts as a
-    /// use. A purge (a redaction) or `clear` still removes it.
-    pub fn pin_verified(self: &Arc<Self>, key: &CacheKey) -> Option<PinnedEntry> {
-        let digest = key.digest();
-        let mut state = self.state.lock();
-        let entry = state.lru.get(&digest)?;
-        let serial = entry.verified.then_some(entry.serial)?;
-        *state.pins.entry(digest.clone()).or_insert(0) += 1;
-        Some(PinnedEntry {
-            serial,
-            cache: self.clone(),
-            digest,
-        })
+        Some(CachedFile { file, entry })
     }
 
     /// Call `hook` with the serial of every entry that leaves the cache from now on

@@ -274,11 +274,11 @@ fn each_entry_has_its_own_serial_and_its_removal_is_told() {
 
     assert!(put(&cache, &key(0, 1000), 0));
     assert!(put(&cache, &key(1, 1000), 1));
-    let s0 = cache.verified_serial(&key(0, 1000)).unwrap(); // 0 is now the most recent
-    let s1 = cache.verified_serial(&key(1, 1000)).unwrap();
+    let s0 = cache.pin_verified(&key(0, 1000)).unwrap().serial; // 0 is now the most recent
+    let s1 = cache.pin_verified(&key(1, 1000)).unwrap().serial;
     assert_ne!(s0, s1);
-    assert_eq!(cache.open(&key(0, 1000)).unwrap().serial, s0);
-    assert_eq!(cache.verified_serial(&key(7, 1000)), None);
+    assert_eq!(cache.open(&key(0, 1000)).unwrap().entry.serial, s0);
+    assert!(cache.pin_verified(&key(7, 1000)).is_none());
 
     // Evicted to make room: told, after its file is gone.
     assert!(put(&cache, &key(2, 1000), 2));
@@ -287,7 +287,7 @@ fn each_entry_has_its_own_serial_and_its_removal_is_told() {
 
     // Cached again: a new serial for the same digest.
     assert!(put(&cache, &key(1, 1000), 1));
-    let again = cache.verified_serial(&key(1, 1000)).unwrap();
+    let again = cache.pin_verified(&key(1, 1000)).unwrap().serial;
     assert!(again != s1 && again != s0);
 
     // Purged (a redaction) and cleared: told too.
@@ -308,9 +308,12 @@ fn an_entry_not_yet_verified_has_no_serial_to_trust() {
     }
     // After a restart the entry is checked at its first open, not before.
     let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
-    assert_eq!(cache.verified_serial(&key(1, 500)), None);
+    assert!(cache.pin_verified(&key(1, 500)).is_none());
     let opened = cache.open(&key(1, 500)).unwrap();
-    assert_eq!(cache.verified_serial(&key(1, 500)), Some(opened.serial));
+    assert_eq!(
+        cache.pin_verified(&key(1, 500)).map(|p| p.serial),
+        Some(opened.entry.serial)
+    );
 }
 
 #[test]
@@ -320,7 +323,10 @@ fn an_entry_pinned_without_its_file_is_spared_like_an_open_one() {
     assert!(put(&cache, &key(0, 1000), 0));
     assert!(put(&cache, &key(1, 1000), 1));
     let pinned = cache.pin_verified(&key(0, 1000)).unwrap();
-    assert_eq!(Some(pinned.serial), cache.verified_serial(&key(0, 1000)));
+    assert_eq!(
+        Some(pinned.serial),
+        cache.pin_verified(&key(0, 1000)).map(|p| p.serial)
+    );
     assert!(cache.pin_verified(&key(5, 1000)).is_none());
     // Pinning counted as a use: 1 is the least recently used and goes.
     assert!(put(&cache, &key(2, 1000), 2));

@@ -115,7 +115,7 @@ async fn an_open_that_trusts_a_kept_backing_still_reads_if_a_read_comes() {
         expected.len() as u64,
     );
     wait_for("the entry is committed", || env.cache.contains(&key)).await;
-    let serial = env.cache.verified_serial(&key).unwrap();
+    let serial = env.cache.pin_verified(&key).unwrap().serial;
 
     // The caller keeps a backing of this entry: no file is opened, the entry's serial is
     // handed back for the kernel's backing to be chosen by.
