@@ -1,11 +1,12 @@
 //! The benchmark's FUSE floor: a read-only mirror of a local directory that answers every
 //! request from memory and every open by passthrough, with a backing file kept per inode.
 //! It does the least work any FUSE filesystem can do for a walk, on the same fuser, kernel
-//! settings and threads as personafs, so a walk through it costs only FUSE's own round
-//! trips. `scripts/bench.sh` measures it beside personafs: the gap between the floor and
+//! settings, mount options, threads and busy polling as personafs (its own functions and
+//! defaults), so a walk through it costs only FUSE's own round trips. `scripts/bench.sh` measures it beside personafs: the gap between the floor and
 //! local disk is what no FUSE filesystem can close on that machine.
 //!
-//! Usage: floorfs SOURCE MOUNTPOINT [THREADS] [BUSY_POLL_MICROS]; unmounts on SIGTERM/SIGINT.
+//! Usage: floorfs SOURCE MOUNTPOINT [THREADS] [BUSY_POLL_MICROS] (personafs's defaults when
+//! left out); unmounts on SIGTERM/SIGINT.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -16,11 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
-    BackingId, Config, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, MountOption, OpenFlags, ReplyAttr, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyOpen, Request, SessionACL,
+    BackingId, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo,
+    KernelConfig, OpenFlags, ReplyAttr, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, Request,
 };
 use parking_lot::Mutex;
+use personafs_fs::fuse::{FuseOptions, kernel_settings, session_config};
 
 const TTL: Duration = Duration::from_secs(3600);
 
@@ -120,14 +122,7 @@ impl Floor {
 
 impl fuser::Filesystem for Floor {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // The same kernel settings as personafs's adapter.
-        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
-        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
-        let _ = config.set_max_readahead(1 << 20);
-        let _ = config.set_max_background(64);
-        let passthrough = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-            && config.set_max_stack_depth(1).is_ok();
-        if !passthrough {
+        if !kernel_settings(config) {
             return Err(std::io::Error::other(
                 "the kernel offers no FUSE passthrough",
             ));
@@ -261,22 +256,19 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: floorfs SOURCE MOUNTPOINT [THREADS] [BUSY_POLL_MICROS]");
         std::process::exit(2);
     }
-    let threads = args.get(3).map_or(Ok(4), |s| s.parse()).expect("THREADS");
-    let busy_poll = args
-        .get(4)
-        .map_or(Ok(50), |s| s.parse())
-        .expect("BUSY_POLL_MICROS");
+    let defaults = FuseOptions::default();
+    let opts = FuseOptions {
+        threads: args
+            .get(3)
+            .map_or(defaults.threads, |s| s.parse().expect("THREADS")),
+        busy_poll: args.get(4).map_or(defaults.busy_poll, |s| {
+            Duration::from_micros(s.parse().expect("BUSY_POLL_MICROS"))
+        }),
+        fs_name: "floorfs".into(),
+        ..defaults
+    };
     let floor = Floor::load(Path::new(&args[1]))?;
-    let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::RO,
-        MountOption::NoAtime,
-        MountOption::FSName("floorfs".into()),
-        MountOption::DefaultPermissions,
-    ];
-    config.acl = SessionACL::Owner;
-    config.n_threads = Some(threads);
-    config.busy_poll = Some(Duration::from_micros(busy_poll));
+    let config = session_config(&opts);
     // SIGTERM and SIGINT are blocked before the session's threads start (they inherit the
     // mask), then awaited here to unmount.
     // SAFETY: plain libc calls on a signal set this function owns.

@@ -300,6 +300,19 @@ pub fn session_config(opts: &FuseOptions) -> Config {
     config
 }
 
+/// What a mount asks of the kernel at `init`; whether FUSE passthrough was granted.
+pub fn kernel_settings(config: &mut KernelConfig) -> bool {
+    // Always readdirplus: one listing answers `ls -l` with no further lookups.
+    let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+    let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+    let _ = config.set_max_readahead(1 << 20);
+    let _ = config.set_max_background(64);
+    // Warm reads straight from the cache files. The cache sits on an ordinary filesystem,
+    // so a stacking depth of 1 is enough.
+    config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+        && config.set_max_stack_depth(1).is_ok()
+}
+
 /// Mount `fs` at `mountpoint`; the session runs on its own threads until
 /// `umount_and_join()`.
 pub fn mount(
@@ -312,15 +325,7 @@ pub fn mount(
 
 impl fuser::Filesystem for PersonaFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
-        // Always readdirplus: one listing answers `ls -l` with no further lookups.
-        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
-        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
-        let _ = config.set_max_readahead(1 << 20);
-        let _ = config.set_max_background(64);
-        // Warm reads straight from the cache files. The cache sits on an ordinary
-        // filesystem, so a stacking depth of 1 is enough.
-        let passthrough = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-            && config.set_max_stack_depth(1).is_ok();
+        let passthrough = kernel_settings(config);
         self.passthrough.set_enabled(passthrough);
         if passthrough {
             tracing::info!("FUSE passthrough on: cached files are read by the kernel directly");
