@@ -9,7 +9,21 @@ use super::{
     Env, SAMPLE_FILES, build_core, bytes, config, downloads_started, errno, limits, sample_api,
     wait_for,
 };
-use crate::cache::DiskCache;
+use crate::cache::{CacheKey, DiskCache};
+
+/// Read `path` (`<inquiry>/<section>/<name>`, a file of object `object`) whole, check its
+/// bytes, and wait until its cache entry is committed: the bytes, and the entry's key.
+async fn read_until_cached(env: &Env, path: &str, object: &str) -> (Vec<u8>, CacheKey) {
+    let (id, name) = (
+        path.split('/').next().unwrap(),
+        path.rsplit('/').next().unwrap(),
+    );
+    let expected = env.bytes(id, name);
+    assert!(env.read_all(path).await.unwrap() == expected);
+    let key = env.key(id, object, name, expected.len() as u64);
+    wait_for("the entry is committed", || env.cache.contains(&key)).await;
+    (expected, key)
+}
 
 #[tokio::test]
 async fn every_file_reads_back_its_exact_bytes() {
@@ -73,20 +87,12 @@ async fn concurrent_openers_share_one_download() {
 async fn a_cached_file_costs_no_request() {
     let env = Env::new(sample_api(), config());
     let path = "inq_a/selfie/self_1-center-photo.jpg";
-    let expected = env.bytes("inq_a", "self_1-center-photo.jpg");
     let ino = env.ino(path).await;
     assert!(
         env.core.try_open_cached(ino, |_| false).is_none(),
         "nothing cached yet"
     );
-    assert!(env.read_all(path).await.unwrap() == expected);
-    let key = env.key(
-        "inq_a",
-        "self_1",
-        "self_1-center-photo.jpg",
-        expected.len() as u64,
-    );
-    wait_for("the entry is committed", || env.cache.contains(&key)).await;
+    let (expected, _) = read_until_cached(&env, path, "self_1").await;
     let before = env.total_calls();
     for _ in 0..3 {
         assert!(env.read_all(path).await.unwrap() == expected);
@@ -105,16 +111,8 @@ async fn a_cached_file_costs_no_request() {
 async fn an_open_that_trusts_a_kept_backing_still_reads_if_a_read_comes() {
     let env = Env::new(sample_api(), config());
     let path = "inq_a/selfie/self_1-center-photo.jpg";
-    let expected = env.bytes("inq_a", "self_1-center-photo.jpg");
     let ino = env.ino(path).await;
-    assert!(env.read_all(path).await.unwrap() == expected);
-    let key = env.key(
-        "inq_a",
-        "self_1",
-        "self_1-center-photo.jpg",
-        expected.len() as u64,
-    );
-    wait_for("the entry is committed", || env.cache.contains(&key)).await;
+    let (expected, key) = read_until_cached(&env, path, "self_1").await;
     let serial = env.cache.pin_verified(&key).unwrap().serial;
 
     // The caller keeps a backing of this entry: no file is opened, the entry's serial is
@@ -217,17 +215,9 @@ async fn a_cut_body_serves_the_bytes_before_the_cut_and_eio_after() {
 async fn after_a_cut_body_the_next_open_downloads_again_and_caches_the_right_bytes() {
     let env = Env::new(sample_api(), config());
     let path = "inq_a/document/doc_1-front-photo.jpg";
-    let expected = env.bytes("inq_a", "doc_1-front-photo.jpg");
     env.api.cut_downloads(1, 100_000, Fault::Network);
     assert_eq!(errno(env.read_all(path).await), libc::EIO);
-    assert!(env.read_all(path).await.unwrap() == expected);
-    let key = env.key(
-        "inq_a",
-        "doc_1",
-        "doc_1-front-photo.jpg",
-        expected.len() as u64,
-    );
-    wait_for("the entry is committed", || env.cache.contains(&key)).await;
+    let (expected, key) = read_until_cached(&env, path, "doc_1").await;
     let cached = env.cache.open(&key).unwrap();
     let mut on_disk = vec![0u8; expected.len()];
     std::os::unix::fs::FileExt::read_exact_at(&cached.file, &mut on_disk, 0).unwrap();
