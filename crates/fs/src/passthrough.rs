@@ -92,15 +92,12 @@ impl<B> Backings<B> {
         };
         match chosen {
             Some((id, serial)) => {
-                let opens = 1;
-                self.live.insert(
-                    ino,
-                    Live {
-                        id: id.clone(),
-                        serial,
-                        opens,
-                    },
-                );
+                let live = Live {
+                    id: id.clone(),
+                    serial,
+                    opens: 1,
+                };
+                self.live.insert(ino, live);
                 self.live_fhs.insert(fh, ino);
                 Ok(Some(id))
             }
