@@ -189,11 +189,9 @@ fn read_com_padding(len: u64, key: u64, offset: u64, buf: &mut [u8]) {
         let n = ((seg_len - within) as usize).min(buf.len() - i);
         let field = (seg_len - 2) as u16;
         let header = [0xFF, 0xFE, (field >> 8) as u8, field as u8];
-        for (j, byte) in buf[i..i + n].iter_mut().enumerate() {
-            let w = within + j as u64;
-            if w < 4 {
-                *byte = header[w as usize];
-            }
+        // Only a segment's first 4 bytes are its header; the rest is noise.
+        for w in within..4.min(within + n as u64) {
+            buf[i + (w - within) as usize] = header[w as usize];
         }
         if within + (n as u64) > 4 {
             let skip = 4u64.saturating_sub(within) as usize;
