@@ -70,6 +70,11 @@ pub struct MockServerArgs {
     /// Events older than this are gone, e.g. 30d, 1h (0s = no bound).
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     pub events_max_age: std::time::Duration,
+    /// Bytes of served files kept in memory, e.g. 1GiB; the most recently read are kept
+    /// (0 = none), so serving them again costs no computing, as a real files host sends
+    /// stored bytes. Default 64 MiB.
+    #[arg(long, value_name = "SIZE", default_value_t = crate::DEFAULT_FILES_MEMO, value_parser = parse_size)]
+    pub files_memo: u64,
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -112,6 +117,7 @@ impl MockServerArgs {
             webhook_secrets: Vec::new(),
             organization_id: None,
             environment_id: None,
+            files_memo: self.files_memo,
         }
     }
 

@@ -16,8 +16,8 @@ use super::respond::{error, injected_failure, not_found, roll};
 use super::state::{State, bump, now_ms};
 use super::token::{TokenError, TokenKind};
 
-/// Largest chunk handed to hyper at once.
-const CHUNK: u64 = 64 * 1024;
+/// Largest chunk handed to hyper at once: the memo's, so that each is one kept chunk.
+use super::memo::CHUNK;
 
 #[derive(serde::Deserialize)]
 pub struct TokenQuery {
@@ -271,7 +271,8 @@ async fn next_chunk(mut d: Download) -> Option<(std::io::Result<Bytes>, Download
             None => None,
         };
     }
-    let mut size = CHUNK.min(stop - d.pos);
+    // Up to the next chunk boundary, so the bytes are one slice of a kept chunk.
+    let mut size = (CHUNK - d.pos % CHUNK).min(stop - d.pos);
     if d.bandwidth > 0 {
         // About 20 chunks a second, so the cap is smooth even for small files.
         size = size.min((d.bandwidth / 20).max(1024));
@@ -281,15 +282,14 @@ async fn next_chunk(mut d: Download) -> Option<(std::io::Result<Bytes>, Download
             tokio::time::sleep(due - elapsed).await;
         }
     }
-    let mut buf = vec![0u8; size as usize];
-    d.content.read_at(d.pos, &mut buf);
+    let buf = d.state.memo.read(&d.content, d.pos, size);
     d.pos += size;
     d.sent += size;
     d.state
         .stats
         .file_bytes
         .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-    Some((Ok(Bytes::from(buf)), d))
+    Some((Ok(buf), d))
 }
 
 #[cfg(test)]

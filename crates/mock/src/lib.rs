@@ -13,6 +13,7 @@ mod files;
 pub mod fixtures;
 pub mod generate;
 pub mod ids;
+mod memo;
 mod mp4;
 mod paging;
 mod redaction;
@@ -70,7 +71,13 @@ pub struct MockConfig {
     /// derived from the seed (set them to run two "organizations" in one test).
     pub organization_id: Option<String>,
     pub environment_id: Option<String>,
+    /// Bytes of served files kept in memory (the most recently read; 0 = none), so that
+    /// serving a file again costs what sending stored bytes costs.
+    pub files_memo: u64,
 }
+
+/// What the files host keeps of served files by default.
+pub const DEFAULT_FILES_MEMO: u64 = 64 << 20;
 
 impl MockConfig {
     /// The organization and environment ids this mock answers with.
@@ -103,6 +110,7 @@ impl std::fmt::Debug for MockConfig {
             )
             .field("organization_id", &self.organization_id)
             .field("environment_id", &self.environment_id)
+            .field("files_memo", &self.files_memo)
             .finish()
     }
 }
@@ -126,6 +134,7 @@ impl Default for MockConfig {
             webhook_secrets: Vec::new(),
             organization_id: None,
             environment_id: None,
+            files_memo: DEFAULT_FILES_MEMO,
         }
     }
 }

@@ -67,6 +67,7 @@ pub fn start(config: &MockConfig, generator: Generator, dataset: Dataset) -> io:
         events: Events::new(config.seed),
         webhook_secrets: RwLock::new(config.webhook_secrets.clone()),
         identity: config.identity(),
+        memo: super::memo::ChunkMemo::new(config.files_memo),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

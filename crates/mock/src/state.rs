@@ -452,6 +452,8 @@ pub struct State {
     pub webhook_secrets: RwLock<Vec<String>>,
     /// Organization and environment ids sent on every API answer.
     pub identity: (String, String),
+    /// Served files' bytes kept in memory.
+    pub(crate) memo: super::memo::ChunkMemo,
 }
 
 /// Enough for any test run; past it, tokens are no longer recorded.
