@@ -626,6 +626,14 @@ impl FsCore {
             .await
     }
 
+    /// `read_data` when its bytes are there already, so the FUSE thread can answer it
+    /// without handing it to the runtime; `None` when it must wait.
+    pub fn read_data_now(&self, fh: u64, offset: u64, size: u32) -> Option<FsResult<ReadData>> {
+        let done = self.handles.read_now(fh, offset, size)?;
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        Some(done)
+    }
+
     /// The same bytes, in memory.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         self.read_data(fh, offset, size).await?.into_bytes()

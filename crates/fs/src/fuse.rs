@@ -20,7 +20,7 @@ use tokio::runtime::Handle as Runtime;
 
 use crate::audit::{AuditSink, OpenRecord, Source};
 use crate::core::{FsCore, OpenedDir};
-use crate::error::FsError;
+use crate::error::{FsError, FsResult};
 use crate::handles::{CacheBacking, Opened, ReadData};
 use crate::interrupts::Interrupts;
 use crate::metadata::{Attr, Kind};
@@ -246,6 +246,27 @@ fn answer_open(
     reply.opened(FileHandle(o.fh), flags)
 }
 
+/// Reply to a read: bytes, a file range spliced to the kernel, an error, or EINTR (`None`).
+fn answer_read(core: &FsCore, reply: ReplyData, done: Option<FsResult<ReadData>>) {
+    match done {
+        Some(Ok(ReadData::Bytes(data))) => reply.data(&data),
+        Some(Ok(ReadData::File(range))) => {
+            match reply.data_from_file(range.fd(), range.offset, range.len) {
+                Ok(true) => {
+                    core.counters.spliced_reads.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    core.counters.error(libc::EIO);
+                    tracing::warn!("read reply failed: {e}");
+                }
+            }
+        }
+        Some(Err(e)) => reply.error(failed(core, "read", &e)),
+        None => reply.error(Errno::EINTR),
+    }
+}
+
 fn answer_opendir(reply: ReplyOpen, d: OpenedDir) {
     let mut flags = FopenFlags::empty();
     if d.cache {
@@ -445,27 +466,19 @@ impl fuser::Filesystem for PersonaFs {
         reply: ReplyData,
     ) {
         tracing::trace!(fh = fh.0, offset, size, "read");
+        // Bytes already there (memory, an open cache file, what a download has written) are
+        // answered here: a hop to the runtime's threads costs a wake-up per read, and on a
+        // cold read those threads are busy downloading.
+        if let Some(done) = self.core.read_data_now(fh.0, offset, size) {
+            return answer_read(&self.core, reply, Some(done));
+        }
         let core = self.core.clone();
         let work = {
             let core = core.clone();
             async move { core.read_data(fh.0, offset, size).await }
         };
-        self.spawn_interruptible(req, "read", work, move |done| match done {
-            Some(Ok(ReadData::Bytes(data))) => reply.data(&data),
-            Some(Ok(ReadData::File(range))) => {
-                match reply.data_from_file(range.fd(), range.offset, range.len) {
-                    Ok(true) => {
-                        core.counters.spliced_reads.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        core.counters.error(libc::EIO);
-                        tracing::warn!("read reply failed: {e}");
-                    }
-                }
-            }
-            Some(Err(e)) => reply.error(failed(&core, "read", &e)),
-            None => reply.error(Errno::EINTR),
+        self.spawn_interruptible(req, "read", work, move |done| {
+            answer_read(&core, reply, done)
         });
     }
 

@@ -153,6 +153,27 @@ impl Handles {
         self.open.lock().len()
     }
 
+    /// `read` when it needs no waiting: the bytes are in memory, in a cache file already
+    /// open, or already written by the download. `None` when the read must wait (for the
+    /// download, a far read, or opening a kept entry's file).
+    pub(crate) fn read_now(&self, fh: u64, offset: u64, size: u32) -> Option<FsResult<ReadData>> {
+        let Some(handle) = self.open.lock().get(&fh).cloned() else {
+            return Some(Err(FsError::bad_handle()));
+        };
+        match &*handle {
+            Handle::Bytes(b) => Some(Ok(bytes_range(b, offset, size))),
+            Handle::Cached(c) => Some(Ok(cached_range(c.clone(), offset, size))),
+            Handle::Entry(e) => e
+                .file
+                .get()
+                .map(|f| Ok(cached_range(f.clone(), offset, size))),
+            Handle::Streaming(dl) => {
+                let end = (offset + size as u64).min(dl.size);
+                (offset >= end || dl.written() >= end).then(|| Ok(download_range(dl, offset, end)))
+            }
+        }
+    }
+
     /// Up to `size` bytes at `offset`; a download's bytes are waited for at most `timeout`.
     pub(crate) async fn read(
         &self,
@@ -169,11 +190,7 @@ impl Handles {
             .cloned()
             .ok_or_else(FsError::bad_handle)?;
         match &*handle {
-            Handle::Bytes(b) => {
-                let start = (offset as usize).min(b.len());
-                let end = (start + size as usize).min(b.len());
-                Ok(ReadData::Bytes(b[start..end].to_vec()))
-            }
+            Handle::Bytes(b) => Ok(bytes_range(b, offset, size)),
             Handle::Cached(c) => Ok(cached_range(c.clone(), offset, size)),
             Handle::Entry(e) => Ok(cached_range(e.file().await?, offset, size)),
             Handle::Streaming(dl) => {
@@ -189,14 +206,28 @@ impl Handles {
                     }
                 }
                 dl.wait_written(end, timeout).await?;
-                Ok(ReadData::File(FileRange {
-                    file: dl.clone(),
-                    offset,
-                    len: (end - offset) as usize,
-                }))
+                Ok(download_range(dl, offset, end))
             }
         }
     }
+}
+
+fn bytes_range(b: &[u8], offset: u64, size: u32) -> ReadData {
+    let start = (offset as usize).min(b.len());
+    let end = (start + size as usize).min(b.len());
+    ReadData::Bytes(b[start..end].to_vec())
+}
+
+/// Bytes `offset..end` of a download's file, written already (none when `offset >= end`).
+fn download_range(dl: &Arc<Download>, offset: u64, end: u64) -> ReadData {
+    if offset >= end {
+        return ReadData::Bytes(Vec::new());
+    }
+    ReadData::File(FileRange {
+        file: dl.clone(),
+        offset,
+        len: (end - offset) as usize,
+    })
 }
 
 fn cached_range(file: Arc<CachedFile>, offset: u64, size: u32) -> ReadData {

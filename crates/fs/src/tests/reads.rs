@@ -263,3 +263,42 @@ async fn inquiry_json_and_cached_opens_are_counted_as_handles() {
     assert_eq!(env.core.open_handles(), 0);
     assert_eq!(env.calls(Call::Download), 1);
 }
+
+#[tokio::test]
+async fn a_read_whose_bytes_are_there_is_answered_at_once_and_one_ahead_of_them_waits() {
+    let env = Env::new(sample_api(), config());
+    env.api.delay(Call::Download, Duration::from_millis(300));
+    let expected = env.bytes("inq_a", "doc_1-front-photo.jpg");
+    let ino = env.ino("inq_a/document/doc_1-front-photo.jpg").await;
+    let opened = env.core.open(ino).await.unwrap();
+    let now = |offset, size| env.core.read_data_now(opened.fh, offset, size);
+    assert!(
+        now(0, 4096).is_none(),
+        "nothing downloaded yet: the read waits"
+    );
+    let head = env.core.read(opened.fh, 0, 65_536).await.unwrap();
+    assert!(head[..] == expected[..65_536]);
+    for (offset, size) in [(0, 65_536), (1000, 4096)] {
+        let got = now(offset, size).expect("written: at once").unwrap();
+        let want = &expected[offset as usize..(offset + size as u64) as usize];
+        assert!(got.into_bytes().unwrap() == want, "{size} at {offset}");
+    }
+    let past_end = now(1 << 30, 10).expect("past the end: at once").unwrap();
+    assert!(past_end.into_bytes().unwrap().is_empty());
+    env.core.release(opened.fh);
+
+    let json_ino = env.ino("inq_a/inquiry.json").await;
+    let json = env.core.open(json_ino).await.unwrap();
+    let body = env.core.read(json.fh, 0, 1 << 20).await.unwrap();
+    let at_once = env
+        .core
+        .read_data_now(json.fh, 0, 1 << 20)
+        .expect("in memory");
+    assert!(at_once.unwrap().into_bytes().unwrap() == body);
+    env.core.release(json.fh);
+    assert_eq!(
+        errno(env.core.read_data_now(json.fh, 0, 1).expect("no waiting")),
+        libc::EBADF,
+        "a released handle"
+    );
+}
