@@ -33,6 +33,9 @@ done
 API_LATENCY_MS=${BENCH_API_LATENCY_MS:-80}
 FILES_LATENCY_MS=${BENCH_FILES_LATENCY_MS:-30}
 RATE_LIMIT=${BENCH_RATE_LIMIT:-300}
+# The mock keeps this much of the files it served in memory (docs/MOCK.md): a file sent again
+# costs it no computing, as a real files host sends stored bytes from another machine.
+FILES_MEMO=${BENCH_FILES_MEMO:-1GiB}
 if [ "$QUICK" = 1 ]; then
   N_TREE=50          # inquiries copied by cp -r / rsync / ls -lR (issue: 200)
   BIG_FILES=1; BIG_SIZE=256MiB   # the "copy 1 GB" workload copies this much
@@ -150,7 +153,7 @@ start_mock() {
   local name=$1; shift
   local out=$WORK/$name.mock
   "$BIN" mock-server --api-latency-ms "$API_LATENCY_MS" --files-latency-ms "$FILES_LATENCY_MS" \
-    --rate-limit "$RATE_LIMIT" "$@" > "$out" 2> "$out.err" &
+    --rate-limit "$RATE_LIMIT" --files-memo "$FILES_MEMO" "$@" > "$out" 2> "$out.err" &
   MOCK_PID=$!
   echo "pid $MOCK_PID" >> "$REGISTRY"
   local want=2

@@ -55,7 +55,8 @@ pub struct MockServerArgs {
     #[arg(long, default_value_t = 0.0, value_parser = fraction)]
     pub reset_rate: f64,
     /// Add an inquiry, newer than all others, whose one document is a PDF of this size
-    /// (e.g. 200MiB; bytes are computed when read, so size costs no memory). Repeatable.
+    /// (e.g. 200MiB; bytes are computed when read, so size costs no memory beyond
+    /// --files-memo). Repeatable.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub large_file: Vec<u64>,
     /// POST every event to this URL as a signed webhook (`Persona-Signature`).
