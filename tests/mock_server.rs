@@ -278,7 +278,38 @@ async fn include_follows_the_persona_version() {
 
 #[tokio::test]
 async fn signed_urls_download_with_ranges_and_head() {
-    let h = Harness::new();
+    downloads_with_ranges_and_head(&Harness::new()).await;
+}
+
+#[tokio::test]
+async fn a_files_host_keeping_served_chunks_sends_the_same_bytes_and_none_of_a_redacted_file() {
+    let h = Harness::with(MockConfig {
+        files_memo: 1 << 20,
+        ..MockConfig::default()
+    });
+    // Twice: the second time every chunk is one kept from the first.
+    downloads_with_ranges_and_head(&h).await;
+    let url = h.front_url().await;
+    assert_eq!(
+        h.client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+        file_bytes(FRONT_LEN, 1)
+    );
+    assert!(h.server.redact("inq_6"));
+    assert_eq!(
+        h.client.get(&url).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// GET whole and by ranges, HEAD, and a request carrying `Authorization`, on a fresh harness.
+async fn downloads_with_ranges_and_head(h: &Harness) {
     let url = h.front_url().await;
     assert!(url.starts_with(&format!(
         "{}/front%20photo.jpg?access_token=",

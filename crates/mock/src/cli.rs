@@ -72,8 +72,8 @@ pub struct MockServerArgs {
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     pub events_max_age: std::time::Duration,
     /// Bytes of served files kept in memory, e.g. 1GiB; the most recently read are kept
-    /// (0 = none), so serving them again costs no computing, as a real files host sends
-    /// stored bytes. Default 64 MiB.
+    /// (0 = none, the default), so serving them again costs no computing, as a real files
+    /// host sends stored bytes.
     #[arg(long, value_name = "SIZE", default_value_t = crate::DEFAULT_FILES_MEMO, value_parser = parse_size)]
     pub files_memo: u64,
 }
