@@ -16,7 +16,7 @@ use super::respond::{error, injected_failure, not_found, roll};
 use super::state::{State, bump, now_ms};
 use super::token::{TokenError, TokenKind};
 
-/// Largest chunk handed to hyper at once: the memo's, so that each is one kept chunk.
+// The largest chunk handed to hyper at once is the memo's, so that each is one kept chunk.
 use super::memo::CHUNK;
 
 #[derive(serde::Deserialize)]
