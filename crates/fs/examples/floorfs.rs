@@ -2,8 +2,9 @@
 //! request from memory and every open by passthrough, with a backing file kept per inode.
 //! It does the least work any FUSE filesystem can do for a walk, on the same fuser, kernel
 //! settings, mount options, threads and busy polling as personafs (its own functions and
-//! defaults), so a walk through it costs only FUSE's own round trips. `scripts/bench.sh` measures it beside personafs: the gap between the floor and
-//! local disk is what no FUSE filesystem can close on that machine.
+//! defaults), so a walk through it costs only FUSE's own round trips. `scripts/bench.sh`
+//! measures it beside personafs: the gap between the floor and local disk is what no FUSE
+//! filesystem can close on that machine.
 //!
 //! Usage: floorfs SOURCE MOUNTPOINT [THREADS] [BUSY_POLL_MICROS] (personafs's defaults when
 //! left out); unmounts on SIGTERM/SIGINT.

@@ -623,15 +623,17 @@ pub fn sized_file(filename: &str, size: u64, seed: u64) -> MockFile {
     }
 }
 
+/// A whole body, read in one go (for tests).
+#[cfg(test)]
+pub(crate) fn read_all(content: &dyn Content) -> Vec<u8> {
+    let mut buf = vec![0u8; content.len() as usize];
+    content.read_at(0, &mut buf);
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn read_all(content: &dyn Content) -> Vec<u8> {
-        let mut buf = vec![0u8; content.len() as usize];
-        content.read_at(0, &mut buf);
-        buf
-    }
 
     /// Reading any range must give the same bytes as reading the whole body.
     fn assert_ranges_consistent(content: &dyn Content, seed: u64) {

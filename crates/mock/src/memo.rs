@@ -102,13 +102,7 @@ fn compute(content: &dyn Content, offset: u64, len: u64) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::NoiseContent;
-
-    fn whole(content: &dyn Content) -> Vec<u8> {
-        let mut buf = vec![0u8; content.len() as usize];
-        content.read_at(0, &mut buf);
-        buf
-    }
+    use crate::content::{NoiseContent, read_all};
 
     /// Every aligned piece read through `memo`, of sizes that cross no chunk boundary.
     fn read_in_pieces(memo: &ChunkMemo, content: &Arc<dyn Content>, piece: u64) -> Vec<u8> {
@@ -125,7 +119,7 @@ mod tests {
     #[test]
     fn kept_chunks_give_the_same_bytes_as_computing_them() {
         let content: Arc<dyn Content> = Arc::new(NoiseContent::new(5 * CHUNK + 123, 7));
-        let expected = whole(content.as_ref());
+        let expected = read_all(content.as_ref());
         let memo = ChunkMemo::new(64 * CHUNK);
         for piece in [CHUNK, 1000, 7, CHUNK] {
             assert_eq!(read_in_pieces(&memo, &content, piece), expected);
@@ -136,7 +130,7 @@ mod tests {
     #[test]
     fn the_budget_bounds_what_is_kept_and_zero_keeps_nothing() {
         let content: Arc<dyn Content> = Arc::new(NoiseContent::new(10 * CHUNK, 3));
-        let expected = whole(content.as_ref());
+        let expected = read_all(content.as_ref());
         let memo = ChunkMemo::new(3 * CHUNK);
         assert_eq!(read_in_pieces(&memo, &content, CHUNK), expected);
         assert_eq!(memo.kept(), 3 * CHUNK);
@@ -152,7 +146,7 @@ mod tests {
             // Dropped at the end of each round; a later one may be allocated anywhere, but
             // never where a kept chunk's content was.
             let content: Arc<dyn Content> = Arc::new(NoiseContent::new(CHUNK, seed));
-            assert_eq!(memo.read(&content, 0, CHUNK), whole(content.as_ref()));
+            assert_eq!(memo.read(&content, 0, CHUNK), read_all(content.as_ref()));
         }
     }
 }
