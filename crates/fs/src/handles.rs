@@ -157,20 +157,9 @@ impl Handles {
     /// open, or already written by the download. `None` when the read must wait (for the
     /// download, a far read, or opening a kept entry's file).
     pub(crate) fn read_now(&self, fh: u64, offset: u64, size: u32) -> Option<FsResult<ReadData>> {
-        let Some(handle) = self.open.lock().get(&fh).cloned() else {
-            return Some(Err(FsError::bad_handle()));
-        };
-        match &*handle {
-            Handle::Bytes(b) => Some(Ok(bytes_range(b, offset, size))),
-            Handle::Cached(c) => Some(Ok(cached_range(c.clone(), offset, size))),
-            Handle::Entry(e) => e
-                .file
-                .get()
-                .map(|f| Ok(cached_range(f.clone(), offset, size))),
-            Handle::Streaming(dl) => {
-                let end = (offset + size as u64).min(dl.size);
-                (offset >= end || dl.written() >= end).then(|| Ok(download_range(dl, offset, end)))
-            }
+        match self.handle(fh) {
+            Ok(handle) => ready(&handle, offset, size).ok().map(Ok),
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -183,21 +172,11 @@ impl Handles {
         size: u32,
         timeout: Duration,
     ) -> FsResult<ReadData> {
-        let handle = self
-            .open
-            .lock()
-            .get(&fh)
-            .cloned()
-            .ok_or_else(FsError::bad_handle)?;
-        match &*handle {
-            Handle::Bytes(b) => Ok(bytes_range(b, offset, size)),
-            Handle::Cached(c) => Ok(cached_range(c.clone(), offset, size)),
-            Handle::Entry(e) => Ok(cached_range(e.file().await?, offset, size)),
-            Handle::Streaming(dl) => {
-                let end = (offset + size as u64).min(dl.size);
-                if offset >= end {
-                    return Ok(ReadData::Bytes(Vec::new()));
-                }
+        let handle = self.handle(fh)?;
+        match ready(&handle, offset, size) {
+            Ok(data) => Ok(data),
+            Err(Pending::Open(e)) => Ok(cached_range(e.file().await?, offset, size)),
+            Err(Pending::Download(dl, end)) => {
                 if is_far(dl, offset) && !dl.is_over() {
                     match downloads.read_far(dl, offset, end).await {
                         Ok(bytes) => return Ok(ReadData::Bytes(bytes)),
@@ -207,6 +186,42 @@ impl Handles {
                 }
                 dl.wait_written(end, timeout).await?;
                 Ok(download_range(dl, offset, end))
+            }
+        }
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+        self.open
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(FsError::bad_handle)
+    }
+}
+
+/// What a read whose bytes are not there yet waits for.
+enum Pending<'a> {
+    /// A kept entry's file, not opened yet.
+    Open(&'a KeptEntry),
+    /// The download, to reach `end`.
+    Download(&'a Arc<Download>, u64),
+}
+
+/// The bytes of a read when they are there, else what it waits for.
+fn ready(handle: &Handle, offset: u64, size: u32) -> Result<ReadData, Pending<'_>> {
+    match handle {
+        Handle::Bytes(b) => Ok(bytes_range(b, offset, size)),
+        Handle::Cached(c) => Ok(cached_range(c.clone(), offset, size)),
+        Handle::Entry(e) => match e.file.get() {
+            Some(f) => Ok(cached_range(f.clone(), offset, size)),
+            None => Err(Pending::Open(e)),
+        },
+        Handle::Streaming(dl) => {
+            let end = (offset + size as u64).min(dl.size);
+            if offset >= end || dl.written() >= end {
+                Ok(download_range(dl, offset, end))
+            } else {
+                Err(Pending::Download(dl, end))
             }
         }
     }
