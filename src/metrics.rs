@@ -152,6 +152,18 @@ impl Collector for SnapshotCollector {
         counter(&mut e, "personafs_opens", "Files opened", s.opens)?;
         counter(
             &mut e,
+            "personafs_dir_reads",
+            "Directory listings the kernel read from personafs",
+            s.dir_reads,
+        )?;
+        counter(
+            &mut e,
+            "personafs_dir_drops",
+            "Directory listings the kernel kept and was told to drop (changed or due a refresh)",
+            s.dir_drops,
+        )?;
+        counter(
+            &mut e,
             "personafs_events_applied",
             "Changes applied from the events feed or webhooks",
             s.events_applied,
@@ -281,6 +293,8 @@ mod tests {
                 online: true,
                 cache_hits: 4,
                 events_applied: 3,
+                dir_reads: 7,
+                dir_drops: 6,
                 webhooks_accepted: 2,
                 webhooks_refused: 5,
                 ..Default::default()
@@ -302,6 +316,8 @@ mod tests {
         assert!(text.contains("personafs_cache_hits_total 4"), "{text}");
         assert!(text.contains("personafs_online 1"), "{text}");
         assert!(text.contains("personafs_events_applied_total 3"), "{text}");
+        assert!(text.contains("personafs_dir_reads_total 7"), "{text}");
+        assert!(text.contains("personafs_dir_drops_total 6"), "{text}");
         assert!(
             text.contains("personafs_webhooks_accepted_total 2"),
             "{text}"

@@ -118,7 +118,7 @@ fn key_and_tokens_appear_nowhere_even_at_trace_level() {
     let _ = std::fs::metadata(inquiries.join("inq_DoesNotExist000000"));
     mock.set_key_revoked(true);
     // The last inquiry: beyond the read-ahead window of the ones read, so never retrieved.
-    let e = std::fs::read_dir(inquiries.join(ids.last().unwrap()).join("document")).unwrap_err();
+    let e = common::list(&inquiries.join(ids.last().unwrap()).join("document")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
     let stderr = d.stop();
 

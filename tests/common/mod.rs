@@ -207,6 +207,15 @@ pub fn run(cmd: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The entries of `dir`, read in full: the kernel opens a directory without asking
+/// personafs, so what listing it costs (an error, a retrieve) comes with reading it.
+#[allow(dead_code)] // not every test binary lists
+pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect()
+}
+
 /// Every file below `root`, relative, sorted.
 pub fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -79,6 +79,11 @@ pub struct Telemetry {
     pub rate_budget_left: AtomicU64,
     /// Changes applied from the events feed or webhooks (`FsCore::apply_change`).
     pub events_applied: AtomicU64,
+    /// Directory listings the kernel read from personafs (each from its first entry): a
+    /// walk of directories whose listings the kernel keeps reads none.
+    pub dir_reads: AtomicU64,
+    /// Listings the kernel kept that it was told to drop (changed, or due a refresh).
+    pub dir_drops: AtomicU64,
     /// Webhooks verified and accepted by the receiver.
     pub webhooks_accepted: AtomicU64,
     /// Webhooks refused (bad or missing signature, stale time, bad request).
@@ -115,6 +120,8 @@ impl Default for Telemetry {
             far_reads: AtomicU64::new(0),
             rate_budget_left: AtomicU64::new(0),
             events_applied: AtomicU64::new(0),
+            dir_reads: AtomicU64::new(0),
+            dir_drops: AtomicU64::new(0),
             webhooks_accepted: AtomicU64::new(0),
             webhooks_refused: AtomicU64::new(0),
             offline: AtomicBool::new(false),
@@ -167,6 +174,8 @@ impl Telemetry {
             cache_misses: self.cache_misses.load(Relaxed),
             opens: self.opens.load(Relaxed),
             events_applied: self.events_applied.load(Relaxed),
+            dir_reads: self.dir_reads.load(Relaxed),
+            dir_drops: self.dir_drops.load(Relaxed),
             webhooks_accepted: self.webhooks_accepted.load(Relaxed),
             webhooks_refused: self.webhooks_refused.load(Relaxed),
             errors: self
@@ -204,6 +213,10 @@ pub struct Snapshot {
     pub opens: u64,
     /// Changes applied from the events feed or webhooks.
     pub events_applied: u64,
+    /// Directory listings the kernel read from personafs.
+    pub dir_reads: u64,
+    /// Listings the kernel kept that it was told to drop.
+    pub dir_drops: u64,
     pub webhooks_accepted: u64,
     pub webhooks_refused: u64,
     pub cache_bytes: u64,

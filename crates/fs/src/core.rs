@@ -19,7 +19,7 @@ use crate::metadata::listing::{Lister, Persisted};
 use crate::metadata::persist::StoreWriter;
 use crate::metadata::view::InquiryView;
 use crate::metadata::views::{Need, Views};
-use crate::metadata::{Attr, DirEntry, Entries, Metadata, Step, Wait, at_once, waited};
+use crate::metadata::{Attr, DirEntry, Entries, Kind, Metadata, Step, Wait, at_once, waited};
 use crate::readahead::Readahead;
 use personafs_client::telemetry::Telemetry;
 use personafs_client::{Event, InquiryPage, PersonaApi, Section};
@@ -40,16 +40,6 @@ pub struct DirSlot<'a> {
     pub next: u64,
     pub attr: Attr,
     pub name: &'a str,
-}
-
-/// Result of `opendir`.
-#[derive(Debug, Clone, Copy)]
-pub struct OpenedDir {
-    pub fh: u64,
-    /// The kernel may keep the entries it reads in its directory cache.
-    pub cache: bool,
-    /// What the kernel kept at the last full read is still right: it need not read again.
-    pub keep_cache: bool,
 }
 
 pub struct FsCore {
@@ -77,6 +67,9 @@ pub trait KernelCaches: Send + Sync {
     /// Drop the kernel's entry `name` of directory `parent` and everything under it.
     /// Blocks; never call it from a FUSE request's thread.
     fn forget_entry(&self, parent: u64, name: &str);
+    /// Drop the kernel's copy of directory `dir`'s entries: its next read asks personafs.
+    /// Takes no lock a request holds while it waits for personafs, so any thread may call it.
+    fn forget_listing(&self, dir: u64);
 }
 
 impl FsCore {
@@ -131,7 +124,7 @@ impl FsCore {
             views.clone(),
             downloads.clone(),
         ));
-        Arc::new(FsCore {
+        let core = Arc::new(FsCore {
             rt,
             meta: Metadata::new(listing, views, &cfg),
             cache,
@@ -145,7 +138,24 @@ impl FsCore {
             writer,
             feed,
             kernel: std::sync::OnceLock::new(),
-        })
+        });
+        // What the kernel keeps of a directory goes as soon as personafs sees it change.
+        let weak = Arc::downgrade(&core);
+        core.meta.views.on_change(move |id| {
+            if let Some(core) = weak.upgrade() {
+                core.drop_kernel_listings_of(id);
+            }
+        });
+        let weak = Arc::downgrade(&core);
+        core.meta.listing.on_listed(move |listing, before| {
+            if let Some(core) = weak.upgrade() {
+                core.drop_kernel_listing(INQUIRIES);
+                for id in listing.newly_redacted(before) {
+                    core.drop_kernel_listings_of(id);
+                }
+            }
+        });
+        core
     }
 
     /// Where redactions reach the kernel's caches (the FUSE session's notifier).
@@ -158,6 +168,7 @@ impl FsCore {
     pub async fn apply_change(&self, change: Change) {
         let id: Arc<str> = Arc::from(change.inquiry_id());
         self.meta.listing.expire();
+        self.drop_kernel_listing(INQUIRIES);
         match &change {
             Change::Appeared(_) | Change::Changed(_) => self.meta.views.expire(&id),
             Change::Redacted(_) => {
@@ -296,8 +307,8 @@ impl FsCore {
         self.handles.len()
     }
 
-    /// Directories open now.
-    pub fn open_dirs(&self) -> usize {
+    /// Listings kept for paging now (see `dirs`).
+    pub fn dir_listings(&self) -> usize {
         self.dirs.len()
     }
 
@@ -313,29 +324,46 @@ impl FsCore {
         }
     }
 
-    /// The kernel dropped `nlookup` references to `ino` (FUSE `forget`).
+    /// The kernel dropped `nlookup` references to `ino` (FUSE `forget`). When that was the
+    /// last, the kernel's copy of the directory listing it also goes: it holds the entry's
+    /// number, and the entry gets a new one if it comes back.
     pub fn forget(&self, ino: u64, nlookup: u64) {
-        self.meta.forget(ino, nlookup);
+        if let Some(node) = self.meta.forget(ino, nlookup)
+            && let Some(parent) = self.meta.parent_ino(&node)
+        {
+            self.drop_kernel_listing(parent);
+        }
     }
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        waited(self.meta.getattr(ino, Wait::Yes).await)
+        self.checked_dir(waited(self.meta.getattr(ino, Wait::Yes).await))
     }
 
     /// `getattr` from memory, or `None` when it needs to wait.
     pub fn getattr_now(&self, ino: u64) -> Option<FsResult<Attr>> {
-        at_once(self.meta.getattr(ino, Wait::No))
+        at_once(self.meta.getattr(ino, Wait::No)).map(|r| self.checked_dir(r))
+    }
+
+    /// A directory's attributes are asked before the kernel reads its entries again (at
+    /// least once per attribute TTL): the moment to check the copy of them it keeps.
+    fn checked_dir(&self, attr: FsResult<Attr>) -> FsResult<Attr> {
+        if let Ok(a) = &attr
+            && a.kind == Kind::Dir
+        {
+            self.check_kernel_listing(a.ino);
+        }
+        attr
     }
 
     /// The entry `name` of directory `parent`; each success counts one kernel reference to
     /// the entry's inode, given back by `forget`.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
-        waited(self.lookup_with(parent, name, Wait::Yes).await)
+        self.checked_dir(waited(self.lookup_with(parent, name, Wait::Yes).await))
     }
 
     /// `lookup` from memory, or `None` when it needs to wait.
     pub fn lookup_now(&self, parent: u64, name: &str) -> Option<FsResult<Attr>> {
-        at_once(self.lookup_with(parent, name, Wait::No))
+        at_once(self.lookup_with(parent, name, Wait::No)).map(|r| self.checked_dir(r))
     }
 
     async fn lookup_with(&self, parent: u64, name: &str, wait: Wait) -> Step<Attr> {
@@ -378,53 +406,75 @@ impl FsCore {
             .collect()
     }
 
-    /// Open a directory: its entries are taken now and paged through with `dir_entries`.
-    pub async fn opendir(&self, ino: u64) -> FsResult<OpenedDir> {
-        waited(self.listed(ino, Wait::Yes).await).map(|l| self.open_dir(ino, l))
+    /// The entries of directory `ino` from `offset` (`.` and `..` first), handed to `add`
+    /// until it returns `true` (the reply is full). Offset 0 takes the listing as it is now
+    /// (a stale one is refreshed first); a later offset pages through the one taken at 0.
+    /// With `plus`, each entry handed over (but `.` and `..`) counts one kernel reference to
+    /// its inode, as a lookup does.
+    pub async fn dir_entries(
+        &self,
+        ino: u64,
+        offset: u64,
+        plus: bool,
+        add: impl FnMut(DirSlot<'_>) -> bool,
+    ) -> FsResult<()> {
+        let snap = self.dir_listing(ino, offset).await?;
+        self.hand_over(&snap, offset, plus, add);
+        Ok(())
     }
 
-    /// `opendir` from memory, or `None` when it needs to wait.
-    pub fn opendir_now(&self, ino: u64) -> Option<FsResult<OpenedDir>> {
-        at_once(self.listed(ino, Wait::No)).map(|r| r.map(|l| self.open_dir(ino, l)))
+    /// The listing `dir_entries` reads at `offset`, waiting for it when needed.
+    pub(crate) async fn dir_listing(&self, ino: u64, offset: u64) -> FsResult<Arc<DirSnapshot>> {
+        waited(self.dir_snapshot(ino, offset, Wait::Yes).await)
     }
 
-    fn open_dir(&self, ino: u64, entries: Entries) -> OpenedDir {
-        let cache = matches!(entries, Entries::Listed(_));
-        // The kernel's copy is kept when it is what would be read now: a walk then costs no
-        // readdir of an inquiry's directories, and a change (a new document, a redaction)
-        // makes the kernel read them again.
-        let keep_cache = cache
-            && self
-                .meta
-                .kernel_has(ino, self.meta.entries_fingerprint(&entries));
-        let fh = self.dirs.open(DirSnapshot {
+    /// `dir_entries` from memory, or `None` (nothing handed over) when it needs to wait.
+    pub fn dir_entries_now(
+        &self,
+        ino: u64,
+        offset: u64,
+        plus: bool,
+        add: impl FnMut(DirSlot<'_>) -> bool,
+    ) -> Option<FsResult<()>> {
+        let snap = at_once(self.dir_snapshot(ino, offset, Wait::No))?;
+        Some(snap.map(|snap| self.hand_over(&snap, offset, plus, add)))
+    }
+
+    async fn dir_snapshot(&self, ino: u64, offset: u64, wait: Wait) -> Step<Arc<DirSnapshot>> {
+        if offset > 0
+            && let Some(snap) = self.dirs.get(ino)
+        {
+            return Ok(snap);
+        }
+        let entries = self.listed(ino, wait).await?;
+        if offset == 0 {
+            self.counters.dir_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(self.dirs.take(DirSnapshot {
             ino,
             parent: self.meta.parent_of(ino),
             entries,
-        });
-        OpenedDir {
-            fh,
-            cache,
-            keep_cache,
-        }
+        }))
     }
 
-    /// The entries of open directory `fh` from `offset` (`.` and `..` first), handed to
-    /// `add` until it returns `true` (the reply is full). With `plus`, each entry handed
-    /// over (but `.` and `..`) counts one kernel reference to its inode, as a lookup does.
-    pub fn dir_entries(
+    /// Hand the entries of `snap` from `offset` to `add` (see `dir_entries`).
+    pub(crate) fn hand_over(
         &self,
-        fh: u64,
+        snap: &Arc<DirSnapshot>,
         offset: u64,
         plus: bool,
         mut add: impl FnMut(DirSlot<'_>) -> bool,
-    ) -> FsResult<()> {
-        let snap = self.dirs.get(fh).ok_or_else(FsError::bad_handle)?;
+    ) {
+        let end = 2 + snap.entries.len();
+        if offset as usize >= end {
+            self.dirs.finished(snap);
+            return;
+        }
         let dots = [
             (self.meta.dir_attr_of(snap.ino), "."),
             (self.meta.dir_attr_of(snap.parent), ".."),
         ];
-        for i in offset as usize..dots.len() + snap.entries.len() {
+        for i in offset as usize..end {
             let next = i as u64 + 1;
             let listed;
             let (slot, referenced) = match i.checked_sub(dots.len()) {
@@ -455,17 +505,52 @@ impl FsCore {
                 if referenced {
                     self.meta.forget(slot.attr.ino, 1); // not answered after all
                 }
-                return Ok(());
+                return;
             }
         }
-        // Every entry was handed over: this is what the kernel keeps in its directory cache.
+        // Every entry was handed over: the kernel keeps them in its directory cache.
         self.meta
             .shown(snap.ino, self.meta.entries_fingerprint(&snap.entries));
-        Ok(())
     }
 
-    pub fn releasedir(&self, fh: u64) {
-        self.dirs.release(fh);
+    /// The kernel keeps what it read of a directory until told otherwise. When it asks
+    /// about directory `ino` (a lookup, attributes), it is told to drop its copy if that is
+    /// not what a read would give now: the entries changed, or they are due a refresh (the
+    /// next read then refreshes them). Never waits.
+    fn check_kernel_listing(&self, ino: u64) {
+        let held = self.meta.shown_of(ino);
+        if held == 0 {
+            return;
+        }
+        let now = at_once(self.meta.readdir(ino, Wait::No));
+        if !matches!(now, Some(Ok(e)) if self.meta.entries_fingerprint(&e) == held) {
+            self.drop_kernel_listing(ino);
+        }
+    }
+
+    /// Tell the kernel to drop its copy of directory `ino`'s entries, if it holds one.
+    fn drop_kernel_listing(&self, ino: u64) {
+        if self.meta.shown_of(ino) == 0 {
+            return;
+        }
+        self.meta.shown(ino, 0);
+        self.counters.dir_drops.fetch_add(1, Ordering::Relaxed);
+        if let Some(kernel) = self.kernel.get() {
+            kernel.forget_listing(ino);
+        }
+    }
+
+    /// An inquiry changed (or may have): the kernel drops what it holds of its directories.
+    fn drop_kernel_listings_of(&self, id: &Arc<str>) {
+        for node in [
+            Node::Inquiry(id.clone()),
+            Node::Section(id.clone(), Section::Document),
+            Node::Section(id.clone(), Section::Selfie),
+        ] {
+            if let Some(ino) = self.meta.peek_ino(&node) {
+                self.drop_kernel_listing(ino);
+            }
+        }
     }
 
     pub async fn open(&self, ino: u64) -> FsResult<Opened> {
@@ -691,17 +776,17 @@ mod tests {
         let api = FakeApi::with(4);
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
-        let fh = core.opendir(INQUIRIES).await.unwrap().fh;
         assert_eq!(
             core.inode_count(),
             2,
             "entries not answered yet take no inode"
         );
         let mut seen = Vec::new();
-        core.dir_entries(fh, 0, true, |e| {
+        core.dir_entries(INQUIRIES, 0, true, |e| {
             seen.push((e.name.to_string(), e.attr.ino));
             false
         })
+        .await
         .unwrap();
         assert_eq!(seen.len(), 2 + 4);
         assert_eq!(&seen[0].0, ".");
@@ -713,24 +798,29 @@ mod tests {
         assert_eq!(core.inode_count(), 2, "every answered entry was given back");
         // A full reply does not count the entry it could not take.
         let mut taken = 0;
-        core.dir_entries(fh, 2, true, |_| {
+        core.dir_entries(INQUIRIES, 2, true, |_| {
             taken += 1;
             taken > 1
         })
+        .await
         .unwrap();
         assert_eq!(
             core.inode_count(),
             3,
             "only the one answered entry is referenced"
         );
-        core.releasedir(fh);
-        assert_eq!(core.open_dirs(), 0);
-        assert_eq!(
-            core.dir_entries(fh, 0, true, |_| false)
-                .unwrap_err()
-                .errno(),
-            libc::EBADF
-        );
+        // A later offset pages through the listing taken at offset 0, kept for it alone
+        // until the read past its end that closes every read.
+        assert_eq!(core.dir_listings(), 1);
+        let mut past_end = 0;
+        core.dir_entries(INQUIRIES, 2 + 4, true, |_| {
+            past_end += 1;
+            false
+        })
+        .await
+        .unwrap();
+        assert_eq!(past_end, 0);
+        assert_eq!(core.dir_listings(), 0);
     }
 
     #[tokio::test]

@@ -1,15 +1,20 @@
-//! Open directories: the entries taken at `opendir`, so paging through them with `readdir`
-//! is consistent and costs nothing; `.` and `..` come first.
+//! Listings being read. personafs answers no `opendir`: the kernel opens directories itself
+//! (saving a request and its `releasedir` per directory of a walk) and `readdir` comes with
+//! an offset alone. Offset 0 takes the listing as it is now; a later offset pages through
+//! the one taken at 0, so a listing read in several replies is one listing.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::metadata::Entries;
 
-/// A listing taken at `opendir`.
+/// Listings kept for paging: the directories being read at once, with room to spare.
+const KEPT: usize = 256;
+
+/// A listing taken at offset 0.
 pub(crate) struct DirSnapshot {
     pub(crate) ino: u64,
     pub(crate) parent: u64,
@@ -17,34 +22,42 @@ pub(crate) struct DirSnapshot {
 }
 
 pub(crate) struct Dirs {
-    open: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
-    next_fh: AtomicU64,
+    taken: Mutex<LruCache<u64, Arc<DirSnapshot>>>,
 }
 
 impl Dirs {
     pub(crate) fn new() -> Dirs {
         Dirs {
-            open: Mutex::new(HashMap::new()),
-            // Directory handles live apart from file handles; the high bit keeps them apart.
-            next_fh: AtomicU64::new(1 << 63),
+            taken: Mutex::new(LruCache::new(NonZeroUsize::new(KEPT).expect("KEPT > 0"))),
         }
     }
 
-    pub(crate) fn open(&self, snapshot: DirSnapshot) -> u64 {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.open.lock().insert(fh, Arc::new(snapshot));
-        fh
+    /// The listing of `snapshot.ino` from now on, for the offsets after 0.
+    pub(crate) fn take(&self, snapshot: DirSnapshot) -> Arc<DirSnapshot> {
+        let snapshot = Arc::new(snapshot);
+        self.taken.lock().put(snapshot.ino, snapshot.clone());
+        snapshot
     }
 
-    pub(crate) fn get(&self, fh: u64) -> Option<Arc<DirSnapshot>> {
-        self.open.lock().get(&fh).cloned()
+    /// The listing of `ino` taken last, if it is still kept.
+    pub(crate) fn get(&self, ino: u64) -> Option<Arc<DirSnapshot>> {
+        self.taken.lock().get(&ino).cloned()
     }
 
-    pub(crate) fn release(&self, fh: u64) {
-        self.open.lock().remove(&fh);
+    /// `snapshot` was read to its end (the kernel's last request of a read finds nothing
+    /// more): it goes, so a replaced listing is not held for a read that is over.
+    pub(crate) fn finished(&self, snapshot: &Arc<DirSnapshot>) {
+        let mut taken = self.taken.lock();
+        if taken
+            .peek(&snapshot.ino)
+            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
+        {
+            taken.pop(&snapshot.ino);
+        }
     }
 
+    /// Listings kept now.
     pub(crate) fn len(&self) -> usize {
-        self.open.lock().len()
+        self.taken.lock().len()
     }
 }

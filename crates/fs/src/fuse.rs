@@ -19,7 +19,7 @@ use fuser::{
 use tokio::runtime::Handle as Runtime;
 
 use crate::audit::{AuditSink, OpenRecord, Source};
-use crate::core::{FsCore, OpenedDir};
+use crate::core::{DirSlot, FsCore};
 use crate::error::{FsError, FsResult};
 use crate::handles::{CacheBacking, Opened, ReadData};
 use crate::interrupts::Interrupts;
@@ -267,18 +267,7 @@ fn answer_read(core: &FsCore, reply: ReplyData, done: Option<FsResult<ReadData>>
     }
 }
 
-fn answer_opendir(reply: ReplyOpen, d: OpenedDir) {
-    let mut flags = FopenFlags::empty();
-    if d.cache {
-        flags |= FopenFlags::FOPEN_CACHE_DIR;
-    }
-    if d.keep_cache {
-        flags |= FopenFlags::FOPEN_KEEP_CACHE;
-    }
-    reply.opened(FileHandle(d.fh), flags)
-}
-
-/// Redactions reach the kernel through the session's notifier.
+/// Redactions and changed listings reach the kernel through the session's notifier.
 pub struct KernelNotifier(fuser::Notifier);
 
 impl KernelNotifier {
@@ -294,6 +283,15 @@ impl crate::KernelCaches for KernelNotifier {
             && e.raw_os_error() != Some(libc::ENOENT)
         {
             tracing::debug!("could not drop the kernel's entry of {name}: {e}");
+        }
+    }
+
+    fn forget_listing(&self, dir: u64) {
+        // Offset 0, length 0: every page, which for a directory is its cached entries.
+        if let Err(e) = self.0.inval_inode(INodeNo(dir), 0, 0)
+            && e.raw_os_error() != Some(libc::ENOENT)
+        {
+            tracing::debug!("could not drop the kernel's entries of directory {dir}: {e}");
         }
     }
 }
@@ -341,7 +339,11 @@ pub fn mount(
     mountpoint: &Path,
     opts: &FuseOptions,
 ) -> io::Result<BackgroundSession> {
-    fuser::spawn_mount(fs, mountpoint, &session_config(opts))
+    let core = fs.core.clone();
+    let session = fuser::spawn_mount(fs, mountpoint, &session_config(opts))?;
+    // Changed listings and redactions must reach the kernel's caches.
+    core.set_kernel_caches(Arc::new(KernelNotifier::new(session.notifier())));
+    Ok(session)
 }
 
 impl fuser::Filesystem for PersonaFs {
@@ -510,52 +512,60 @@ impl fuser::Filesystem for PersonaFs {
         reply.error(Errno::ENOSYS);
     }
 
-    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        tracing::trace!(ino = ino.0, "opendir");
-        match self.core.opendir_now(ino.0) {
-            Some(Ok(d)) => return answer_opendir(reply, d),
-            Some(Err(e)) => return reply.error(failed(&self.core, "opendir", &e)),
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // ENOSYS once, and the kernel opens every directory itself from then on, keeping
+        // what it reads in its directory cache: a walk saves an `opendir` and a `releasedir`
+        // per directory. What it keeps is checked when it asks for the directory again, and
+        // dropped on a change (`FsCore::dir_entries`).
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn readdir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        tracing::trace!(ino = ino.0, offset, "readdir");
+        let add = |reply: &mut ReplyDirectory, e: DirSlot<'_>| {
+            reply.add(INodeNo(e.attr.ino), e.next, file_type(e.attr.kind), e.name)
+        };
+        match self
+            .core
+            .dir_entries_now(ino.0, offset, false, |e| add(&mut reply, e))
+        {
+            Some(Ok(())) => return reply.ok(),
+            Some(Err(e)) => return reply.error(failed(&self.core, "readdir", &e)),
             None => {}
         }
         let core = self.core.clone();
         let work = {
             let core = core.clone();
-            async move { core.opendir(ino.0).await }
+            async move { core.dir_listing(ino.0, offset).await }
         };
-        self.spawn_interruptible(req, "opendir", work, move |done| match done {
-            Some(Ok(d)) => answer_opendir(reply, d),
-            Some(Err(e)) => reply.error(failed(&core, "opendir", &e)),
+        self.spawn_interruptible(req, "readdir", work, move |done| match done {
+            Some(Ok(listing)) => {
+                core.hand_over(&listing, offset, false, |e| add(&mut reply, e));
+                reply.ok()
+            }
+            Some(Err(e)) => reply.error(failed(&core, "readdir", &e)),
             None => reply.error(Errno::EINTR),
         });
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        let listed = self.core.dir_entries(fh.0, offset, false, |e| {
-            reply.add(INodeNo(e.attr.ino), e.next, file_type(e.attr.kind), e.name)
-        });
-        match listed {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(failed(&self.core, "readdir", &e)),
-        }
-    }
-
     fn readdirplus(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        tracing::trace!(ino = ino.0, offset, "readdirplus");
         let ttls = self.ttls;
-        let listed = self.core.dir_entries(fh.0, offset, true, |e| {
+        let add = move |reply: &mut ReplyDirectoryPlus, e: DirSlot<'_>| {
             reply.add(
                 INodeNo(e.attr.ino),
                 e.next,
@@ -564,23 +574,28 @@ impl fuser::Filesystem for PersonaFs {
                 &fuse_attr(&e.attr),
                 Generation(0),
             )
-        });
-        match listed {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(failed(&self.core, "readdirplus", &e)),
+        };
+        match self
+            .core
+            .dir_entries_now(ino.0, offset, true, |e| add(&mut reply, e))
+        {
+            Some(Ok(())) => return reply.ok(),
+            Some(Err(e)) => return reply.error(failed(&self.core, "readdirplus", &e)),
+            None => {}
         }
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        self.core.releasedir(fh.0);
-        reply.ok();
+        let core = self.core.clone();
+        let work = {
+            let core = core.clone();
+            async move { core.dir_listing(ino.0, offset).await }
+        };
+        self.spawn_interruptible(req, "readdirplus", work, move |done| match done {
+            Some(Ok(listing)) => {
+                core.hand_over(&listing, offset, true, |e| add(&mut reply, e));
+                reply.ok()
+            }
+            Some(Err(e)) => reply.error(failed(&core, "readdirplus", &e)),
+            None => reply.error(Errno::EINTR),
+        });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

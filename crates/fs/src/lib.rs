@@ -32,7 +32,7 @@ mod tests;
 pub use self::changes::feed::Polled;
 pub use self::changes::{Change, change_of};
 pub use self::config::CoreConfig;
-pub use self::core::{DirSlot, FsCore, FsStats, KernelCaches, OpenedDir};
+pub use self::core::{DirSlot, FsCore, FsStats, KernelCaches};
 pub use error::{FsError, FsResult};
 pub use fuse::{FuseOptions, PersonaFs, mount};
 pub use handles::{CacheBacking, FileRange, Opened, ReadData};

@@ -38,6 +38,11 @@ pub(crate) struct Listing {
 }
 
 impl Listing {
+    /// Which listing this is, for telling one from the next (when it was taken, and what).
+    pub(crate) fn identity(&self) -> (Instant, u64, usize) {
+        (self.at, self.generation, self.rows.len())
+    }
+
     fn new(
         mut rows: ListingRows,
         redacted: HashSet<Arc<str>>,
@@ -63,6 +68,17 @@ impl Listing {
     /// `updated-at` of `id` and when Persona gave this listing (`None` for a stored one).
     fn updated_as_confirmed(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
         Some((self.rows.updated(id)?, self.confirmed_at?))
+    }
+
+    /// The inquiries this listing shows redacted and `before` did not, if Persona gave it.
+    pub(crate) fn newly_redacted<'a>(
+        &'a self,
+        before: Option<&'a Listing>,
+    ) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+        let given = self.confirmed_at.is_some();
+        self.redacted
+            .iter()
+            .filter(move |id| given && before.is_none_or(|b| !b.redacted.contains(*id)))
     }
 
     /// The inquiries this listing shows redacted, if Persona gave it (not the stored one).
@@ -95,7 +111,11 @@ pub(crate) struct Lister {
     seed: Mutex<Option<(InquiryPage, Instant)>>,
     /// Bumped by each change from the events feed or a webhook (`expire`).
     generation: AtomicU64,
+    /// Told of each listing Persona gave, with the one it replaced.
+    on_listed: std::sync::OnceLock<ListedHook>,
 }
+
+type ListedHook = Box<dyn Fn(&Listing, Option<&Listing>) + Send + Sync>;
 
 /// A name that could be an inquiry id; anything else is ENOENT without asking Persona.
 pub(crate) fn plausible_inquiry_id(name: &str) -> bool {
@@ -123,7 +143,16 @@ impl Lister {
             current: Mutex::new(None),
             seed: Mutex::new(None),
             generation: AtomicU64::new(0),
+            on_listed: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Call `hook` with each listing Persona gives from now on, and the one it replaced.
+    pub(crate) fn on_listed(
+        &self,
+        hook: impl Fn(&Listing, Option<&Listing>) + Send + Sync + 'static,
+    ) {
+        let _ = self.on_listed.set(Box::new(hook));
     }
 
     /// A change was applied: the listing in memory is stale from now on, whatever its age
@@ -237,7 +266,10 @@ impl Lister {
             Ok(l) => {
                 self.last_failed.store(false, Ordering::Relaxed);
                 let l = Arc::new(l);
-                *self.current.lock() = Some(l.clone());
+                let previous = self.current.lock().replace(l.clone());
+                if let Some(hook) = self.on_listed.get() {
+                    hook(&l, previous.as_deref());
+                }
                 Ok(l)
             }
             Err(e) => {

@@ -132,9 +132,26 @@ impl Metadata {
         self.inodes.lock().reference(node)
     }
 
-    /// The kernel dropped `nlookup` references to `ino`.
-    pub(crate) fn forget(&self, ino: u64, nlookup: u64) {
-        self.inodes.lock().forget(ino, nlookup);
+    /// The kernel dropped `nlookup` references to `ino`; its node if that was the last.
+    pub(crate) fn forget(&self, ino: u64, nlookup: u64) -> Option<Node> {
+        let mut inodes = self.inodes.lock();
+        let node = inodes.get(ino).cloned();
+        if inodes.forget(ino, nlookup) {
+            node
+        } else {
+            None
+        }
+    }
+
+    /// The inode of the directory that lists `node`, if it has one.
+    pub(crate) fn parent_ino(&self, node: &Node) -> Option<u64> {
+        let parent = match node {
+            Node::Root | Node::Inquiries => return None,
+            Node::Inquiry(_) => return Some(INQUIRIES),
+            Node::InquiryJson(id) | Node::Section(id, _) => Node::Inquiry(id.clone()),
+            Node::File(id, section, _) => Node::Section(id.clone(), *section),
+        };
+        self.peek_ino(&parent)
     }
 
     /// The inode of `node` if it has one (never numbers it).
@@ -145,6 +162,11 @@ impl Metadata {
     /// Whether what the kernel was last given of `ino` (`shown`) is `fingerprint`.
     pub(crate) fn kernel_has(&self, ino: u64, fingerprint: u64) -> bool {
         fingerprint != 0 && self.inodes.lock().shown(ino) == fingerprint
+    }
+
+    /// The fingerprint of what the kernel keeps of `ino` (0: nothing).
+    pub(crate) fn shown_of(&self, ino: u64) -> u64 {
+        self.inodes.lock().shown(ino)
     }
 
     /// The kernel was given `fingerprint` of `ino` to keep.
@@ -361,20 +383,21 @@ impl Metadata {
     }
 
     /// A fingerprint of entries as the kernel keeps them in its directory cache (names and
-    /// inode numbers); 0 when they are not to be kept there: `inquiries/` (the listing
-    /// changes, and a million entries are not the kernel's to hold), or an entry not numbered.
+    /// inode numbers; for `inquiries/`, which listing it is); 0 when an entry is not numbered.
     pub(crate) fn entries_fingerprint(&self, entries: &Entries) -> u64 {
         use std::hash::{Hash, Hasher};
-        let Entries::Listed(listed) = entries else {
-            return 0;
-        };
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        let inodes = self.inodes.lock();
-        for l in listed {
-            let Some(ino) = inodes.peek(&l.node) else {
-                return 0;
-            };
-            (&*l.entry.name, ino, l.entry.attr.kind as u8).hash(&mut h);
+        match entries {
+            Entries::Inquiries(listing) => listing.identity().hash(&mut h),
+            Entries::Listed(listed) => {
+                let inodes = self.inodes.lock();
+                for l in listed {
+                    let Some(ino) = inodes.peek(&l.node) else {
+                        return 0;
+                    };
+                    (&*l.entry.name, ino, l.entry.attr.kind as u8).hash(&mut h);
+                }
+            }
         }
         h.finish().max(1)
     }

@@ -61,6 +61,8 @@ enum Trust {
     Offline,
 }
 
+type ChangeHook = Box<dyn Fn(&Arc<str>) + Send + Sync>;
+
 pub(crate) struct Views {
     api: Arc<dyn PersonaApi>,
     cache: Arc<DiskCache>,
@@ -83,6 +85,8 @@ pub(crate) struct Views {
     shared: Option<Arc<dyn SharedViews>>,
     /// When this mount started: what it retrieved since is as good as what it holds in memory.
     started: SystemTime,
+    /// Told of each inquiry whose view was retrieved again or dropped by a change.
+    on_change: std::sync::OnceLock<ChangeHook>,
 }
 
 impl Views {
@@ -110,6 +114,19 @@ impl Views {
             redacted: Mutex::default(),
             shared: cfg.shared_views.clone(),
             started: SystemTime::now(),
+            on_change: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Call `hook` with each inquiry whose view may have changed: retrieved again, or
+    /// expired or redacted by an event.
+    pub(crate) fn on_change(&self, hook: impl Fn(&Arc<str>) + Send + Sync + 'static) {
+        let _ = self.on_change.set(Box::new(hook));
+    }
+
+    fn changed(&self, id: &Arc<str>) {
+        if let Some(hook) = self.on_change.get() {
+            hook(id);
         }
     }
 
@@ -119,6 +136,7 @@ impl Views {
         self.note_change(id);
         self.negative.remove(id);
         self.cells.lock().pop(id);
+        self.changed(id);
     }
 
     /// An event said `id` was redacted: its view leaves memory, and from now on only a view
@@ -127,6 +145,7 @@ impl Views {
         self.redacted.lock().insert(id.clone());
         self.note_change(id);
         self.cells.lock().pop(id);
+        self.changed(id);
     }
 
     fn note_change(&self, id: &Arc<str>) {
@@ -237,6 +256,8 @@ impl Views {
                 }
                 *cell.created.lock() = Some(view.created);
                 *slot = Some(view.clone());
+                drop(slot);
+                self.changed(id);
                 Ok(view)
             }
             Err(e) => {

@@ -1,106 +1,178 @@
-//! What the kernel may keep across opens (SEMANTICS.md): an inquiry's directories are opened
-//! with the kernel's directory cache, kept while their entries (names and inode numbers) are
-//! what the kernel read last; `inquiry.json`'s pages are kept while its bytes are the same.
-//! A change (a new document, a redaction) makes the kernel read again at the next open.
+//! What the kernel may keep (SEMANTICS.md): it opens directories itself and keeps what it
+//! read of them until personafs tells it to drop it: when their entries (names and inode
+//! numbers) change, or are due a refresh, checked when the kernel asks for the directory
+//! again; `inquiry.json`'s pages are kept while its bytes are the same.
 
-use personafs_client::testing::FileSpec;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use personafs_client::testing::{Call, FileSpec};
 
 use super::{Env, config, sample_api};
-use crate::{Change, INQUIRIES};
+use crate::{Change, INQUIRIES, KernelCaches};
+
+/// The directories the kernel was told to drop its copy of.
+#[derive(Default)]
+struct Told(Mutex<Vec<u64>>);
+
+impl KernelCaches for Told {
+    fn forget_entry(&self, _parent: u64, _name: &str) {}
+    fn forget_listing(&self, dir: u64) {
+        self.0.lock().push(dir);
+    }
+}
+
+impl Told {
+    fn take(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.0.lock())
+    }
+}
 
 impl Env {
-    /// Open a directory, hand every entry over as readdirplus does, release it; its flags.
-    async fn walk_dir(&self, ino: u64) -> (bool, bool) {
-        let d = self.core.opendir(ino).await.expect("opendir");
-        self.core
-            .dir_entries(d.fh, 0, true, |_| false)
-            .expect("entries");
-        self.core.releasedir(d.fh);
-        (d.cache, d.keep_cache)
+    fn telling(&self) -> Arc<Told> {
+        let told = Arc::new(Told::default());
+        self.core.set_kernel_caches(told.clone());
+        told
     }
 
-    /// Open a directory and release it unread; whether the kernel's copy was kept.
-    async fn reopen_dir(&self, ino: u64) -> bool {
-        let d = self.core.opendir(ino).await.expect("opendir");
-        self.core.releasedir(d.fh);
-        d.keep_cache
+    /// Read a directory in full as the kernel does (readdirplus from offset 0).
+    async fn read_dir(&self, ino: u64) -> usize {
+        let mut n = 0;
+        self.core
+            .dir_entries(ino, 0, true, |_| {
+                n += 1;
+                false
+            })
+            .await
+            .expect("entries");
+        n
+    }
+
+    /// The kernel asks for a directory again (its attributes), as before reading it.
+    async fn ask(&self, ino: u64) {
+        self.core.getattr(ino).await.expect("getattr");
     }
 }
 
 #[tokio::test]
 async fn directories_keep_the_kernel_copy_until_their_entries_change() {
     let env = Env::new(sample_api(), config());
+    let told = env.telling();
     let inq = env.ino("inq_a").await;
     let doc = env.ino("inq_a/document").await;
     let before = env.names("inq_a/document").await;
 
+    env.read_dir(doc).await;
+    env.ask(doc).await;
+    env.read_dir(inq).await;
+    env.ask(inq).await;
+    env.lookup("inq_a/document").await.unwrap();
+    env.read_dir(INQUIRIES).await;
+    env.ask(INQUIRIES).await;
     assert_eq!(
-        env.walk_dir(doc).await,
-        (true, false),
-        "first open: read by the kernel"
+        told.take(),
+        Vec::<u64>::new(),
+        "same entries: the kernel's copies are kept"
     );
-    assert!(
-        env.reopen_dir(doc).await,
-        "same entries: the kernel's copy is kept"
-    );
-    assert_eq!(env.walk_dir(inq).await, (true, false));
-    assert!(env.reopen_dir(inq).await);
 
-    // inquiries/ changes with the listing and may hold a million entries: never cached.
-    assert_eq!(env.walk_dir(INQUIRIES).await, (false, false));
-    assert_eq!(env.walk_dir(INQUIRIES).await, (false, false));
-
-    // A new document: the next open drops the kernel's copy, the one after keeps the new one.
+    // A new document: the kernel drops its copy of the directory (and of the listing, which
+    // the event expired); it reads them again, and keeps the new ones.
     assert!(env.mem().add_file(
         "inq_a",
         "doc_2",
         FileSpec::file("addendum.pdf", vec![7; 1000])
     ));
     env.core.apply_change(Change::Changed("inq_a".into())).await;
+    let mut dropped = told.take();
+    dropped.sort();
+    let mut expected = vec![INQUIRIES, inq, doc];
+    expected.sort();
+    assert_eq!(dropped, expected, "a change: read again");
     assert_eq!(
-        env.walk_dir(doc).await,
-        (true, false),
-        "a new entry: read again"
+        env.read_dir(doc).await,
+        2 + before.len() + 1,
+        "the new entry"
     );
+    env.ask(doc).await;
+    assert_eq!(told.take(), Vec::<u64>::new(), "the new copy is kept");
     let after = env.names("inq_a/document").await;
     assert_eq!(after.len(), before.len() + 1, "{after:?}");
-    assert!(env.reopen_dir(doc).await);
+}
+
+#[tokio::test]
+async fn a_directory_due_a_refresh_is_dropped_when_the_kernel_asks_for_it() {
+    let mem = sample_api();
+    assert!(mem.set_status("inq_b", "pending"));
+    let mut cfg = config();
+    cfg.metadata_ttl = Duration::from_millis(200);
+    let env = Env::new(mem, cfg);
+    let told = env.telling();
+    let doc = env.ino("inq_b/document").await;
+    env.read_dir(doc).await;
+    env.ask(doc).await;
+    assert_eq!(told.take(), Vec::<u64>::new(), "fresh: kept");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let retrieves = env.api.calls(Call::Retrieve);
+    env.ask(doc).await;
+    assert_eq!(told.take(), vec![doc], "stale: dropped");
+    assert_eq!(
+        env.api.calls(Call::Retrieve),
+        retrieves,
+        "dropping costs no request"
+    );
+    // The kernel's next read refreshes it, as its first did.
+    env.read_dir(doc).await;
+    assert_eq!(env.api.calls(Call::Retrieve), retrieves + 1);
+    env.ask(doc).await;
+    assert_eq!(told.take(), Vec::<u64>::new());
 }
 
 #[tokio::test]
 async fn a_redaction_makes_the_kernel_read_the_directories_again() {
     let env = Env::new(sample_api(), config());
+    let told = env.telling();
     let doc = env.ino("inq_b/document").await;
-    env.walk_dir(doc).await;
-    assert!(env.reopen_dir(doc).await);
+    env.read_dir(doc).await;
+    env.ask(doc).await;
+    assert_eq!(told.take(), Vec::<u64>::new());
     env.core
         .apply_change(Change::Redacted("inq_b".into()))
         .await;
-    // Refused, or read again: never listed from the kernel's copy.
-    match env.core.opendir(doc).await {
+    assert!(
+        told.take().contains(&doc),
+        "the redacted files must not be listed from the kernel's copy"
+    );
+    // Refused, or read again empty.
+    let mut names = 0;
+    match env
+        .core
+        .dir_entries(doc, 0, false, |_| {
+            names += 1;
+            false
+        })
+        .await
+    {
         Err(e) => assert_eq!(e.errno(), libc::ENOENT),
-        Ok(d) => {
-            env.core.releasedir(d.fh);
-            assert!(
-                !d.keep_cache,
-                "the redacted files must not be listed from the kernel's copy"
-            );
-        }
+        Ok(()) => assert_eq!(names, 2, "only . and .."),
     }
 }
 
 #[tokio::test]
 async fn a_forgotten_entry_makes_the_kernel_read_the_directory_again() {
     let env = Env::new(sample_api(), config());
+    let told = env.telling();
     let doc = env.ino("inq_a/document").await;
-    env.walk_dir(doc).await;
-    assert!(env.reopen_dir(doc).await);
+    env.read_dir(doc).await;
+    env.ask(doc).await;
+    assert_eq!(told.take(), Vec::<u64>::new());
     // The kernel forgets one file (its readdirplus reference): its number would change.
     let first = env.names("inq_a/document").await.remove(0);
     let front = env.ino(&format!("inq_a/document/{first}")).await;
     env.core.forget(front, 2);
-    assert!(
-        !env.reopen_dir(doc).await,
+    assert_eq!(
+        told.take(),
+        vec![doc],
         "an entry without its number: read again"
     );
 }
