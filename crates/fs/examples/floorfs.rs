@@ -1,5 +1,6 @@
 //! The benchmark's FUSE floor: a read-only mirror of a local directory that answers every
-//! request from memory and every open by passthrough, with a backing file kept per inode.
+//! request from memory and every open by passthrough, with a backing file kept per inode,
+//! and no `opendir` (the kernel opens directories itself, as personafs lets it).
 //! It does the least work any FUSE filesystem can do for a walk, on the same fuser, kernel
 //! settings, mount options, threads and busy polling as personafs (its own functions and
 //! defaults), so a walk through it costs only FUSE's own round trips. `scripts/bench.sh`
@@ -193,10 +194,8 @@ impl fuser::Filesystem for Floor {
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        reply.opened(
-            FileHandle(0),
-            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-        );
+        // As personafs: the kernel opens directories itself and caches their listings.
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
@@ -236,17 +235,6 @@ impl fuser::Filesystem for Floor {
                 None => false,
             }
         });
-        reply.ok();
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
         reply.ok();
     }
 }
