@@ -50,17 +50,51 @@ impl RedisServer {
             }
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
-        let server = RedisServer { child, port };
+        let mut server = RedisServer { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+        assert!(
+            server.answers_itself(),
+            "port {port} is answered by another redis-server"
+        );
         Some(server)
     }
 
+    /// A Redis of our own on a free port. Tests running at once may each be handed the same
+    /// free port: the server that cannot bind it exits, and the test would talk to (and
+    /// kill) the other's. So the server on the port must be ours, or another port is tried.
     pub fn start() -> Option<RedisServer> {
-        Self::start_on(free_port())
+        for _ in 0..5 {
+            let port = free_port();
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                continue; // taken already
+            }
+            match std::panic::catch_unwind(|| Self::start_on(port)) {
+                Ok(server) => return server,
+                Err(_) => eprintln!("redis-server on port {port} was not ours; another port"),
+            }
+        }
+        panic!("no redis-server of our own after 5 ports");
+    }
+
+    /// Whether the server answering on our port is our child (its `process_id`).
+    fn answers_itself(&mut self) -> bool {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return false;
+        }
+        let info: Option<String> = redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+            .and_then(|mut c| redis::cmd("INFO").arg("server").query(&mut c))
+            .ok();
+        let pid = info.as_deref().and_then(|i| {
+            i.lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .and_then(|p| p.trim().parse::<u32>().ok())
+        });
+        pid == Some(self.child.id())
     }
 }
 
@@ -105,5 +139,28 @@ impl RedisServer {
             out.push((key, value.unwrap_or_default()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_another_server_answers_is_not_taken_for_ours() {
+        let Some(first) = RedisServer::start() else {
+            return;
+        };
+        // A second server on the same port cannot bind it: it must not pass for ours.
+        let taken = std::panic::catch_unwind(|| RedisServer::start_on(first.port()));
+        assert!(
+            taken.is_err(),
+            "a server that could not bind passed for ours"
+        );
+        let Some(mut second) = RedisServer::start() else {
+            return;
+        };
+        assert_ne!(second.port(), first.port());
+        assert!(second.answers_itself());
     }
 }
