@@ -203,6 +203,41 @@ impl PersonaFs {
         });
     }
 
+    /// `readdir` and `readdirplus`: the entries from `offset`, each handed to `add` until
+    /// the reply is full; at once when the listing is at hand, else once the runtime has it.
+    fn list_dir<R: DirReply>(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        offset: u64,
+        mut reply: R,
+        add: impl Fn(&mut R, DirSlot<'_>) -> bool + Send + 'static,
+    ) {
+        let (op, plus) = (R::OP, R::PLUS);
+        tracing::trace!(ino = ino.0, offset, "{op}");
+        match self
+            .core
+            .dir_entries_now(ino.0, offset, plus, |e| add(&mut reply, e))
+        {
+            Some(Ok(())) => return reply.ok(),
+            Some(Err(e)) => return reply.error(failed(&self.core, op, &e)),
+            None => {}
+        }
+        let core = self.core.clone();
+        let work = {
+            let core = core.clone();
+            async move { core.dir_listing(ino.0, offset).await }
+        };
+        self.spawn_interruptible(req, op, work, move |done| match done {
+            Some(Ok(listing)) => {
+                core.hand_over(&listing, offset, plus, |e| add(&mut reply, e));
+                reply.ok()
+            }
+            Some(Err(e)) => reply.error(failed(&core, op, &e)),
+            None => reply.error(Errno::EINTR),
+        });
+    }
+
     /// Record every open of a file in `sink`.
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
@@ -245,6 +280,32 @@ fn answer_open(
     };
     reply.opened(FileHandle(o.fh), flags)
 }
+
+/// The two directory replies, for `list_dir`.
+trait DirReply: Send + 'static {
+    const OP: &'static str;
+    /// Whether entries count as lookups (readdirplus).
+    const PLUS: bool;
+    fn ok(self);
+    fn error(self, e: Errno);
+}
+
+macro_rules! dir_reply {
+    ($reply:ty, $op:literal, $plus:literal) => {
+        impl DirReply for $reply {
+            const OP: &'static str = $op;
+            const PLUS: bool = $plus;
+            fn ok(self) {
+                <$reply>::ok(self)
+            }
+            fn error(self, e: Errno) {
+                <$reply>::error(self, e)
+            }
+        }
+    };
+}
+dir_reply!(ReplyDirectory, "readdir", false);
+dir_reply!(ReplyDirectoryPlus, "readdirplus", true);
 
 /// Reply to a read: bytes, a file range spliced to the kernel, an error, or EINTR (`None`).
 fn answer_read(core: &FsCore, reply: ReplyData, done: Option<FsResult<ReadData>>) {
@@ -526,32 +587,10 @@ impl fuser::Filesystem for PersonaFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        tracing::trace!(ino = ino.0, offset, "readdir");
-        let add = |reply: &mut ReplyDirectory, e: DirSlot<'_>| {
+        self.list_dir(req, ino, offset, reply, |reply, e| {
             reply.add(INodeNo(e.attr.ino), e.next, file_type(e.attr.kind), e.name)
-        };
-        match self
-            .core
-            .dir_entries_now(ino.0, offset, false, |e| add(&mut reply, e))
-        {
-            Some(Ok(())) => return reply.ok(),
-            Some(Err(e)) => return reply.error(failed(&self.core, "readdir", &e)),
-            None => {}
-        }
-        let core = self.core.clone();
-        let work = {
-            let core = core.clone();
-            async move { core.dir_listing(ino.0, offset).await }
-        };
-        self.spawn_interruptible(req, "readdir", work, move |done| match done {
-            Some(Ok(listing)) => {
-                core.hand_over(&listing, offset, false, |e| add(&mut reply, e));
-                reply.ok()
-            }
-            Some(Err(e)) => reply.error(failed(&core, "readdir", &e)),
-            None => reply.error(Errno::EINTR),
         });
     }
 
@@ -561,11 +600,10 @@ impl fuser::Filesystem for PersonaFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
-        tracing::trace!(ino = ino.0, offset, "readdirplus");
         let ttls = self.ttls;
-        let add = move |reply: &mut ReplyDirectoryPlus, e: DirSlot<'_>| {
+        self.list_dir(req, ino, offset, reply, move |reply, e| {
             reply.add(
                 INodeNo(e.attr.ino),
                 e.next,
@@ -574,27 +612,6 @@ impl fuser::Filesystem for PersonaFs {
                 &fuse_attr(&e.attr),
                 Generation(0),
             )
-        };
-        match self
-            .core
-            .dir_entries_now(ino.0, offset, true, |e| add(&mut reply, e))
-        {
-            Some(Ok(())) => return reply.ok(),
-            Some(Err(e)) => return reply.error(failed(&self.core, "readdirplus", &e)),
-            None => {}
-        }
-        let core = self.core.clone();
-        let work = {
-            let core = core.clone();
-            async move { core.dir_listing(ino.0, offset).await }
-        };
-        self.spawn_interruptible(req, "readdirplus", work, move |done| match done {
-            Some(Ok(listing)) => {
-                core.hand_over(&listing, offset, true, |e| add(&mut reply, e));
-                reply.ok()
-            }
-            Some(Err(e)) => reply.error(failed(&core, "readdirplus", &e)),
-            None => reply.error(Errno::EINTR),
         });
     }
 
