@@ -297,17 +297,11 @@ pub struct MountOptions {
           action = ArgAction::Set, value_parser = parse::parse_bool, help_heading = MOUNT)]
     pub allow_other: bool,
 
-    /// FUSE worker threads: they only hand requests on, and the first busy-polls; more
-    /// would mostly be woken for nothing
+    /// FUSE worker threads: they only hand requests on; more would mostly be woken for
+    /// nothing
     #[arg(long, value_name = "N", default_value = "2", env = "PERSONAFS_THREADS",
           value_parser = parse::parse_positive, help_heading = MOUNT)]
     pub threads: usize,
-
-    /// After each FUSE request, read the next without sleeping for this long (0 = off):
-    /// a walk's opens skip a sleep and wake-up each, for at most this much CPU a request
-    #[arg(long, value_name = "DURATION", default_value = "50us", env = "PERSONAFS_BUSY_POLL",
-          value_parser = parse::parse_duration, help_heading = MOUNT)]
-    pub busy_poll: Duration,
 
     /// error, warn, info, debug or trace
     #[arg(long, value_name = "LEVEL", default_value = "info", env = "PERSONAFS_LOG_LEVEL",

@@ -61,7 +61,6 @@ pub const OPTION_KEYS: &[&str] = &[
     "dir_mode",
     "allow_other",
     "threads",
-    "busy_poll",
     "log_level",
     "log_file",
     "audit_log",
@@ -175,8 +174,6 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// FUSE worker threads (at least 1).
     pub threads: usize,
-    /// How long a FUSE thread reads without blocking after a request (zero = off).
-    pub busy_poll: Duration,
     /// `error`, `warn`, `info`, `debug` or `trace` (lowercase).
     pub log_level: String,
     /// Log file (absolute); `None` = the default destination.

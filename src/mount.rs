@@ -46,7 +46,6 @@ pub fn fuse_options(cfg: &MountConfig) -> FuseOptions {
         attr_ttl: cfg.attr_ttl,
         allow_other: cfg.allow_other,
         threads: cfg.threads,
-        busy_poll: cfg.busy_poll,
         fs_name: "personafs".into(),
     }
 }

@@ -226,7 +226,7 @@ fn redaction_purges_the_cache() {
 }
 
 #[test]
-fn cold_reads_are_spliced_from_the_download_and_byte_identical() {
+fn cold_reads_are_served_from_the_download_and_byte_identical() {
     if !fuse_available() {
         return;
     }
@@ -241,20 +241,11 @@ fn cold_reads_are_spliced_from_the_download_and_byte_identical() {
             "{section}/{name} differs from the direct download"
         );
     }
-    // Cold, each file was read through personafs from its download (no passthrough yet),
-    // and those reads went to the kernel by splice, not copied through the process.
-    let c = &m.core.counters;
-    let (reads, spliced) = (
-        c.reads.load(Ordering::Relaxed),
-        c.spliced_reads.load(Ordering::Relaxed),
-    );
+    // Cold, each file was read through personafs from its download (no passthrough yet).
+    let reads = m.core.counters.reads.load(Ordering::Relaxed);
     assert!(
         reads >= direct.len() as u64,
         "{reads} reads for {} files",
         direct.len()
-    );
-    assert!(
-        spliced > 0 && spliced <= reads,
-        "{spliced} of {reads} reads spliced"
     );
 }

@@ -131,7 +131,6 @@ fn resolve_options(
         dir_mode: s.required("dir_mode", parse::parse_mode)?,
         allow_other: s.required("allow_other", parse::parse_bool)?,
         threads: s.required("threads", parse::parse_positive)?,
-        busy_poll: s.required("busy_poll", parse::parse_duration)?,
         log_level: s.required("log_level", parse::parse_log_level)?,
         log_file: s.path("log_file")?,
         audit_log: s.path("audit_log")?,

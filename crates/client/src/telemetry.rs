@@ -62,8 +62,6 @@ pub struct Telemetry {
     pub opens: AtomicU64,
     /// `read` requests that reached personafs (passthrough reads do not).
     pub reads: AtomicU64,
-    /// Of those, the ones answered with splice(2) from a file (no copy through personafs).
-    pub spliced_reads: AtomicU64,
     /// Opens answered with a kernel backing file (FUSE passthrough).
     pub passthrough_opens: AtomicU64,
     /// Of those, the ones answered by a backing kept from an earlier open (no cache file
@@ -112,7 +110,6 @@ impl Default for Telemetry {
             cache_misses: AtomicU64::new(0),
             opens: AtomicU64::new(0),
             reads: AtomicU64::new(0),
-            spliced_reads: AtomicU64::new(0),
             passthrough_opens: AtomicU64::new(0),
             passthrough_kept_opens: AtomicU64::new(0),
             passthrough_kept: AtomicU64::new(0),

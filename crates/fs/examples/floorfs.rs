@@ -2,13 +2,13 @@
 //! request from memory and every open by passthrough, with a backing file kept per inode,
 //! and no `opendir` (the kernel opens directories itself, as personafs lets it).
 //! It does the least work any FUSE filesystem can do for a walk, on the same fuser, kernel
-//! settings, mount options, threads and busy polling as personafs (its own functions and
+//! settings, mount options and threads as personafs (its own functions and
 //! defaults), so a walk through it costs only FUSE's own round trips. `scripts/bench.sh`
 //! measures it beside personafs: the gap between the floor and local disk is what no FUSE
 //! filesystem can close on that machine.
 //!
-//! Usage: floorfs SOURCE MOUNTPOINT [THREADS] [BUSY_POLL_MICROS] (personafs's defaults when
-//! left out); unmounts on SIGTERM/SIGINT.
+//! Usage: floorfs SOURCE MOUNTPOINT [THREADS] (personafs's default when left out); unmounts
+//! on SIGTERM/SIGINT.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -242,7 +242,7 @@ impl fuser::Filesystem for Floor {
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: floorfs SOURCE MOUNTPOINT [THREADS] [BUSY_POLL_MICROS]");
+        eprintln!("usage: floorfs SOURCE MOUNTPOINT [THREADS]");
         std::process::exit(2);
     }
     let defaults = FuseOptions::default();
@@ -250,9 +250,6 @@ fn main() -> std::io::Result<()> {
         threads: args
             .get(3)
             .map_or(defaults.threads, |s| s.parse().expect("THREADS")),
-        busy_poll: args.get(4).map_or(defaults.busy_poll, |s| {
-            Duration::from_micros(s.parse().expect("BUSY_POLL_MICROS"))
-        }),
         fs_name: "floorfs".into(),
         ..defaults
     };

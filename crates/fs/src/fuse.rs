@@ -22,7 +22,7 @@ use crate::audit::{AuditSink, OpenRecord, Source};
 use crate::core::{DirSlot, FsCore};
 use crate::error::{FsError, FsResult};
 use crate::handles::{CacheBacking, Opened, ReadData};
-use crate::interrupts::Interrupts;
+use crate::interrupts::caller_signalled;
 use crate::metadata::{Attr, Kind};
 use crate::passthrough::{Offer, Passthrough};
 
@@ -33,8 +33,6 @@ pub struct FuseOptions {
     pub attr_ttl: Duration,
     pub allow_other: bool,
     pub threads: usize,
-    /// How long a FUSE thread keeps reading without blocking after a request (zero = off).
-    pub busy_poll: Duration,
     /// Shown as the mount's source in /proc/mounts.
     pub fs_name: String,
 }
@@ -45,7 +43,6 @@ impl Default for FuseOptions {
             attr_ttl: Duration::from_secs(5),
             allow_other: false,
             threads: 2,
-            busy_poll: Duration::from_micros(50),
             fs_name: "personafs".into(),
         }
     }
@@ -57,7 +54,6 @@ pub struct PersonaFs {
     ttls: Ttls,
     passthrough: Arc<Passthrough<BackingId>>,
     audit: Option<Arc<dyn AuditSink>>,
-    interrupts: Arc<Interrupts>,
 }
 
 /// Who asked for an open, for the audit log.
@@ -174,13 +170,12 @@ impl PersonaFs {
             rt,
             passthrough,
             audit: None,
-            interrupts: Arc::default(),
         }
     }
 
-    /// Run `work` on the runtime and give its result to `answer`; `None` when the kernel
-    /// interrupts request `req` first (its caller got a signal), the request then being
-    /// answered `EINTR` at once. Only this caller stops waiting: a download goes on.
+    /// Run `work` on the runtime and give its result to `answer`; `None` when the caller of
+    /// `req` gets a signal first (`interrupts`), the request then being answered `EINTR`.
+    /// Only this caller stops waiting: a download goes on.
     fn spawn_interruptible<T: Send + 'static>(
         &self,
         req: &Request,
@@ -188,13 +183,13 @@ impl PersonaFs {
         work: impl Future<Output = T> + Send + 'static,
         answer: impl FnOnce(Option<T>) + Send + 'static,
     ) {
-        let pending = self.interrupts.register(req.unique().0);
+        let caller = req.pid();
         let core = self.core.clone();
         self.rt.spawn(async move {
             tokio::select! {
                 biased;
                 done = work => answer(Some(done)),
-                () = pending.interrupted() => {
+                () = caller_signalled(caller) => {
                     core.counters.error(libc::EINTR);
                     tracing::debug!(op, "{op} interrupted by the caller's signal");
                     answer(None)
@@ -307,22 +302,11 @@ macro_rules! dir_reply {
 dir_reply!(ReplyDirectory, "readdir", false);
 dir_reply!(ReplyDirectoryPlus, "readdirplus", true);
 
-/// Reply to a read: bytes, a file range spliced to the kernel, an error, or EINTR (`None`).
+/// Reply to a read: bytes (a file range is read into memory first), an error, or EINTR
+/// (`None`).
 fn answer_read(core: &FsCore, reply: ReplyData, done: Option<FsResult<ReadData>>) {
-    match done {
-        Some(Ok(ReadData::Bytes(data))) => reply.data(&data),
-        Some(Ok(ReadData::File(range))) => {
-            match reply.data_from_file(range.fd(), range.offset, range.len) {
-                Ok(true) => {
-                    core.counters.spliced_reads.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    core.counters.error(libc::EIO);
-                    tracing::warn!("read reply failed: {e}");
-                }
-            }
-        }
+    match done.map(|r| r.and_then(ReadData::into_bytes)) {
+        Some(Ok(data)) => reply.data(&data),
         Some(Err(e)) => reply.error(failed(core, "read", &e)),
         None => reply.error(Errno::EINTR),
     }
@@ -376,7 +360,6 @@ pub fn session_config(opts: &FuseOptions) -> Config {
         SessionACL::Owner
     };
     config.n_threads = Some(opts.threads.max(1));
-    config.busy_poll = Some(opts.busy_poll);
     config
 }
 
@@ -450,11 +433,6 @@ impl fuser::Filesystem for PersonaFs {
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         // fuser's default `batch_forget` comes here once per inode.
         self.core.forget(ino.0, nlookup);
-    }
-
-    fn interrupt(&self, _req: &Request, unique: fuser::RequestId) {
-        tracing::trace!(unique = unique.0, "interrupt");
-        self.interrupts.interrupt(unique.0);
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
