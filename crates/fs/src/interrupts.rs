@@ -1,130 +1,101 @@
-//! Requests the kernel may interrupt. A process waiting in a read (or a lookup, an open...)
-//! that gets a signal makes the kernel send `FUSE_INTERRUPT` naming the request; the adapter
-//! then answers that request with `EINTR` at once, so Ctrl-C works even while a download is
-//! waiting on the network. The work itself is only abandoned by that caller: a download in
-//! progress goes on for the others and for the cache.
+//! Ctrl-C and `kill` while a request waits on the network. fuser answers the kernel's
+//! `FUSE_INTERRUPT` with `ENOSYS`, after which the kernel stops sending it and the caller of a
+//! waiting request sleeps until the filesystem answers (a fatal signal only moves it from
+//! killable to uninterruptible sleep). So personafs watches the caller itself: while a request
+//! waits, its caller's pending signals are read from `/proc/<pid>/status` every
+//! [`POLL_EVERY`], and the request is answered `EINTR` once one is pending and not blocked (a
+//! fatal signal shows there as SIGKILL), or once the caller is gone. Only that caller stops
+//! waiting: a download in progress goes on for the others and for the cache.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::Mutex;
-use tokio::sync::Notify;
+/// How often a waiting request looks at its caller: Ctrl-C is answered within this.
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(100);
 
-/// Interrupts that came before their request was registered (a FUSE thread may dispatch the
-/// interrupt before another one has registered the request); a few are enough.
-const EARLY_KEPT: usize = 64;
-
-#[derive(Default)]
-pub(crate) struct Interrupts {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    waiting: HashMap<u64, Arc<Notify>>,
-    early: VecDeque<u64>,
-}
-
-/// A registered request; it leaves the registry when dropped.
-pub(crate) struct Pending {
-    unique: u64,
-    notify: Arc<Notify>,
-    owner: Arc<Interrupts>,
-}
-
-impl Interrupts {
-    /// Register request `unique` (the kernel's id) before waiting on its answer.
-    pub(crate) fn register(self: &Arc<Self>, unique: u64) -> Pending {
-        let notify = Arc::new(Notify::new());
-        let mut inner = self.inner.lock();
-        if let Some(i) = inner.early.iter().position(|&u| u == unique) {
-            inner.early.remove(i);
-            // Kept as a permit: `interrupted()` completes at once.
-            notify.notify_one();
-        }
-        inner.waiting.insert(unique, notify.clone());
-        Pending {
-            unique,
-            notify,
-            owner: self.clone(),
+/// Completes once `pid` (the calling thread, as the kernel gives it) has a signal that would
+/// have interrupted its wait, or has exited. Never completes for pid 0 (the kernel's own
+/// requests have no caller to signal).
+pub(crate) async fn caller_signalled(pid: u32) {
+    if pid == 0 {
+        return std::future::pending().await;
+    }
+    let path = format!("/proc/{pid}/status");
+    let mut tick = tokio::time::interval(POLL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: skip it, most requests are answered well within one period.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match std::fs::read_to_string(&path) {
+            Ok(status) if !interrupting(&status) => {}
+            // Pending, or gone (nobody is waiting for the answer any more).
+            _ => return,
         }
     }
-
-    /// The kernel interrupts request `unique`.
-    pub(crate) fn interrupt(&self, unique: u64) {
-        let mut inner = self.inner.lock();
-        match inner.waiting.get(&unique) {
-            Some(notify) => notify.notify_one(),
-            None => {
-                // Either answered already (then this is forgotten soon) or not yet registered.
-                if inner.early.len() == EARLY_KEPT {
-                    inner.early.pop_front();
-                }
-                inner.early.push_back(unique);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.inner.lock().waiting.len()
-    }
 }
 
-impl Pending {
-    /// Completes when the kernel interrupts this request.
-    pub(crate) async fn interrupted(&self) {
-        self.notify.notified().await;
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        self.owner.inner.lock().waiting.remove(&self.unique);
-    }
+/// Whether a `/proc/<pid>/status` text shows a pending signal its thread does not block.
+fn interrupting(status: &str) -> bool {
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    // SigPnd: this thread's own; ShdPnd: the process's, delivered to any thread.
+    let pending = mask("SigPnd:") | mask("ShdPnd:");
+    pending & !mask("SigBlk:") != 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    async fn fires(p: &Pending) -> bool {
-        tokio::time::timeout(Duration::from_millis(50), p.interrupted())
+    fn status(pnd: &str, shd: &str, blk: &str) -> String {
+        format!(
+            "Name:\tcat\nState:\tD (disk sleep)\nSigQ:\t1/94775\nSigPnd:\t{pnd}\nShdPnd:\t{shd}\nSigBlk:\t{blk}\nSigIgn:\t0000000000000000\n"
+        )
+    }
+
+    #[test]
+    fn a_pending_unblocked_signal_interrupts_and_a_blocked_one_does_not() {
+        let none = "0000000000000000";
+        assert!(!interrupting(&status(none, none, none)));
+        // SIGINT (2) sent to the process.
+        assert!(interrupting(&status(none, "0000000000000002", none)));
+        // SIGKILL (9) set on the thread by a fatal signal.
+        assert!(interrupting(&status("0000000000000100", none, none)));
+        // SIGINT pending but blocked: the kernel would not have interrupted either.
+        assert!(!interrupting(&status(
+            none,
+            "0000000000000002",
+            "0000000000000002"
+        )));
+        assert!(!interrupting("garbage"));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_is_gone_ends_the_wait_and_pid_0_never_does() {
+        // The largest pid Linux hands out is 4194304: this one cannot exist.
+        tokio::time::timeout(Duration::from_secs(1), caller_signalled(u32::MAX - 1))
             .await
-            .is_ok()
+            .expect("a missing process ends the wait");
+        assert!(
+            tokio::time::timeout(3 * POLL_EVERY, caller_signalled(0))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
-    async fn an_interrupt_reaches_its_request_only() {
-        let reg = Arc::new(Interrupts::default());
-        let (a, b) = (reg.register(7), reg.register(8));
-        reg.interrupt(7);
-        assert!(fires(&a).await);
-        assert!(!fires(&b).await);
-    }
-
-    #[tokio::test]
-    async fn an_interrupt_before_registration_is_kept() {
-        let reg = Arc::new(Interrupts::default());
-        reg.interrupt(9);
-        let p = reg.register(9);
-        assert!(fires(&p).await);
-        // Used up: a later request with another id is not interrupted by it.
-        assert!(!fires(&reg.register(10)).await);
-    }
-
-    #[tokio::test]
-    async fn answered_requests_leave_and_early_ones_are_bounded() {
-        let reg = Arc::new(Interrupts::default());
-        drop(reg.register(1));
-        assert_eq!(reg.len(), 0);
-        for u in 100..100 + 2 * EARLY_KEPT as u64 {
-            reg.interrupt(u);
-        }
-        assert_eq!(reg.inner.lock().early.len(), EARLY_KEPT);
-        // The oldest were let go, the newest kept.
-        assert!(!fires(&reg.register(100)).await);
-        assert!(fires(&reg.register(100 + 2 * EARLY_KEPT as u64 - 1)).await);
+    async fn a_quiet_caller_keeps_waiting() {
+        // This test's own process has no pending signal.
+        let me = std::process::id();
+        assert!(
+            tokio::time::timeout(3 * POLL_EVERY, caller_signalled(me))
+                .await
+                .is_err()
+        );
     }
 }
