@@ -99,6 +99,7 @@ impl FsCore {
                 cache: cache.clone(),
                 rt: rt.clone(),
             }),
+            rt.clone(),
         ));
         let views = Arc::new(Views::new(
             api.clone(),

@@ -99,6 +99,8 @@ pub(crate) struct Persisted {
 
 pub(crate) struct Lister {
     api: Arc<dyn PersonaApi>,
+    /// Where background listings run, as every task of the filesystem.
+    rt: tokio::runtime::Handle,
     filters: ListFilters,
     ttl: Duration,
     persisted: Option<Persisted>,
@@ -132,9 +134,11 @@ impl Lister {
         filters: ListFilters,
         ttl: Duration,
         persisted: Option<Persisted>,
+        rt: tokio::runtime::Handle,
     ) -> Lister {
         Lister {
             api,
+            rt,
             filters,
             ttl,
             persisted,
@@ -245,7 +249,7 @@ impl Lister {
         // Locked before this returns: whoever waits for what it confirms sees it.
         if let Ok(refreshing) = self.refresh.clone().try_lock_owned() {
             let me = self.clone();
-            tokio::spawn(async move {
+            self.rt.spawn(async move {
                 let _ = me.refresh_locked().await;
                 drop(refreshing);
             });
