@@ -18,9 +18,13 @@ use super::query::filter_params;
 use super::ratelimit::{Budget, RateLimiter};
 use super::retry::{RetryPolicy, Transient, transient_status, transient_transport};
 use super::{EventPage, EventsFrom, InquiryPage, ListFilters, PersonaApi, RetrievedInquiry};
+use crate::body::{Deadline, read_capped, read_error_body};
 use crate::error::Host;
 use crate::redact::redact_text;
 use crate::{Error, Result};
+
+/// The longest an error body is waited for: it only adds words to the message.
+pub(super) const ERROR_BODY_WAIT: Duration = Duration::from_secs(5);
 
 /// The Persona API key. Its Debug and Display never show it.
 #[derive(Clone)]
@@ -71,6 +75,15 @@ pub struct ClientConfig {
     pub max_rate_limit_wait: Duration,
     /// Client-side limit on API requests per minute (0 = none).
     pub api_rate_limit: u32,
+    /// The deadline of one operation (`--io-timeout`). An API request ends within it as a
+    /// whole: every attempt, pause, rate-limit wait and byte of the body. A download must
+    /// gain `min_transfer_rate` × this in each such period, across its attempts.
+    pub operation_timeout: Duration,
+    /// The largest API body read (`--max-response-size`); a larger one is an error, never
+    /// buffered.
+    pub max_response_size: u64,
+    /// Bytes per second under which a download counts as stalled (see `operation_timeout`).
+    pub min_transfer_rate: u64,
     /// Where retries, 429s and the server's remaining budget are counted.
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
@@ -78,11 +91,17 @@ pub struct ClientConfig {
 pub use crate::version::DEFAULT_PERSONA_VERSION;
 /// Persona's largest page.
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// The default `max_response_size`. A real inquiry with every document and verification
+/// included is well under 1 MiB and a 100-inquiry list page about 100 KiB: 64 MiB leaves
+/// room for any organization while bounding what one answer can take.
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 64 << 20;
+/// The default `min_transfer_rate`: far below any working link, far above a trickle.
+pub const DEFAULT_MIN_TRANSFER_RATE: u64 = 1024;
 
 impl ClientConfig {
-    /// Defaults: version [`DEFAULT_PERSONA_VERSION`], 10 s connect, 60 s request, 6 retries
-    /// from 500 ms, 300 requests/min, file hosts derived from `api_base` (see
-    /// [`default_file_hosts`]).
+    /// Defaults: version [`DEFAULT_PERSONA_VERSION`], 10 s connect, 60 s request, 60 s per
+    /// operation, 6 retries from 500 ms, 300 requests/min, 64 MiB bodies, 1 KiB/s minimum
+    /// download rate, file hosts derived from `api_base` (see [`default_file_hosts`]).
     pub fn new(api_base: impl Into<String>, api_key: ApiKey) -> Self {
         let api_base = api_base.into();
         ClientConfig {
@@ -96,6 +115,9 @@ impl ClientConfig {
             retry_base_delay: Duration::from_millis(500),
             max_rate_limit_wait: Duration::from_secs(60),
             api_rate_limit: 300,
+            operation_timeout: Duration::from_secs(60),
+            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+            min_transfer_rate: DEFAULT_MIN_TRANSFER_RATE,
             telemetry: None,
         }
     }
@@ -278,6 +300,8 @@ impl HttpClient {
             .use_rustls_tls()
             .connect_timeout(config.connect_timeout)
             .redirect(redirect)
+            // A Referer after a redirect would repeat the signed URL, token and all.
+            .referer(false)
             .user_agent(concat!("personafs/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
@@ -367,27 +391,55 @@ impl HttpClient {
         })
     }
 
-    /// One API GET under the retry policy; the body of the 2xx answer.
+    /// One API GET under the retry policy; the body of the 2xx answer. The whole of it —
+    /// budget, attempts, pauses, bodies — ends within `operation_timeout`.
     async fn api_get(&self, context: &str, url: Url) -> Result<Bytes> {
         let config = &self.inner.config;
+        let deadline = Deadline::after(config.operation_timeout);
         let mut attempts = config.attempts();
         loop {
-            self.inner.budget.acquire().await;
-            let sent = self
+            if tokio::time::timeout_at(deadline.at, self.inner.budget.acquire())
+                .await
+                .is_err()
+            {
+                return Err(deadline.passed(context, "waiting for the request budget"));
+            }
+            let request = self
                 .inner
                 .http
                 .get(url.clone())
                 .headers(self.api_headers())
-                .timeout(config.request_timeout)
-                .send()
-                .await;
+                .send();
+            let until = deadline
+                .at
+                .min(tokio::time::Instant::now() + config.request_timeout);
+            let sent = match tokio::time::timeout_at(until, request).await {
+                Ok(sent) => sent,
+                Err(_) if deadline.remaining().is_zero() => {
+                    return Err(deadline.passed(context, "waiting for an answer"));
+                }
+                Err(_) => {
+                    let err = Error::Network {
+                        context: context.to_string(),
+                        message: "timed out: no answer".into(),
+                    };
+                    attempts
+                        .pause_until(err, Transient::Timeout, false, Some(deadline.at))
+                        .await?;
+                    continue;
+                }
+            };
             let resp = match sent {
                 Ok(resp) => resp,
                 Err(e) => {
                     let failure = transient_transport(&e);
                     let err = network_error(context, e);
                     match failure {
-                        Some(failure) => attempts.pause(err, failure, false).await?,
+                        Some(failure) => {
+                            attempts
+                                .pause_until(err, failure, false, Some(deadline.at))
+                                .await?
+                        }
                         None => return Err(err),
                     }
                     continue;
@@ -396,22 +448,38 @@ impl HttpClient {
             let headers = resp.headers().clone();
             self.observe_rate_limit(&headers).await;
             let status = resp.status();
-            let body = resp.bytes().await;
-            let (err, failure) = match body {
-                Ok(body) if status.is_success() => return Ok(body),
-                // The body was cut: the request goes again.
-                Err(e) if status.is_success() => {
-                    let failure = transient_transport(&e).unwrap_or(Transient::ShortBody);
-                    (network_error(context, e), Some(failure))
+            let (err, failure) = if status.is_success() {
+                let body = read_capped(
+                    resp,
+                    config.max_response_size,
+                    &deadline,
+                    config.request_timeout,
+                    context,
+                )
+                .await;
+                match body {
+                    Ok(body) => return Ok(body),
+                    // Too large is final; out of time is the operation's end.
+                    Err(e)
+                        if matches!(e, Error::TooLarge { .. })
+                            || deadline.remaining().is_zero() =>
+                    {
+                        return Err(e);
+                    }
+                    // The body was cut: the request goes again.
+                    Err(e) => (e, Some(Transient::ShortBody)),
                 }
-                body => {
-                    let body = body.unwrap_or_default();
-                    let err = http_error(Host::Api, status, &headers, &body, context);
-                    (err, transient_status(status, &headers))
-                }
+            } else {
+                let body = read_error_body(resp, deadline.remaining().min(ERROR_BODY_WAIT)).await;
+                let err = http_error(Host::Api, status, &headers, &body, context);
+                (err, transient_status(status, &headers))
             };
             match failure {
-                Some(failure) => attempts.pause(err, failure, false).await?,
+                Some(failure) => {
+                    attempts
+                        .pause_until(err, failure, false, Some(deadline.at))
+                        .await?
+                }
                 None => return Err(err),
             }
         }

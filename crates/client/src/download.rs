@@ -7,9 +7,11 @@ use futures::StreamExt;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderMap, RANGE};
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
-use super::client::{FileTarget, HttpClient, http_error, network_error};
+use super::client::{ERROR_BODY_WAIT, FileTarget, HttpClient, http_error, network_error};
 use super::retry::{Transient, transient_status, transient_transport};
+use crate::body::{Deadline, read_error_body};
 use crate::redact::redact_url;
 use crate::{Error, Result};
 
@@ -69,14 +71,17 @@ impl HttpClient {
         let target = self.file_target(url)?;
         let context = format!("size of {}", redact_url(url));
         let config = self.config();
+        let deadline = Deadline::after(config.operation_timeout);
         let mut attempts = config.attempts();
         loop {
-            let sent = tokio::time::timeout(
-                config.request_timeout,
-                self.file_request(Method::HEAD, &target).send(),
-            )
-            .await;
+            let until = deadline.at.min(Instant::now() + config.request_timeout);
+            let sent =
+                tokio::time::timeout_at(until, self.file_request(Method::HEAD, &target).send())
+                    .await;
             let (err, failure) = match sent {
+                Err(_) if deadline.remaining().is_zero() => {
+                    return Err(deadline.passed(&context, "waiting for an answer"));
+                }
                 Err(_) => (timeout_error(&context), Some(Transient::Timeout)),
                 Ok(Err(e)) => {
                     let failure = transient_transport(&e);
@@ -95,7 +100,11 @@ impl HttpClient {
                 }
             };
             match failure {
-                Some(failure) => attempts.pause(err, failure, false).await?,
+                Some(failure) => {
+                    attempts
+                        .pause_until(err, failure, false, Some(deadline.at))
+                        .await?
+                }
                 None => return Err(err),
             }
         }
@@ -115,10 +124,16 @@ impl HttpClient {
         let mut attempts = self.config().attempts();
         let mut pos = offset;
         let mut total: Option<u64> = None;
+        let mut pace = Pace::new(self.config(), pos);
         loop {
             let before = pos;
+            let at = Progress {
+                pos: &mut pos,
+                total: &mut total,
+                pace: &mut pace,
+            };
             let result = self
-                .download_attempt(&target, &context, (offset, end), &mut pos, &mut total, out)
+                .download_attempt(&target, &context, (offset, end), at, out)
                 .await?;
             match result {
                 Attempt::Done => {
@@ -126,7 +141,11 @@ impl HttpClient {
                     return Ok(pos - offset);
                 }
                 Attempt::Retry { error, failure } => {
-                    if let Err(error) = attempts.pause(error, failure, pos > before).await {
+                    let until = pace.latest_next_attempt(pos);
+                    let paused = attempts
+                        .pause_until(error, failure, pos > before, Some(until))
+                        .await;
+                    if let Err(error) = paused {
                         out.flush().await?;
                         return Err(error);
                     }
@@ -142,8 +161,7 @@ impl HttpClient {
         target: &FileTarget,
         context: &str,
         (offset, end): (u64, Option<u64>),
-        pos: &mut u64,
-        total: &mut Option<u64>,
+        Progress { pos, total, pace }: Progress<'_>,
         out: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<Attempt> {
         let config = self.config();
@@ -156,8 +174,12 @@ impl HttpClient {
         } else if *pos > 0 {
             req = req.header(RANGE, format!("bytes={}-", *pos));
         }
-        let resp = match tokio::time::timeout(config.request_timeout, req.send()).await {
-            Err(_) => return Ok(retry(timeout_error(context), Transient::Timeout)),
+        let until = pace.until().min(Instant::now() + config.request_timeout);
+        let resp = match tokio::time::timeout_at(until, req.send()).await {
+            Err(_) => {
+                pace.check(*pos, context)?;
+                return Ok(retry(timeout_error(context), Transient::Timeout));
+            }
             Ok(Err(e)) => return transport_attempt(context, e),
             Ok(Ok(resp)) => resp,
         };
@@ -203,7 +225,8 @@ impl HttpClient {
                 ));
             }
             s => {
-                let body = read_small_body(resp).await;
+                let wait = pace.remaining().min(ERROR_BODY_WAIT);
+                let body = read_error_body(resp, wait).await;
                 let err = http_error(target.host, s, &headers, &body, context);
                 // An expired signed URL (files-host 401/403/410) is final here: the caller
                 // re-retrieves the inquiry for a fresh one.
@@ -224,13 +247,21 @@ impl HttpClient {
         };
 
         let mut body = resp.bytes_stream();
+        let mut idle_until = Instant::now() + config.request_timeout;
         loop {
-            let chunk = match tokio::time::timeout(config.request_timeout, body.next()).await {
-                Err(_) => return Ok(retry(timeout_error(context), Transient::Timeout)),
-                Ok(None) => break,
-                Ok(Some(Err(e))) => return transport_attempt(context, e),
-                Ok(Some(Ok(chunk))) => chunk,
-            };
+            let chunk =
+                match tokio::time::timeout_at(pace.until().min(idle_until), body.next()).await {
+                    // The end of a pace period: on to the next one when this one had enough.
+                    Err(_) if Instant::now() >= pace.until() => {
+                        pace.check(*pos, context)?;
+                        continue;
+                    }
+                    Err(_) => return Ok(retry(timeout_error(context), Transient::Timeout)),
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => return transport_attempt(context, e),
+                    Ok(Some(Ok(chunk))) => chunk,
+                };
+            idle_until = Instant::now() + config.request_timeout;
             let mut chunk = &chunk[..];
             if skip > 0 {
                 let n = skip.min(chunk.len() as u64);
@@ -256,6 +287,7 @@ impl HttpClient {
             }
             out.write_all(chunk).await?;
             *pos += chunk.len() as u64;
+            pace.check(*pos, context)?;
         }
         match stop {
             Some(t) if *pos < t => Ok(retry(
@@ -299,19 +331,82 @@ fn timeout_error(context: &str) -> Error {
     }
 }
 
-/// An error body, read only up to a small size (it is only for `title`/`details`).
-async fn read_small_body(resp: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Ok(Some(Ok(chunk))) =
-        tokio::time::timeout(Duration::from_secs(5), stream.next()).await
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > 64 * 1024 {
-            break;
+/// Where a download stands, carried from one attempt to the next.
+struct Progress<'a> {
+    /// The next byte to write.
+    pos: &'a mut u64,
+    /// The file's size, once a response said it.
+    total: &'a mut Option<u64>,
+    pace: &'a mut Pace,
+}
+
+/// The least a download must do: `min_bytes` in every `period`, whatever its attempts,
+/// pauses and rate-limit waits. A body that trickles fails at the end of the first period
+/// that falls short, together with the read waiting for it (`--io-timeout`).
+#[derive(Debug)]
+struct Pace {
+    period: Duration,
+    min_bytes: u64,
+    rate: u64,
+    start: Instant,
+    /// The position at `start`.
+    base: u64,
+}
+
+impl Pace {
+    fn new(config: &crate::ClientConfig, pos: u64) -> Pace {
+        let period = config.operation_timeout;
+        Pace {
+            period,
+            min_bytes: (config.min_transfer_rate as f64 * period.as_secs_f64()) as u64,
+            rate: config.min_transfer_rate,
+            start: Instant::now(),
+            base: pos,
         }
     }
-    body
+
+    /// The end of the current period.
+    fn until(&self) -> Instant {
+        self.start + self.period
+    }
+
+    fn remaining(&self) -> Duration {
+        self.until().saturating_duration_since(Instant::now())
+    }
+
+    /// At or past the end of the period: a new one when this one gained enough, else the
+    /// error that ends the download.
+    fn check(&mut self, pos: u64, context: &str) -> Result<()> {
+        let now = Instant::now();
+        if now < self.until() {
+            return Ok(());
+        }
+        let gained = pos.saturating_sub(self.base);
+        if gained < self.min_bytes {
+            return Err(Error::Network {
+                context: context.to_string(),
+                message: format!(
+                    "timed out: {gained} bytes in {} s, under the minimum of {} per second \
+                     (--io-timeout)",
+                    self.period.as_secs(),
+                    crate::body::human_bytes(self.rate)
+                ),
+            });
+        }
+        self.start = now;
+        self.base = pos;
+        Ok(())
+    }
+
+    /// The latest a next attempt may start: the period's end, or one period from now when
+    /// this one has gained enough already.
+    fn latest_next_attempt(&self, pos: u64) -> Instant {
+        if pos.saturating_sub(self.base) >= self.min_bytes {
+            Instant::now() + self.period
+        } else {
+            self.until()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,16 @@ pub enum Error {
         expected: u64,
         received: u64,
     },
+    /// A body larger than the client takes (`--max-response-size`): never read beyond it.
+    #[error("{context}: the answer is larger than the {} limit (--max-response-size){}",
+        crate::body::human_bytes(*limit),
+        announced.map(|n| format!("; it announced {}", crate::body::human_bytes(n))).unwrap_or_default())]
+    TooLarge {
+        context: String,
+        limit: u64,
+        /// The `Content-Length` the server announced, when it did.
+        announced: Option<u64>,
+    },
     /// A file URL that points to a host we do not trust with requests.
     #[error("refused to fetch a file from foreign host {host:?}")]
     ForeignHost { host: String },

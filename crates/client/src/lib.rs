@@ -2,6 +2,7 @@
 //! trait, its typed model, and the pure mapping from a retrieved inquiry to the files a mount
 //! shows. No FUSE, no CLI.
 
+pub mod body;
 pub mod client;
 pub mod download;
 pub mod error;

@@ -170,6 +170,19 @@ impl Attempts {
         failure: Transient,
         progressed: bool,
     ) -> Result<Duration> {
+        self.next_wait_until(error, failure, progressed, None)
+    }
+
+    /// `next_wait`, giving up too when the next attempt would start at or after `until`:
+    /// waiting out a `RateLimit-Reset` that ends past the operation's deadline only delays
+    /// the same error.
+    pub fn next_wait_until(
+        &mut self,
+        error: Error,
+        failure: Transient,
+        progressed: bool,
+        until: Option<tokio::time::Instant>,
+    ) -> Result<Duration> {
         if let Some(t) = &self.telemetry
             && matches!(failure, Transient::RateLimited { .. })
         {
@@ -184,6 +197,15 @@ impl Attempts {
             return Err(error);
         }
         let wait = self.policy.wait(failure, before, progressed);
+        if until.is_some_and(|until| tokio::time::Instant::now() + wait >= until) {
+            tracing::debug!(
+                attempt = self.attempts,
+                ?failure,
+                wait_ms = wait.as_millis() as u64,
+                "{error}; not retrying: the next attempt would start past the deadline"
+            );
+            return Err(error);
+        }
         if let Some(t) = &self.telemetry {
             t.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -203,7 +225,18 @@ impl Attempts {
         failure: Transient,
         progressed: bool,
     ) -> Result<()> {
-        let wait = self.next_wait(error, failure, progressed)?;
+        self.pause_until(error, failure, progressed, None).await
+    }
+
+    /// `next_wait_until`, then the wait itself.
+    pub async fn pause_until(
+        &mut self,
+        error: Error,
+        failure: Transient,
+        progressed: bool,
+        until: Option<tokio::time::Instant>,
+    ) -> Result<()> {
+        let wait = self.next_wait_until(error, failure, progressed, until)?;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -373,6 +406,26 @@ mod tests {
 
         let mut none = policy(0).start();
         assert!(none.next_wait(err(), Transient::Timeout, false).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_wait_past_the_deadline_gives_up_at_once() {
+        let mut a = policy(6).start();
+        let limited = Transient::RateLimited {
+            reset_secs: Some(3600),
+        };
+        let soon = tokio::time::Instant::now() + Duration::from_secs(5);
+        let e = a
+            .next_wait_until(err(), limited, false, Some(soon))
+            .unwrap_err();
+        assert!(matches!(e, Error::Network { .. }));
+        let later = tokio::time::Instant::now() + Duration::from_secs(600);
+        let w = a.next_wait_until(err(), limited, false, Some(later));
+        assert_eq!(
+            w.unwrap(),
+            Duration::from_secs(60),
+            "capped, within the deadline"
+        );
     }
 
     #[test]
