@@ -704,7 +704,7 @@ impl FsCore {
     }
 
     /// Up to `size` bytes at `offset` of open file `fh`, as the FUSE layer answers them
-    /// (a file range it can splice, or bytes).
+    /// (a file range, or bytes).
     pub async fn read_data(&self, fh: u64, offset: u64, size: u32) -> FsResult<ReadData> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         self.handles
