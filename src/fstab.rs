@@ -6,6 +6,10 @@
 //!
 //! The API key never comes this way: a key in the options is refused (name `api_key_file`
 //! in the config file given by `config=FILE`).
+//!
+//! `rw` is accepted with one warning: mount(8) adds it to every fstab line that names
+//! neither `ro` nor `rw`, and a read-only filesystem mounts read-only and says so (as mount
+//! does for write-protected media).
 
 use std::ffi::{OsStr, OsString};
 
@@ -48,11 +52,27 @@ const STANDARD_PREFIXES: &[&str] = &["x-", "comment=", "subtype=", "fsname="];
 /// Switches: an option given without a value means `true`.
 const SWITCHES: &[&str] = &["allow_other", "foreground", "prefetch"];
 
+/// The one line said when `rw` is asked for (explicitly, or by mount(8) implicitly).
+pub const RW_WARNING: &str =
+    "personafs: warning: personafs is read-only; mounting read-only (rw ignored)";
+
 /// If `argv` (program name first) has the form `SOURCE MOUNTPOINT [-o OPTIONS]...`, the
-/// equivalent ordinary command line; otherwise `argv` unchanged.
+/// equivalent ordinary command line; otherwise `argv` unchanged. Warnings go to stderr.
 pub fn rewrite(argv: Vec<OsString>, subcommands: &[&str]) -> Result<Vec<OsString>, ConfigError> {
+    let (argv, warnings) = rewrite_with_warnings(argv, subcommands)?;
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    Ok(argv)
+}
+
+/// `rewrite`, with the warnings returned rather than printed.
+fn rewrite_with_warnings(
+    argv: Vec<OsString>,
+    subcommands: &[&str],
+) -> Result<(Vec<OsString>, Vec<&'static str>), ConfigError> {
     let Some((source, mountpoint, options)) = fstab_form(&argv, subcommands) else {
-        return Ok(argv);
+        return Ok((argv, Vec::new()));
     };
     let demo = match source.as_str() {
         "personafs" => false,
@@ -68,10 +88,19 @@ pub fn rewrite(argv: Vec<OsString>, subcommands: &[&str]) -> Result<Vec<OsString
         OsString::from(if demo { "demo" } else { "mount" }),
         mountpoint,
     ];
+    let mut warnings = Vec::new();
     for option in options.iter().flat_map(|o| o.split(',')) {
-        out.extend(translate(option.trim(), demo)?);
+        let option = option.trim();
+        if option == "rw" {
+            // Once, however often it is given.
+            if warnings.is_empty() {
+                warnings.push(RW_WARNING);
+            }
+            continue;
+        }
+        out.extend(translate(option, demo)?);
     }
-    Ok(out)
+    Ok((out, warnings))
 }
 
 /// SOURCE, MOUNTPOINT and the `-o` option strings, when `argv` has the fstab form. A first
@@ -116,9 +145,7 @@ fn translate(option: &str, demo: bool) -> Result<Vec<OsString>, ConfigError> {
     };
     let flag = |name: &str, value: &str| vec![OsString::from(format!("{name}={value}"))];
     match (key.as_str(), value) {
-        ("rw", _) => Err(ConfigError::new(
-            "personafs is read-only: remove `rw` from the mount options",
-        )),
+        ("rw", Some(_)) => Err(ConfigError::new("mount option rw takes no value")),
         ("api_key" | "api_key_file", _) => Err(ConfigError::new(
             "the API key never goes in fstab or on a command line: set api_key_file in the config file and name it with config=FILE",
         )),
@@ -148,15 +175,21 @@ mod tests {
     const SUBCOMMANDS: &[&str] = &["mount", "demo", "unmount", "cache"];
 
     fn run(args: &[&str]) -> Result<Vec<String>, ConfigError> {
+        run_warned(args).map(|(argv, _)| argv)
+    }
+
+    fn run_warned(args: &[&str]) -> Result<(Vec<String>, Vec<&'static str>), ConfigError> {
         let argv = std::iter::once("personafs")
             .chain(args.iter().copied())
             .map(OsString::from)
             .collect();
-        rewrite(argv, SUBCOMMANDS).map(|v| {
-            v.into_iter()
+        rewrite_with_warnings(argv, SUBCOMMANDS).map(|(v, warnings)| {
+            let argv = v
+                .into_iter()
                 .skip(1)
                 .map(|s| s.into_string().unwrap())
-                .collect()
+                .collect();
+            (argv, warnings)
         })
     }
 
@@ -201,9 +234,31 @@ mod tests {
     }
 
     #[test]
+    fn rw_mounts_read_only_with_one_warning() {
+        // mount(8) puts rw first when the fstab line names neither ro nor rw.
+        let (argv, warnings) = run_warned(&[
+            "personafs",
+            "/m",
+            "-o",
+            "rw,config=/c.toml,allow_other",
+            "-o",
+            "rw",
+        ])
+        .unwrap();
+        assert_eq!(
+            argv,
+            ["mount", "/m", "--config=/c.toml", "--allow-other=true"]
+        );
+        assert_eq!(warnings, [RW_WARNING]);
+        assert!(RW_WARNING.contains("read-only"));
+        let (_, warnings) = run_warned(&["personafs", "/m", "-o", "ro,nodev"]).unwrap();
+        assert!(warnings.is_empty());
+        let err = run(&["personafs", "/m", "-o", "rw=1"]).unwrap_err().0;
+        assert!(err.contains("rw takes no value"), "{err}");
+    }
+
+    #[test]
     fn refused_options_say_why() {
-        let err = run(&["personafs", "/m", "-o", "rw"]).unwrap_err().0;
-        assert!(err.contains("read-only"), "{err}");
         let err = run(&["personafs", "/m", "-o", "api_key=persona_sandbox_x"])
             .unwrap_err()
             .0;
