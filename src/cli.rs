@@ -341,10 +341,17 @@ pub struct MountOptions {
           value_parser = parse::parse_duration, help_heading = API)]
     pub request_timeout: Duration,
 
-    /// How long a read may wait on the network before failing with EIO
+    /// The longest a read, lookup or listing page waits on Persona before failing with EIO,
+    /// whatever the retries and rate-limit waits inside it
     #[arg(long, value_name = "DURATION", default_value = "60s", env = "PERSONAFS_IO_TIMEOUT",
           value_parser = parse::parse_duration, help_heading = API)]
     pub io_timeout: Duration,
+
+    /// The largest answer read from the API (an inquiry, a list or events page); a larger
+    /// one fails with EIO, never read whole
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", env = "PERSONAFS_MAX_RESPONSE_SIZE",
+          value_parser = parse::parse_size, help_heading = API)]
+    pub max_response_size: u64,
 
     /// Poll Persona's events every DURATION and apply them at once (new inquiries, changes,
     /// redactions), instead of waiting for the metadata TTL [default: off]

@@ -69,6 +69,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "shared_state",
     "request_timeout",
     "io_timeout",
+    "max_response_size",
     "prefetch",
     "watch_events",
     "webhook_listen",
@@ -190,8 +191,10 @@ pub struct MountConfig {
     pub shared_state: Option<crate::shared_state::SharedStateUrl>,
     /// Timeout of one HTTP request (more than zero).
     pub request_timeout: Duration,
-    /// How long a read may wait on the network before EIO (more than zero).
+    /// The deadline of a read, lookup or listing page, before EIO (more than zero).
     pub io_timeout: Duration,
+    /// The largest API answer read (`--max-response-size`, more than zero).
+    pub max_response_size: u64,
     /// Download files ahead of reads.
     pub prefetch: bool,
     /// Poll the events feed this often (`--watch-events`); `None`: off.

@@ -154,9 +154,10 @@ fn serve(
     // at the breaker's next probe. Without a store, the check retries as every request does.
     let client = HttpClient::with_budget(client_cfg.clone(), budget.clone())?;
     let checker = match mount::has_store(&cfg) {
-        true => HttpClient::with_budget(mount::quick_check_config(&client_cfg), budget)?,
-        false => client.clone(),
+        true => mount::quick_check_config(&client_cfg),
+        false => mount::startup_check_config(&client_cfg),
     };
+    let checker = HttpClient::with_budget(checker, budget)?;
     let api = counted(&client);
     notify::status("checking the Persona API");
     let first_page = rt.block_on(mount::check_api(counted(&checker).as_ref(), &cfg))?;
@@ -189,6 +190,8 @@ fn client_config(cfg: &MountConfig, key: ApiKey, extra_hosts: Vec<String>) -> Cl
     let mut c = ClientConfig::new(&cfg.api_base, key);
     c.persona_version = cfg.persona_version.clone();
     c.request_timeout = cfg.request_timeout;
+    c.operation_timeout = cfg.io_timeout;
+    c.max_response_size = cfg.max_response_size;
     c.api_rate_limit = cfg.api_rate_limit;
     c.allowed_file_hosts.extend(extra_hosts);
     c.allowed_file_hosts.extend(cfg.file_hosts.iter().cloned());

@@ -89,6 +89,19 @@ pub fn quick_check_config(cfg: &ClientConfig) -> ClientConfig {
         max_retries: cfg.max_retries.min(1),
         connect_timeout: cfg.connect_timeout.min(Duration::from_secs(3)),
         request_timeout: cfg.request_timeout.min(Duration::from_secs(15)),
+        ..startup_check_config(cfg)
+    }
+}
+
+/// The longest the startup check waits on Persona, whatever `--io-timeout`: a silent API
+/// makes `personafs mount` fail in well under a minute.
+pub const STARTUP_CHECK_LIMIT: Duration = Duration::from_secs(30);
+
+/// The client configuration of the startup check: its deadline at most
+/// [`STARTUP_CHECK_LIMIT`].
+pub fn startup_check_config(cfg: &ClientConfig) -> ClientConfig {
+    ClientConfig {
+        operation_timeout: cfg.operation_timeout.min(STARTUP_CHECK_LIMIT),
         ..cfg.clone()
     }
 }

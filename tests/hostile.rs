@@ -6,6 +6,7 @@
 
 mod binary;
 mod common;
+mod hostile_server;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -590,6 +591,366 @@ fn a_file_whose_size_cannot_be_learned_is_never_an_empty_success() {
         );
     }
     assert_eq!(foreign_hits.load(Ordering::SeqCst), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// A broken or hostile server against the real daemon (a process of its own, its RSS read
+// from /proc): bounded bodies, bounded waits, and the rest of the mount answering meanwhile.
+
+mod attacks {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::binary::{self, BIN, Daemon, bounded};
+    use super::common::fuse_available;
+    use super::hostile_server::*;
+
+    const IO_TIMEOUT: Duration = Duration::from_secs(3);
+    /// What the issue allows past `--io-timeout` for an operation to fail.
+    const SLACK: Duration = Duration::from_secs(5);
+    const RSS_LIMIT: u64 = 256 << 20;
+    const KEY: &str = "persona_sandbox_hostileKEY";
+
+    /// The resident set of a process, from /proc/<pid>/status.
+    fn rss(pid: u32) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    /// The largest RSS of `pid` seen, sampled every 20 ms until dropped.
+    struct RssWatch {
+        peak: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl RssWatch {
+        fn start(pid: u32) -> RssWatch {
+            let (peak, stop) = (
+                Arc::new(AtomicU64::new(0)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let (p, s) = (peak.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    match rss(pid) {
+                        Some(r) => p.fetch_max(r, Ordering::Relaxed),
+                        None => break,
+                    };
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            RssWatch { peak, stop }
+        }
+
+        fn peak(&self) -> u64 {
+            self.peak.load(Ordering::Relaxed)
+        }
+    }
+
+    impl Drop for RssWatch {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn mount_args(mp: &Path, cache: &Path, server: &HostileServer) -> Vec<String> {
+        [
+            "mount",
+            mp.to_str().unwrap(),
+            "--api-base",
+            &server.api_base(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--prefetch",
+            "false",
+            "--io-timeout",
+            &format!("{}s", IO_TIMEOUT.as_secs()),
+            "--request-timeout",
+            "30s",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn errno_after(
+        what: &str,
+        f: impl FnOnce() -> std::io::Result<Vec<u8>> + Send + 'static,
+    ) -> (i32, Duration) {
+        let start = Instant::now();
+        let r = bounded(what, Duration::from_secs(120), f);
+        let took = start.elapsed();
+        match r {
+            Ok(b) => panic!("{what}: read {} bytes", b.len()),
+            Err(e) => (e.raw_os_error().unwrap_or(0), took),
+        }
+    }
+
+    /// Everything else a user could ask of the mount, answered while an attack runs.
+    fn others_answer(inquiries: &Path) {
+        for id in GOOD {
+            let dir = inquiries.join(id);
+            let json = std::fs::read(dir.join("inquiry.json")).unwrap();
+            assert!(!json.is_empty());
+            let file = std::fs::read(dir.join("document").join(GOOD_FILE)).unwrap();
+            assert_eq!(file.len(), GOOD_FILE_SIZE, "{id}");
+        }
+        assert!(std::fs::metadata(inquiries).unwrap().is_dir());
+    }
+
+    /// Run `attack` on a thread; meanwhile the good inquiries must keep answering, each
+    /// round in well under the attack's time.
+    fn under_attack(
+        what: &str,
+        inquiries: &Path,
+        attack: impl FnOnce() -> (i32, Duration) + Send + 'static,
+    ) -> (i32, Duration) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(attack());
+        });
+        let mut rounds = 0;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(result) => {
+                    eprintln!(
+                        "{what}: errno {} after {:?}; {rounds} rounds of other reads meanwhile",
+                        result.0, result.1
+                    );
+                    return result;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let start = Instant::now();
+                    let dir = inquiries.to_path_buf();
+                    bounded(
+                        "the good inquiries during an attack",
+                        Duration::from_secs(10),
+                        move || others_answer(&dir),
+                    );
+                    assert!(
+                        start.elapsed() < Duration::from_secs(5),
+                        "{what}: others slowed to {:?}",
+                        start.elapsed()
+                    );
+                    rounds += 1;
+                }
+                Err(e) => panic!("{what}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn each_attack_fails_its_own_path_in_time_and_the_rest_keeps_answering() {
+        if !fuse_available() {
+            return;
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = HostileServer::start(&rt);
+        let (mp, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let args = mount_args(mp.path(), cache.path(), &server);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let daemon = Daemon::spawn(mp.path(), &args, &[("PERSONA_API_KEY", KEY)]);
+        let watch = RssWatch::start(daemon.pid());
+        let inquiries = mp.path().join("inquiries");
+        others_answer(&inquiries);
+        let before = rss(daemon.pid()).unwrap();
+
+        // A same-host redirect: followed, with no Referer and no token of the first URL.
+        let p = inquiries
+            .join(REDIRECT)
+            .join("document")
+            .join(REDIRECT_FILE);
+        assert_eq!(std::fs::read(p).unwrap().len(), GOOD_FILE_SIZE);
+        let heads = server.heads.lock().clone();
+        let at = heads
+            .iter()
+            .position(|h| h.starts_with("GET /files/redirect.jpg"));
+        let after: Vec<String> = heads[at.expect("the redirect was asked for") + 1..]
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        assert!(
+            after.iter().any(|h| h.starts_with("get /files/good.jpg")),
+            "{after:?}"
+        );
+        for h in &after {
+            assert!(!h.contains("referer"), "a Referer after the redirect: {h}");
+            assert!(
+                !h.contains(&SECRET_TOKEN.to_ascii_lowercase()),
+                "the signed URL went on in a header: {h}"
+            );
+        }
+
+        // 2 GB bodies, chunked or announced: EIO within 10 s, the RSS bounded.
+        for id in [HUGE_BODY, HUGE_LENGTH] {
+            let p = inquiries.join(id).join("inquiry.json");
+            let (errno, took) = under_attack(id, &inquiries, move || {
+                errno_after(id, move || std::fs::read(p))
+            });
+            assert_eq!(errno, libc::EIO, "{id}");
+            assert!(took < Duration::from_secs(10), "{id}: EIO after {took:?}");
+        }
+        // Waits: no headers, a trickle.
+        for id in [NO_HEADERS, TRICKLE] {
+            let p = inquiries.join(id).join("inquiry.json");
+            let (errno, took) = under_attack(id, &inquiries, move || {
+                errno_after(id, move || std::fs::read(p))
+            });
+            assert_eq!(errno, libc::EIO, "{id}");
+            assert!(took < IO_TIMEOUT + SLACK, "{id}: EIO after {took:?}");
+        }
+        // A trickling file: EIO within the timeout, like `md5sum` would see it.
+        let p = inquiries
+            .join(TRICKLE_FILE)
+            .join("document")
+            .join(TRICKLE_FILE_NAME);
+        let (errno, took) = under_attack("a trickling file", &inquiries, move || {
+            errno_after("a trickling file", move || std::fs::read(p))
+        });
+        assert_eq!(errno, libc::EIO);
+        assert!(
+            took < IO_TIMEOUT + SLACK,
+            "a trickling file: EIO after {took:?}"
+        );
+
+        // Last, as it also says no request is left this minute: a 429 with a huge reset.
+        let p = inquiries.join(RATE_LIMITED).join("inquiry.json");
+        let (errno, took) = under_attack(RATE_LIMITED, &inquiries, move || {
+            errno_after(RATE_LIMITED, move || std::fs::read(p))
+        });
+        assert_eq!(errno, libc::EIO);
+        assert!(took < IO_TIMEOUT + SLACK, "a 429: EIO after {took:?}");
+
+        let peak = watch.peak();
+        eprintln!(
+            "daemon RSS: {} MiB before the attacks, peak {} MiB",
+            before >> 20,
+            peak >> 20
+        );
+        assert!(peak < RSS_LIMIT, "daemon RSS reached {} MiB", peak >> 20);
+        others_answer(&inquiries);
+        drop(watch);
+        eprintln!("{}", daemon.stop());
+    }
+
+    /// Processes whose command line names `needle` (a test's own mountpoint).
+    fn processes_naming(needle: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(needle) && cmd.contains("mount") {
+                    out.push(pid);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn mount_against_a_hostile_api_fails_in_time_leaving_nothing_running() {
+        if !fuse_available() {
+            return;
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = HostileServer::start(&rt);
+        for (mode, limit, says) in [
+            (ListMode::Silent, IO_TIMEOUT + SLACK, "deadline"),
+            (ListMode::Trickle, IO_TIMEOUT + SLACK, "deadline"),
+            (ListMode::Limited, IO_TIMEOUT + SLACK, "429"),
+            (
+                ListMode::Huge,
+                Duration::from_secs(10),
+                "--max-response-size",
+            ),
+        ] {
+            server.set_list_mode(mode);
+            let (mp, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let mp_path = mp.path().to_str().unwrap().to_string();
+            let start = Instant::now();
+            // In the background (the default): the launcher waits for its child.
+            let child = Command::new(BIN)
+                .args(mount_args(mp.path(), cache.path(), &server))
+                .env("PERSONA_API_KEY", KEY)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let watch = RssWatch::start(child.id());
+            let out = bounded("personafs mount", Duration::from_secs(120), move || {
+                child.wait_with_output().unwrap()
+            });
+            let took = start.elapsed();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            eprintln!(
+                "{mode:?}: exit {:?} after {took:?}: {}",
+                out.status.code(),
+                stderr.trim()
+            );
+            assert!(!out.status.success(), "{mode:?}: mounted");
+            assert!(took < limit, "{mode:?}: {took:?}");
+            assert_eq!(
+                stderr.trim().lines().count(),
+                1,
+                "{mode:?}: one clear line: {stderr}"
+            );
+            assert!(stderr.contains(says), "{mode:?}: {stderr}");
+            assert!(!stderr.contains(KEY));
+            assert!(
+                watch.peak() < RSS_LIMIT,
+                "{mode:?}: {} MiB",
+                watch.peak() >> 20
+            );
+            binary::wait_until("no personafs process left", Duration::from_secs(10), || {
+                processes_naming(&mp_path).is_empty()
+            });
+            assert!(!binary::is_mounted(mp.path()));
+        }
+    }
+
+    #[test]
+    fn a_mount_whose_launcher_dies_leaves_no_daemon() {
+        if !fuse_available() {
+            return;
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = HostileServer::start(&rt);
+        server.set_list_mode(ListMode::Silent);
+        let (mp, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mp_path: PathBuf = mp.path().to_path_buf();
+        let needle = mp_path.to_str().unwrap().to_string();
+        let mut args = mount_args(mp.path(), cache.path(), &server);
+        // The check would wait long: the launcher is killed before it ends.
+        let at = args.iter().position(|a| a == "--io-timeout").unwrap();
+        args[at + 1] = "60s".into();
+        let mut launcher = Command::new(BIN)
+            .args(&args)
+            .env("PERSONA_API_KEY", KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        binary::wait_until("the background child", Duration::from_secs(20), || {
+            processes_naming(&needle).len() >= 2
+        });
+        launcher.kill().unwrap();
+        launcher.wait().unwrap();
+        binary::wait_until(
+            "the child to go with its launcher",
+            Duration::from_secs(10),
+            || processes_naming(&needle).is_empty(),
+        );
+        assert!(!binary::is_mounted(&mp_path));
+    }
 }
 
 // ---------------------------------------------------------------------------------------

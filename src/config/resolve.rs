@@ -140,6 +140,7 @@ fn resolve_options(
         shared_state: s.value("shared_state", crate::shared_state::parse_shared_state)?,
         request_timeout: s.required("request_timeout", parse::parse_duration)?,
         io_timeout: s.required("io_timeout", parse::parse_duration)?,
+        max_response_size: s.required("max_response_size", parse::parse_size)?,
         prefetch: s.required("prefetch", parse::parse_bool)?,
         watch_events: s.value("watch_events", parse::parse_duration)?,
         webhook_listen: s.value("webhook_listen", crate::metrics::parse_listen)?,
@@ -169,6 +170,13 @@ fn resolve_options(
                 flag_name(key)
             )));
         }
+    }
+    // Below this even a small inquiry would not fit: every one would fail.
+    if config.max_response_size < 64 * 1024 {
+        return Err(ConfigError::new(format!(
+            "{} must be at least 64KiB",
+            flag_name("max_response_size")
+        )));
     }
     Ok(config)
 }

@@ -47,7 +47,9 @@ impl ServerBudget {
         if limit == 0 || (remaining as f64) >= SLOW_DOWN_BELOW * limit as f64 {
             return ServerBudget::Healthy;
         }
-        let window = Duration::from_secs(reset_secs.unwrap_or(60).clamp(1, 3600));
+        // Persona's window is a minute: a reset further away is not believed, or one answer
+        // could slow every request for as long as it liked.
+        let window = Duration::from_secs(reset_secs.unwrap_or(60).clamp(1, 60));
         let spacing = window / u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
         ServerBudget::Low {
             spacing: spacing.min(MAX_SPACING),
