@@ -817,6 +817,19 @@ mod attacks {
             "a trickling file: EIO after {took:?}"
         );
 
+        // A 20 MiB string attribute: cut, the inquiry and its file served.
+        let dir = inquiries.join(LONG_STRING);
+        let json = std::fs::read(dir.join("inquiry.json")).unwrap();
+        assert!(
+            json.len() < 64 * 1024,
+            "inquiry.json of {} bytes",
+            json.len()
+        );
+        let text = String::from_utf8(json).unwrap();
+        assert!(text.contains("cut by personafs"), "{text}");
+        let file = std::fs::read(dir.join("document").join("doc_Long-front-photo.jpg")).unwrap();
+        assert_eq!(file.len(), GOOD_FILE_SIZE);
+
         // Last, as it also says no request is left this minute: a 429 with a huge reset.
         let p = inquiries.join(RATE_LIMITED).join("inquiry.json");
         let (errno, took) = under_attack(RATE_LIMITED, &inquiries, move || {

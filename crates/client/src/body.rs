@@ -129,6 +129,51 @@ pub async fn read_error_body(resp: reqwest::Response, wait: Duration) -> Vec<u8>
     body
 }
 
+/// The longest string kept from an inquiry. Persona's longest are signed URLs and free-text
+/// fields of a few KiB; a longer one is cut (see [`cut_long_strings`]) so that one attribute
+/// cannot fill memory, the metadata store and `inquiry.json`.
+pub const MAX_STRING_BYTES: usize = 64 * 1024;
+/// What is kept of a string cut for its length.
+const CUT_KEEP_BYTES: usize = 1024;
+/// The largest `inquiry.json` served, pretty-printed (a real one is well under 1 MiB).
+pub const MAX_INQUIRY_JSON: usize = 16 << 20;
+
+/// Cut every string of `value` longer than `max` bytes (keys too) to its first KiB and a note
+/// of its length; how many were cut.
+pub fn cut_long_strings(value: &mut serde_json::Value, max: usize) -> usize {
+    use serde_json::Value;
+    let cut = |s: &mut String| {
+        let keep = crate::files::truncate_utf8(s, CUT_KEEP_BYTES.min(max)).to_string();
+        *s = format!("{keep}… [cut by personafs: {} bytes in all]", s.len());
+    };
+    let mut count = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.len() > max => {
+                cut(s);
+                count += 1;
+            }
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.len() > max) {
+                    let entries = std::mem::take(map);
+                    for (mut k, v) in entries {
+                        if k.len() > max {
+                            cut(&mut k);
+                            count += 1;
+                        }
+                        map.insert(k, v);
+                    }
+                }
+                stack.extend(map.values_mut());
+            }
+            _ => {}
+        }
+    }
+    count
+}
+
 /// `n` bytes in the unit that reads best (`64 MiB`, `1.5 KiB`, `300 bytes`).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
@@ -148,6 +193,22 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_strings_are_cut_with_a_note() {
+        let long = "é".repeat(MAX_STRING_BYTES);
+        let mut v = serde_json::json!({"a": [long.clone(), "short"], long.clone(): {"b": long}});
+        assert_eq!(cut_long_strings(&mut v, MAX_STRING_BYTES), 3);
+        let text = v.to_string();
+        assert!(text.len() < 8 * 1024, "{}", text.len());
+        assert!(
+            text.contains("[cut by personafs: 131072 bytes in all]"),
+            "{text}"
+        );
+        assert!(text.contains("short"));
+        let mut small = serde_json::json!({"a": "x"});
+        assert_eq!(cut_long_strings(&mut small, MAX_STRING_BYTES), 0);
+    }
 
     #[test]
     fn sizes_read_well() {

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::model::{IncludedObject, ObjectFamily};
 use super::{RemoteFile, RetrievedInquiry, Section};
+use crate::body::MAX_INQUIRY_JSON;
 use crate::redact::redact_json;
 
 /// Longest file name most filesystems (and FUSE clients) accept, in bytes.
@@ -373,8 +374,23 @@ fn array<'a>(attrs: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
 }
 
 /// `inquiry.json`: the body, pretty-printed, every access token removed, ending in a newline.
+/// Past [`MAX_INQUIRY_JSON`] it is compact instead; past that again, a short object saying so.
 pub fn inquiry_json(inquiry: &RetrievedInquiry) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(&redact_json(&inquiry.raw)).unwrap_or_default();
+    let redacted = redact_json(&inquiry.raw);
+    let mut out = serde_json::to_vec_pretty(&redacted).unwrap_or_default();
+    if out.len() > MAX_INQUIRY_JSON {
+        out = serde_json::to_vec(&redacted).unwrap_or_default();
+    }
+    if out.len() > MAX_INQUIRY_JSON {
+        tracing::warn!(inquiry = %inquiry.id, bytes = out.len(), "inquiry.json left out: too large");
+        let note = format!(
+            "inquiry.json is {} bytes, over the {} personafs serves",
+            out.len(),
+            crate::body::human_bytes(MAX_INQUIRY_JSON as u64)
+        );
+        out = serde_json::to_vec_pretty(&serde_json::json!({"personafs-error": note}))
+            .unwrap_or_default();
+    }
     out.push(b'\n');
     out
 }

@@ -190,7 +190,14 @@ pub fn parse_inquiry(
     body: &[u8],
     fetched_at: SystemTime,
 ) -> Result<RetrievedInquiry> {
-    let raw = parse_json_body(context, body)?;
+    let mut raw = parse_json_body(context, body)?;
+    let cut = crate::body::cut_long_strings(&mut raw, crate::body::MAX_STRING_BYTES);
+    if cut > 0 {
+        tracing::warn!(
+            "{context}: {cut} strings longer than {} were cut",
+            crate::body::human_bytes(crate::body::MAX_STRING_BYTES as u64)
+        );
+    }
     let data = match raw.get("data") {
         Some(d @ Value::Object(_)) => d,
         Some(Value::Null) | None => return Err(invalid(context, "the body has no `data`")),
