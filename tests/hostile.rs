@@ -704,11 +704,11 @@ mod attacks {
 
     /// Run `attack` on a thread; meanwhile the good inquiries must keep answering, each
     /// round in well under the attack's time.
-    fn under_attack(
+    fn under_attack<T: std::fmt::Debug + Send + 'static>(
         what: &str,
         inquiries: &Path,
-        attack: impl FnOnce() -> (i32, Duration) + Send + 'static,
-    ) -> (i32, Duration) {
+        attack: impl FnOnce() -> (T, Duration) + Send + 'static,
+    ) -> (T, Duration) {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(attack());
@@ -718,7 +718,7 @@ mod attacks {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(result) => {
                     eprintln!(
-                        "{what}: errno {} after {:?}; {rounds} rounds of other reads meanwhile",
+                        "{what}: {:?} after {:?}; {rounds} rounds of other reads meanwhile",
                         result.0, result.1
                     );
                     return result;
@@ -848,6 +848,59 @@ mod attacks {
         others_answer(&inquiries);
         drop(watch);
         eprintln!("{}", daemon.stop());
+    }
+
+    #[test]
+    fn a_huge_list_page_fails_its_refresh_not_the_mount() {
+        if !fuse_available() {
+            return;
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = HostileServer::start(&rt);
+        let (mp, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut args = mount_args(mp.path(), cache.path(), &server);
+        args.extend(["--metadata-ttl".to_string(), "1s".to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let daemon = Daemon::spawn(mp.path(), &args, &[("PERSONA_API_KEY", KEY)]);
+        let watch = RssWatch::start(daemon.pid());
+        let inquiries = mp.path().join("inquiries");
+        others_answer(&inquiries);
+        // The listing is taken again once its TTL is over: now from a 2 GB page. The mount
+        // answers in time — with the listing it has, or EIO — and the refresh fails at the cap.
+        server.set_list_mode(ListMode::Huge);
+        std::thread::sleep(Duration::from_millis(1500));
+        for round in 0..3 {
+            let dir = inquiries.clone();
+            let (result, took) = under_attack("a 2 GB list page", &inquiries, move || {
+                let start = Instant::now();
+                let r = bounded("listing", Duration::from_secs(120), move || {
+                    std::fs::read_dir(&dir)
+                        .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+                        .map(|entries| entries.len())
+                });
+                (r.map_err(|e| e.raw_os_error()), start.elapsed())
+            });
+            eprintln!("round {round}: {result:?} after {took:?}");
+            assert!(
+                took < Duration::from_secs(10),
+                "the listing answered after {took:?}"
+            );
+            if let Err(errno) = result {
+                assert_eq!(errno, Some(libc::EIO));
+            }
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        server.set_list_mode(ListMode::Normal);
+        others_answer(&inquiries);
+        let peak = watch.peak();
+        eprintln!("daemon RSS peak {} MiB", peak >> 20);
+        assert!(peak < RSS_LIMIT, "daemon RSS reached {} MiB", peak >> 20);
+        drop(watch);
+        let log = daemon.stop();
+        assert!(
+            log.contains("list inquiries: the answer is larger than the 64 MiB limit"),
+            "{log}"
+        );
     }
 
     /// Processes whose command line names `needle` (a test's own mountpoint).
