@@ -903,6 +903,18 @@ mod attacks {
         );
     }
 
+    #[test]
+    fn a_silent_api_fails_the_mount_within_a_minute_whatever_the_io_timeout() {
+        use personafs_client::{ApiKey, ClientConfig};
+        let mut c = ClientConfig::new("http://127.0.0.1:9/api/v1", ApiKey::new("k"));
+        c.operation_timeout = Duration::from_secs(3600);
+        let check = personafs::mount::startup_check_config(&c).operation_timeout;
+        assert_eq!(check, personafs::mount::STARTUP_CHECK_LIMIT);
+        // The launcher waits a little longer than the check, and stops its child in time.
+        let ready = personafs::daemon::READY_LIMIT;
+        assert!(check < ready && ready + Duration::from_secs(5) < Duration::from_secs(60));
+    }
+
     /// Processes whose command line names `needle` (a test's own mountpoint).
     fn processes_naming(needle: &str) -> Vec<u32> {
         let mut out = Vec::new();
