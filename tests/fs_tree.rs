@@ -157,6 +157,20 @@ fn every_change_is_erofs() {
     assert_eq!(w.raw_os_error(), Some(libc::EROFS));
     let c = std::fs::File::create(dir.join("created")).unwrap_err();
     assert_eq!(c.raw_os_error(), Some(libc::EROFS));
+    // Extended attributes and a truncate by path: no write reaches personafs either.
+    let path = std::ffi::CString::new(s(&json)).unwrap();
+    let name = c"user.personafs";
+    let errno =
+        |rc: libc::c_int| (rc == -1).then(|| std::io::Error::last_os_error().raw_os_error());
+    // SAFETY: plain syscalls on NUL-terminated strings and a buffer that outlive them.
+    unsafe {
+        let set = libc::setxattr(path.as_ptr(), name.as_ptr(), b"x".as_ptr().cast(), 1, 0);
+        assert_eq!(errno(set), Some(Some(libc::EROFS)), "setxattr");
+        let removed = libc::removexattr(path.as_ptr(), name.as_ptr());
+        assert_eq!(errno(removed), Some(Some(libc::EROFS)), "removexattr");
+        let truncated = libc::truncate(path.as_ptr(), 0);
+        assert_eq!(errno(truncated), Some(Some(libc::EROFS)), "truncate");
+    }
 }
 
 #[test]
