@@ -173,33 +173,49 @@ impl PersonaFs {
         }
     }
 
-    /// Run `work` on the runtime and give its result to `answer`; `None` when the caller of
-    /// `req` gets a signal first (`interrupts`), the request then being answered `EINTR`.
-    /// Only this caller stops waiting: a download goes on.
-    fn spawn_interruptible<T: Send + 'static>(
+    /// One request, the one way every request that may wait is answered: from memory on
+    /// this FUSE thread when `now` has the answer, else by `later` on the runtime, so no
+    /// FUSE thread waits on the network. `ok` sends a result; an error is logged, counted
+    /// and answered here; a signal to the caller answers EINTR first (`interrupts`), and
+    /// only that caller stops waiting: a download goes on.
+    fn serve<T, R, F>(
         &self,
         req: &Request,
         op: &'static str,
-        work: impl Future<Output = T> + Send + 'static,
-        answer: impl FnOnce(Option<T>) + Send + 'static,
-    ) {
-        let caller = req.pid();
-        let core = self.core.clone();
+        now: Option<FsResult<T>>,
+        later: impl FnOnce(Arc<FsCore>) -> F,
+        reply: R,
+        ok: impl FnOnce(R, T) + Send + 'static,
+    ) where
+        T: Send + 'static,
+        R: Fails,
+        F: Future<Output = FsResult<T>> + Send + 'static,
+    {
+        match now {
+            Some(Ok(v)) => return ok(reply, v),
+            Some(Err(e)) => return reply.fail(failed(&self.core, op, &e)),
+            None => {}
+        }
+        let work = later(self.core.clone());
+        let (core, caller) = (self.core.clone(), req.pid());
         self.rt.spawn(async move {
             tokio::select! {
                 biased;
-                done = work => answer(Some(done)),
+                done = work => match done {
+                    Ok(v) => ok(reply, v),
+                    Err(e) => reply.fail(failed(&core, op, &e)),
+                },
                 () = caller_signalled(caller) => {
                     core.counters.error(libc::EINTR);
                     tracing::debug!(op, "{op} interrupted by the caller's signal");
-                    answer(None)
+                    reply.fail(Errno::EINTR)
                 }
             }
         });
     }
 
     /// `readdir` and `readdirplus`: the entries from `offset`, each handed to `add` until
-    /// the reply is full; at once when the listing is at hand, else once the runtime has it.
+    /// the reply is full.
     fn list_dir<R: DirReply>(
         &self,
         req: &Request,
@@ -210,26 +226,20 @@ impl PersonaFs {
     ) {
         let (op, plus) = (R::OP, R::PLUS);
         tracing::trace!(ino = ino.0, offset, "{op}");
-        match self
+        // From memory the entries go into the reply at once (`None` then: nothing to hand
+        // over); from the runtime, the listing comes back to be handed over.
+        let now = self
             .core
             .dir_entries_now(ino.0, offset, plus, |e| add(&mut reply, e))
-        {
-            Some(Ok(())) => return reply.ok(),
-            Some(Err(e)) => return reply.error(failed(&self.core, op, &e)),
-            None => {}
-        }
+            .map(|r| r.map(|()| None));
+        let later =
+            move |core: Arc<FsCore>| async move { core.dir_listing(ino.0, offset).await.map(Some) };
         let core = self.core.clone();
-        let work = {
-            let core = core.clone();
-            async move { core.dir_listing(ino.0, offset).await }
-        };
-        self.spawn_interruptible(req, op, work, move |done| match done {
-            Some(Ok(listing)) => {
+        self.serve(req, op, now, later, reply, move |mut reply, listing| {
+            if let Some(listing) = listing {
                 core.hand_over(&listing, offset, plus, |e| add(&mut reply, e));
-                reply.ok()
             }
-            Some(Err(e)) => reply.error(failed(&core, op, &e)),
-            None => reply.error(Errno::EINTR),
+            reply.ok()
         });
     }
 
@@ -276,13 +286,57 @@ fn answer_open(
     reply.opened(FileHandle(o.fh), flags)
 }
 
+/// A reply that can carry an error: every reply `serve` sends.
+trait Fails: Send + 'static {
+    fn fail(self, e: Errno);
+}
+
+macro_rules! fails {
+    ($($reply:ty),*) => {
+        $(impl Fails for $reply {
+            fn fail(self, e: Errno) {
+                self.error(e)
+            }
+        })*
+    };
+}
+fails!(
+    ReplyEntry,
+    ReplyAttr,
+    ReplyData,
+    ReplyDirectory,
+    ReplyDirectoryPlus
+);
+
+/// An open's reply: each outcome, error or not, is also an audit record.
+struct OpenReply {
+    reply: ReplyOpen,
+    core: Arc<FsCore>,
+    audit: Option<Arc<dyn AuditSink>>,
+    who: Opener,
+    ino: u64,
+}
+
+impl OpenReply {
+    fn opened(self, passthrough: &Passthrough<BackingId>, o: Opened) {
+        audit_open(&self.audit, &self.core, self.who, self.ino, Ok(o.source));
+        answer_open(&self.core, passthrough, self.reply, self.ino, o)
+    }
+}
+
+impl Fails for OpenReply {
+    fn fail(self, e: Errno) {
+        audit_open(&self.audit, &self.core, self.who, self.ino, Err(e.code()));
+        self.reply.error(e)
+    }
+}
+
 /// The two directory replies, for `list_dir`.
-trait DirReply: Send + 'static {
+trait DirReply: Fails {
     const OP: &'static str;
     /// Whether entries count as lookups (readdirplus).
     const PLUS: bool;
     fn ok(self);
-    fn error(self, e: Errno);
 }
 
 macro_rules! dir_reply {
@@ -293,24 +347,11 @@ macro_rules! dir_reply {
             fn ok(self) {
                 <$reply>::ok(self)
             }
-            fn error(self, e: Errno) {
-                <$reply>::error(self, e)
-            }
         }
     };
 }
 dir_reply!(ReplyDirectory, "readdir", false);
 dir_reply!(ReplyDirectoryPlus, "readdirplus", true);
-
-/// Reply to a read: bytes (a file range is read into memory first), an error, or EINTR
-/// (`None`).
-fn answer_read(core: &FsCore, reply: ReplyData, done: Option<FsResult<ReadData>>) {
-    match done.map(|r| r.and_then(ReadData::into_bytes)) {
-        Some(Ok(data)) => reply.data(&data),
-        Some(Err(e)) => reply.error(failed(core, "read", &e)),
-        None => reply.error(Errno::EINTR),
-    }
-}
 
 /// Redactions and changed listings reach the kernel through the session's notifier.
 pub struct KernelNotifier(fuser::Notifier);
@@ -411,22 +452,11 @@ impl fuser::Filesystem for PersonaFs {
         tracing::trace!(parent = parent.0, name = %name, "lookup");
         // Answered right here when memory has the answer: a trip through the async runtime
         // costs more than the answer itself.
-        match self.core.lookup_now(parent.0, &name) {
-            Some(Ok(a)) => {
-                return reply.entry(&self.ttls.of(&a), &fuse_attr(&a), Generation(0));
-            }
-            Some(Err(e)) => return reply.error(failed(&self.core, "lookup", &e)),
-            None => {}
-        }
-        let (core, ttls) = (self.core.clone(), self.ttls);
-        let work = {
-            let core = core.clone();
-            async move { core.lookup(parent.0, &name).await }
-        };
-        self.spawn_interruptible(req, "lookup", work, move |done| match done {
-            Some(Ok(a)) => reply.entry(&ttls.of(&a), &fuse_attr(&a), Generation(0)),
-            Some(Err(e)) => reply.error(failed(&core, "lookup", &e)),
-            None => reply.error(Errno::EINTR),
+        let now = self.core.lookup_now(parent.0, &name);
+        let later = move |core: Arc<FsCore>| async move { core.lookup(parent.0, &name).await };
+        let ttls = self.ttls;
+        self.serve(req, "lookup", now, later, reply, move |reply, a| {
+            reply.entry(&ttls.of(&a), &fuse_attr(&a), Generation(0))
         });
     }
 
@@ -437,20 +467,11 @@ impl fuser::Filesystem for PersonaFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         tracing::trace!(ino = ino.0, "getattr");
-        match self.core.getattr_now(ino.0) {
-            Some(Ok(a)) => return reply.attr(&self.ttls.of(&a), &fuse_attr(&a)),
-            Some(Err(e)) => return reply.error(failed(&self.core, "getattr", &e)),
-            None => {}
-        }
-        let (core, ttls) = (self.core.clone(), self.ttls);
-        let work = {
-            let core = core.clone();
-            async move { core.getattr(ino.0).await }
-        };
-        self.spawn_interruptible(req, "getattr", work, move |done| match done {
-            Some(Ok(a)) => reply.attr(&ttls.of(&a), &fuse_attr(&a)),
-            Some(Err(e)) => reply.error(failed(&core, "getattr", &e)),
-            None => reply.error(Errno::EINTR),
+        let now = self.core.getattr_now(ino.0);
+        let later = move |core: Arc<FsCore>| async move { core.getattr(ino.0).await };
+        let ttls = self.ttls;
+        self.serve(req, "getattr", now, later, reply, move |reply, a| {
+            reply.attr(&ttls.of(&a), &fuse_attr(&a))
         });
     }
 
@@ -468,30 +489,18 @@ impl fuser::Filesystem for PersonaFs {
         tracing::trace!(ino = ino.0, "open");
         // Warm files open right here: a local open, no network, no waiting.
         let kept = |serial| self.passthrough.keeps(ino.0, serial);
-        if let Some(o) = self.core.try_open_cached(ino.0, kept) {
-            audit_open(&self.audit, &self.core, who, ino.0, Ok(o.source));
-            return answer_open(&self.core, &self.passthrough, reply, ino.0, o);
-        }
-        let core = self.core.clone();
-        let passthrough = self.passthrough.clone();
-        let audit = self.audit.clone();
-        let work = {
-            let core = core.clone();
-            async move { core.open(ino.0).await }
+        let now = self.core.try_open_cached(ino.0, kept).map(Ok);
+        let later = move |core: Arc<FsCore>| async move { core.open(ino.0).await };
+        let reply = OpenReply {
+            reply,
+            core: self.core.clone(),
+            audit: self.audit.clone(),
+            who,
+            ino: ino.0,
         };
-        self.spawn_interruptible(req, "open", work, move |done| match done {
-            Some(Ok(o)) => {
-                audit_open(&audit, &core, who, ino.0, Ok(o.source));
-                answer_open(&core, &passthrough, reply, ino.0, o)
-            }
-            Some(Err(e)) => {
-                audit_open(&audit, &core, who, ino.0, Err(e.errno()));
-                reply.error(failed(&core, "open", &e))
-            }
-            None => {
-                audit_open(&audit, &core, who, ino.0, Err(libc::EINTR));
-                reply.error(Errno::EINTR)
-            }
+        let passthrough = self.passthrough.clone();
+        self.serve(req, "open", now, later, reply, move |reply, o| {
+            reply.opened(&passthrough, o)
         });
     }
 
@@ -509,17 +518,16 @@ impl fuser::Filesystem for PersonaFs {
         tracing::trace!(fh = fh.0, offset, size, "read");
         // Bytes already there (memory, an open cache file, what a download has written) are
         // answered here: a hop to the runtime's threads costs a wake-up per read, and on a
-        // cold read those threads are busy downloading.
-        if let Some(done) = self.core.read_data_now(fh.0, offset, size) {
-            return answer_read(&self.core, reply, Some(done));
-        }
-        let core = self.core.clone();
-        let work = {
-            let core = core.clone();
-            async move { core.read_data(fh.0, offset, size).await }
+        // cold read those threads are busy downloading. A file range is read into the reply.
+        let now = self
+            .core
+            .read_data_now(fh.0, offset, size)
+            .map(|r| r.and_then(ReadData::into_bytes));
+        let later = move |core: Arc<FsCore>| async move {
+            core.read_data(fh.0, offset, size).await?.into_bytes()
         };
-        self.spawn_interruptible(req, "read", work, move |done| {
-            answer_read(&core, reply, done)
+        self.serve(req, "read", now, later, reply, |reply, data| {
+            reply.data(&data)
         });
     }
 
