@@ -36,13 +36,17 @@ pub const RATE_LIMITED: &str = "inq_RateLimited01";
 pub const TRICKLE_FILE: &str = "inq_TrickleFile01";
 /// A good inquiry whose file URL redirects (same host) to a good file.
 pub const REDIRECT: &str = "inq_Redirect00001";
-/// A valid inquiry with a 20 MiB string attribute.
+/// A valid inquiry of about [`MANY_BYTES`]: tiny `included` objects, the most memory a body
+/// under the cap can cost once parsed.
+pub const MANY_OBJECTS: &str = "inq_ManyObjects01";
+pub const MANY_BYTES: usize = 15 << 20;
+/// A valid inquiry with an 8 MiB string attribute (under the body cap).
 pub const LONG_STRING: &str = "inq_LongString001";
 /// The file names of the good and the hostile inquiries.
 pub const GOOD_FILE: &str = "doc_Good-front-photo.jpg";
 pub const TRICKLE_FILE_NAME: &str = "doc_Slow-front-photo.jpg";
 pub const REDIRECT_FILE: &str = "doc_Moved-front-photo.jpg";
-pub const LONG_STRING_LEN: usize = 20 << 20;
+pub const LONG_STRING_LEN: usize = 8 << 20;
 
 /// The token in the URL that redirects: it must never appear in a later request.
 pub const SECRET_TOKEN: &str = "SECRETtok3n";
@@ -248,6 +252,7 @@ async fn list(sock: &mut TcpStream, state: &State) -> std::io::Result<bool> {
                 TRICKLE_FILE,
                 REDIRECT,
                 LONG_STRING,
+                MANY_OBJECTS,
             ]);
             let data: Vec<Value> = ids
                 .map(|id| {
@@ -326,6 +331,17 @@ async fn retrieve(sock: &mut TcpStream, state: &State, id: &str) -> std::io::Res
             } else {
                 huge_with_length(sock, state, &start, &item).await
             };
+        }
+        MANY_OBJECTS => {
+            let mut body = inquiry_start(id).into_bytes();
+            let mut n = 0u32;
+            while body.len() < MANY_BYTES {
+                let item = format!(r#"{{"type":"verification/database","id":"ver_{n:08}"}},"#);
+                body.extend_from_slice(item.as_bytes());
+                n += 1;
+            }
+            body.extend_from_slice(br#"{"type":"verification/database","id":"ver_last"}]}"#);
+            body
         }
         NO_HEADERS => return silent(sock).await,
         TRICKLE => {

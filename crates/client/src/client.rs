@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use url::Url;
@@ -92,15 +93,16 @@ pub use crate::version::DEFAULT_PERSONA_VERSION;
 /// Persona's largest page.
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// The default `max_response_size`. A real inquiry with every document and verification
-/// included is well under 1 MiB and a 100-inquiry list page about 100 KiB: 64 MiB leaves
-/// room for any organization while bounding what one answer can take.
-pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 64 << 20;
+/// included is well under 1 MiB and a 100-inquiry list page about 100 KiB: 16 MiB is over
+/// sixteen times that, yet bounds what one answer costs once parsed (a body of tiny JSON
+/// objects takes some 40 times its size in memory: about 600 MiB for 15 MiB).
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 << 20;
 /// The default `min_transfer_rate`: far below any working link, far above a trickle.
 pub const DEFAULT_MIN_TRANSFER_RATE: u64 = 1024;
 
 impl ClientConfig {
     /// Defaults: version [`DEFAULT_PERSONA_VERSION`], 10 s connect, 60 s request, 60 s per
-    /// operation, 6 retries from 500 ms, 300 requests/min, 64 MiB bodies, 1 KiB/s minimum
+    /// operation, 6 retries from 500 ms, 300 requests/min, 16 MiB bodies, 1 KiB/s minimum
     /// download rate, file hosts derived from `api_base` (see [`default_file_hosts`]).
     pub fn new(api_base: impl Into<String>, api_key: ApiKey) -> Self {
         let api_base = api_base.into();
@@ -394,6 +396,17 @@ impl HttpClient {
     /// One API GET under the retry policy; the body of the 2xx answer. The whole of it —
     /// budget, attempts, pauses, bodies — ends within `operation_timeout`.
     async fn api_get(&self, context: &str, url: Url) -> Result<Bytes> {
+        self.api_request(context, url, None).await
+    }
+
+    /// As [`HttpClient::api_get`], a POST of a JSON body when `json` is given (a search: it
+    /// changes nothing, so it is retried as a GET is).
+    pub(super) async fn api_request(
+        &self,
+        context: &str,
+        url: Url,
+        json: Option<&Bytes>,
+    ) -> Result<Bytes> {
         let config = &self.inner.config;
         let deadline = Deadline::after(config.operation_timeout);
         let mut attempts = config.attempts();
@@ -404,12 +417,13 @@ impl HttpClient {
             {
                 return Err(deadline.passed(context, "waiting for the request budget"));
             }
-            let request = self
-                .inner
-                .http
-                .get(url.clone())
-                .headers(self.api_headers())
-                .send();
+            let request = match json {
+                None => self.inner.http.get(url.clone()),
+                Some(body) => (self.inner.http.post(url.clone()))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone()),
+            };
+            let request = request.headers(self.api_headers()).send();
             let until = deadline
                 .at
                 .min(tokio::time::Instant::now() + config.request_timeout);
@@ -681,6 +695,29 @@ impl PersonaApi for HttpClient {
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn search_updated_since(
+        &self,
+        since: DateTime<Utc>,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> Result<InquiryPage> {
+        let size = page_size.clamp(1, MAX_PAGE_SIZE);
+        let mut url = self.api_url("inquiries/search")?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(after) = after {
+                q.append_pair("page[after]", after);
+            }
+            q.append_pair("page[size]", &size.to_string());
+            // Only what a summary holds: a page of 100 whole inquiries is mostly PII.
+            q.append_pair("fields[inquiry]", crate::search::SUMMARY_FIELDS);
+        }
+        let body = Bytes::from(crate::search::updated_since_body(since, size).to_string());
+        let context = "search inquiries";
+        let answer = self.api_request(context, url, Some(&body)).await?;
+        parse_list_page(context, &answer)
     }
 
     async fn file_size(&self, url: &str) -> Result<u64> {
