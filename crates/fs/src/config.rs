@@ -7,7 +7,6 @@ use personafs_client::ListFilters;
 use personafs_client::shared_state::SharedViews;
 use personafs_client::telemetry::Telemetry;
 
-use crate::readahead::PrefetchConfig;
 use crate::store::MetadataStore;
 
 #[derive(Debug, Clone)]
@@ -76,5 +75,28 @@ impl CoreConfig {
     pub(crate) fn url_budget(&self) -> Duration {
         self.file_url_lifetime
             .mul_f64((1.0 - self.url_refresh_margin).clamp(0.0, 1.0))
+    }
+}
+
+/// How far and how much to read ahead (`readahead`).
+#[derive(Debug, Clone)]
+pub struct PrefetchConfig {
+    pub enabled: bool,
+    /// Inquiries after the current one (in listing order) to read ahead.
+    pub inquiries_ahead: usize,
+    /// Prefetch downloads in flight at once.
+    pub max_downloads: usize,
+    /// Bytes downloaded ahead that nobody has opened yet.
+    pub max_unread_bytes: u64,
+}
+
+impl Default for PrefetchConfig {
+    fn default() -> Self {
+        PrefetchConfig {
+            enabled: true,
+            inquiries_ahead: 8,
+            max_downloads: 8,
+            max_unread_bytes: 256 << 20,
+        }
     }
 }

@@ -730,6 +730,20 @@ impl FsCore {
     }
 }
 
+impl crate::changes::ChangeTarget for FsCore {
+    fn is_offline(&self) -> bool {
+        FsCore::is_offline(self)
+    }
+
+    async fn apply_event(&self, event: &Event) -> bool {
+        FsCore::apply_event(self, event).await
+    }
+
+    async fn full_check(&self) -> FsResult<()> {
+        FsCore::full_check(self).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

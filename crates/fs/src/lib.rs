@@ -31,11 +31,10 @@ mod tests;
 
 pub use self::changes::feed::Polled;
 pub use self::changes::{Change, change_of};
-pub use self::config::CoreConfig;
+pub use self::config::{CoreConfig, PrefetchConfig};
 pub use self::core::{DirSlot, FsCore, FsStats, KernelCaches};
 pub use error::{FsError, FsResult};
 pub use fuse::{FuseOptions, PersonaFs, mount};
 pub use handles::{CacheBacking, FileRange, Opened, ReadData};
 pub use metadata::inode::{INQUIRIES, ROOT};
 pub use metadata::{Attr, DirEntry, Kind};
-pub use readahead::PrefetchConfig;

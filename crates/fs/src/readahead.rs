@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::cache::{CacheKey, DiskCache};
+use crate::config::PrefetchConfig;
 use crate::downloads::Downloads;
 use crate::metadata::listing::Lister;
 use crate::metadata::view::FileInfo;
@@ -32,29 +33,6 @@ const MAX_PREFETCH_FILE: u64 = 32 << 20;
 
 /// How long a prefetched file counts against the budget if nobody opens it.
 const UNREAD_MEMORY: Duration = Duration::from_secs(120);
-
-/// How far and how much to read ahead.
-#[derive(Debug, Clone)]
-pub struct PrefetchConfig {
-    pub enabled: bool,
-    /// Inquiries after the current one (in listing order) to read ahead.
-    pub inquiries_ahead: usize,
-    /// Prefetch downloads in flight at once.
-    pub max_downloads: usize,
-    /// Bytes downloaded ahead that nobody has opened yet.
-    pub max_unread_bytes: u64,
-}
-
-impl Default for PrefetchConfig {
-    fn default() -> Self {
-        PrefetchConfig {
-            enabled: true,
-            inquiries_ahead: 8,
-            max_downloads: 8,
-            max_unread_bytes: 256 << 20,
-        }
-    }
-}
 
 /// When each inquiry was queued, and the same in time order (oldest first).
 #[derive(Default)]

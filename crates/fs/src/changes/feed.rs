@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 use personafs_client::{Error, EventsFrom, PersonaApi};
 
-use crate::core::FsCore;
+use super::ChangeTarget;
 use crate::store::MetadataStore;
 
 /// A cursor meaning "before the first event": there were none when the feed started.
@@ -113,7 +113,7 @@ impl Feed {
     }
 
     /// One poll: apply what happened since the cursor.
-    pub(crate) async fn poll(&self, core: &FsCore) -> Polled {
+    pub(crate) async fn poll(&self, core: &impl ChangeTarget) -> Polled {
         let _one = self.polling.lock().await;
         if core.is_offline() {
             return Polled::Offline;
@@ -138,7 +138,7 @@ impl Feed {
         }
     }
 
-    async fn poll_locked(&self, core: &FsCore) -> personafs_client::Result<Polled> {
+    async fn poll_locked(&self, core: &impl ChangeTarget) -> personafs_client::Result<Polled> {
         let Some(cursor) = self.load_cursor().await else {
             let newest = self.newest().await?;
             self.save_cursor(&newest).await;
@@ -171,7 +171,7 @@ impl Feed {
     }
 
     /// Pages after `cursor`, oldest first, the cursor saved after each.
-    async fn since(&self, core: &FsCore, mut cursor: String) -> personafs_client::Result<Polled> {
+    async fn since(&self, core: &impl ChangeTarget, mut cursor: String) -> personafs_client::Result<Polled> {
         let mut read = 0;
         for _ in 0..MAX_PAGES {
             let page = self
@@ -196,7 +196,7 @@ impl Feed {
     }
 
     /// No event existed when the feed started: every event kept, oldest first.
-    async fn replay_all(&self, core: &FsCore) -> personafs_client::Result<Polled> {
+    async fn replay_all(&self, core: &impl ChangeTarget) -> personafs_client::Result<Polled> {
         let mut events = Vec::new();
         let mut from = EventsFrom::Newest;
         for _ in 0..MAX_PAGES {

@@ -4,9 +4,23 @@
 
 pub(crate) mod feed;
 
+use std::future::Future;
+
 use personafs_client::Event;
 
+use crate::error::FsResult;
 use crate::metadata::listing::plausible_inquiry_id;
+
+/// Where the feed's changes go (the core). The feed sees the filesystem through this alone,
+/// so it does not depend on the core that owns it.
+pub(crate) trait ChangeTarget: Sync {
+    /// Persona cannot be reached (the circuit breaker is open): nothing is asked.
+    fn is_offline(&self) -> bool;
+    /// Apply `event` if it changes what the mount shows; whether it did.
+    fn apply_event(&self, event: &Event) -> impl Future<Output = bool> + Send;
+    /// Events were missed: check the whole listing instead.
+    fn full_check(&self) -> impl Future<Output = FsResult<()>> + Send;
+}
 
 /// What an event means for a mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
