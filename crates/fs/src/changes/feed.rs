@@ -171,7 +171,11 @@ impl Feed {
     }
 
     /// Pages after `cursor`, oldest first, the cursor saved after each.
-    async fn since(&self, core: &impl ChangeTarget, mut cursor: String) -> personafs_client::Result<Polled> {
+    async fn since(
+        &self,
+        core: &impl ChangeTarget,
+        mut cursor: String,
+    ) -> personafs_client::Result<Polled> {
         let mut read = 0;
         for _ in 0..MAX_PAGES {
             let page = self
