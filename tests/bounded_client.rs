@@ -107,6 +107,21 @@ fn a_trickling_file_fails_at_the_minimum_rate() {
 }
 
 #[test]
+fn a_body_shorter_than_its_length_fails_by_the_deadline() {
+    let (rt, server) = setup();
+    let c = client(&server);
+    let url = format!("{}/files/short.jpg?access_token=t", server.base());
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let err = rt.block_on(c.download(&url, 0, &mut out)).unwrap_err();
+    assert!(
+        start.elapsed() < DEADLINE + SLACK,
+        "{:?}: {err}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn a_redirect_carries_no_referer_and_no_token() {
     let (rt, server) = setup();
     let c = client(&server);

@@ -194,6 +194,13 @@ async fn answer(
             .await?;
             Ok(true)
         }
+        // A length it never sends: ten bytes, then the connection ends.
+        "/files/short.jpg" => {
+            let len = GOOD_FILE_SIZE.to_string();
+            head(sock, "200 OK", "image/jpeg", &[("Content-Length", &len)]).await?;
+            sock.write_all(&[b'S'; 10]).await?;
+            Ok(false)
+        }
         "/files/trickle.jpg" => {
             head(
                 sock,
