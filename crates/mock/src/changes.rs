@@ -50,7 +50,8 @@ pub fn add_inquiry(state: &State, status: &'static str, with_files: bool) -> Val
     let created_at = newest
         .map_or(now, |t| now.max(t + Duration::seconds(1)))
         .with_nanosecond_ms();
-    let generated = store.generator().added(n, status, with_files, created_at);
+    let mut generated = store.generator().added(n, status, with_files, created_at);
+    happened_at(&mut generated.inquiry.data["attributes"], created_at);
     let data = generated.inquiry.data.clone();
     store.insert(generated.inquiry, generated.files);
     drop(store);
@@ -68,6 +69,20 @@ pub fn add_inquiry(state: &State, status: &'static str, with_files: bool) -> Val
         state.events.record(name, &data);
     }
     data
+}
+
+/// Every step of a new inquiry's story (its `*-at` timestamps but `expires-at`) happened at
+/// `t`, its creation: the generator's story would put them at its fixed epoch or ahead of the
+/// clock, and an `updated-at` before `created-at` or in the future misleads a change query.
+fn happened_at(attributes: &mut Value, t: DateTime<Utc>) {
+    let Some(attributes) = attributes.as_object_mut() else {
+        return;
+    };
+    for (name, value) in attributes.iter_mut() {
+        if name.ends_with("-at") && name != "expires-at" && !value.is_null() {
+            *value = stamp(t);
+        }
+    }
 }
 
 /// Add a processed generic document holding one file of `size` bytes to inquiry `id`; its

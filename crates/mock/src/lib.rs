@@ -18,8 +18,10 @@ mod mp4;
 mod paging;
 mod redaction;
 mod respond;
+mod search;
 mod server;
 mod state;
+mod status_change;
 mod token;
 mod urls;
 mod version;
@@ -48,6 +50,9 @@ pub struct RuntimeConfig {
     pub events_max_age_ms: u64,
     /// Where each event is POSTed as a signed webhook; `None` = no delivery.
     pub webhook_url: Option<String>,
+    /// How far behind writes `POST /inquiries/search` is, in milliseconds (`search_lag`
+    /// accepts "60s" or seconds): it shows the organization as it was that long ago.
+    pub search_lag_ms: u64,
 }
 
 /// Events kept by default: the newest 10 000, and none older than 30 days.
@@ -153,6 +158,8 @@ pub struct MockStats {
     pub api_delete: u64,
     /// Requests to the Events API (`/events`, `/events/{id}`), not counted in the two above.
     pub api_events: u64,
+    /// Requests to `POST /inquiries/search`.
+    pub api_search: u64,
     /// Download requests (files host and legacy keyed endpoint), whatever their answer.
     pub file_get: u64,
     pub file_head: u64,
@@ -283,6 +290,14 @@ impl MockServer {
     pub fn add_document(&self, id: &str, filename: &str, size: u64) -> Option<String> {
         let object = changes::add_document(&self.running.state, id, filename, size).ok()?;
         object["id"].as_str().map(String::from)
+    }
+    /// Move an inquiry to `status` (as `POST /_mock/inquiries/{id}/status`); `false` for an
+    /// unknown status or inquiry, or a redacted one.
+    pub fn set_status(&self, id: &str, status: &str) -> bool {
+        let Some(status) = generate::STATUSES.iter().find(|s| **s == status) else {
+            return false;
+        };
+        status_change::set_status(&self.running.state, id, status).is_ok()
     }
     /// Replace the webhook signing secrets (a rotation: the old and the new one, then the new).
     pub fn set_webhook_secrets(&self, secrets: Vec<String>) {

@@ -135,6 +135,7 @@ fn api_router(state: Arc<State>) -> Router {
         )
         .route("/api/v1/verifications/{id}", get(api::verification))
         .route("/api/v1/files/{token}/{filename}", get(api::legacy_file))
+        .route("/api/v1/inquiries/search", post(crate::search::post_search))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/{id}", get(events::retrieve))
         .fallback(api::fallback)
@@ -151,6 +152,10 @@ fn api_router(state: Arc<State>) -> Router {
             post(changes::post_document),
         )
         .route("/_mock/inquiries/{id}/redact", post(changes::post_redact))
+        .route(
+            "/_mock/inquiries/{id}/status",
+            post(crate::status_change::post_status),
+        )
         .with_state(state)
 }
 
@@ -202,17 +207,17 @@ pub fn apply_patch(current: &RuntimeConfig, patch: &Value) -> Result<RuntimeConf
                 "events_max_age_ms".into(),
                 Value::from(age.as_millis() as u64),
             );
-        } else if key == "file_url_lifetime" {
+        } else if key == "file_url_lifetime" || key == "search_lag" {
             let lifetime = match value {
                 Value::String(s) => parse_duration(s)?,
                 Value::Number(n) => n
                     .as_f64()
                     .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .ok_or("file_url_lifetime must be a non-negative number of seconds")?,
-                _ => return Err("file_url_lifetime must be a string like \"2s\"".into()),
+                    .ok_or(format!("{key} must be a non-negative number of seconds"))?,
+                _ => return Err(format!("{key} must be a string like \"2s\"")),
             };
             fields.insert(
-                "file_url_lifetime_ms".into(),
+                format!("{key}_ms"),
                 Value::from(lifetime.as_millis() as u64),
             );
         } else if fields.contains_key(key) {

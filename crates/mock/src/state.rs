@@ -24,6 +24,7 @@ pub struct Stats {
     pub api_retrieve: AtomicU64,
     pub api_delete: AtomicU64,
     pub api_events: AtomicU64,
+    pub api_search: AtomicU64,
     pub file_get: AtomicU64,
     pub file_head: AtomicU64,
     pub file_bytes: AtomicU64,
@@ -52,6 +53,7 @@ impl Stats {
             api_retrieve: get(&self.api_retrieve),
             api_delete: get(&self.api_delete),
             api_events: get(&self.api_events),
+            api_search: get(&self.api_search),
             file_get: get(&self.file_get),
             file_head: get(&self.file_head),
             file_bytes: get(&self.file_bytes),
@@ -111,6 +113,8 @@ pub struct Store {
     cache: Mutex<lru::LruCache<u64, Built>>,
     /// Changes made so far (`POST /_mock/...`); each one's ids come from its number.
     pub changes: u64,
+    /// What search sees (earlier versions of changed inquiries, for `search_lag`).
+    search: crate::search::SearchIndex,
 }
 
 /// What the list filters look at.
@@ -153,6 +157,7 @@ impl Store {
                 NonZeroUsize::new(GENERATED_CACHE).expect("non-zero"),
             )),
             changes: 0,
+            search: Default::default(),
         };
         let mut inquiries = dataset.inquiries;
         inquiries.sort_by_key(|i| std::cmp::Reverse(i.created_at));
@@ -306,6 +311,7 @@ impl Store {
     /// Change inquiry `id` with `change`; `None` when there is no such inquiry.
     pub fn update<R>(&mut self, id: &str, change: impl FnOnce(&mut MockInquiry) -> R) -> Option<R> {
         let position = self.position(id)?;
+        let previous = self.at(position);
         let result = match self.slot(position) {
             Slot::Materialized(j) => change(Arc::make_mut(&mut self.materialized[j].0)),
             Slot::Generated(index) => {
@@ -320,6 +326,8 @@ impl Store {
         };
         let inquiry = self.at(position);
         self.register_objects(&inquiry);
+        self.search
+            .record(Some(&previous), &inquiry, now_ms() as i64);
         Some(result)
     }
 
@@ -331,7 +339,9 @@ impl Store {
         let j = self
             .materialized
             .partition_point(|(m, _)| m.created_at > inquiry.created_at);
-        self.materialized.insert(j, (Arc::new(inquiry), before));
+        let inquiry = Arc::new(inquiry);
+        self.search.record(None, &inquiry, now_ms() as i64);
+        self.materialized.insert(j, (inquiry, before));
         self.reindex();
     }
 
@@ -358,6 +368,33 @@ impl Store {
             .find(|o| o.get("id").and_then(|v| v.as_str()) == Some(id))?
             .clone();
         Some((inquiry, object))
+    }
+
+    pub(crate) fn search_index(&self) -> &crate::search::SearchIndex {
+        &self.search
+    }
+
+    /// Place of generated inquiry `index` in the whole order.
+    pub(crate) fn generated_position(&self, index: u64) -> u64 {
+        index + self.materialized.partition_point(|(_, b)| *b <= index) as u64
+    }
+
+    /// Whether generated inquiry `index` was changed (or replaced by a fixture).
+    pub(crate) fn generated_changed(&self, index: u64) -> bool {
+        self.changed.contains_key(&index)
+    }
+
+    /// Every inquiry that is held rather than computed (materialized, changed), with its place.
+    pub(crate) fn held_inquiries(&self) -> Vec<(u64, Arc<MockInquiry>)> {
+        let materialized = (0..self.materialized.len()).map(|j| {
+            (
+                self.materialized_position(j),
+                self.materialized[j].0.clone(),
+            )
+        });
+        let changed = (self.changed.iter())
+            .map(|(&i, inquiry)| (self.generated_position(i), inquiry.clone()));
+        materialized.chain(changed).collect()
     }
 
     /// A file that can still be served.

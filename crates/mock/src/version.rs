@@ -16,6 +16,8 @@ const DEFAULT: &str = "2023-01-05";
 const SIGNED_URLS_FROM: &str = "2023-01-05";
 /// First version that includes nothing unless `include=` asks.
 const NOTHING_INCLUDED_FROM: &str = "2025-10-27";
+/// First version whose inquiry schema has no top-level PII attributes (only `fields`).
+const FIELDS_ONLY_FROM: &str = "2025-12-08";
 
 /// A known API version (dates in `YYYY-MM-DD` compare correctly as strings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,11 @@ impl ApiVersion {
     /// Whether file URLs take the old keyed form `<api>/files/<token>/<name>`.
     pub fn legacy_file_urls(self) -> bool {
         self.0 < SIGNED_URLS_FROM
+    }
+
+    /// Whether inquiry attributes leave out the top-level copies of `fields` (`name-first`…).
+    pub fn fields_only(self) -> bool {
+        self.0 >= FIELDS_ONLY_FROM
     }
 
     /// Relationships included when the request has no `include=` parameter.
