@@ -33,9 +33,17 @@ Exit status:
   1  failure: configuration, mount, API, cache or unmount error (one line on stderr)
   2  invalid command line (unknown option, bad value)";
 
+/// `personafs --version`: the version and the commit it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PERSONAFS_COMMIT"),
+    ")"
+);
+
 /// Mount a Persona organization's identity-verification files as a read-only filesystem.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "personafs", version, about, propagate_version = true, after_help = EXIT_CODES)]
+#[command(name = "personafs", version = VERSION, about, propagate_version = true, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,0 +1,52 @@
+//! Names the commit the binary is built from, for `personafs --version`: from git when the
+//! source is a checkout, else from `PERSONAFS_COMMIT` (a build from a tarball), else
+//! "unknown commit". A checkout with uncommitted changes says `-dirty`.
+//! (tests/version.rs includes this file to test the fallbacks.)
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=PERSONAFS_COMMIT");
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let commit = describe(
+        std::env::var("PERSONAFS_COMMIT").ok(),
+        "git",
+        Path::new(&dir),
+    );
+    println!("cargo:rustc-env=PERSONAFS_COMMIT={commit}");
+}
+
+/// `given` if set; else `commit <hash>[-dirty] <date>` from `git` in `dir`; else "unknown
+/// commit". Asks cargo to build again when HEAD moves.
+pub(crate) fn describe(given: Option<String>, git: &str, dir: &Path) -> String {
+    if let Some(given) = given.filter(|c| !c.trim().is_empty()) {
+        return given.trim().to_string();
+    }
+    let run = |args: &[&str]| -> Option<String> {
+        let out = Command::new(git)
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    };
+    let Some(hash) = run(&["rev-parse", "--short=10", "HEAD"]) else {
+        return "unknown commit".to_string();
+    };
+    // Built again when HEAD moves: another branch checked out, or a commit on this one.
+    if let Some(git_dir) = run(&["rev-parse", "--absolute-git-dir"]) {
+        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+        if let Some(head_ref) = run(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={git_dir}/{head_ref}");
+        }
+    }
+    let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some();
+    let date = run(&["show", "-s", "--format=%cs", "HEAD"]).unwrap_or_default();
+    let dirty = if dirty { "-dirty" } else { "" };
+    format!("commit {hash}{dirty} {date}")
+        .trim_end()
+        .to_string()
+}
