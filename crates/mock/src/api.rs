@@ -160,7 +160,12 @@ pub async fn list(
     };
     let next = match page.last() {
         Some(&p) if !scan.forward(p + 1, 1).is_empty() => {
-            Value::String(query.link("page[after]", &store.id_at(p)))
+            let cursor = match &query.page.after {
+                // The cursor this page was asked with, again: a loop (`repeat_cursor`).
+                Some(after) if state.runtime().repeat_cursor => after.clone(),
+                _ => store.id_at(p),
+            };
+            Value::String(query.link("page[after]", &cursor))
         }
         _ => Value::Null,
     };

@@ -76,6 +76,10 @@ pub struct MockServerArgs {
     /// host sends stored bytes.
     #[arg(long, value_name = "SIZE", default_value_t = crate::DEFAULT_FILES_MEMO, value_parser = parse_size)]
     pub files_memo: u64,
+    /// Answer a list page asked for with `page[after]=X` with a next link to `page[after]=X`
+    /// again: a cursor loop, as some servers built from Persona's examples have.
+    #[arg(long)]
+    pub repeat_cursor: bool,
     /// How far `POST /inquiries/search` lags writes, e.g. 60s (it shows the organization
     /// as it was that long ago; Persona's is about a minute).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
@@ -118,6 +122,7 @@ impl MockServerArgs {
                 events_max_count: self.events_max_count,
                 events_max_age_ms: self.events_max_age.as_millis() as u64,
                 webhook_url: self.webhook_url.clone(),
+                repeat_cursor: self.repeat_cursor,
                 search_lag_ms: self.search_lag.as_millis() as u64,
             },
             webhook_secrets: Vec::new(),

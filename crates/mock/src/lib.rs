@@ -50,6 +50,9 @@ pub struct RuntimeConfig {
     pub events_max_age_ms: u64,
     /// Where each event is POSTed as a signed webhook; `None` = no delivery.
     pub webhook_url: Option<String>,
+    /// A list page asked for with `page[after]=X` links to `page[after]=X` again as its next
+    /// page (as a server answering with its spec's examples does): a cursor loop.
+    pub repeat_cursor: bool,
     /// How far behind writes `POST /inquiries/search` is, in milliseconds (`search_lag`
     /// accepts "60s" or seconds): it shows the organization as it was that long ago.
     pub search_lag_ms: u64,
