@@ -263,6 +263,10 @@ impl Readahead {
             if !self.wanted(id, file, info) {
                 continue;
             }
+            // Redacted since the view was taken: nothing of it is fetched again.
+            if self.cache.was_purged(id) {
+                return true;
+            }
             let (section, name) = file;
             let key = self.key_of(id, name, info);
             self.expire_unread();

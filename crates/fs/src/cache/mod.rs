@@ -17,6 +17,7 @@ mod key;
 mod meta;
 mod owner;
 mod scan;
+mod temps;
 
 pub use checksum::Checksum;
 pub use key::CacheKey;
@@ -24,7 +25,7 @@ use meta::EntryMeta;
 pub use owner::{Busy, CacheLock, LOCK_FILE, LockError, Owner};
 pub use scan::{ScanStats, scan};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -34,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 use parking_lot::{Condvar, Mutex};
+use temps::Temps;
 
 /// Limits of the cache.
 #[derive(Debug, Clone)]
@@ -75,6 +77,7 @@ struct State {
     /// Entries with open readers: never evicted from under them.
     pins: HashMap<String, usize>,
     next_serial: u64,
+    temps: Temps,
 }
 
 impl State {
@@ -90,6 +93,8 @@ impl State {
 
 /// Told the serial of each entry that leaves the cache.
 type RemoveHook = Box<dyn Fn(u64) + Send + Sync>;
+/// Told each inquiry purged (redacted), before its files are deleted.
+type PurgeHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// The on-disk cache. Cheap to share (`Arc`); all methods are blocking but short, except
 /// `open`, which may verify a checksum (call it off the async threads).
@@ -102,6 +107,10 @@ pub struct DiskCache {
     loaded: Mutex<bool>,
     loaded_cv: Condvar,
     on_remove: OnceLock<RemoveHook>,
+    on_purge: Mutex<Vec<PurgeHook>>,
+    /// Inquiries purged since the cache was opened: redacted for good, nothing of them is
+    /// to be written again (`was_purged`).
+    purged: Mutex<HashSet<String>>,
 }
 
 /// A complete cached file, its entry pinned while this value lives.
@@ -174,6 +183,8 @@ pub struct TempEntry {
     path: Option<PathBuf>,
     key: CacheKey,
     cache: Arc<DiskCache>,
+    /// Its place among the downloads a purge can reach (`temps`).
+    serial: u64,
 }
 
 impl TempEntry {
@@ -185,11 +196,13 @@ impl TempEntry {
 
 impl Drop for TempEntry {
     fn drop(&mut self) {
-        // Still here means not committed: the bytes are not to be trusted.
+        // Still here means not committed: the bytes are not to be trusted. (A purge may have
+        // deleted the file already.)
         if let Some(path) = self.path.take() {
             let _ = fs::remove_file(path);
             self.cache.unreserve(self.key.size);
         }
+        self.cache.state.lock().temps.remove(self.serial);
     }
 }
 
@@ -248,10 +261,13 @@ impl DiskCache {
                 reserved: 0,
                 pins: HashMap::new(),
                 next_serial: 0,
+                temps: Temps::default(),
             }),
             loaded: Mutex::new(false),
             loaded_cv: Condvar::new(),
             on_remove: OnceLock::new(),
+            on_purge: Mutex::new(Vec::new()),
+            purged: Mutex::new(HashSet::new()),
         });
         let loader = cache.clone();
         std::thread::Builder::new()
@@ -436,11 +452,13 @@ impl DiskCache {
         self.wait_loaded();
         if !self.make_room(key.size, true) {
             let file = tempfile::tempfile_in(&self.tmp_dir)?;
+            let serial = self.state.lock().temps.add(&key.inquiry_id, None);
             return Ok(TempEntry {
                 file,
                 path: None,
                 key: key.clone(),
                 cache: self.clone(),
+                serial,
             });
         }
         let path = self
@@ -460,11 +478,17 @@ impl DiskCache {
             }
         };
         preallocate(&file, key.size);
+        let serial = self
+            .state
+            .lock()
+            .temps
+            .add(&key.inquiry_id, Some(path.clone()));
         Ok(TempEntry {
             file,
             path: Some(path),
             key: key.clone(),
             cache: self.clone(),
+            serial,
         })
     }
 
@@ -489,6 +513,9 @@ impl DiskCache {
             ));
         }
         temp.file.sync_all()?;
+        if !self.state.lock().temps.claim(temp.serial) {
+            return Ok(false); // purged while it downloaded: its file is deleted already
+        }
         let digest = temp.key.digest();
         let meta = EntryMeta {
             inquiry_id: temp.key.inquiry_id.clone(),
@@ -506,6 +533,13 @@ impl DiskCache {
         }
         let mut state = self.state.lock();
         state.reserved = state.reserved.saturating_sub(size);
+        if state.temps.purged(temp.serial) {
+            // Purged while it was being renamed: it never becomes an entry.
+            drop(state);
+            let _ = fs::remove_file(self.meta_path(&digest));
+            let _ = fs::remove_file(self.data_path(&digest));
+            return Ok(false);
+        }
         let entry = state.entry(meta, true);
         let replaced = state.lru.put(digest, entry);
         if let Some(old) = &replaced {
@@ -574,8 +608,30 @@ impl DiskCache {
         }
     }
 
-    /// Delete every entry of an inquiry (it was redacted). Returns how many went.
+    /// Call `hook` with each inquiry purged from now on, before its files are deleted (the
+    /// downloads stop writing first). Called on the purging thread, no lock of the cache held.
+    pub fn on_purge(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        self.on_purge.lock().push(Box::new(hook));
+    }
+
+    /// Whether the inquiry was purged (redacted) since the cache was opened: nothing of it
+    /// may be downloaded or stored again.
+    pub fn was_purged(&self, inquiry_id: &str) -> bool {
+        self.purged.lock().contains(inquiry_id)
+    }
+
+    /// Delete every entry of an inquiry (it was redacted) and the temp files of its downloads
+    /// in progress, which stop (`on_purge`); a download that finishes later is not cached.
+    /// Returns how many entries went.
     pub fn purge_inquiry(&self, inquiry_id: &str) -> usize {
+        self.purged.lock().insert(inquiry_id.to_string());
+        for hook in self.on_purge.lock().iter() {
+            hook(inquiry_id);
+        }
+        let temps = self.state.lock().temps.purge(inquiry_id);
+        for path in &temps {
+            let _ = fs::remove_file(path);
+        }
         self.wait_loaded();
         let digests: Vec<String> = {
             let state = self.state.lock();

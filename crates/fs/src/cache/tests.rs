@@ -339,3 +339,46 @@ fn an_entry_pinned_without_its_file_is_spared_like_an_open_one() {
     assert!(put(&cache, &key(4, 1000), 4));
     assert!(!cache.contains(&key(0, 1000)) && cache.contains(&key(3, 1000)));
 }
+
+fn tmp_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("tmp")).unwrap().count()
+}
+
+#[test]
+fn a_purge_deletes_the_temp_files_of_downloads_in_progress_and_their_commit_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DiskCache::open_dir(dir.path(), limits(1 << 20)).unwrap();
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let t = told.clone();
+    cache.on_purge(move |id| t.lock().push(id.to_string()));
+    // Two downloads of inq_1 under way (one before its bytes, one finished and about to be
+    // committed), one of inq_2.
+    let (a, b, other) = (key(1, 100), key(4, 100), key(2, 100));
+    let mut ta = cache.begin(&a).unwrap();
+    let mut tb = cache.begin(&b).unwrap();
+    let mut to = cache.begin(&other).unwrap();
+    for t in [&mut ta, &mut tb, &mut to] {
+        t.file.write_all(&[5; 100]).unwrap();
+    }
+    assert_eq!(tmp_files(dir.path()), 3);
+    assert!(!cache.was_purged("inq_1"));
+
+    assert_eq!(cache.purge_inquiry("inq_1"), 0);
+    assert_eq!(
+        *told.lock(),
+        vec!["inq_1".to_string()],
+        "the downloads were told first"
+    );
+    assert!(cache.was_purged("inq_1"));
+    assert_eq!(tmp_files(dir.path()), 1, "its temp files went at once");
+    // A commit after the purge caches nothing; the other inquiry's is cached.
+    assert!(!cache.commit(ta, Checksum::of(&[5; 100])).unwrap());
+    drop(tb);
+    assert!(cache.commit(to, Checksum::of(&[5; 100])).unwrap());
+    assert!(!cache.contains(&a) && cache.contains(&other));
+    assert_eq!(tmp_files(dir.path()), 0);
+    let data = std::fs::read_dir(dir.path().join("data")).unwrap().count();
+    assert_eq!(data, 2, "one entry: its data and meta files");
+    // Nothing was reserved for good: the whole cache is still there to use.
+    assert!(put(&cache, &key(8, (1 << 20) - 100), 1));
+}

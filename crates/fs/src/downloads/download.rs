@@ -34,6 +34,8 @@ pub struct Download {
     pub(crate) section: Section,
     pub(crate) name: Arc<str>,
     pub(crate) far: FarBlocks,
+    /// Set when the inquiry is redacted: the download and its far reads stop.
+    pub(crate) stop: watch::Sender<bool>,
 }
 
 impl Download {
@@ -41,6 +43,16 @@ impl Download {
     pub(crate) async fn finished(&self) {
         let mut rx = self.progress.subscribe();
         let _ = rx.wait_for(|p| p.done || p.failed.is_some()).await;
+    }
+
+    /// Resolves when the download is stopped (its inquiry redacted).
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
     }
 
     /// Bytes written so far, from the start.

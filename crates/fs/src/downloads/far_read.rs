@@ -63,10 +63,11 @@ impl Downloads {
             let block = match dl.far.get(start) {
                 Some(b) => b,
                 None => {
-                    let b = Arc::new(
-                        self.fetch_block(dl, start, (start + BLOCK).min(dl.size))
-                            .await?,
-                    );
+                    let fetched = tokio::select! {
+                        b = self.fetch_block(dl, start, (start + BLOCK).min(dl.size)) => b?,
+                        () = dl.stopped() => return Err(super::redacted(&dl.id)),
+                    };
+                    let b = Arc::new(fetched);
                     dl.far.put(start, b.clone());
                     b
                 }

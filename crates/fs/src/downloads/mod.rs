@@ -49,7 +49,14 @@ pub(crate) struct Downloads {
     rt: tokio::runtime::Handle,
     tele: Arc<Telemetry>,
     /// Downloads in progress by cache-key digest; each leaves when it ends.
-    registry: Mutex<HashMap<String, Weak<Download>>>,
+    registry: Arc<Registry>,
+}
+
+type Registry = Mutex<HashMap<String, Weak<Download>>>;
+
+/// What a reader of a download stopped by a redaction gets: what a new open gets.
+fn redacted(id: &str) -> FsError {
+    FsError::not_found(format_args!("inquiry {id} (redacted)"))
 }
 
 impl Downloads {
@@ -60,13 +67,21 @@ impl Downloads {
         rt: tokio::runtime::Handle,
         tele: Arc<Telemetry>,
     ) -> Downloads {
+        let registry: Arc<Registry> = Arc::default();
+        // A redaction stops the inquiry's downloads before its files are deleted.
+        let weak = Arc::downgrade(&registry);
+        cache.on_purge(move |id| {
+            if let Some(registry) = weak.upgrade() {
+                stop_downloads_of(&registry, id);
+            }
+        });
         Downloads {
             api,
             cache,
             views,
             rt,
             tele,
-            registry: Mutex::new(HashMap::new()),
+            registry,
         }
     }
 
@@ -118,6 +133,7 @@ impl Downloads {
             section,
             name: Arc::from(name),
             far: FarBlocks::default(),
+            stop: watch::Sender::new(false),
         });
         registry.insert(digest.clone(), Arc::downgrade(&dl));
         drop(registry);
@@ -137,7 +153,15 @@ impl Downloads {
     async fn run(&self, temp: TempEntry, dl: Arc<Download>) {
         let (id, name) = (&dl.id, &dl.name);
         let mut sink = ProgressSink { dl: &dl };
-        let result = self.fetch(&mut sink).await;
+        // Stopped by a redaction: the request is dropped at once, and the temp file, deleted
+        // by the purge, gets no more bytes.
+        let result = tokio::select! {
+            // The fetch's own answer first: a re-retrieve that found the redaction says why
+            // (the file is gone) better than the stop it caused.
+            biased;
+            r = self.fetch(&mut sink) => r,
+            () = dl.stopped() => Err(redacted(id)),
+        };
         let t = &self.tele;
         t.downloads_active.fetch_sub(1, Ordering::Relaxed);
         t.bytes_downloaded
@@ -171,7 +195,7 @@ impl Downloads {
                     Err(e) => tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}"),
                 }
                 // Redacted while downloading (an event): what was just cached goes too.
-                if self.views.is_marked_redacted(id) {
+                if self.views.is_marked_redacted(id) || dl.is_stopped() {
                     let cache = self.cache.clone();
                     let key = id.to_string();
                     let _ = self
@@ -181,6 +205,10 @@ impl Downloads {
                 }
                 tracing::debug!(inquiry = %id, file = %name, bytes = dl.size, "download complete");
                 dl.progress.send_modify(|p| p.done = true);
+            }
+            Err(e) if dl.is_stopped() => {
+                tracing::info!(inquiry = %id, "download stopped: the inquiry is redacted");
+                dl.progress.send_modify(|p| p.failed = Some(e));
             }
             Err(e) => {
                 tracing::warn!(inquiry = %id, file = %name, errno = e.errno(), "download failed: {e}");
@@ -237,5 +265,19 @@ impl Downloads {
             )));
         }
         Ok((info.url.clone(), view.fetched_at))
+    }
+}
+
+/// Stop every download of inquiry `id` (it was redacted): their requests end and their
+/// readers get what a new open gets.
+fn stop_downloads_of(registry: &Registry, id: &str) {
+    let doomed: Vec<Arc<Download>> = registry
+        .lock()
+        .values()
+        .filter_map(Weak::upgrade)
+        .filter(|dl| &*dl.id == id)
+        .collect();
+    for dl in doomed {
+        dl.stop.send_replace(true);
     }
 }

@@ -391,7 +391,12 @@ impl Views {
         }
         let stored = view.to_stored(SystemTime::now());
         let json = view.json.clone();
+        let cache = self.cache.clone();
         writer.write(move |store| {
+            // Retrieved before a redaction purged the inquiry: never written back.
+            if cache.was_purged(&stored.id) {
+                return;
+            }
             if let Err(e) = store.put_inquiry_with_json(&stored, &json) {
                 tracing::warn!(inquiry = %stored.id, "metadata store: cannot save a view: {e}");
             }
@@ -491,7 +496,11 @@ impl Views {
         } else if let Some(writer) = &self.store {
             let stored = view.to_stored(checked);
             let json = view.json.clone();
+            let cache = self.cache.clone();
             writer.write(move |store| {
+                if cache.was_purged(&stored.id) {
+                    return; // shared before a redaction purged it here
+                }
                 if let Err(e) = store.put_inquiry_with_json(&stored, &json) {
                     tracing::warn!(inquiry = %stored.id, "metadata store: cannot save a view: {e}");
                 }

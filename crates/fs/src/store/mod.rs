@@ -22,7 +22,10 @@ pub(crate) use codec::{time_from_db, time_to_db};
 mod error;
 mod listing;
 mod schema;
+mod shred;
 
+#[cfg(test)]
+mod shred_tests;
 #[cfg(test)]
 mod tests;
 
@@ -292,8 +295,10 @@ impl MetadataStore {
         }))
     }
 
-    /// Forget an inquiry and its files (it was redacted, or is gone). Returns whether it was
-    /// stored.
+    /// Forget an inquiry and its files (it was redacted, or is gone), leaving no byte of them
+    /// in the store's files (`shred`): when this returns, the database and its WAL hold
+    /// nothing of the inquiry but the listing's row (id, status, times). Returns whether it
+    /// was stored.
     pub fn delete_inquiry(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
@@ -302,8 +307,15 @@ impl MetadataStore {
         let n = tx
             .prepare_cached("DELETE FROM inquiry WHERE id = ?1")?
             .execute([id])?;
+        if n == 0 {
+            return Ok(false); // nothing stored: nothing to overwrite
+        }
+        shred::rebuild_personal_tables(&tx)?;
         tx.commit()?;
-        Ok(n > 0)
+        // The rebuild changed the tables' pages: cached statements must prepare anew.
+        conn.flush_prepared_statement_cache();
+        shred::truncate_wal(&conn)?;
+        Ok(true)
     }
 
     /// Persona confirmed the stored view at `at` (a listing row with the same `updated-at`).

@@ -17,7 +17,9 @@ pub(super) const APPLICATION_ID: i32 = 0x5046_534d;
 /// `PRAGMA user_version`: bumped whenever the tables change; another value is rebuilt.
 pub(super) const SCHEMA_VERSION: i32 = 3;
 
-const SCHEMA: &str = "
+/// The tables that hold an inquiry's personal data (its `inquiry.json`, its file names):
+/// rebuilt by a purge (`shred`), so created from here both times.
+pub(super) const INQUIRY_TABLE: &str = "
 CREATE TABLE inquiry (
     id          TEXT PRIMARY KEY,
     status      TEXT,
@@ -27,7 +29,8 @@ CREATE TABLE inquiry (
     checked_at  INTEGER NOT NULL,
     -- `inquiry.json` as the mount shows it (every access token replaced); NULL until known.
     json        BLOB
-) WITHOUT ROWID;
+) WITHOUT ROWID;";
+pub(super) const FILE_TABLE: &str = "
 CREATE TABLE file (
     inquiry_id TEXT NOT NULL REFERENCES inquiry (id) ON DELETE CASCADE,
     section    TEXT NOT NULL CHECK (section IN ('document', 'selfie')),
@@ -39,6 +42,9 @@ CREATE TABLE file (
     mtime      INTEGER NOT NULL,
     PRIMARY KEY (inquiry_id, section, name)
 ) WITHOUT ROWID;
+";
+
+const SCHEMA: &str = "
 CREATE TABLE listing (
     gen         INTEGER NOT NULL,
     pos         INTEGER NOT NULL,
@@ -190,6 +196,11 @@ fn check_and_prepare(conn: &Connection) -> Result<Option<String>, rusqlite::Erro
     if !mode.eq_ignore_ascii_case("wal") {
         return Ok(Some(format!("cannot use a WAL journal (got {mode})")));
     }
+    // Old page images (of a purge a `kill -9` interrupted before its checkpoint) leave the
+    // WAL before anything else happens (`shred`).
+    let _: (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     // Deleted (redacted) rows are overwritten, not left readable in free pages; temporary
@@ -198,6 +209,8 @@ fn check_and_prepare(conn: &Connection) -> Result<Option<String>, rusqlite::Erro
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     if fresh {
         let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(INQUIRY_TABLE)?;
+        tx.execute_batch(FILE_TABLE)?;
         tx.execute_batch(SCHEMA)?;
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
