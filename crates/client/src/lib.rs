@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod redis_link;
 pub mod retry;
+pub mod search;
 pub mod shared_budget;
 pub mod shared_listing;
 pub mod shared_state;
@@ -37,6 +38,7 @@ pub use client::{ApiKey, ClientConfig, HttpClient, Identity};
 pub use files::{files_of, inquiry_json};
 pub use listing::{list_all, list_stream, list_stream_from};
 pub use model::IncludedObject;
+pub use search::{Changes, SearchError, changes_since};
 
 /// Filters of the list endpoint (PERSONA_API.md, "List inquiries").
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -176,6 +178,17 @@ pub trait PersonaApi: Send + Sync + 'static {
         from: &EventsFrom,
         page_size: u32,
     ) -> Result<EventPage>;
+
+    /// One page of `POST /inquiries/search`: the inquiries updated at or after `since`, by
+    /// `updated-at` ascending, from cursor `after` (the previous page's `next_after`).
+    /// Search lags writes (about a minute at Persona). A key or version that may not search
+    /// gets an error with [`Error::is_search_refused`]; [`changes_since`] walks the pages.
+    async fn search_updated_since(
+        &self,
+        since: DateTime<Utc>,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> Result<InquiryPage>;
 
     /// The size of the file behind a URL (a `HEAD`), for files without `byte-size`.
     async fn file_size(&self, url: &str) -> Result<u64>;

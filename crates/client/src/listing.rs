@@ -187,6 +187,14 @@ mod tests {
         ) -> Result<crate::EventPage> {
             unimplemented!()
         }
+        async fn search_updated_since(
+            &self,
+            _: chrono::DateTime<chrono::Utc>,
+            _: Option<&str>,
+            _: u32,
+        ) -> Result<InquiryPage> {
+            unimplemented!()
+        }
         async fn retrieve_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
             Err(Error::NotFound(id.into()))
         }

@@ -131,6 +131,18 @@ impl PersonaApi for SharedListing {
         self.inner.list_events(names, from, page_size).await
     }
 
+    // Search pages are not shared: each delta asks from its own watermark.
+    async fn search_updated_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> Result<InquiryPage> {
+        self.inner
+            .search_updated_since(since, after, page_size)
+            .await
+    }
+
     async fn file_size(&self, url: &str) -> Result<u64> {
         self.inner.file_size(url).await
     }

@@ -20,16 +20,18 @@ pub enum ApiCall {
     Download,
     Range,
     Events,
+    Search,
 }
 
 impl ApiCall {
-    pub const ALL: [ApiCall; 6] = [
+    pub const ALL: [ApiCall; 7] = [
         ApiCall::List,
         ApiCall::Retrieve,
         ApiCall::Head,
         ApiCall::Download,
         ApiCall::Range,
         ApiCall::Events,
+        ApiCall::Search,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +42,7 @@ impl ApiCall {
             ApiCall::Download => "download",
             ApiCall::Range => "range",
             ApiCall::Events => "events",
+            ApiCall::Search => "search",
         }
     }
 }
@@ -49,7 +52,7 @@ impl ApiCall {
 pub struct Telemetry {
     started: Instant,
     started_unix: u64,
-    api_calls: [AtomicU64; 6],
+    api_calls: [AtomicU64; 7],
     pub rate_limited: AtomicU64,
     pub retries: AtomicU64,
     pub url_refreshes: AtomicU64,
@@ -290,6 +293,18 @@ impl crate::PersonaApi for CountedApi {
     ) -> crate::Result<crate::EventPage> {
         self.tele.api_call(ApiCall::Events);
         self.inner.list_events(names, from, page_size).await
+    }
+
+    async fn search_updated_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> crate::Result<crate::InquiryPage> {
+        self.tele.api_call(ApiCall::Search);
+        self.inner
+            .search_updated_since(since, after, page_size)
+            .await
     }
 
     async fn file_size(&self, url: &str) -> crate::Result<u64> {

@@ -173,6 +173,19 @@ impl PersonaApi for BreakerApi {
         .await
     }
 
+    async fn search_updated_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> Result<InquiryPage> {
+        self.call(
+            "searching inquiries",
+            self.inner.search_updated_since(since, after, page_size),
+        )
+        .await
+    }
+
     // The files host does not move the breaker (its failures are the reads' own: EIO after
     // `io_timeout`), but while the breaker is open Persona counts as unreachable as a whole:
     // a URL still valid in memory is not tried either, and an uncached file fails at once.

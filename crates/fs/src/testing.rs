@@ -108,6 +108,23 @@ impl PersonaApi for FakeApi {
         Ok(personafs_client::EventPage::default())
     }
 
+    /// This fake does not search: refused, as Persona refuses a key that may not.
+    async fn search_updated_since(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<InquiryPage> {
+        Err(personafs_client::Error::Http {
+            host: personafs_client::error::Host::Api,
+            status: 404,
+            title: Some("Not Found".into()),
+            details: None,
+            request_id: None,
+            context: "search inquiries".into(),
+        })
+    }
+
     async fn file_size(&self, _: &str) -> Result<u64> {
         Err(not_found())
     }

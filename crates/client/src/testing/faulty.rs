@@ -79,16 +79,28 @@ struct Cut {
     fault: Option<Fault>,
 }
 
+/// An untrustworthy search answer (the inner page, altered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchGarble {
+    /// The next-page cursor is the one the page was asked with (a loop), or the page's last
+    /// id when it was asked without one.
+    RepeatCursor,
+    /// The page's inquiries in reverse order (`updated-at` going backwards).
+    Backwards,
+}
+
 /// Wraps any `PersonaApi` and injects faults by call kind.
 pub struct FaultyApi<A: PersonaApi + ?Sized> {
     inner: Arc<A>,
-    plans: Mutex<[Plan; 6]>,
+    plans: Mutex<[Plan; 7]>,
     cut: Mutex<Cut>,
     refuse_urls: Mutex<usize>,
     calls: CallCounts,
     injected: CallCounts,
-    in_flight: [AtomicU64; 6],
-    max_in_flight: [AtomicU64; 6],
+    in_flight: [AtomicU64; 7],
+    max_in_flight: [AtomicU64; 7],
+    /// Search pages left to garble, and how.
+    garble: Mutex<(usize, Option<SearchGarble>)>,
 }
 
 impl<A: PersonaApi> FaultyApi<A> {
@@ -109,6 +121,7 @@ impl<A: PersonaApi + ?Sized> FaultyApi<A> {
             injected: CallCounts::default(),
             in_flight: Default::default(),
             max_in_flight: Default::default(),
+            garble: Mutex::new((0, None)),
         }
     }
 
@@ -157,8 +170,14 @@ impl<A: PersonaApi + ?Sized> FaultyApi<A> {
         self.plans.lock()[call as usize].rate_limited_until = Some(Instant::now() + reset);
     }
 
+    /// The next `n` search pages that succeed are altered by `garble`.
+    pub fn garble_search(&self, n: usize, garble: SearchGarble) {
+        *self.garble.lock() = (n, Some(garble));
+    }
+
     /// Drop every planned fault and delay.
     pub fn clear(&self) {
+        *self.garble.lock() = (0, None);
         *self.plans.lock() = Default::default();
         *self.cut.lock() = Cut::default();
         *self.refuse_urls.lock() = 0;
@@ -324,6 +343,36 @@ impl<A: PersonaApi + ?Sized> PersonaApi for FaultyApi<A> {
     ) -> Result<crate::EventPage> {
         self.tracked(Call::Events, self.inner.list_events(names, from, page_size))
             .await
+    }
+
+    async fn search_updated_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> Result<InquiryPage> {
+        let inner = self.inner.search_updated_since(since, after, page_size);
+        let mut page = self.tracked(Call::Search, inner).await?;
+        let garble = {
+            let mut g = self.garble.lock();
+            (g.0 > 0).then(|| {
+                g.0 -= 1;
+                g.1
+            })
+        };
+        match garble.flatten() {
+            Some(SearchGarble::RepeatCursor) => {
+                self.injected.bump(Call::Search);
+                let last = page.inquiries.last().map(|i| i.id.clone());
+                page.next_after = after.map(String::from).or(last).or(page.next_after);
+            }
+            Some(SearchGarble::Backwards) => {
+                self.injected.bump(Call::Search);
+                page.inquiries.reverse();
+            }
+            None => {}
+        }
+        Ok(page)
     }
 
     async fn file_size(&self, url: &str) -> Result<u64> {

@@ -211,6 +211,10 @@ struct State {
     /// The events kept, oldest first (`drop_events` forgets them, as retention does).
     events: Vec<Event>,
     next_event: u64,
+    /// Search answers this status (400/403/404: search refused), when set.
+    search_refused: Option<u16>,
+    /// Search leaves out inquiries changed within this long.
+    search_lag: Duration,
 }
 
 /// Persona in memory: inquiries, their files, signed URLs with a lifetime, call counters.
@@ -255,6 +259,8 @@ impl MemoryApi {
                 refused: 0,
                 events: Vec::new(),
                 next_event: 1,
+                search_refused: None,
+                search_lag: Duration::ZERO,
             }),
             calls: CallCounts::default(),
         }
@@ -424,6 +430,18 @@ impl MemoryApi {
         }
         st.record("inquiry.redacted", id, "inquiry", id);
         true
+    }
+
+    /// Search answers `status` from now on (`Some(404)`: this key may not search), or
+    /// searches again (`None`).
+    pub fn refuse_search(&self, status: Option<u16>) {
+        self.state.lock().search_refused = status;
+    }
+
+    /// Search leaves out the inquiries whose `updated-at` is younger than `lag`, as Persona's
+    /// index lags writes (their earlier state is not kept here: they are simply not found).
+    pub fn set_search_lag(&self, lag: Duration) {
+        self.state.lock().search_lag = lag;
     }
 
     /// Forget every event kept so far, as Persona's retention does: a cursor naming one is
@@ -741,6 +759,48 @@ impl PersonaApi for MemoryApi {
                 let cursor: String =
                     url::form_urlencoded::byte_serialize(last.as_bytes()).collect();
                 format!("/api/v1/inquiries?page%5Bafter%5D={cursor}&page%5Bsize%5D={size}")
+            });
+            json!({"data": page, "links": {"prev": null, "next": next}})
+        };
+        parse_list_page(context, body.to_string().as_bytes())
+    }
+
+    async fn search_updated_since(
+        &self,
+        since: DateTime<Utc>,
+        after: Option<&str>,
+        page_size: u32,
+    ) -> Result<InquiryPage> {
+        self.calls.bump(Call::Search);
+        let context = "search inquiries";
+        let body = {
+            let st = self.state.lock();
+            if let Some(status) = st.search_refused {
+                return Err(http(Host::Api, status, context.into()));
+            }
+            let visible_until = Utc::now() - st.search_lag;
+            let since = crate::search::whole_millis(since);
+            // Oldest change first; ties by id, so the order is total.
+            let mut items: Vec<&InquiryRec> = (st.inquiries.values())
+                .filter(|i| i.updated_at >= since && i.updated_at <= visible_until)
+                .collect();
+            items.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+            let start = match after {
+                Some(cursor) => match items.iter().position(|i| i.id == cursor) {
+                    Some(pos) => pos + 1,
+                    None => return Err(http(Host::Api, 400, format!("{context}: bad cursor"))),
+                },
+                None => 0,
+            };
+            let size = (page_size as usize).clamp(1, MAX_PAGE);
+            let page: Vec<Value> = (items.iter().skip(start).take(size))
+                .map(|i| inquiry_resource(i, &[]))
+                .collect();
+            let next = (start + page.len() < items.len()).then(|| {
+                let last = &items[start + page.len() - 1].id;
+                let cursor: String =
+                    url::form_urlencoded::byte_serialize(last.as_bytes()).collect();
+                format!("/api/v1/inquiries/search?page%5Bafter%5D={cursor}&page%5Bsize%5D={size}")
             });
             json!({"data": page, "links": {"prev": null, "next": next}})
         };

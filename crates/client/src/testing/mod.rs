@@ -8,7 +8,7 @@ mod faulty;
 mod memory;
 pub mod redis_server;
 
-pub use faulty::{Fault, FaultyApi};
+pub use faulty::{Fault, FaultyApi, SearchGarble};
 pub use memory::{FetchRecord, FileSpec, InquirySpec, MemoryApi};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,16 +22,18 @@ pub enum Call {
     Download,
     DownloadRange,
     Events,
+    Search,
 }
 
 impl Call {
-    pub const ALL: [Call; 6] = [
+    pub const ALL: [Call; 7] = [
         Call::List,
         Call::Retrieve,
         Call::Head,
         Call::Download,
         Call::DownloadRange,
         Call::Events,
+        Call::Search,
     ];
 
     fn index(self) -> usize {
@@ -46,7 +48,7 @@ impl Call {
 
 /// One counter per call kind.
 #[derive(Debug, Default)]
-pub struct CallCounts([AtomicU64; 6]);
+pub struct CallCounts([AtomicU64; 7]);
 
 impl CallCounts {
     pub fn get(&self, call: Call) -> u64 {
@@ -58,7 +60,7 @@ impl CallCounts {
     }
 
     /// Every kind's count, in `Call::ALL` order (for messages).
-    pub fn snapshot(&self) -> [(Call, u64); 6] {
+    pub fn snapshot(&self) -> [(Call, u64); 7] {
         Call::ALL.map(|c| (c, self.get(c)))
     }
 }
