@@ -43,6 +43,7 @@ pub enum Source {
 
 /// One inquiry that may match, with its sort key known as a range (normalized so that the
 /// wanted order is ascending `(key, tie)`).
+#[derive(Clone)]
 struct Candidate {
     source: Source,
     position: u64,
@@ -61,6 +62,8 @@ pub struct Search<'a> {
     pub cutoff: i64,
     /// Status ranks, for sorting by status.
     statuses: Vec<String>,
+    /// What may match, gathered once per request (a page and its neighbours' check).
+    gathered: std::cell::OnceCell<Vec<Candidate>>,
 }
 
 /// A found inquiry: its place and what to send.
@@ -79,6 +82,7 @@ impl<'a> Search<'a> {
             sort,
             cutoff,
             statuses: Vec::new(),
+            gathered: std::cell::OnceCell::new(),
         };
         if sort.attr == SortAttr::Status {
             let mut statuses: Vec<String> = crate::generate::STATUSES.map(String::from).to_vec();
@@ -287,7 +291,7 @@ impl<'a> Search<'a> {
     /// Up to `count` matches in the wanted order strictly after `after` (or from the start);
     /// with `backward`, up to `count` strictly before `after` (or from the end), nearest first.
     pub fn page(&self, after: Option<(i64, i64)>, count: usize, backward: bool) -> Vec<Hit> {
-        let mut candidates = self.candidates();
+        let mut candidates = self.gathered.get_or_init(|| self.candidates()).clone();
         // Walking backward is walking forward in the negated order.
         if backward {
             for c in &mut candidates {
