@@ -36,7 +36,7 @@ pub use events::{Event, EventPage, EventsFrom};
 
 pub use client::{ApiKey, ClientConfig, HttpClient, Identity};
 pub use files::{files_of, inquiry_json};
-pub use listing::{list_all, list_stream, list_stream_from};
+pub use listing::{Listed, list_all, list_pages_from, list_stream, list_stream_from};
 pub use model::IncludedObject;
 pub use search::{Changes, SearchError, changes_since};
 

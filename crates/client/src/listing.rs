@@ -19,48 +19,78 @@ struct Pager<'a> {
     seen_cursors: HashSet<String>,
     buffered: VecDeque<InquirySummary>,
     finished: bool,
+    /// The cursor that came back again, said once the buffered summaries are out.
+    cut_at: Option<String>,
+    /// A first page handed in, announced before its summaries as a fetched one is.
+    first_page: Option<usize>,
 }
 
 impl Pager<'_> {
-    async fn next_item(&mut self) -> Option<Result<InquirySummary>> {
-        loop {
-            if let Some(item) = self.buffered.pop_front() {
-                return Some(Ok(item));
-            }
-            if self.finished {
-                return None;
-            }
-            let page = match self
-                .api
-                .list_page(self.filters, self.after.as_deref(), self.page_size)
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    self.finished = true;
-                    return Some(Err(e));
-                }
-            };
-            let empty = page.inquiries.is_empty();
-            self.buffered.extend(valid_only(page.inquiries));
-            match page.next_after {
-                // An empty page with a cursor would page forever.
-                Some(_) if empty => self.finished = true,
-                Some(cursor) => {
-                    if !self.seen_cursors.insert(cursor.clone()) {
-                        self.finished = true;
-                        self.buffered.clear();
-                        return Some(Err(Error::InvalidResponse {
-                            context: "list inquiries".into(),
-                            message: format!("the next-page cursor {cursor:?} came back again"),
-                        }));
-                    }
-                    self.after = Some(cursor);
-                }
-                None => self.finished = true,
-            }
+    async fn next_item(&mut self) -> Option<Result<Listed>> {
+        if let Some(inquiries) = self.first_page.take() {
+            return Some(Ok(Listed::Page { inquiries }));
         }
+        if let Some(item) = self.buffered.pop_front() {
+            return Some(Ok(Listed::Inquiry(item)));
+        }
+        if let Some(cursor) = self.cut_at.take() {
+            return Some(Ok(Listed::CutShort { cursor }));
+        }
+        if self.finished {
+            return None;
+        }
+        let page = match self
+            .api
+            .list_page(self.filters, self.after.as_deref(), self.page_size)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                self.finished = true;
+                return Some(Err(e));
+            }
+        };
+        let count = page.inquiries.len();
+        self.buffered.extend(valid_only(page.inquiries));
+        match page.next_after {
+            // An empty page with a cursor would page forever.
+            Some(_) if count == 0 => self.finished = true,
+            Some(cursor) => {
+                if self.seen_cursors.insert(cursor.clone()) {
+                    self.after = Some(cursor);
+                } else {
+                    // What was gathered stays; the end says the listing was cut short.
+                    self.finished = true;
+                    self.cut_at = Some(shown_cursor(&cursor));
+                }
+            }
+            None => self.finished = true,
+        }
+        Some(Ok(Listed::Page { inquiries: count }))
     }
+}
+
+/// What a listing stream gives: each page as it arrives, then its inquiries; a listing
+/// Persona's cursors cannot finish ends with `CutShort` after all it gathered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listed {
+    /// A page arrived holding this many summaries (its valid ones follow).
+    Page {
+        inquiries: usize,
+    },
+    Inquiry(InquirySummary),
+    /// The next-page cursor came back again: the listing stops here, incomplete. `cursor`
+    /// is safe to log (tokens redacted, at most 100 characters).
+    CutShort {
+        cursor: String,
+    },
+}
+
+/// A cursor as it may be logged: whatever a server sent, no token and no flood.
+fn shown_cursor(cursor: &str) -> String {
+    let redacted = crate::redact::redact_text(cursor);
+    let shown: String = redacted.chars().take(100).collect();
+    format!("{shown:?}")
 }
 
 /// Ids already warned about, so that a listing refreshed every minute does not say it again.
@@ -91,7 +121,8 @@ fn valid_only(inquiries: Vec<InquirySummary>) -> impl Iterator<Item = InquirySum
 }
 
 /// Every inquiry the filters select, newest first, fetched a page of `page_size` (≤ 100) at
-/// a time as the stream is read. A cursor that repeats ends the stream with an error.
+/// a time as the stream is read. A cursor that repeats ends the stream with an error, after
+/// the summaries gathered.
 pub fn list_stream<'a>(
     api: &'a dyn PersonaApi,
     filters: &'a ListFilters,
@@ -107,6 +138,29 @@ pub fn list_stream_from<'a>(
     page_size: u32,
     first: Option<InquiryPage>,
 ) -> impl Stream<Item = Result<InquirySummary>> + Send + 'a {
+    use futures::StreamExt;
+    list_pages_from(api, filters, page_size, first).filter_map(|item| async move {
+        match item {
+            Ok(Listed::Page { .. }) => None,
+            Ok(Listed::Inquiry(s)) => Some(Ok(s)),
+            Ok(Listed::CutShort { cursor }) => Some(Err(Error::InvalidResponse {
+                context: "list inquiries".into(),
+                message: format!("the next-page cursor {cursor} came back again"),
+            })),
+            Err(e) => Some(Err(e)),
+        }
+    })
+}
+
+/// As `list_stream_from`, saying when each page arrives and when the listing is cut short
+/// (a repeating cursor) rather than failing: for a caller that shows what was gathered.
+pub fn list_pages_from<'a>(
+    api: &'a dyn PersonaApi,
+    filters: &'a ListFilters,
+    page_size: u32,
+    first: Option<InquiryPage>,
+) -> impl Stream<Item = Result<Listed>> + Send + 'a {
+    let first_page = first.as_ref().map(|page| page.inquiries.len());
     let (buffered, after, finished) = match first {
         Some(page) => {
             let done = page.next_after.is_none() || page.inquiries.is_empty();
@@ -122,6 +176,8 @@ pub fn list_stream_from<'a>(
         after,
         buffered,
         finished,
+        cut_at: None,
+        first_page,
     };
     futures::stream::unfold(pager, |mut pager| async move {
         let item = pager.next_item().await?;
@@ -251,6 +307,54 @@ mod tests {
         let err = list_all(&api, &ListFilters::default()).await.unwrap_err();
         assert!(matches!(err, Error::InvalidResponse { .. }), "{err:?}");
         assert_eq!(api.calls.lock().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_repeating_cursor_cuts_the_listing_after_what_was_gathered() {
+        use futures::TryStreamExt;
+        let api = Scripted {
+            pages: vec![
+                (None, vec!["inq_3"], Some("c1")),
+                (Some("c1"), vec!["inq_2"], Some("c1")),
+            ],
+            calls: Mutex::new(Vec::new()),
+        };
+        let filters = ListFilters::default();
+        let got: Vec<Listed> = list_pages_from(&api, &filters, 100, None)
+            .try_collect()
+            .await
+            .unwrap();
+        let summary = |id: &str| {
+            Listed::Inquiry(InquirySummary {
+                id: id.into(),
+                status: None,
+                created_at: None,
+                updated_at: None,
+                redacted_at: None,
+            })
+        };
+        assert_eq!(
+            got,
+            [
+                Listed::Page { inquiries: 1 },
+                summary("inq_3"),
+                Listed::Page { inquiries: 1 },
+                summary("inq_2"),
+                Listed::CutShort {
+                    cursor: "\"c1\"".into()
+                },
+            ]
+        );
+        assert_eq!(api.calls.lock().len(), 2);
+        // A cursor carrying a token is logged without it.
+        assert_eq!(
+            shown_cursor("https://x/files/a?access_token=secret"),
+            format!(
+                "{:?}",
+                crate::redact::redact_text("https://x/files/a?access_token=secret")
+            )
+        );
+        assert!(!shown_cursor("x?access_token=secret").contains("secret"));
     }
 
     #[tokio::test]

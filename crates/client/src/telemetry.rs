@@ -228,6 +228,22 @@ pub struct Snapshot {
     pub metadata_entries: u64,
     pub inodes: u64,
     pub open_handles: u64,
+    /// The listing of `inquiries/` under way, if one is.
+    pub listing: Option<ListingProgress>,
+    /// The cursor that cut the last listing short (it came back again), if it was cut.
+    pub listing_cut_at: Option<String>,
+}
+
+/// How far a listing of `inquiries/` has come (1,000 pages for 100,000 inquiries take
+/// minutes at 300 requests a minute).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListingProgress {
+    pub pages: u64,
+    pub inquiries: u64,
+    pub elapsed_secs: u64,
+    /// How many the last complete listing held: the estimate of how many are coming.
+    pub expected_inquiries: Option<u64>,
 }
 
 /// The symbolic name of the errnos a mount answers with.

@@ -293,6 +293,16 @@ impl FsCore {
         self.meta.inode_count()
     }
 
+    /// The listing of `inquiries/` under way, if one is.
+    pub fn listing_progress(&self) -> Option<personafs_client::telemetry::ListingProgress> {
+        self.meta.listing.progress.now()
+    }
+
+    /// The cursor that cut the last listing short (it came back again), if one did.
+    pub fn listing_cut_at(&self) -> Option<String> {
+        self.meta.listing.progress.cut_at()
+    }
+
     /// Inquiry views in memory now (at most `CoreConfig::max_views`).
     pub fn view_count(&self) -> usize {
         self.meta.views.len()

@@ -15,11 +15,12 @@ use parking_lot::Mutex;
 
 use super::listing_rows::ListingRows;
 use super::persist::StoreWriter;
+use super::progress::Progress;
 use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
 use crate::store::{ListedInquiry, ListingBuild, MetadataStore};
-use personafs_client::{InquiryPage, InquirySummary, ListFilters, PersonaApi};
+use personafs_client::{InquiryPage, InquirySummary, ListFilters, Listed, PersonaApi};
 
 pub(crate) struct Listing {
     /// Newest first, as Persona lists them (and `inquiries/` shows them), with what the
@@ -115,6 +116,11 @@ pub(crate) struct Lister {
     generation: AtomicU64,
     /// Told of each listing Persona gave, with the one it replaced.
     on_listed: std::sync::OnceLock<ListedHook>,
+    /// The listing under way (for `personafs status` and the log).
+    pub(crate) progress: Progress,
+    /// Repeating cursors warned about: a listing cut at the same place every minute says so
+    /// once.
+    warned_cursors: Mutex<HashSet<String>>,
 }
 
 type ListedHook = Box<dyn Fn(&Listing, Option<&Listing>) + Send + Sync>;
@@ -148,6 +154,8 @@ impl Lister {
             seed: Mutex::new(None),
             generation: AtomicU64::new(0),
             on_listed: std::sync::OnceLock::new(),
+            progress: Progress::default(),
+            warned_cursors: Mutex::default(),
         }
     }
 
@@ -342,6 +350,19 @@ impl Lister {
     }
 
     async fn list_all(&self) -> personafs_client::Result<Listing> {
+        let before = self.current();
+        self.progress.start(before.as_ref().map(|l| l.rows.len()));
+        let result = self.take_listing(before.as_deref()).await;
+        let cut_at = result.as_ref().ok().and_then(|(_, cut)| cut.clone());
+        self.progress.finish(cut_at);
+        result.map(|(listing, _)| listing)
+    }
+
+    /// A listing from Persona, and the cursor that cut it short if one came back again.
+    async fn take_listing(
+        &self,
+        before: Option<&Listing>,
+    ) -> personafs_client::Result<(Listing, Option<String>)> {
         let seed = self
             .seed
             .lock()
@@ -350,7 +371,7 @@ impl Lister {
         let generation = self.generation.load(Ordering::SeqCst);
         tracing::debug!(filters = ?self.filters, "listing inquiries");
         // Taken page by page: a million summaries are never all in memory at once.
-        let mut stream = std::pin::pin!(personafs_client::list_stream_from(
+        let mut stream = std::pin::pin!(personafs_client::list_pages_from(
             self.api.as_ref(),
             &self.filters,
             100,
@@ -362,7 +383,20 @@ impl Lister {
             .persisted
             .as_ref()
             .map(|p| ListingSave::begin(p, self.scope()));
-        while let Some(s) = stream.try_next().await? {
+        let (mut fetched, mut cut_at) = (0, None);
+        while let Some(item) = stream.try_next().await? {
+            let s = match item {
+                Listed::Page { inquiries } => {
+                    fetched += inquiries;
+                    self.progress.page(fetched);
+                    continue;
+                }
+                Listed::CutShort { cursor } => {
+                    cut_at = Some(cursor);
+                    break;
+                }
+                Listed::Inquiry(s) => s,
+            };
             if !plausible_inquiry_id(&s.id) {
                 continue;
             }
@@ -379,19 +413,59 @@ impl Lister {
             }
         }
         tracing::debug!(count = listed.len(), "inquiries listed");
-        if let Some(saving) = saving {
-            saving.finish();
+        match &cut_at {
+            Some(cursor) => {
+                self.warn_cut(cursor, listed.len());
+                // Cut short, it proves nothing gone: what the last listing had beyond it stays
+                // (older, so after it), its `updated-at` unconfirmed. The stored listing
+                // stays the last whole one.
+                if let Some(before) = before {
+                    for id in before.ids() {
+                        if listed.push(id.clone(), before.rows.created(id), None)
+                            && before.redacted.contains(id)
+                        {
+                            redacted.insert(id.clone());
+                        }
+                    }
+                }
+                if let Some(saving) = saving {
+                    saving.abandon();
+                }
+            }
+            None => {
+                if let Some(saving) = saving {
+                    saving.finish();
+                }
+            }
         }
         // Its age counts from when Persona finished giving it: 1,000 pages take over three
         // minutes at 300 a minute, and a listing dated from its start would be stale
         // (confirming no stored view, and listed again at once) before it was complete.
-        Ok(Listing::new(
+        let listing = Listing::new(
             listed,
             redacted,
             Instant::now(),
             generation,
             Some(SystemTime::now()),
-        ))
+        );
+        Ok((listing, cut_at))
+    }
+
+    /// One warning per repeating cursor (a listing taken again every minute would repeat it).
+    fn warn_cut(&self, cursor: &str, gathered: usize) {
+        let first = {
+            let mut warned = self.warned_cursors.lock();
+            warned.len() < 1_000 && warned.insert(cursor.to_string())
+        };
+        if first {
+            tracing::warn!(
+                "listing inquiries: the next-page cursor {cursor} came back again; showing the \
+                 {gathered} inquiries listed before it (the listing is incomplete: none it lacks \
+                 is taken for gone)"
+            );
+        } else {
+            tracing::debug!("listing inquiries: cut short again at cursor {cursor}");
+        }
     }
 }
 
@@ -451,6 +525,11 @@ impl ListingSave {
                 *build = None;
             }
         });
+    }
+
+    /// A listing cut short: its redactions act, but it never becomes the stored listing.
+    fn abandon(mut self) {
+        self.flush();
     }
 
     fn finish(mut self) {

@@ -9,6 +9,7 @@ pub(crate) mod listing;
 mod listing_rows;
 mod negative;
 pub(crate) mod persist;
+mod progress;
 mod shared;
 pub(crate) mod view;
 pub(crate) mod views;
