@@ -329,6 +329,8 @@ fn snapshot_fn(
             s.metadata_entries = core.view_count() as u64;
             s.inodes = core.inode_count() as u64;
             s.open_handles = core.open_handles() as u64;
+            s.listing = core.listing_progress();
+            s.listing_cut_at = core.listing_cut_at();
         }
         s
     })

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use personafs_client::telemetry::Snapshot;
+use personafs_client::telemetry::{ListingProgress, Snapshot};
 
 /// Builds a snapshot on request.
 pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
@@ -183,6 +183,32 @@ fn duration(secs: u64) -> String {
     }
 }
 
+/// How long the rest of a listing takes: a page of 100 per request, at the budget's pace or
+/// at the pace seen so far, whichever is slower; the last whole listing says how many are
+/// coming.
+fn time_left(l: &ListingProgress, rate_per_minute: u32) -> String {
+    let Some(expected) = l.expected_inquiries else {
+        return "time left unknown (no earlier listing to compare with)".into();
+    };
+    let pages_left = expected.saturating_sub(l.inquiries).div_ceil(100);
+    let at_budget = match rate_per_minute {
+        0 => 0,
+        r => pages_left * 60 / u64::from(r),
+    };
+    let at_pace = match l.pages {
+        0 => 0,
+        p => pages_left * l.elapsed_secs / p,
+    };
+    let budget = match rate_per_minute {
+        0 => "no request limit".to_string(),
+        r => format!("{r} requests/min"),
+    };
+    format!(
+        "about {} left for ~{expected} ({budget})",
+        duration(at_budget.max(at_pace))
+    )
+}
+
 fn pairs(map: &std::collections::BTreeMap<String, u64>) -> String {
     if map.is_empty() {
         return "none".into();
@@ -236,6 +262,20 @@ pub fn render(s: &Snapshot) -> String {
         "  metadata:    {} inquiries, {} inodes, {} open files\n",
         s.metadata_entries, s.inodes, s.open_handles
     );
+    if let Some(l) = &s.listing {
+        out += &format!(
+            "  listing:     in progress for {}: {} pages, {} inquiries so far; {}\n",
+            duration(l.elapsed_secs),
+            l.pages,
+            l.inquiries,
+            time_left(l, s.rate_limit_per_minute)
+        );
+    }
+    if let Some(cursor) = &s.listing_cut_at {
+        out += &format!(
+            "  listing:     cut short: the next-page cursor {cursor} came back again (what was listed shows)\n"
+        );
+    }
     // Only a mount that watches events or receives webhooks has anything to say here.
     if s.events_applied + s.webhooks_accepted + s.webhooks_refused > 0 {
         out += &format!(
@@ -323,5 +363,33 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");
         }
+        assert!(!text.contains("listing:"), "no listing under way:\n{text}");
+    }
+
+    #[test]
+    fn a_listing_in_progress_shows_pages_inquiries_and_time_left() {
+        let mut s = Snapshot {
+            rate_limit_per_minute: 300,
+            listing: Some(ListingProgress {
+                pages: 120,
+                inquiries: 12_000,
+                elapsed_secs: 24,
+                expected_inquiries: Some(100_000),
+            }),
+            listing_cut_at: Some("\"inq_x\"".into()),
+            ..Default::default()
+        };
+        let text = render(&s);
+        // 880 pages left at 300 a minute: 2m 56s (faster than the pace so far: 24 s / 120).
+        assert!(
+            text.contains("in progress for 24s: 120 pages, 12000 inquiries so far; about 2m 56s left for ~100000 (300 requests/min)"),
+            "{text}"
+        );
+        assert!(text.contains("cursor \"inq_x\" came back again"), "{text}");
+        // Slower than the budget (latency): the pace seen so far governs.
+        s.listing.as_mut().unwrap().elapsed_secs = 240;
+        assert!(render(&s).contains("about 29m 20s left"), "{}", render(&s));
+        s.listing.as_mut().unwrap().expected_inquiries = None;
+        assert!(render(&s).contains("time left unknown"), "{}", render(&s));
     }
 }
