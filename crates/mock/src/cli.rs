@@ -246,9 +246,12 @@ mod tests {
             "0.25",
             "--api-listen",
             "127.0.0.1:0",
+            "--search-lag",
+            "60s",
         ]);
         let config = w.args.config();
         assert_eq!(config.runtime.file_url_lifetime_ms, 1000);
+        assert_eq!(config.runtime.search_lag_ms, 60_000);
         assert_eq!(config.runtime.rate_limit, 5);
         assert_eq!(config.runtime.fail_rate, 0.25);
         assert_eq!(config.api_key, "persona_sandbox_demo");

@@ -1,6 +1,6 @@
 //! `DELETE /inquiries/{id}`: the record stays, its PII and files go.
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::Value;
 
 use super::data::{FILE_URL_PLACEHOLDER, MockInquiry};
@@ -44,7 +44,12 @@ fn redact_inquiry(inquiry: &mut MockInquiry) -> (bool, Vec<String>) {
     {
         if attrs.get("redacted-at").is_none_or(Value::is_null) {
             newly = true;
-            let now = Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
+            // Strictly later than the last change, even one made within this millisecond.
+            let previous = (attrs.get("updated-at").and_then(Value::as_str))
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc) + Duration::milliseconds(1));
+            let now = previous.map_or(Utc::now(), |p| Utc::now().max(p));
+            let now = Value::String(now.to_rfc3339_opts(SecondsFormat::Millis, true));
             attrs.insert("redacted-at".into(), now.clone());
             attrs.insert("updated-at".into(), now);
         }

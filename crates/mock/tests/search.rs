@@ -719,3 +719,31 @@ async fn a_delta_search_over_100_000_inquiries_builds_only_what_changed() {
     // Even unoptimized, nothing close to building 100,000 inquiries.
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
+
+#[tokio::test]
+async fn every_change_moves_updated_at_even_within_one_millisecond() {
+    let server = server(3);
+    let client = Client::new();
+    let updated = |server: &MockServer, id: &str| {
+        let client = client.clone();
+        let url = format!("{}/inquiries/{id}", server.api_base());
+        let key = server.api_key();
+        async move {
+            let response = client.get(url).bearer_auth(key).send().await.unwrap();
+            let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            millis(body["data"]["attributes"]["updated-at"].as_str().unwrap())
+        }
+    };
+    let id = server.add_inquiry("pending", false).unwrap();
+    let created = updated(&server, &id).await;
+    // Back to back, so several land in the same millisecond.
+    assert!(server.set_status(&id, "completed"));
+    assert!(server.add_document(&id, "a.pdf", 10).is_some());
+    assert!(server.set_status(&id, "approved"));
+    assert!(server.redact(&id));
+    let after = updated(&server, &id).await;
+    assert!(
+        after >= created + 4,
+        "four changes, four later milliseconds: {created} → {after}"
+    );
+}
