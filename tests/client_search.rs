@@ -137,3 +137,28 @@ async fn a_refusal_and_an_oversized_answer_are_told_apart() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_search_is_retried_as_a_list_page_is() {
+    let server = mock(30);
+    server.set_runtime(personafs_mock::RuntimeConfig {
+        fail_rate: 0.3,
+        ..server.runtime()
+    });
+    let mut config = ClientConfig::new(server.api_base(), ApiKey::new(server.api_key()));
+    config.retry_base_delay = Duration::from_millis(1);
+    config.api_rate_limit = 0;
+    config.max_retries = 8;
+    let api = HttpClient::new(config).unwrap();
+    let since = Utc::now();
+    assert!(server.set_status(&server.inquiry_id_at(1).unwrap(), "failed"));
+    for _ in 0..12 {
+        let changes = changes_since(&api, since, 3).await.unwrap();
+        assert_eq!(changes.inquiries.len(), 1);
+    }
+    let stats = server.stats();
+    assert!(stats.injected_failures > 0, "{stats:?}");
+    // Each failure was answered before the endpoint, and asked again.
+    assert_eq!(stats.api_search, 12);
+    assert_eq!(stats.api_requests, 12 + stats.injected_failures);
+}
