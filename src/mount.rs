@@ -215,13 +215,13 @@ pub fn serve(
     }
     start_changes(rt, &core, &tele, cfg)?;
     let kernel_of = core.clone();
-    let mut fs = PersonaFs::new(core, rt.handle().clone(), cfg.attr_ttl);
+    let opts = fuse_options(cfg);
+    let mut fs = PersonaFs::new(core, rt.handle().clone(), &opts);
     if let Some(path) = &cfg.audit_log {
         let log = crate::audit::AuditLog::open(path)?;
         log.reopen_on_sighup(rt.handle())?;
         fs = fs.with_audit(log);
     }
-    let opts = fuse_options(cfg);
     let mut session = fuser::Session::new(
         fs,
         &cfg.mountpoint,

@@ -451,9 +451,10 @@ fn hostile_api(foreign: SocketAddr) -> (ApiMount, Arc<AtomicU64>) {
             ..Default::default()
         },
     );
-    let fs = PersonaFs::new(core, rt.handle().clone(), Duration::from_secs(5));
+    let opts = FuseOptions::default();
+    let fs = PersonaFs::new(core, rt.handle().clone(), &opts);
     let mountpoint = tempfile::tempdir().unwrap();
-    let session = personafs_fs::mount(fs, mountpoint.path(), &FuseOptions::default()).unwrap();
+    let session = personafs_fs::mount(fs, mountpoint.path(), &opts).unwrap();
     (
         ApiMount {
             _rt: rt,

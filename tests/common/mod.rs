@@ -122,7 +122,7 @@ impl TestMount {
             ..opts.core
         };
         let core = FsCore::new(api.clone(), cache, core_cfg);
-        let fs = PersonaFs::new(core.clone(), rt.handle().clone(), Duration::from_secs(5));
+        let fs = PersonaFs::new(core.clone(), rt.handle().clone(), &opts.fuse);
         let mountpoint = tempfile::tempdir().unwrap();
         let session =
             personafs_fs::mount(fs, mountpoint.path(), &opts.fuse).expect("mount succeeds");

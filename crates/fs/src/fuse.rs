@@ -152,7 +152,8 @@ impl Ttls {
 }
 
 impl PersonaFs {
-    pub fn new(core: Arc<FsCore>, rt: Runtime, ttl: Duration) -> Self {
+    /// The adapter over `core`, giving the kernel `opts.attr_ttl` (see `Ttls`).
+    pub fn new(core: Arc<FsCore>, rt: Runtime, opts: &FuseOptions) -> Self {
         let passthrough: Arc<Passthrough<BackingId>> = Arc::default();
         // A backing kept for reuse goes with its cache entry.
         let (kept, counters) = (Arc::downgrade(&passthrough), core.counters.clone());
@@ -165,7 +166,7 @@ impl PersonaFs {
             }
         });
         PersonaFs {
-            ttls: Ttls::new(ttl, core.metadata_ttl()),
+            ttls: Ttls::new(opts.attr_ttl, core.metadata_ttl()),
             core,
             rt,
             passthrough,
