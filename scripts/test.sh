@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of personafs: formatting, lints, unit tests, and the end-to-end tests that
 # mount real FUSE filesystems over the local mock Persona server.
-# Installs what the tests need first when it can (fuse3, rsync; needs root and apt-get).
+# Installs what the tests need first when it can (fuse3, rsync, ffmpeg, redis-server, curl;
+# needs root and apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ command -v rsync >/dev/null || missing+=(rsync)
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v ffprobe >/dev/null || missing+=(ffmpeg)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]}" >&2
@@ -17,6 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   else
     echo "warning: ${missing[*]} missing; some end-to-end tests will fail (apt-get install ${missing[*]})" >&2
   fi
+fi
+# The Debian package test needs cargo-deb (and root); without it, it is skipped outside CI.
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "warning: cargo-deb missing: the Debian package test is skipped (cargo install cargo-deb --locked)" >&2
 fi
 if [ ! -e /dev/fuse ]; then
   echo "!!!!! /dev/fuse is missing: FUSE tests will be SKIPPED (they fail under CI=true) !!!!!" >&2
