@@ -188,7 +188,14 @@ fn duration(secs: u64) -> String {
 /// coming.
 fn time_left(l: &ListingProgress, rate_per_minute: u32) -> String {
     let Some(expected) = l.expected_inquiries else {
-        return "time left unknown (no earlier listing to compare with)".into();
+        let pace = match rate_per_minute {
+            0 => String::new(),
+            r => format!(
+                "; at {r} requests/min, {} inquiries a minute",
+                u64::from(r) * 100
+            ),
+        };
+        return format!("time left unknown (no earlier listing to compare with){pace}");
     };
     let pages_left = expected.saturating_sub(l.inquiries).div_ceil(100);
     let at_budget = match rate_per_minute {
@@ -390,6 +397,10 @@ mod tests {
         s.listing.as_mut().unwrap().elapsed_secs = 240;
         assert!(render(&s).contains("about 29m 20s left"), "{}", render(&s));
         s.listing.as_mut().unwrap().expected_inquiries = None;
-        assert!(render(&s).contains("time left unknown"), "{}", render(&s));
+        assert!(
+            render(&s).contains("time left unknown (no earlier listing to compare with); at 300 requests/min, 30000 inquiries a minute"),
+            "{}",
+            render(&s)
+        );
     }
 }

@@ -36,13 +36,16 @@ impl Progress {
         });
     }
 
-    /// A page arrived; says so in the log once a minute.
-    pub(crate) fn page(&self, listed_so_far: usize) {
+    /// A page arrived; says so in the log once a minute (returns whether it did).
+    pub(crate) fn page(&self, listed_so_far: usize) -> bool {
         let mut under = self.under.lock();
-        let Some(u) = under.as_mut() else { return };
+        let Some(u) = under.as_mut() else {
+            return false;
+        };
         u.pages += 1;
         u.inquiries = listed_so_far as u64;
-        if u.logged.elapsed() >= LOG_EVERY {
+        let due = u.logged.elapsed() >= LOG_EVERY;
+        if due {
             u.logged = Instant::now();
             tracing::info!(
                 pages = u.pages,
@@ -54,6 +57,7 @@ impl Progress {
                 u.started.elapsed().as_secs()
             );
         }
+        due
     }
 
     /// The listing ended: whole (`cut_at` none), or cut short at a repeating cursor.
@@ -87,11 +91,17 @@ mod tests {
         let p = Progress::default();
         assert!(p.now().is_none());
         p.start(Some(250));
-        p.page(100);
-        p.page(200);
+        assert!(!p.page(100), "not logged within the first minute");
+        assert!(!p.page(200));
         let now = p.now().unwrap();
         assert_eq!((now.pages, now.inquiries), (2, 200));
         assert_eq!(now.expected_inquiries, Some(250));
+        // A minute on, the next page is logged; the one after it is not.
+        if let Some(u) = p.under.lock().as_mut() {
+            u.logged -= LOG_EVERY;
+        }
+        assert!(p.page(300));
+        assert!(!p.page(400));
         p.finish(Some("\"c1\"".into()));
         assert!(p.now().is_none());
         assert_eq!(p.cut_at().as_deref(), Some("\"c1\""));
