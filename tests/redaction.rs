@@ -173,7 +173,7 @@ fn secrets_of(inquiry_dir: &Path, others: &[&[u8]]) -> (Secrets, Vec<PathBuf>) {
 }
 
 fn client(mock: &MockServer) -> HttpClient {
-    let mut c = ClientConfig::new(mock.api_base().as_str(), ApiKey::new(&mock.api_key()));
+    let mut c = ClientConfig::new(mock.api_base().as_str(), ApiKey::new(mock.api_key()));
     c.allowed_file_hosts
         .push(common::host_port(&mock.files_base()));
     HttpClient::new(c).unwrap()
