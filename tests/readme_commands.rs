@@ -5,7 +5,8 @@
 //! /etc/bash_completion.d) point into it, the API key is the mock's, and the API address is
 //! given through the environment (`PERSONAFS_API_BASE`, as the README says every option can
 //! be). A command the README gains without a step here fails `every_readme_command_is_run`.
-//! `mount.example.toml` is checked too: copied as shipped, it mounts the mock.
+//! `mount.example.toml` is checked too (copied as shipped, it mounts the mock), and so are
+//! the commands `personafs --help` shows.
 
 mod binary;
 mod common;
@@ -392,6 +393,22 @@ fn readme_commands_run_as_written() {
             ),
     );
     assert!(std::fs::read_to_string(&man).unwrap().contains(".TH"));
+
+    // The commands `personafs --help` shows ("…: personafs …"), /etc replaced.
+    let help = sh.run("personafs --help");
+    let shown: Vec<&str> = help
+        .lines()
+        .filter(|l| !l.starts_with("Usage:"))
+        .filter_map(|l| l.split_once(": personafs ").map(|(_, c)| c))
+        .collect();
+    assert_eq!(shown.len(), 2, "{help}");
+    std::fs::create_dir_all(work.join("etc/bash_completion.d")).unwrap();
+    for cmd in shown {
+        let cmd = format!("personafs {cmd}").replace("/etc/", "./etc/");
+        sh.run(&cmd);
+        let file = cmd.rsplit(' ').next().unwrap();
+        assert!(work.join(file).metadata().unwrap().len() > 1000, "{cmd}");
+    }
 
     // Cache commands, on the cache the mounts above used (~/.cache/personafs).
     let stats = sh.run(&readme.cmd("personafs cache stats"));
