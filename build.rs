@@ -1,6 +1,7 @@
 //! Names the commit the binary is built from, for `personafs --version`: from git when the
 //! source is a checkout, else from `PERSONAFS_COMMIT` (a build from a tarball), else
-//! "unknown commit". A checkout with uncommitted changes says `-dirty`.
+//! "unknown commit". `-dirty` says tracked files differed from that commit when this last
+//! ran (cargo runs it again when HEAD moves, not on every edit).
 //! (tests/version.rs includes this file to test the fallbacks.)
 
 use std::path::Path;
