@@ -21,8 +21,13 @@ bin="$target/release/personafs"
 "$bin" completions bash > "$assets/personafs.bash"
 "$bin" completions zsh > "$assets/_personafs"
 "$bin" completions fish > "$assets/personafs.fish"
-for unit in personafs.service personafs-user.service; do
-  sed 's#/usr/local/bin/personafs#/usr/bin/personafs#g' "docs/systemd/$unit" > "$assets/$unit"
-done
+# Installed by the package: the binary is /usr/bin/personafs, and no copying is needed.
+sed -e 's#/usr/local/bin/personafs#/usr/bin/personafs#g' \
+    -e 's#^\# Install: .*#\# Enable: systemctl enable --now personafs#' \
+    docs/systemd/personafs.service > "$assets/personafs.service"
+sed -e 's#/usr/local/bin/personafs#/usr/bin/personafs#g' \
+    -e 's#^\# Install: .*#\# Enable: systemctl --user enable --now personafs#' \
+    -e '/^\#          systemctl --user enable --now personafs$/d' \
+    docs/systemd/personafs-user.service > "$assets/personafs-user.service"
 # The release profile keeps debug info for profiling; the package does not need it.
 cargo deb --no-build --strip "$@"

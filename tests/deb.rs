@@ -160,6 +160,16 @@ fn the_package_installs_mounts_from_fstab_and_purges_cleanly() {
     }
     let unit = std::fs::read_to_string("/usr/lib/systemd/system/personafs.service").unwrap();
     assert!(unit.contains("ExecStart=/usr/bin/personafs "), "{unit}");
+    assert!(
+        unit.contains("# Enable: systemctl enable --now personafs"),
+        "{unit}"
+    );
+    let user_unit = std::fs::read_to_string("/usr/lib/systemd/user/personafs.service").unwrap();
+    assert!(
+        user_unit.contains("ExecStart=/usr/bin/personafs "),
+        "{user_unit}"
+    );
+    assert!(!user_unit.contains("cp personafs"), "{user_unit}");
     let version = run(Command::new("/usr/bin/personafs").arg("--version"));
     assert!(version.starts_with("personafs "), "{version}");
     let man = std::fs::read("/usr/share/man/man1/personafs.1.gz").unwrap();
