@@ -11,7 +11,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
   exit 1
 fi
 target="${CARGO_TARGET_DIR:-target}"
-echo "building personafs in release mode (the first build takes 3 to 4 minutes on 2 cores)" >&2
+echo "building personafs in release mode (the first build takes 3 to 4 minutes on an idle 2-core machine)" >&2
 cargo build --release --quiet
 assets="$target/release/deb-assets"
 rm -rf "$assets"

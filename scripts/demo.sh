@@ -11,15 +11,16 @@ if [ "$(id -u)" != 0 ] && ! command -v fusermount3 >/dev/null; then
   echo "personafs needs fuse3 to mount as a normal user: sudo apt-get install fuse3" >&2
   exit 1
 fi
+bin="${CARGO_TARGET_DIR:-target}/release/personafs"
 # The first build compiles every dependency: say so, and let cargo show its progress.
-if [ ! -x target/release/personafs ]; then
-  echo "building personafs in release mode: the first build takes 3 to 4 minutes on 2 cores" >&2
+if [ ! -x "$bin" ]; then
+  echo "building personafs in release mode: the first build takes 3 to 4 minutes on an idle 2-core machine" >&2
   cargo build --release
 else
   echo "building personafs in release mode (seconds when little changed)" >&2
   cargo build --release --quiet
 fi
 mkdir -p "$mp"
-target/release/personafs demo "$mp" "$@"
+"$bin" demo "$mp" "$@"
 echo "mounted the demo at $mp — try: ls -l $mp/inquiries | head"
-echo "unmount with: target/release/personafs unmount $mp"
+echo "unmount with: $bin unmount $mp"
