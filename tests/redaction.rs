@@ -346,9 +346,9 @@ fn a_redaction_from_the_feed_stops_the_download_and_leaves_no_byte_even_after_ki
     assert_eq!(left, Vec::<String>::new(), "left under the cache directory");
     let read = reader.join().unwrap();
     assert_eq!(
-        read.map(|b| b.len()).map_err(|e| e.kind()),
-        Err(std::io::ErrorKind::NotFound),
-        "the reader of the stopped download gets what a new open gets"
+        read.map(|b| b.len()).map_err(|e| e.raw_os_error()),
+        Err(Some(libc::ESTALE)),
+        "the reader of the stopped download gets ESTALE, as every open handle of a file gone"
     );
     let logged = found_in(log_text(&log).as_bytes(), &secrets.0);
     assert_eq!(logged, Vec::<String>::new(), "in the log");

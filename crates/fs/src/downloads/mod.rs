@@ -54,9 +54,10 @@ pub(crate) struct Downloads {
 
 type Registry = Mutex<HashMap<String, Weak<Download>>>;
 
-/// What a reader of a download stopped by a redaction gets: what a new open gets.
+/// What a reader of a download stopped by a redaction gets: ESTALE, as every open handle of
+/// a file that is gone (SEMANTICS, errno); a new open finds no such file.
 fn redacted(id: &str) -> FsError {
-    FsError::not_found(format_args!("inquiry {id} (redacted)"))
+    FsError::gone(format_args!("inquiry {id} (redacted)"))
 }
 
 impl Downloads {
@@ -269,7 +270,7 @@ impl Downloads {
 }
 
 /// Stop every download of inquiry `id` (it was redacted): their requests end and their
-/// readers get what a new open gets.
+/// readers get ESTALE (`redacted`).
 fn stop_downloads_of(registry: &Registry, id: &str) {
     let doomed: Vec<Arc<Download>> = registry
         .lock()
