@@ -194,7 +194,10 @@ fn kill_9_ends_a_read_and_an_ls_waiting_on_the_network() {
         .find(|(section, n, _)| path.parent().unwrap().ends_with(section) && n == name)
         .expect("the mock serves the file")
         .2;
-    assert!(std::fs::read(&path).unwrap() == want, "bytes differ after kill -9");
+    assert!(
+        std::fs::read(&path).unwrap() == want,
+        "bytes differ after kill -9"
+    );
 
     m.unmount();
 
