@@ -483,12 +483,19 @@ fn hostile_api_bodies_give_clear_errors_and_the_mount_survives() {
     let (m, lists) = hostile_api(foreign);
     let inquiries = m.inquiries();
 
-    // A listing whose cursor comes back: EIO, after a handful of pages, not an endless loop.
+    // A listing whose cursor comes back is cut short there, after a handful of pages, not
+    // an endless loop: what its pages held is shown (tests/cursor_loop.rs has the rest).
     let dir = inquiries.clone();
     let r = bounded("listing with a cycling cursor", HANG, move || {
         std::fs::read_dir(&dir).and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
     });
-    assert_eq!(errno_of(r, "a cycling listing"), libc::EIO);
+    let mut shown: Vec<String> = r
+        .expect("a cut listing is shown")
+        .iter()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    shown.sort();
+    assert_eq!(shown, ["inq_CursorB000001", "inq_CursorC000001"]);
     let pages = lists.load(Ordering::SeqCst);
     assert!(pages <= 10, "{pages} list requests for a 2-page cycle");
 
