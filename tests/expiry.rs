@@ -218,10 +218,16 @@ fn rate_limited_tree_walk_completes() {
     };
     cfg.runtime.rate_limit = 30;
     let mock = MockServer::start(cfg).unwrap();
-    let opts = Options {
-        client: Box::new(|c| c.api_rate_limit = 30),
+    // Every request is bounded by --io-timeout, rate-limit waits included (SEMANTICS): a
+    // walk that may wait out a whole rate window at any step is given more than one window.
+    let mut opts = Options {
+        client: Box::new(|c| {
+            c.api_rate_limit = 30;
+            c.operation_timeout = Duration::from_secs(150);
+        }),
         ..Default::default()
     };
+    opts.core.io_timeout = Duration::from_secs(150);
     let m = TestMount::with(mock, opts);
     let (ok, out, err) = common::run("ls", &["-lR", m.inquiries().to_str().unwrap()]);
     assert!(ok, "ls -lR failed: {err}");

@@ -255,7 +255,15 @@ impl Downloads {
     /// The file's signed URL from a view fresh enough for `need`, and when that view was
     /// fetched. ESTALE when the file has left the inquiry or changed size.
     async fn url_for(&self, dl: &Download, need: Need) -> FsResult<(String, Instant)> {
-        let view = self.views.view(&dl.id, need).await?;
+        // A task of its own: a redaction this retrieve finds stops this very download (which
+        // drops this future), and the retrieve must still publish the redacted view that
+        // other callers wait for.
+        let (views, id) = (self.views.clone(), dl.id.clone());
+        let view = self
+            .rt
+            .spawn(async move { views.view(&id, need).await })
+            .await
+            .map_err(|e| FsError::io(format!("retrieving {}: {e}", dl.id)))??;
         let info = view.file(dl.section, &dl.name).ok_or_else(|| {
             FsError::gone(format_args!("{} is no longer in the inquiry", dl.path()))
         })?;
