@@ -50,6 +50,46 @@ fn a_file(m: &TestMount) -> (String, PathBuf) {
     panic!("no inquiry with a file");
 }
 
+/// What the mock serves for `path`, a file of inquiry `id`.
+fn served(m: &TestMount, id: &str, path: &Path) -> Vec<u8> {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    m.direct_files(id)
+        .into_iter()
+        .find(|(section, n, _)| path.parent().unwrap().ends_with(section) && n == name)
+        .expect("the mock serves the file")
+        .2
+}
+
+/// `ls` of an inquiry whose retrieve Persona never answers, ended by `sig`; once Persona
+/// answers again, the inquiry lists.
+fn ls_on_a_stalled_retrieve_ends_by(sig: i32) {
+    let m = mount();
+    let mut ids: Vec<String> = std::fs::read_dir(m.inquiries())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    ids.sort();
+    let dir = m.inquiries().join(&ids[0]);
+    // Persona answers nothing for ten minutes: listing the inquiry waits on its retrieve,
+    // in a request the kernel only lets go when the filesystem answers.
+    let normal = m.mock.runtime();
+    m.mock.set_runtime(RuntimeConfig {
+        api_latency_ms: 600_000,
+        ..normal.clone()
+    });
+    let mut ls = blocked("ls", &dir);
+    signal(&ls, sig);
+    exits_by(&mut ls, sig);
+
+    m.mock.set_runtime(normal);
+    let sections: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(sections.iter().any(|n| n == "inquiry.json"), "{sections:?}");
+    m.unmount();
+}
+
 /// Start `cmd` on `path` and wait until it is blocked in a syscall on the mount.
 fn blocked(cmd: &str, path: &Path) -> Child {
     #[allow(clippy::zombie_processes)] // waited for by `exits_by`, or killed there
@@ -129,13 +169,7 @@ fn ctrl_c_stops_a_read_waiting_on_the_network_and_the_file_still_reads() {
     // The files host is back: the same file reads whole and exact.
     m.mock.set_files_down(false);
     let got = std::fs::read(&path).unwrap();
-    let name = path.file_name().unwrap().to_str().unwrap();
-    let want = m
-        .direct_files(&id)
-        .into_iter()
-        .find(|(section, n, _)| path.parent().unwrap().ends_with(section) && n == name)
-        .expect("the mock serves the file")
-        .2;
+    let want = served(&m, &id, &path);
     assert_eq!(got.len(), want.len());
     assert!(got == want, "bytes differ after the interrupted reads");
     m.unmount();
@@ -146,31 +180,7 @@ fn ctrl_c_stops_ls_waiting_on_a_retrieve() {
     if !fuse_available() {
         return;
     }
-    let m = mount();
-    let mut ids: Vec<String> = std::fs::read_dir(m.inquiries())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    ids.sort();
-    let dir = m.inquiries().join(&ids[0]);
-    // Persona answers nothing for ten minutes: listing the inquiry waits on its retrieve,
-    // in a request the kernel only lets go when the filesystem answers.
-    let normal = m.mock.runtime();
-    m.mock.set_runtime(RuntimeConfig {
-        api_latency_ms: 600_000,
-        ..normal.clone()
-    });
-    let mut ls = blocked("ls", &dir);
-    signal(&ls, libc::SIGINT);
-    exits_by(&mut ls, libc::SIGINT);
-
-    m.mock.set_runtime(normal);
-    let sections: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert!(sections.iter().any(|n| n == "inquiry.json"), "{sections:?}");
-    m.unmount();
+    ls_on_a_stalled_retrieve_ends_by(libc::SIGINT);
 }
 
 /// `kill -9` of a reader waiting on a stalled files host and of `ls` waiting on a stalled
@@ -187,41 +197,11 @@ fn kill_9_ends_a_read_and_an_ls_waiting_on_the_network() {
     signal(&cat, libc::SIGKILL);
     exits_by(&mut cat, libc::SIGKILL);
     m.mock.set_files_down(false);
-    let name = path.file_name().unwrap().to_str().unwrap();
-    let want = m
-        .direct_files(&id)
-        .into_iter()
-        .find(|(section, n, _)| path.parent().unwrap().ends_with(section) && n == name)
-        .expect("the mock serves the file")
-        .2;
     assert!(
-        std::fs::read(&path).unwrap() == want,
+        std::fs::read(&path).unwrap() == served(&m, &id, &path),
         "bytes differ after kill -9"
     );
-
     m.unmount();
 
-    // A fresh mount: listing an inquiry not looked at yet waits on its retrieve.
-    let m = mount();
-    let mut ids: Vec<String> = std::fs::read_dir(m.inquiries())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    ids.sort();
-    let dir = m.inquiries().join(&ids[0]);
-    let normal = m.mock.runtime();
-    m.mock.set_runtime(RuntimeConfig {
-        api_latency_ms: 600_000,
-        ..normal.clone()
-    });
-    let mut ls = blocked("ls", &dir);
-    signal(&ls, libc::SIGKILL);
-    exits_by(&mut ls, libc::SIGKILL);
-    m.mock.set_runtime(normal);
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert!(names.iter().any(|n| n == "inquiry.json"), "{names:?}");
-    m.unmount();
+    ls_on_a_stalled_retrieve_ends_by(libc::SIGKILL);
 }
