@@ -751,20 +751,54 @@ mod attacks {
         }
     }
 
-    #[test]
-    fn each_attack_fails_its_own_path_in_time_and_the_rest_keeps_answering() {
-        if !fuse_available() {
-            return;
-        }
+    /// A daemon mounted over a fresh hostile server, its RSS watched, the good inquiries
+    /// answering; `extra` mount arguments after the usual ones.
+    struct Attacked {
+        _rt: tokio::runtime::Runtime,
+        server: HostileServer,
+        _mp: tempfile::TempDir,
+        _cache: tempfile::TempDir,
+        daemon: Daemon,
+        watch: RssWatch,
+        inquiries: PathBuf,
+    }
+
+    fn attacked(extra: &[&str]) -> Attacked {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let server = HostileServer::start(&rt);
         let (mp, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let args = mount_args(mp.path(), cache.path(), &server);
+        let mut args = mount_args(mp.path(), cache.path(), &server);
+        args.extend(extra.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let daemon = Daemon::spawn(mp.path(), &args, &[("PERSONA_API_KEY", KEY)]);
         let watch = RssWatch::start(daemon.pid());
         let inquiries = mp.path().join("inquiries");
         others_answer(&inquiries);
+        Attacked {
+            _rt: rt,
+            server,
+            _mp: mp,
+            _cache: cache,
+            daemon,
+            watch,
+            inquiries,
+        }
+    }
+
+    #[test]
+    fn each_attack_fails_its_own_path_in_time_and_the_rest_keeps_answering() {
+        if !fuse_available() {
+            return;
+        }
+        let Attacked {
+            _rt,
+            server,
+            _mp,
+            _cache,
+            daemon,
+            watch,
+            inquiries,
+        } = attacked(&[]);
         let before = rss(daemon.pid()).unwrap();
 
         // A same-host redirect: followed, with no Referer and no token of the first URL.
@@ -865,15 +899,15 @@ mod attacks {
         if !fuse_available() {
             return;
         }
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let server = HostileServer::start(&rt);
-        let (mp, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let args = mount_args(mp.path(), cache.path(), &server);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let daemon = Daemon::spawn(mp.path(), &args, &[("PERSONA_API_KEY", KEY)]);
-        let watch = RssWatch::start(daemon.pid());
-        let inquiries = mp.path().join("inquiries");
-        others_answer(&inquiries);
+        let Attacked {
+            _rt,
+            server: _server,
+            _mp,
+            _cache,
+            daemon,
+            watch,
+            inquiries,
+        } = attacked(&[]);
         let p = inquiries.join(MANY_OBJECTS).join("inquiry.json");
         let (json, took) = under_attack(MANY_OBJECTS, &inquiries, move || {
             let start = Instant::now();
@@ -897,16 +931,15 @@ mod attacks {
         if !fuse_available() {
             return;
         }
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let server = HostileServer::start(&rt);
-        let (mp, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let mut args = mount_args(mp.path(), cache.path(), &server);
-        args.extend(["--metadata-ttl".to_string(), "1s".to_string()]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let daemon = Daemon::spawn(mp.path(), &args, &[("PERSONA_API_KEY", KEY)]);
-        let watch = RssWatch::start(daemon.pid());
-        let inquiries = mp.path().join("inquiries");
-        others_answer(&inquiries);
+        let Attacked {
+            _rt,
+            server,
+            _mp,
+            _cache,
+            daemon,
+            watch,
+            inquiries,
+        } = attacked(&["--metadata-ttl", "1s"]);
         // The listing is taken again once its TTL is over: now from a 2 GB page. The mount
         // answers in time — with the listing it has, or EIO — and the refresh fails at the cap.
         server.set_list_mode(ListMode::Huge);
