@@ -241,13 +241,19 @@ pub fn serve(
         })?;
     // With an audit log, SIGHUP means "reopen it" (log rotation), not "unmount".
     let hup_unmounts = cfg.audit_log.is_none();
-    rt.spawn(async move {
+    // The handlers are in place before "mounted" and READY=1: a SIGTERM right after them
+    // unmounts instead of killing the process with its mount left behind.
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        let _in_runtime = rt.enter();
+        (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
             signal(SignalKind::hangup()),
-        ) else {
+        )
+    };
+    rt.spawn(async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = signals else {
             return;
         };
         let name = tokio::select! {

@@ -223,7 +223,12 @@ exec "$BIN" demo "$MP" --foreground --inquiries 1 --cache-dir "$CACHE"
     }
     // SAFETY: signalling our own child (sh exec'd personafs, so this is personafs).
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "personafs ended {status:?} after SIGTERM; stderr: {:?}; journal: {entries:?}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let mounted = entries
         .iter()
         .find(|e| e.get("MESSAGE").is_some_and(|m| m == "mounted"))
