@@ -7,8 +7,9 @@ use super::data::{FILE_URL_PLACEHOLDER, MockInquiry};
 use super::state::Store;
 use super::urls::walk;
 
-/// Personal attributes Persona blanks on redaction (where present).
-const PII: &[&str] = &[
+/// An inquiry's top-level personal attributes: blanked on redaction (where present), and
+/// left out of versions whose schema has none of them at the top level.
+pub(crate) const PII: &[&str] = &[
     "name-first",
     "name-middle",
     "name-last",
@@ -17,13 +18,14 @@ const PII: &[&str] = &[
     "address-street-2",
     "address-city",
     "address-subdivision",
+    "address-subdivision-abbr",
     "address-postal-code",
+    "address-postal-code-abbr",
     "phone-number",
     "email-address",
     "identification-number",
     "social-security-number",
 ];
-
 /// Redact inquiry `id`: `None` when there is no such inquiry, else whether this call redacted
 /// it (redacting twice keeps the first `redacted-at`).
 pub fn redact(store: &mut Store, id: &str) -> Option<bool> {

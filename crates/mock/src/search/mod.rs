@@ -25,26 +25,6 @@ use select::{Search, Sort, SortAttr, Source};
 
 const SEARCH_PATH: &str = "/api/v1/inquiries/search";
 
-/// Top-level PII attributes of older versions; the 2025-12-08 inquiry schema has none (the
-/// values stay in `fields`).
-const TOP_LEVEL_PII: &[&str] = &[
-    "name-first",
-    "name-middle",
-    "name-last",
-    "birthdate",
-    "address-street-1",
-    "address-street-2",
-    "address-city",
-    "address-subdivision",
-    "address-subdivision-abbr",
-    "address-postal-code",
-    "address-postal-code-abbr",
-    "phone-number",
-    "email-address",
-    "identification-number",
-    "social-security-number",
-];
-
 /// A search request, checked.
 #[derive(Debug)]
 struct SearchRequest {
@@ -275,7 +255,7 @@ pub async fn post_search(
             if version.fields_only()
                 && let Some(attributes) = item["attributes"].as_object_mut()
             {
-                attributes.retain(|name, _| !TOP_LEVEL_PII.contains(&name.as_str()));
+                attributes.retain(|name, _| !crate::redaction::PII.contains(&name.as_str()));
             }
             request.sparse(&mut item);
             item
