@@ -195,8 +195,9 @@ impl Downloads {
                     }
                     Err(e) => tracing::warn!(inquiry = %id, file = %name, "caching failed: {e}"),
                 }
-                // Redacted while downloading (an event): what was just cached goes too.
-                if self.views.is_marked_redacted(id) || dl.is_stopped() {
+                // Redacted while downloading (an event): what was just cached goes too. (A
+                // purge during the download left nothing to commit: `DiskCache::commit`.)
+                if self.views.is_marked_redacted(id) {
                     let cache = self.cache.clone();
                     let key = id.to_string();
                     let _ = self

@@ -389,11 +389,16 @@ impl Views {
         if !view.complete {
             return; // a file is missing for now: the next retrieve saves the whole view
         }
-        let stored = view.to_stored(SystemTime::now());
+        self.write_back(writer, view, SystemTime::now());
+    }
+
+    /// Store `view`, confirmed at `checked`, in the background; a view retrieved (or shared)
+    /// before a redaction purged its inquiry is never written back.
+    fn write_back(&self, writer: &StoreWriter, view: &InquiryView, checked: SystemTime) {
+        let stored = view.to_stored(checked);
         let json = view.json.clone();
         let cache = self.cache.clone();
         writer.write(move |store| {
-            // Retrieved before a redaction purged the inquiry: never written back.
             if cache.was_purged(&stored.id) {
                 return;
             }
@@ -494,17 +499,7 @@ impl Views {
         if view.redacted {
             self.apply_redaction(&view).await;
         } else if let Some(writer) = &self.store {
-            let stored = view.to_stored(checked);
-            let json = view.json.clone();
-            let cache = self.cache.clone();
-            writer.write(move |store| {
-                if cache.was_purged(&stored.id) {
-                    return; // shared before a redaction purged it here
-                }
-                if let Err(e) = store.put_inquiry_with_json(&stored, &json) {
-                    tracing::warn!(inquiry = %stored.id, "metadata store: cannot save a view: {e}");
-                }
-            });
+            self.write_back(writer, &view, checked);
         }
         Some(view)
     }
