@@ -211,18 +211,7 @@ async fn answer(
             .await?;
             trickle(sock, Duration::from_millis(100)).await
         }
-        _ => {
-            let body = json!({"errors": [{"title": "Record not found"}]}).to_string();
-            send(
-                sock,
-                "404 Not Found",
-                "application/json",
-                &[],
-                body.as_bytes(),
-            )
-            .await?;
-            Ok(true)
-        }
+        _ => not_found(sock).await,
     }
 }
 
@@ -362,18 +351,7 @@ async fn retrieve(sock: &mut TcpStream, state: &State, id: &str) -> std::io::Res
             return trickle(sock, Duration::from_secs(1)).await;
         }
         RATE_LIMITED => return rate_limited(sock).await,
-        _ => {
-            let body = json!({"errors": [{"title": "Record not found"}]}).to_string();
-            send(
-                sock,
-                "404 Not Found",
-                "application/json",
-                &[],
-                body.as_bytes(),
-            )
-            .await?;
-            return Ok(true);
-        }
+        _ => return not_found(sock).await,
     };
     send(sock, "200 OK", "application/json", &[], &body).await?;
     Ok(true)
@@ -412,6 +390,20 @@ async fn silent(sock: &mut TcpStream) -> std::io::Result<bool> {
     let mut sink = [0u8; 1024];
     while sock.read(&mut sink).await? > 0 {}
     Ok(false)
+}
+
+/// Persona's answer for an id it does not have.
+async fn not_found(sock: &mut TcpStream) -> std::io::Result<bool> {
+    let body = json!({"errors": [{"title": "Record not found"}]}).to_string();
+    send(
+        sock,
+        "404 Not Found",
+        "application/json",
+        &[],
+        body.as_bytes(),
+    )
+    .await?;
+    Ok(true)
 }
 
 async fn rate_limited(sock: &mut TcpStream) -> std::io::Result<bool> {
