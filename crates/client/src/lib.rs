@@ -56,8 +56,8 @@ pub struct ListFilters {
     pub created_before: Option<String>,
 }
 
-/// One inquiry as the list endpoint shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// One inquiry as the list endpoint (or search) shows it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InquirySummary {
     pub id: String,
     pub status: Option<String>,
@@ -65,6 +65,15 @@ pub struct InquirySummary {
     /// `updated-at`: when anything about the inquiry last changed.
     pub updated_at: Option<DateTime<Utc>>,
     pub redacted_at: Option<DateTime<Utc>>,
+    /// `reference-id`: the customer's own id for the person, any string they chose.
+    #[serde(default)]
+    pub reference_id: Option<String>,
+    /// The `account` relationship's id.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// The `inquiry-template` relationship's id (`template` in older versions).
+    #[serde(default)]
+    pub template_id: Option<String>,
 }
 
 /// One page of the list endpoint.

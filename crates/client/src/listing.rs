@@ -230,6 +230,7 @@ mod tests {
                         created_at: None,
                         updated_at: None,
                         redacted_at: None,
+                        ..Default::default()
                     })
                     .collect(),
                 next_after: next.map(str::to_string),
@@ -331,6 +332,7 @@ mod tests {
                 created_at: None,
                 updated_at: None,
                 redacted_at: None,
+                ..Default::default()
             })
         };
         assert_eq!(
@@ -384,6 +386,7 @@ mod tests {
                     created_at: None,
                     updated_at: None,
                     redacted_at: None,
+                    ..Default::default()
                 })
                 .collect(),
             next_after: None,

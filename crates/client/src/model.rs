@@ -181,6 +181,23 @@ fn summary_of(context: &str, resource: &Value) -> Result<InquirySummary> {
         created_at: opt_time(attrs, "created-at"),
         updated_at: opt_time(attrs, "updated-at"),
         redacted_at: opt_time(attrs, "redacted-at"),
+        reference_id: opt_string(attrs, "reference-id"),
+        account_id: related_id(resource, &["account"]),
+        template_id: related_id(resource, &["inquiry-template", "template"]),
+    })
+}
+
+/// The id a to-one relationship points to: the first of `names` that has one.
+fn related_id(resource: &Value, names: &[&str]) -> Option<String> {
+    let relationships = resource.get("relationships")?;
+    names.iter().find_map(|name| {
+        relationships
+            .get(*name)?
+            .get("data")?
+            .get("id")?
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
     })
 }
 
@@ -372,6 +389,36 @@ mod tests {
         assert_eq!(inq.included[1].family(), ObjectFamily::Other);
         assert_eq!(inq.included[2].attributes, Value::Null);
         assert_eq!(inq.included[0].family(), ObjectFamily::Document);
+    }
+
+    #[test]
+    fn list_items_carry_reference_account_and_template() {
+        let body = json!({"data": [
+            {"type": "inquiry", "id": "inq_1",
+             "attributes": {"reference-id": "user/7", "updated-at": "2024-05-01T00:00:00.000Z"},
+             "relationships": {"account": {"data": {"type": "account", "id": "act_1"}},
+                               "inquiry-template": {"data": {"type": "inquiry-template", "id": "itmpl_1"}}}},
+            {"type": "inquiry", "id": "inq_2",
+             "relationships": {"account": {"data": null}, "template": {"data": {"id": "tmpl_9"}}}},
+            {"type": "inquiry", "id": "inq_3", "relationships": {"account": {"data": {"id": ""}}}}
+        ], "links": {"next": null}});
+        let page = parse_list_page("t", body.to_string().as_bytes()).unwrap();
+        let [a, b, c] = &page.inquiries[..] else {
+            panic!("three items")
+        };
+        assert_eq!(a.reference_id.as_deref(), Some("user/7"));
+        assert_eq!(a.account_id.as_deref(), Some("act_1"));
+        assert_eq!(a.template_id.as_deref(), Some("itmpl_1"));
+        assert_eq!(
+            (b.reference_id.as_deref(), b.account_id.as_deref()),
+            (None, None)
+        );
+        assert_eq!(
+            b.template_id.as_deref(),
+            Some("tmpl_9"),
+            "the legacy relationship"
+        );
+        assert_eq!(c.account_id, None, "an empty id is no account");
     }
 
     #[test]

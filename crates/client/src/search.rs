@@ -14,7 +14,7 @@ use crate::error::Host;
 use crate::{Error, InquirySummary, PersonaApi};
 
 /// The attributes a search page asks for (`fields[inquiry]`): what a summary holds.
-pub const SUMMARY_FIELDS: &str = "status,created-at,updated-at,redacted-at";
+pub const SUMMARY_FIELDS: &str = "status,reference-id,created-at,updated-at,redacted-at";
 
 /// The largest search page.
 pub const MAX_SEARCH_PAGE: u32 = 100;
@@ -356,6 +356,7 @@ mod tests {
             created_at: None,
             updated_at: at,
             redacted_at: None,
+            ..Default::default()
         };
         let cases = [
             (vec![item("doc_1", Some(since))], "NotAnInquiry"),

@@ -73,6 +73,7 @@ impl PersonaApi for FakeApi {
                     created_at: personafs_client::model::parse_time(CREATED_AT),
                     redacted_at: None,
                     updated_at: None,
+                    ..Default::default()
                 })
                 .collect(),
             next_after: None,
