@@ -471,6 +471,43 @@ async fn rate_limit_answers_429_past_the_budget() {
     assert_eq!((stats.rate_limited, stats.api_list), (1, 3));
 }
 
+/// A window shorter than a minute (set at runtime) is announced by `RateLimit-Policy`, and
+/// the stats say whose requests were refused: the `X-Mock-Client` tag, else `untagged`.
+#[tokio::test]
+async fn a_short_window_is_announced_and_429s_are_counted_per_client() {
+    let h = Harness::new();
+    let no_policy = h.get("/inquiries").await;
+    assert!(no_policy.headers().get("ratelimit-policy").is_none());
+    let set = h.configure(json!({"rate_limit": 2, "rate_window": "2s"})).await;
+    assert_eq!(set.status(), StatusCode::OK);
+    let tagged = |tag: &'static str| {
+        h.client
+            .get(format!("{}/inquiries", h.server.api_base()))
+            .bearer_auth(h.server.api_key())
+            .header("X-Mock-Client", tag)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for tag in ["backend", "backend", "backend"] {
+        statuses.push(tagged(tag).await.unwrap().status());
+    }
+    let untagged = h.get("/inquiries").await;
+    assert_eq!(untagged.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&untagged, "ratelimit-policy"), "2;w=2");
+    let stats = h.stats().await;
+    let backend = &stats.clients["backend"];
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count() as u64;
+    assert_eq!(backend.rate_limited, refused);
+    assert_eq!(backend.requests + backend.rate_limited, 3);
+    assert!(stats.clients["untagged"].rate_limited >= 1);
+    // After the short window, requests go through again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(tagged("backend").await.unwrap().status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn runtime_config_injects_failures_latency_bandwidth_and_cut_bodies() {
     let h = Harness::new();

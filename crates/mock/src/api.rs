@@ -18,7 +18,7 @@ use super::paging::{Paging, items};
 use super::respond::{
     bad_request, error, injected_failure, json_response, not_found, request_id, roll,
 };
-use super::state::{RateDecision, State, Store, Summary, bump, now_ms};
+use super::state::{RateDecision, State, Store, Summary, bump, client_tag, now_ms};
 use super::token::TokenKind;
 use super::urls::mint_urls;
 use super::version::ApiVersion;
@@ -40,9 +40,13 @@ pub async fn gate(AxState(state): AxState<Arc<State>>, request: Request, next: N
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|key| constant_time_eq(key.trim().as_bytes(), state.api_key.as_bytes()));
+    let window = match runtime.rate_window_ms {
+        0 => super::state::MINUTE,
+        ms => Duration::from_millis(ms),
+    };
     let (response, rate) = if !authorized {
         bump(&state.stats.unauthorized);
-        let rate = state.rate.lock().check(runtime.rate_limit, false);
+        let rate = state.rate.lock().check(runtime.rate_limit, window, false);
         let body = error(
             StatusCode::UNAUTHORIZED,
             "Must be authenticated to access this endpoint",
@@ -50,7 +54,14 @@ pub async fn gate(AxState(state): AxState<Arc<State>>, request: Request, next: N
         );
         (body, rate)
     } else {
-        let rate = state.rate.lock().check(runtime.rate_limit, true);
+        let rate = state.rate.lock().check(runtime.rate_limit, window, true);
+        let tag = client_tag(
+            request
+                .headers()
+                .get("x-mock-client")
+                .and_then(|v| v.to_str().ok()),
+        );
+        state.stats.client_request(tag, !rate.allowed);
         if !rate.allowed {
             bump(&state.stats.rate_limited);
             let details = format!(
@@ -74,7 +85,15 @@ pub async fn gate(AxState(state): AxState<Arc<State>>, request: Request, next: N
             }
         }
     };
-    with_api_headers(response, rate, &state.identity)
+    let mut response = with_api_headers(response, rate, &state.identity);
+    if window != super::state::MINUTE {
+        // The IETF draft's header: how a client learns a window other than Persona's minute.
+        let policy = format!("{};w={}", rate.limit, window.as_secs_f64().ceil() as u64);
+        if let Ok(value) = HeaderValue::from_str(&policy) {
+            response.headers_mut().insert("ratelimit-policy", value);
+        }
+    }
+    response
 }
 
 fn with_api_headers(

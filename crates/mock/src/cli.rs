@@ -35,9 +35,13 @@ pub struct MockServerArgs {
     /// Lifetime of signed file URLs, e.g. 6h, 10m, 1s.
     #[arg(long, default_value = "6h", value_parser = parse_duration)]
     pub file_url_lifetime: std::time::Duration,
-    /// API requests per minute (0 = unlimited).
+    /// API requests per window (0 = unlimited).
     #[arg(long, default_value_t = 300)]
     pub rate_limit: u32,
+    /// The rate limit's window, e.g. 10s (Persona's is a minute; a shorter one runs a test's
+    /// minutes in seconds and adds `RateLimit-Policy: <limit>;w=<seconds>` to answers).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub rate_window: std::time::Duration,
     #[arg(long, default_value_t = 0)]
     pub api_latency_ms: u64,
     #[arg(long, default_value_t = 0)]
@@ -119,6 +123,10 @@ impl MockServerArgs {
                 truncate_rate: self.truncate_rate,
                 reset_rate: self.reset_rate,
                 rate_limit: self.rate_limit,
+                rate_window_ms: match self.rate_window.as_millis() as u64 {
+                    60_000 => 0,
+                    ms => ms.max(1),
+                },
                 events_max_count: self.events_max_count,
                 events_max_age_ms: self.events_max_age.as_millis() as u64,
                 webhook_url: self.webhook_url.clone(),

@@ -42,8 +42,12 @@ pub struct RuntimeConfig {
     pub fail_rate: f64,
     pub truncate_rate: f64,
     pub reset_rate: f64,
-    /// Requests per minute on the API host; 0 = unlimited.
+    /// Requests per window on the API host; 0 = unlimited.
     pub rate_limit: u32,
+    /// The rate limit's window in milliseconds (`rate_window` accepts "10s"); 0 = a minute,
+    /// as Persona's. A shorter one lets a test run minutes of traffic in seconds; answers
+    /// then carry `RateLimit-Policy: <limit>;w=<seconds>`.
+    pub rate_window_ms: u64,
     /// Events kept at most (older ones are gone); 0 = no bound.
     pub events_max_count: usize,
     /// Events older than this (ms) are gone; 0 = no bound.
@@ -188,6 +192,19 @@ pub struct MockStats {
     /// Webhook delivery attempts answered 2xx, and those that failed.
     pub webhooks_delivered: u64,
     pub webhooks_failed: u64,
+    /// Authenticated API requests by client: the `X-Mock-Client` header's tag, else
+    /// `untagged` (so a test sees whose requests were refused with 429).
+    pub clients: std::collections::BTreeMap<String, ClientCounts>,
+}
+
+/// One client's API requests, as `MockStats::clients` counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ClientCounts {
+    /// Requests inside the rate limit.
+    pub requests: u64,
+    /// Requests refused with 429.
+    pub rate_limited: u64,
 }
 
 /// A running mock server, with its own tokio runtime on background threads, so that both

@@ -207,7 +207,7 @@ pub fn apply_patch(current: &RuntimeConfig, patch: &Value) -> Result<RuntimeConf
                 "events_max_age_ms".into(),
                 Value::from(age.as_millis() as u64),
             );
-        } else if key == "file_url_lifetime" || key == "search_lag" {
+        } else if key == "file_url_lifetime" || key == "search_lag" || key == "rate_window" {
             let lifetime = match value {
                 Value::String(s) => parse_duration(s)?,
                 Value::Number(n) => n

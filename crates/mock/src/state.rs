@@ -38,13 +38,50 @@ pub struct Stats {
     pub resets: AtomicU64,
     pub webhooks_delivered: AtomicU64,
     pub webhooks_failed: AtomicU64,
+    pub clients: Mutex<std::collections::BTreeMap<String, super::ClientCounts>>,
 }
 
 pub fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Tags beyond this many are counted together, so a client cannot grow the map without end.
+const MAX_CLIENT_TAGS: usize = 64;
+
+/// The tag a request is counted under: `X-Mock-Client` when it is a short word, else
+/// `untagged` (or `other` when it is not one, or past [`MAX_CLIENT_TAGS`]).
+pub fn client_tag(header: Option<&str>) -> String {
+    match header.map(str::trim) {
+        None | Some("") => "untagged".into(),
+        Some(tag)
+            if tag.len() <= 32
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            tag.to_string()
+        }
+        Some(_) => "other".into(),
+    }
+}
+
 impl Stats {
+    /// Count one authenticated API request of client `tag`: inside the limit or refused.
+    pub fn client_request(&self, tag: String, refused: bool) {
+        let mut clients = self.clients.lock();
+        let tag = if clients.len() >= MAX_CLIENT_TAGS && !clients.contains_key(&tag) {
+            "other".to_string()
+        } else {
+            tag
+        };
+        let counts = clients.entry(tag).or_default();
+        if refused {
+            counts.rate_limited += 1;
+        } else {
+            counts.requests += 1;
+        }
+    }
+
     pub fn snapshot(&self) -> MockStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MockStats {
@@ -67,6 +104,7 @@ impl Stats {
             resets: get(&self.resets),
             webhooks_delivered: get(&self.webhooks_delivered),
             webhooks_failed: get(&self.webhooks_failed),
+            clients: self.clients.lock().clone(),
             ..MockStats::default()
         }
     }
@@ -427,7 +465,8 @@ pub struct RateDecision {
     pub reset_secs: u64,
 }
 
-const WINDOW: Duration = Duration::from_secs(60);
+/// Persona's window: a minute.
+pub const MINUTE: Duration = Duration::from_secs(60);
 /// What the headers report while the limit is off (0): a budget no test will reach.
 pub const UNLIMITED_REPORTED: u32 = 1_000_000;
 
@@ -439,14 +478,14 @@ impl RateWindow {
         }
     }
 
-    /// Count one request (when `take`) against `limit` and report the budget.
-    pub fn check(&mut self, limit: u32, take: bool) -> RateDecision {
+    /// Count one request (when `take`) against `limit` per `window` and report the budget.
+    pub fn check(&mut self, limit: u32, window: Duration, take: bool) -> RateDecision {
         let now = Instant::now();
-        if now.duration_since(self.started) >= WINDOW {
+        if now.duration_since(self.started) >= window {
             self.started = now;
             self.used = 0;
         }
-        let reset_secs = (WINDOW - now.duration_since(self.started))
+        let reset_secs = (window.saturating_sub(now.duration_since(self.started)))
             .as_secs_f64()
             .ceil() as u64;
         let effective = if limit == 0 {
@@ -549,13 +588,43 @@ mod tests {
     #[test]
     fn rate_window_refuses_past_the_budget() {
         let mut w = RateWindow::new();
-        assert!(w.check(2, true).allowed);
-        let second = w.check(2, true);
+        assert!(w.check(2, MINUTE, true).allowed);
+        let second = w.check(2, MINUTE, true);
         assert!(second.allowed);
         assert_eq!(second.remaining, 0);
-        let third = w.check(2, true);
+        let third = w.check(2, MINUTE, true);
         assert!(!third.allowed);
         assert!(third.reset_secs <= 60 && third.reset_secs >= 1);
-        assert!(w.check(0, true).allowed, "0 turns the limit off");
+        assert!(w.check(0, MINUTE, true).allowed, "0 turns the limit off");
+    }
+
+    #[test]
+    fn a_short_window_resets_sooner() {
+        let mut w = RateWindow::new();
+        let window = Duration::from_millis(300);
+        assert!(w.check(1, window, true).allowed);
+        let refused = w.check(1, window, true);
+        assert!(!refused.allowed);
+        assert_eq!(refused.reset_secs, 1, "rounded up to a whole second");
+        std::thread::sleep(window);
+        assert!(w.check(1, window, true).allowed, "a new window");
+    }
+
+    #[test]
+    fn clients_are_counted_by_tag_and_bounded() {
+        assert_eq!(client_tag(None), "untagged");
+        assert_eq!(client_tag(Some(" backend ")), "backend");
+        assert_eq!(client_tag(Some("no spaces please")), "other");
+        let stats = Stats::default();
+        stats.client_request("backend".into(), false);
+        stats.client_request("backend".into(), true);
+        for i in 0..100 {
+            stats.client_request(format!("t{i}"), false);
+        }
+        let clients = stats.snapshot().clients;
+        assert_eq!(clients["backend"].requests, 1);
+        assert_eq!(clients["backend"].rate_limited, 1);
+        assert_eq!(clients.len(), MAX_CLIENT_TAGS + 1, "the rest counted as other");
+        assert!(clients["other"].requests > 0);
     }
 }
