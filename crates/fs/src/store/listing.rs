@@ -158,6 +158,8 @@ impl MetadataStore {
                     build.next as i64
                 ],
             )?;
+            // A whole listing holds what deltas had added or taken away before it.
+            tx.execute("DELETE FROM listing_delta", [])?;
             tx.commit()?;
             old
         };

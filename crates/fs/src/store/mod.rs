@@ -18,7 +18,9 @@
 //! behind a mutex serializes the calls.
 
 mod codec;
+mod delta;
 pub(crate) use codec::{time_from_db, time_to_db};
+pub use delta::ListingChange;
 mod error;
 mod listing;
 mod schema;
@@ -224,6 +226,11 @@ impl MetadataStore {
         ])?;
         tx.prepare_cached("DELETE FROM file WHERE inquiry_id = ?1")?
             .execute([&inquiry.id])?;
+        if let Some(updated) = inquiry.updated_at {
+            // As new as what a delta reported: no longer stale.
+            tx.prepare_cached("DELETE FROM stale WHERE id = ?1 AND updated_at <= ?2")?
+                .execute(params![inquiry.id, time_to_db(updated)])?;
+        }
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO file (inquiry_id, section, name, ord, object_id, role, size, mtime)
@@ -303,6 +310,8 @@ impl MetadataStore {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         tx.prepare_cached("DELETE FROM file WHERE inquiry_id = ?1")?
+            .execute([id])?;
+        tx.prepare_cached("DELETE FROM stale WHERE id = ?1")?
             .execute([id])?;
         let n = tx
             .prepare_cached("DELETE FROM inquiry WHERE id = ?1")?

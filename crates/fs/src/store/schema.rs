@@ -216,5 +216,7 @@ fn check_and_prepare(conn: &Connection) -> Result<Option<String>, rusqlite::Erro
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
     }
+    // Added after schema version 3 without changing it: older files gain them here.
+    conn.execute_batch(super::delta::DELTA_TABLES)?;
     Ok(None)
 }
