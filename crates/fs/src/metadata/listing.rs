@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 
-use super::listing_rows::ListingRows;
+use super::listing_rows::{ListingRows, RowKeys};
 use super::persist::StoreWriter;
 use super::progress::Progress;
 use crate::breaker::unreachable;
@@ -402,7 +402,11 @@ impl Lister {
             }
             let id: Arc<str> = Arc::from(s.id.as_str());
             let (created, updated) = (s.created_at.map(Into::into), s.updated_at.map(Into::into));
-            if !listed.push(id.clone(), created, updated) {
+            let keys = RowKeys {
+                reference: s.reference_id.as_deref().map(Arc::from),
+                account: s.account_id.as_deref().map(Arc::from),
+            };
+            if !listed.push_with_keys(id.clone(), created, updated, keys) {
                 continue;
             }
             if s.redacted_at.is_some() {
@@ -420,8 +424,9 @@ impl Lister {
                 // (older, so after it), its `updated-at` unconfirmed. The stored listing
                 // stays the last whole one.
                 if let Some(before) = before {
-                    for id in before.ids() {
-                        if listed.push(id.clone(), before.rows.created(id), None)
+                    for (p, id) in before.ids().iter().enumerate() {
+                        let keys = before.rows.keys_at(p).cloned().unwrap_or_default();
+                        if listed.push_with_keys(id.clone(), before.rows.created(id), None, keys)
                             && before.redacted.contains(id)
                         {
                             redacted.insert(id.clone());

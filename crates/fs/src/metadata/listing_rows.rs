@@ -1,7 +1,10 @@
 //! What a listing says of each inquiry, laid out for a million of them: the ids in listing
 //! order, one small row per id beside them, and an index of positions hashed by id (the ids
-//! are not stored a second time as keys). About 90 bytes an inquiry, ids included.
+//! are not stored a second time as keys). About 90 bytes an inquiry, ids included, and 32
+//! more for the reference id and account the views group by (each string kept once per
+//! listing).
 
+use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -22,13 +25,21 @@ fn unpack(n: i64) -> Option<SystemTime> {
     (n != NONE).then(|| time_from_db(n))
 }
 
-#[derive(Debug, Clone, Copy)]
+/// What the views (`by-reference-id/`, `accounts/`) group an inquiry by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RowKeys {
+    pub(crate) reference: Option<Arc<str>>,
+    pub(crate) account: Option<Arc<str>>,
+}
+
+#[derive(Debug, Clone)]
 struct Row {
     /// Nanoseconds since the epoch, as the metadata store keeps them (`NONE` when absent).
     created: i64,
     updated: i64,
     /// Place in name order.
     rank: u32,
+    keys: RowKeys,
 }
 
 #[derive(Default)]
@@ -40,6 +51,9 @@ pub(crate) struct ListingRows {
     hasher: RandomState,
     /// Positions in name order (filled by `finish`).
     by_name: Vec<u32>,
+    /// Reference ids and accounts seen while pushing, so rows share one copy of each
+    /// (several inquiries per person); dropped by `finish`.
+    interned: HashSet<Arc<str>>,
 }
 
 impl ListingRows {
@@ -50,11 +64,26 @@ impl ListingRows {
         created: Option<SystemTime>,
         updated: Option<SystemTime>,
     ) -> bool {
+        self.push_with_keys(id, created, updated, RowKeys::default())
+    }
+
+    /// `push`, with the reference id and account the views group by.
+    pub(crate) fn push_with_keys(
+        &mut self,
+        id: Arc<str>,
+        created: Option<SystemTime>,
+        updated: Option<SystemTime>,
+        keys: RowKeys,
+    ) -> bool {
         if self.position(&id).is_some() {
             return false;
         }
         let Ok(position) = u32::try_from(self.ids.len()) else {
             return false;
+        };
+        let keys = RowKeys {
+            reference: keys.reference.map(|k| self.intern(k)),
+            account: keys.account.map(|k| self.intern(k)),
         };
         let hash = self.hasher.hash_one(&*id);
         self.ids.push(id);
@@ -62,6 +91,7 @@ impl ListingRows {
             created: pack(created),
             updated: pack(updated),
             rank: 0,
+            keys,
         });
         let (ids, hasher) = (&self.ids, &self.hasher);
         self.index
@@ -69,8 +99,19 @@ impl ListingRows {
         true
     }
 
+    fn intern(&mut self, key: Arc<str>) -> Arc<str> {
+        match self.interned.get(&key) {
+            Some(k) => k.clone(),
+            None => {
+                self.interned.insert(key.clone());
+                key
+            }
+        }
+    }
+
     /// The listing is whole: give back spare capacity and sort the name order.
     pub(crate) fn finish(&mut self) {
+        self.interned = HashSet::new();
         self.ids.shrink_to_fit();
         self.rows.shrink_to_fit();
         let (ids, hasher) = (&self.ids, &self.hasher);
@@ -107,6 +148,11 @@ impl ListingRows {
 
     pub(crate) fn updated(&self, id: &str) -> Option<SystemTime> {
         unpack(self.rows[self.position(id)?].updated)
+    }
+
+    /// The reference id and account of the inquiry at `position`.
+    pub(crate) fn keys_at(&self, position: usize) -> Option<&RowKeys> {
+        Some(&self.rows.get(position)?.keys)
     }
 
     /// `created-at` of the inquiry at `position`.
@@ -169,6 +215,31 @@ mod tests {
         assert_eq!(
             rows.after_by_name(0, 2),
             vec![Arc::<str>::from("inq_b"), Arc::from("inq_c")]
+        );
+    }
+
+    #[test]
+    fn keys_are_kept_per_row_and_shared_between_rows() {
+        let keys = |r: &str, a: Option<&str>| RowKeys {
+            reference: Some(Arc::from(r)),
+            account: a.map(Arc::from),
+        };
+        let mut b = ListingRows::default();
+        assert!(b.push_with_keys(Arc::from("inq_a"), at(2), None, keys("u-1", Some("act_1"))));
+        assert!(b.push_with_keys(Arc::from("inq_b"), at(1), None, keys("u-1", None)));
+        assert!(b.push(Arc::from("inq_c"), at(0), None));
+        b.finish();
+        assert_eq!(b.keys_at(0), Some(&keys("u-1", Some("act_1"))));
+        assert_eq!(b.keys_at(1), Some(&keys("u-1", None)));
+        assert_eq!(b.keys_at(2), Some(&RowKeys::default()));
+        assert_eq!(b.keys_at(3), None);
+        let (r0, r1) = (b.keys_at(0).unwrap(), b.keys_at(1).unwrap());
+        assert!(
+            Arc::ptr_eq(
+                r0.reference.as_ref().unwrap(),
+                r1.reference.as_ref().unwrap()
+            ),
+            "one reference id is kept once"
         );
     }
 
