@@ -42,6 +42,8 @@ pub struct CoreConfig {
     /// Inquiry views shared with the other mounts of the environment (`--shared-state`):
     /// one retrieve per inquiry across them. `None`: this mount retrieves alone.
     pub shared_views: Option<Arc<dyn SharedViews>>,
+    /// Which views the root shows beside `inquiries/`.
+    pub views: ViewSet,
 }
 
 impl Default for CoreConfig {
@@ -66,6 +68,7 @@ impl Default for CoreConfig {
             store: None,
             offline_probe: Duration::from_secs(15),
             shared_views: None,
+            views: ViewSet::default(),
         }
     }
 }
@@ -98,5 +101,91 @@ impl Default for PrefetchConfig {
             max_downloads: 8,
             max_unread_bytes: 256 << 20,
         }
+    }
+}
+
+/// The views beside `inquiries/` (`--views`): all three unless told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewSet {
+    pub by_reference_id: bool,
+    pub accounts: bool,
+    pub by_day: bool,
+}
+
+impl Default for ViewSet {
+    fn default() -> Self {
+        ViewSet {
+            by_reference_id: true,
+            accounts: true,
+            by_day: true,
+        }
+    }
+}
+
+impl ViewSet {
+    pub const NONE: ViewSet = ViewSet {
+        by_reference_id: false,
+        accounts: false,
+        by_day: false,
+    };
+
+    /// `by-reference-id,accounts,by-day` (any of them, comma-separated), `all` or `none`.
+    pub fn parse(text: &str) -> Result<ViewSet, String> {
+        let text = text.trim();
+        match text {
+            "all" => return Ok(ViewSet::default()),
+            "none" | "" => return Ok(ViewSet::NONE),
+            _ => {}
+        }
+        let mut set = ViewSet::NONE;
+        for name in text.split(',').map(str::trim) {
+            match name {
+                "by-reference-id" => set.by_reference_id = true,
+                "accounts" => set.accounts = true,
+                "by-day" => set.by_day = true,
+                other => {
+                    let shown: String = other.chars().take(40).collect();
+                    return Err(format!(
+                        "unknown view {shown:?}: the views are by-reference-id, accounts and \
+                         by-day (or all, none)"
+                    ));
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// As `parse` reads it.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = [
+            (self.by_reference_id, "by-reference-id"),
+            (self.accounts, "accounts"),
+            (self.by_day, "by-day"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(",")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_parse_and_print_back() {
+        assert_eq!(ViewSet::parse("none"), Ok(ViewSet::NONE));
+        assert_eq!(ViewSet::parse("all"), Ok(ViewSet::default()));
+        let two = ViewSet::parse("by-day, accounts").unwrap();
+        assert!(two.by_day && two.accounts && !two.by_reference_id);
+        assert_eq!(two.names(), "accounts,by-day");
+        assert_eq!(ViewSet::parse(&ViewSet::default().names()), Ok(ViewSet::default()));
+        assert_eq!(ViewSet::NONE.names(), "none");
+        assert!(ViewSet::parse("by-reference-id,days").unwrap_err().contains("days"));
     }
 }

@@ -101,6 +101,7 @@ impl FsCore {
             }),
             rt.clone(),
         ));
+        let (tree_api, tree_rt) = (api.clone(), rt.clone());
         let views = Arc::new(Views::new(
             api.clone(),
             cache.clone(),
@@ -127,7 +128,7 @@ impl FsCore {
         ));
         let core = Arc::new(FsCore {
             rt,
-            meta: Metadata::new(listing, views, &cfg),
+            meta: Metadata::new(tree_api, listing, views, &cfg, tree_rt),
             cache,
             cfg,
             downloads,
@@ -151,6 +152,7 @@ impl FsCore {
         core.meta.listing.on_listed(move |listing, before| {
             if let Some(core) = weak.upgrade() {
                 core.drop_kernel_listing(INQUIRIES);
+                core.drop_kernel_view_listings();
                 for id in listing.newly_redacted(before) {
                     core.drop_kernel_listings_of(id);
                 }
@@ -169,7 +171,9 @@ impl FsCore {
     pub async fn apply_change(&self, change: Change) {
         let id: Arc<str> = Arc::from(change.inquiry_id());
         self.meta.listing.expire();
+        self.meta.tree.forget_lookups();
         self.drop_kernel_listing(INQUIRIES);
+        self.drop_kernel_view_listings();
         match &change {
             Change::Appeared(_) | Change::Changed(_) => self.meta.views.expire(&id),
             Change::Redacted(_) => {
@@ -549,6 +553,21 @@ impl FsCore {
         if let Some(kernel) = self.kernel.get() {
             kernel.forget_listing(ino);
         }
+    }
+
+    /// A new listing, or a change: the kernel drops its copy of the views' top directories
+    /// (the others are checked when it asks about them, as an inquiry's are).
+    fn drop_kernel_view_listings(&self) {
+        for (_, top) in self.meta.tree.tops() {
+            if let Some(ino) = self.meta.peek_ino(&Node::View(top)) {
+                self.drop_kernel_listing(ino);
+            }
+        }
+    }
+
+    /// Where the view link `ino` points (relative, into `inquiries/`).
+    pub fn readlink(&self, ino: u64) -> FsResult<String> {
+        self.meta.link_target(ino)
     }
 
     /// An inquiry changed (or may have): the kernel drops what it holds of its directories.

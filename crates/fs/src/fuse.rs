@@ -103,6 +103,7 @@ fn file_type(kind: Kind) -> FileType {
     match kind {
         Kind::Dir => FileType::Directory,
         Kind::File => FileType::RegularFile,
+        Kind::Symlink => FileType::Symlink,
     }
 }
 
@@ -474,6 +475,14 @@ impl fuser::Filesystem for PersonaFs {
         self.serve(req, "getattr", now, later, reply, move |reply, a| {
             reply.attr(&ttls.of(&a), &fuse_attr(&a))
         });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        // Computed from the inode alone: never waits.
+        match self.core.readlink(ino.0) {
+            Ok(target) => reply.data(target.as_bytes()),
+            Err(e) => reply.error(failed(&self.core, "readlink", &e)),
+        }
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

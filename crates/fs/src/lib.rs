@@ -31,7 +31,7 @@ mod tests;
 
 pub use self::changes::feed::Polled;
 pub use self::changes::{Change, change_of};
-pub use self::config::{CoreConfig, PrefetchConfig};
+pub use self::config::{CoreConfig, PrefetchConfig, ViewSet};
 pub use self::core::{DirSlot, FsCore, FsStats, KernelCaches};
 pub use error::{FsError, FsResult};
 pub use fuse::{FuseOptions, PersonaFs, mount};

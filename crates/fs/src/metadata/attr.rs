@@ -9,6 +9,8 @@ use crate::config::CoreConfig;
 pub enum Kind {
     Dir,
     File,
+    /// The views' links into `inquiries/`.
+    Symlink,
 }
 
 /// Attributes of one inode.
@@ -65,6 +67,21 @@ impl Ownership {
             size: 0,
             perm: self.dir_mode,
             nlink: 2 + subdirs,
+            uid: self.uid,
+            gid: self.gid,
+            mtime,
+            settled: false,
+        }
+    }
+
+    /// A symbolic link whose target is `size` bytes long (`lrwxrwxrwx`, as every symlink).
+    pub(crate) fn link(&self, ino: u64, size: u64, mtime: SystemTime) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Symlink,
+            size,
+            perm: 0o777,
+            nlink: 1,
             uid: self.uid,
             gid: self.gid,
             mtime,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use super::view_tree::ViewNode;
 use personafs_client::Section;
 
 pub const ROOT: u64 = 1;
@@ -22,6 +23,8 @@ pub enum Node {
     InquiryJson(Arc<str>),
     Section(Arc<str>, Section),
     File(Arc<str>, Section, Arc<str>),
+    /// A directory or link of the views beside `inquiries/`.
+    View(ViewNode),
 }
 
 struct Entry {

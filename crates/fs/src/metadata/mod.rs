@@ -12,6 +12,7 @@ pub(crate) mod persist;
 mod progress;
 mod shared;
 pub(crate) mod view;
+pub(crate) mod view_tree;
 pub(crate) mod views;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use self::attr::{Attr, DirEntry, Kind};
 use self::inode::{INQUIRIES, InodeTable, Node, ROOT};
 use self::listing::{Lister, Listing, plausible_inquiry_id};
 use self::view::InquiryView;
+use self::view_tree::{ViewKeys, ViewTree};
 use self::views::{Need, Views};
 use crate::config::CoreConfig;
 use crate::error::{FsError, FsResult};
@@ -85,6 +87,8 @@ pub(crate) enum Entries {
     /// `inquiries/`: the listing itself, each entry built as it is answered (a million
     /// entries would cost a hundred MiB copied out).
     Inquiries(Arc<Listing>),
+    /// `by-reference-id/` or `accounts/`: the keys of a listing, each built as answered.
+    ViewKeys(ViewKeys),
 }
 
 impl Entries {
@@ -92,6 +96,7 @@ impl Entries {
         match self {
             Entries::Listed(l) => l.len(),
             Entries::Inquiries(l) => l.ids().len(),
+            Entries::ViewKeys(k) => k.len(),
         }
     }
 }
@@ -100,18 +105,28 @@ pub(crate) struct Metadata {
     inodes: Mutex<InodeTable>,
     pub(crate) listing: Arc<Lister>,
     pub(crate) views: Arc<Views>,
+    /// The views beside `inquiries/`.
+    pub(crate) tree: ViewTree,
     owner: Ownership,
     mounted_at: SystemTime,
 }
 
 impl Metadata {
-    pub(crate) fn new(listing: Arc<Lister>, views: Arc<Views>, cfg: &CoreConfig) -> Metadata {
+    pub(crate) fn new(
+        api: Arc<dyn personafs_client::PersonaApi>,
+        listing: Arc<Lister>,
+        views: Arc<Views>,
+        cfg: &CoreConfig,
+        rt: tokio::runtime::Handle,
+    ) -> Metadata {
+        let mounted_at = SystemTime::now();
         Metadata {
             inodes: Mutex::new(InodeTable::default()),
+            tree: ViewTree::new(api, listing.clone(), cfg, rt, mounted_at),
             listing,
             views,
             owner: Ownership::new(cfg),
-            mounted_at: SystemTime::now(),
+            mounted_at,
         }
     }
 
@@ -151,6 +166,7 @@ impl Metadata {
             Node::Inquiry(_) => return Some(INQUIRIES),
             Node::InquiryJson(id) | Node::Section(id, _) => Node::Inquiry(id.clone()),
             Node::File(id, section, _) => Node::Section(id.clone(), *section),
+            Node::View(v) => Node::View(v.parent()?),
         };
         self.peek_ino(&parent)
     }
@@ -218,7 +234,9 @@ impl Metadata {
     /// Attributes of `node`, numbered `ino`.
     async fn attr_of(&self, node: &Node, ino: u64, wait: Wait) -> Step<Attr> {
         match node {
-            Node::Root => Ok(self.owner.dir(ino, 1, self.mounted_at)),
+            Node::Root => Ok(self
+                .owner
+                .dir(ino, 1 + self.tree.tops().count() as u32, self.mounted_at)),
             Node::Inquiries => {
                 // Only a link count: any listing will do, so `stat` never lists again.
                 let n = match self.listing.current() {
@@ -252,6 +270,7 @@ impl Metadata {
                     .file(ino, f.size, f.mtime)
                     .settled_if(view.is_final()))
             }
+            Node::View(v) => self.tree.attr(v, ino, wait).await,
         }
     }
 
@@ -266,6 +285,7 @@ impl Metadata {
         let missing = || FsError::not_found(name);
         let node = match self.node(parent)? {
             Node::Root if name == "inquiries" => Node::Inquiries,
+            Node::Root => Node::View(self.tree.top(name).ok_or_else(missing)?),
             Node::Inquiries if plausible_inquiry_id(name) => {
                 let id: Arc<str> = Arc::from(name);
                 if self.created_of(&id).is_none() {
@@ -289,6 +309,7 @@ impl Metadata {
                 Node::File(id.clone(), section, name.clone())
             }
             Node::File(..) | Node::InquiryJson(_) => return Err(FsError::not_dir().into()),
+            Node::View(v) => Node::View(self.tree.lookup(&v, name, wait).await?),
             _ => return Err(missing().into()),
         };
         let attr = self.attr_of(&node, 0, wait).await?;
@@ -310,11 +331,19 @@ impl Metadata {
             },
         };
         match self.node(ino)? {
-            Node::Root => Ok(Entries::Listed(vec![entry(
-                Node::Inquiries,
-                &Arc::from("inquiries"),
-                self.attr_of(&Node::Inquiries, INQUIRIES, wait).await?,
-            )])),
+            Node::Root => {
+                let mut listed = vec![entry(
+                    Node::Inquiries,
+                    &Arc::from("inquiries"),
+                    self.attr_of(&Node::Inquiries, INQUIRIES, wait).await?,
+                )];
+                for (name, top) in self.tree.tops() {
+                    let node = Node::View(top);
+                    let attr = self.attr_of(&node, 0, wait).await?;
+                    listed.push(entry(node, &Arc::from(name), attr));
+                }
+                Ok(Entries::Listed(listed))
+            }
             Node::Inquiries => Ok(Entries::Inquiries(self.listing_with(wait).await?)),
             Node::Inquiry(id) => {
                 let view = self.meta_view(&id, wait).await?;
@@ -358,6 +387,7 @@ impl Metadata {
                 ))
             }
             Node::File(..) | Node::InquiryJson(_) => Err(FsError::not_dir().into()),
+            Node::View(v) => self.tree.readdir(&v, wait).await,
         }
     }
 
@@ -365,6 +395,7 @@ impl Metadata {
     pub(crate) fn entry(&self, entries: &Entries, j: usize) -> Option<Listed> {
         match entries {
             Entries::Listed(l) => l.get(j).cloned(),
+            Entries::ViewKeys(keys) => self.tree.entry(keys, j),
             Entries::Inquiries(listing) => {
                 let id = listing.ids().get(j)?;
                 let created = listing
@@ -390,6 +421,7 @@ impl Metadata {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         match entries {
             Entries::Inquiries(listing) => listing.identity().hash(&mut h),
+            Entries::ViewKeys(keys) => keys.fingerprint().hash(&mut h),
             Entries::Listed(listed) => {
                 let inodes = self.inodes.lock();
                 for l in listed {
@@ -403,6 +435,15 @@ impl Metadata {
         h.finish().max(1)
     }
 
+    /// Where the view link `ino` points.
+    pub(crate) fn link_target(&self, ino: u64) -> FsResult<String> {
+        let not_link = || FsError::new(libc::EINVAL, format!("inode {ino} is not a link"));
+        match self.node(ino)? {
+            Node::View(v) => v.link_target().ok_or_else(not_link),
+            _ => Err(not_link()),
+        }
+    }
+
     /// Attributes good enough for `.` and `..` entries (the kernel does not keep them).
     pub(crate) fn dir_attr_of(&self, ino: u64) -> Attr {
         self.owner.dir(ino, 0, self.mounted_at)
@@ -413,6 +454,7 @@ impl Metadata {
         match self.node(ino) {
             Ok(Node::Inquiry(_)) => INQUIRIES,
             Ok(Node::Section(id, _)) => self.ino_of(Node::Inquiry(id)),
+            Ok(Node::View(v)) => v.parent().map_or(ROOT, |p| self.ino_of(Node::View(p))),
             _ => ROOT,
         }
     }
