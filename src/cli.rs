@@ -332,10 +332,23 @@ pub struct MountOptions {
           value_parser = crate::metrics::parse_listen, help_heading = LOGGING)]
     pub metrics_listen: Option<std::net::SocketAddr>,
 
-    /// Most API requests per minute
-    #[arg(long, value_name = "N", default_value = "300", env = "PERSONAFS_API_RATE_LIMIT",
+    /// Most API requests per minute, instead of a share of Persona's limit [default: none:
+    /// --api-rate-share of the limit Persona reports]
+    #[arg(long, value_name = "N", env = "PERSONAFS_API_RATE_LIMIT",
           value_parser = parse::parse_rate, help_heading = API)]
-    pub api_rate_limit: u32,
+    pub api_rate_limit: Option<u32>,
+
+    /// The share of Persona's request limit (its RateLimit-Limit header) this mount uses, or
+    /// with --shared-state all mounts together; the rest is left to your other systems
+    #[arg(long, value_name = "PERCENT", default_value = "50", env = "PERSONAFS_API_RATE_SHARE",
+          value_parser = parse::parse_share, help_heading = API)]
+    pub api_rate_share: f64,
+
+    /// Send nothing more until the window resets once fewer than this share of Persona's
+    /// limit remain (its RateLimit-Remaining header), leaving them to your other systems
+    #[arg(long, value_name = "PERCENT", default_value = "30", env = "PERSONAFS_API_RATE_RESERVE",
+          value_parser = parse::parse_percent, help_heading = API)]
+    pub api_rate_reserve: f64,
 
     /// Share the request budget and inquiry views with the other mounts of the same Persona
     /// environment in this Redis: redis://[:PASSWORD@]HOST:PORT/DB (give a password through

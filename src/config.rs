@@ -66,6 +66,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "audit_log",
     "metrics_listen",
     "api_rate_limit",
+    "api_rate_share",
+    "api_rate_reserve",
     "shared_state",
     "request_timeout",
     "io_timeout",
@@ -185,8 +187,12 @@ pub struct MountConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Stay attached to the terminal instead of daemonizing.
     pub foreground: bool,
-    /// Most API requests per minute (at least 1).
-    pub api_rate_limit: u32,
+    /// Most API requests per minute (at least 1), instead of the share.
+    pub api_rate_limit: Option<u32>,
+    /// The share of Persona's limit used (0 < share ≤ 1).
+    pub api_rate_share: f64,
+    /// Below this share of Persona's limit left, nothing is sent until the window resets.
+    pub api_rate_reserve: f64,
     /// Redis shared by the mounts of one environment (`--shared-state`).
     pub shared_state: Option<crate::shared_state::SharedStateUrl>,
     /// Timeout of one HTTP request (more than zero).
@@ -203,4 +209,15 @@ pub struct MountConfig {
     pub webhook_listen: Option<std::net::SocketAddr>,
     /// The webhook secrets file (absolute; `--webhook-secret-file`).
     pub webhook_secret_file: Option<PathBuf>,
+}
+
+impl MountConfig {
+    /// How much of Persona's request budget the mount may use.
+    pub fn budget_policy(&self) -> personafs_client::ratelimit::BudgetPolicy {
+        personafs_client::ratelimit::BudgetPolicy {
+            share: self.api_rate_share,
+            reserve: self.api_rate_reserve,
+            per_minute: self.api_rate_limit,
+        }
+    }
 }

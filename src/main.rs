@@ -137,12 +137,13 @@ fn serve(
     let mut client_cfg = client_config(&cfg, key, extra_hosts);
     client_cfg.telemetry = Some(tele.clone());
     let sharing = cfg.shared_state.clone().map(|url| {
-        personafs::shared_state::Sharing::new(url, cfg.api_rate_limit, cfg.metadata_ttl)
+        personafs::shared_state::Sharing::new(url, cfg.budget_policy(), cfg.metadata_ttl)
     });
     let budget: Arc<dyn Budget> = match &sharing {
         Some(sharing) => sharing.budget(),
-        None => Arc::new(RateLimiter::new(client_cfg.api_rate_limit)),
+        None => Arc::new(RateLimiter::new(client_cfg.budget)),
     };
+    tele.set_budget(budget.clone());
     let counted = |client: &HttpClient| -> Arc<dyn PersonaApi> {
         Arc::new(personafs_client::telemetry::CountedApi::new(
             Arc::new(client.clone()),
@@ -192,7 +193,7 @@ fn client_config(cfg: &MountConfig, key: ApiKey, extra_hosts: Vec<String>) -> Cl
     c.request_timeout = cfg.request_timeout;
     c.operation_timeout = cfg.io_timeout;
     c.max_response_size = cfg.max_response_size;
-    c.api_rate_limit = cfg.api_rate_limit;
+    c.budget = cfg.budget_policy();
     c.allowed_file_hosts.extend(extra_hosts);
     c.allowed_file_hosts.extend(cfg.file_hosts.iter().cloned());
     c

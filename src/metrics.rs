@@ -10,6 +10,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::status::SnapshotFn;
+use personafs_client::telemetry::Snapshot;
 
 /// `9100` means `127.0.0.1:9100`: metrics are local unless an address says otherwise.
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
@@ -61,6 +62,70 @@ fn labelled_counter(
     Ok(())
 }
 
+/// The request budget: share, reserve, this window, the time spent waiting.
+fn budget_metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let Some(b) = &s.budget else {
+        return Ok(());
+    };
+    gauge(
+        e,
+        "personafs_budget_share_percent",
+        "Percent of Persona's RateLimit-Limit this mount (with shared state: all mounts) uses; 0 with an absolute --api-rate-limit",
+        u64::from(b.share_percent.unwrap_or(0)),
+    )?;
+    gauge(
+        e,
+        "personafs_budget_reserve_percent",
+        "Below this percent of Persona's limit left, nothing is sent until the window resets",
+        u64::from(b.reserve_percent),
+    )?;
+    gauge(
+        e,
+        "personafs_budget_server_limit",
+        "The RateLimit-Limit Persona reports",
+        b.server_limit,
+    )?;
+    gauge(
+        e,
+        "personafs_budget_window_seconds",
+        "The length of Persona's rate-limit window",
+        b.window_secs,
+    )?;
+    gauge(
+        e,
+        "personafs_budget_calls_allowed",
+        "API calls allowed per window (0: no client-side limit)",
+        b.cap.unwrap_or(0),
+    )?;
+    gauge(
+        e,
+        "personafs_budget_calls_in_window",
+        "API calls this mount made in the last window",
+        b.calls_in_window,
+    )?;
+    if let Some(all) = b.shared_calls_in_window {
+        gauge(
+            e,
+            "personafs_budget_shared_calls_in_window",
+            "API calls all mounts sharing the budget made in the last window",
+            all,
+        )?;
+    }
+    gauge(
+        e,
+        "personafs_budget_held_seconds",
+        "Seconds until the window resets while the reserve stops requests (0: not stopped)",
+        b.held_secs,
+    )?;
+    let waited = ConstCounter::new(s.budget_waited_ms as f64 / 1000.0);
+    waited.encode(e.encode_descriptor(
+        "personafs_budget_waited_seconds",
+        "Time API requests spent waiting for the request budget, all together",
+        None,
+        waited.metric_type(),
+    )?)
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let s = (self.0)();
@@ -86,15 +151,16 @@ impl Collector for SnapshotCollector {
         gauge(
             &mut e,
             "personafs_rate_budget_left",
-            "API requests left in the client's budget for this minute",
+            "The last RateLimit-Remaining Persona sent: requests left in its window",
             s.rate_budget_left,
         )?;
         gauge(
             &mut e,
             "personafs_rate_limit_per_minute",
-            "The client's API request budget per minute",
+            "API requests per minute this mount may send (0: no client-side limit)",
             u64::from(s.rate_limit_per_minute),
         )?;
+        budget_metrics(&mut e, &s)?;
         counter(
             &mut e,
             "personafs_rate_limited",
@@ -273,8 +339,43 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use personafs_client::telemetry::Snapshot;
     use std::sync::Arc;
+
+    #[test]
+    fn the_budget_is_exported() {
+        let snap = Snapshot {
+            budget: Some(personafs_client::ratelimit::BudgetStatus {
+                share_percent: Some(50),
+                reserve_percent: 30,
+                server_limit: 300,
+                window_secs: 60,
+                cap: Some(150),
+                calls_in_window: 87,
+                shared_calls_in_window: Some(120),
+                held_secs: 12,
+                last_remaining: Some(89),
+            }),
+            budget_waited_ms: 2_500,
+            rate_budget_left: 89,
+            ..Default::default()
+        };
+        let f: SnapshotFn = Arc::new(move || snap.clone());
+        let text = render(&f);
+        for want in [
+            "personafs_budget_share_percent 50",
+            "personafs_budget_reserve_percent 30",
+            "personafs_budget_server_limit 300",
+            "personafs_budget_window_seconds 60",
+            "personafs_budget_calls_allowed 150",
+            "personafs_budget_calls_in_window 87",
+            "personafs_budget_shared_calls_in_window 120",
+            "personafs_budget_held_seconds 12",
+            "personafs_budget_waited_seconds_total 2.5",
+            "personafs_rate_budget_left 89",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+    }
 
     #[test]
     fn bare_ports_listen_on_loopback() {

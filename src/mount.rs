@@ -321,12 +321,11 @@ fn snapshot_fn(
 ) -> crate::status::SnapshotFn {
     let (core, cache, tele) = (Arc::downgrade(core), cache.clone(), tele.clone());
     let mountpoint = cfg.mountpoint.display().to_string();
-    let rate = cfg.api_rate_limit;
     Arc::new(move || {
         let mut s: Snapshot = tele.snapshot();
         s.mountpoint = mountpoint.clone();
         s.pid = std::process::id();
-        s.rate_limit_per_minute = rate;
+        s.rate_limit_per_minute = s.budget.as_ref().map_or(0, |b| b.per_minute());
         let c = cache.stats();
         s.cache_bytes = c.bytes;
         s.cache_max_bytes = c.max_size;

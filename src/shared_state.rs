@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use personafs_client::ratelimit::{Budget, RateLimiter};
+use personafs_client::ratelimit::{Budget, BudgetPolicy, RateLimiter};
 use personafs_client::redact::redact_url;
 use personafs_client::redis_link::RedisLink;
 use personafs_client::shared_budget::{SharedBudget, SwitchBudget};
@@ -72,19 +72,19 @@ pub const SHARED_VIEW_KEEP: Duration = Duration::from_secs(15 * 60);
 pub struct Sharing {
     url: SharedStateUrl,
     budget: Arc<SwitchBudget>,
-    per_minute: u32,
+    policy: BudgetPolicy,
     view_ttl: Duration,
 }
 
 impl Sharing {
     /// The budget the client starts with (its own bucket, switched to the shared one by
     /// [`Sharing::connect`]).
-    pub fn new(url: SharedStateUrl, per_minute: u32, metadata_ttl: Duration) -> Sharing {
-        let local: Arc<dyn Budget> = Arc::new(RateLimiter::new(per_minute));
+    pub fn new(url: SharedStateUrl, policy: BudgetPolicy, metadata_ttl: Duration) -> Sharing {
+        let local: Arc<dyn Budget> = Arc::new(RateLimiter::new(policy));
         Sharing {
             url,
             budget: Arc::new(SwitchBudget::new(local)),
-            per_minute,
+            policy,
             // A bit longer than the TTL: a mount decides freshness by the view's own age.
             // A final inquiry's view is good for as long as a mount would keep it in memory
             // (each mount still refuses a non-final one older than its TTL): mounts that drift
@@ -121,7 +121,7 @@ impl Sharing {
         let budget = SharedBudget::with_link(
             link.clone(),
             &[&identity.organization, &identity.environment],
-            self.per_minute,
+            self.policy,
         )
         .context("--shared-state")?;
         let views = RedisViews::new(
@@ -205,12 +205,16 @@ mod tests {
         ))
         .unwrap();
         // No answer named the organization (an old server): one clear error.
-        let sharing = Sharing::new(url.clone(), 300, Duration::from_secs(60));
+        let sharing = Sharing::new(
+            url.clone(),
+            BudgetPolicy::default(),
+            Duration::from_secs(60),
+        );
         let err = format!("{:#}", sharing.connect(&client, true).unwrap_err());
         assert!(err.contains("Persona-Organization-Id"), "{err}");
         assert!(err.contains("without --shared-state"), "{err}");
         // Started offline: no error, nothing shared.
-        let sharing = Sharing::new(url, 300, Duration::from_secs(60));
+        let sharing = Sharing::new(url, BudgetPolicy::default(), Duration::from_secs(60));
         assert!(sharing.connect(&client, false).unwrap().is_none());
     }
 }

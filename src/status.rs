@@ -226,6 +226,53 @@ fn pairs(map: &std::collections::BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
+/// The request budget: the share (or absolute limit) and reserve, then where this window
+/// stands and how long requests waited for it.
+fn budget_lines(s: &Snapshot) -> String {
+    let Some(b) = &s.budget else {
+        return String::new();
+    };
+    let window = match b.window_secs {
+        60 => "a minute".to_string(),
+        w => format!("per {}", duration(w)),
+    };
+    let share = match (b.share_percent, b.cap) {
+        (Some(p), Some(cap)) => format!(
+            "{p} % of Persona's {} {window}: {cap} calls",
+            b.server_limit
+        ),
+        (Some(p), None) => format!("{p} % of Persona's {} {window}", b.server_limit),
+        (None, Some(cap)) => format!("{cap} calls a minute (--api-rate-limit)"),
+        (None, None) => "no client-side limit".to_string(),
+    };
+    let reserve = (b.reserve_percent as u64 * b.server_limit).div_ceil(100);
+    let mut out = format!(
+        "  budget:      {share}; reserve {} % (nothing sent below {reserve} left)\n",
+        b.reserve_percent
+    );
+    let all = match b.shared_calls_in_window {
+        Some(n) => format!(" (all mounts {n})"),
+        None => String::new(),
+    };
+    let remaining = match b.last_remaining {
+        Some(n) => n.to_string(),
+        None => "none yet".to_string(),
+    };
+    out += &format!(
+        "  window:      {} calls in the last {}{all}; last RateLimit-Remaining {remaining}; waited {} for the budget\n",
+        b.calls_in_window,
+        duration(b.window_secs),
+        duration(s.budget_waited_ms / 1000)
+    );
+    if b.held_secs > 0 {
+        out += &format!(
+            "               stopped at the reserve: {} to the window's reset\n",
+            duration(b.held_secs)
+        );
+    }
+    out
+}
+
 /// The human-readable form of one snapshot.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
@@ -237,16 +284,9 @@ pub fn render(s: &Snapshot) -> String {
         duration(s.uptime_secs)
     );
     out += &format!("  API calls:   {}\n", pairs(&s.api_calls));
-    let budget = if s.rate_limit_per_minute == 0 {
-        "no client-side limit".to_string()
-    } else {
-        format!(
-            "{} of {} requests/min left",
-            s.rate_budget_left, s.rate_limit_per_minute
-        )
-    };
+    out += &budget_lines(s);
     out += &format!(
-        "  rate:        {budget}; 429s seen {}; retries {}; URL refreshes {}\n",
+        "  rate:        429s seen {}; retries {}; URL refreshes {}\n",
         s.rate_limited, s.retries, s.url_refreshes
     );
     out += &format!(
@@ -329,6 +369,7 @@ pub fn run(mountpoint: Option<&Path>, json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use personafs_client::ratelimit::BudgetStatus;
 
     #[test]
     fn socket_names_are_short_and_distinct() {
@@ -346,8 +387,19 @@ mod tests {
             pid: 7,
             uptime_secs: 3725,
             online: true,
-            rate_limit_per_minute: 300,
-            rate_budget_left: 290,
+            rate_limit_per_minute: 150,
+            budget: Some(BudgetStatus {
+                share_percent: Some(50),
+                reserve_percent: 30,
+                server_limit: 300,
+                window_secs: 60,
+                cap: Some(150),
+                calls_in_window: 87,
+                shared_calls_in_window: Some(120),
+                held_secs: 12,
+                last_remaining: Some(89),
+            }),
+            budget_waited_ms: 130_500,
             cache_max_bytes: 10 << 30,
             events_applied: 4,
             webhooks_accepted: 2,
@@ -363,7 +415,9 @@ mod tests {
             "up 1h 2m",
             "online",
             "retrieve 12",
-            "290 of 300",
+            "budget:      50 % of Persona's 300 a minute: 150 calls; reserve 30 % (nothing sent below 90 left)",
+            "window:      87 calls in the last 1m 0s (all mounts 120); last RateLimit-Remaining 89; waited 2m 10s for the budget",
+            "stopped at the reserve: 12s to the window's reset",
             "ENOENT 3",
             "10.0 GiB",
             "4 applied; webhooks 2 accepted, 1 refused",
@@ -371,6 +425,34 @@ mod tests {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");
         }
         assert!(!text.contains("listing:"), "no listing under way:\n{text}");
+    }
+
+    #[test]
+    fn an_absolute_limit_and_a_short_window_are_said_so() {
+        let mut b = BudgetStatus {
+            reserve_percent: 30,
+            server_limit: 50,
+            window_secs: 10,
+            cap: Some(40),
+            ..Default::default()
+        };
+        let s = |b: &BudgetStatus| {
+            render(&Snapshot {
+                budget: Some(b.clone()),
+                ..Default::default()
+            })
+        };
+        let text = s(&b);
+        assert!(text.contains("budget:      40 calls a minute (--api-rate-limit); reserve 30 % (nothing sent below 15 left)"), "{text}");
+        assert!(text.contains("last RateLimit-Remaining none yet"), "{text}");
+        assert!(!text.contains("stopped"), "{text}");
+        b.share_percent = Some(50);
+        b.cap = Some(25);
+        assert!(
+            s(&b).contains("50 % of Persona's 50 per 10s: 25 calls"),
+            "{}",
+            s(&b)
+        );
     }
 
     #[test]

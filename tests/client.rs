@@ -45,7 +45,7 @@ fn fast_config(api_base: &str, key: &str, files_base: Option<&str>) -> ClientCon
     config.retry_base_delay = Duration::from_millis(5);
     config.max_rate_limit_wait = Duration::from_millis(300);
     config.request_timeout = Duration::from_secs(10);
-    config.api_rate_limit = 0;
+    config.budget = personafs_client::ratelimit::BudgetPolicy::unlimited();
     config.max_retries = 3;
     config
 }
@@ -1130,16 +1130,19 @@ impl personafs_client::ratelimit::Budget for CountingBudget {
     }
     fn observe<'s, 'f>(
         &'s self,
-        limit: Option<u64>,
-        remaining: Option<u64>,
-        reset: Option<u64>,
+        h: personafs_client::ratelimit::RateHeaders,
     ) -> futures::future::BoxFuture<'f, ()>
     where
         's: 'f,
         Self: 'f,
     {
-        self.observed.lock().push((limit, remaining, reset));
+        self.observed
+            .lock()
+            .push((h.limit, h.remaining, h.reset_secs));
         Box::pin(async {})
+    }
+    fn status(&self) -> personafs_client::ratelimit::BudgetStatus {
+        Default::default()
     }
 }
 

@@ -22,7 +22,7 @@ fn mock(generate: usize) -> MockServer {
 fn client(api_base: &str, key: &str) -> HttpClient {
     let mut config = ClientConfig::new(api_base, ApiKey::new(key));
     config.retry_base_delay = Duration::from_millis(5);
-    config.api_rate_limit = 0;
+    config.budget = personafs_client::ratelimit::BudgetPolicy::unlimited();
     config.max_retries = 2;
     HttpClient::new(config).unwrap()
 }
@@ -125,7 +125,7 @@ async fn a_refusal_and_an_oversized_answer_are_told_apart() {
     }
     // Search answers are read under the same cap as every API answer.
     let mut config = ClientConfig::new(server.api_base(), ApiKey::new(server.api_key()));
-    config.api_rate_limit = 0;
+    config.budget = personafs_client::ratelimit::BudgetPolicy::unlimited();
     config.max_response_size = 2_000;
     let api = HttpClient::new(config).unwrap();
     let since = Utc::now();
@@ -147,7 +147,7 @@ async fn a_search_is_retried_as_a_list_page_is() {
     });
     let mut config = ClientConfig::new(server.api_base(), ApiKey::new(server.api_key()));
     config.retry_base_delay = Duration::from_millis(1);
-    config.api_rate_limit = 0;
+    config.budget = personafs_client::ratelimit::BudgetPolicy::unlimited();
     config.max_retries = 8;
     let api = HttpClient::new(config).unwrap();
     let since = Utc::now();

@@ -95,7 +95,8 @@ fn defaults_without_flags_env_or_config() {
     assert_eq!(config.log_level, "info");
     assert_eq!(config.log_file, None);
     assert!(!config.foreground);
-    assert_eq!(config.api_rate_limit, 300);
+    assert_eq!(config.api_rate_limit, None);
+    assert_eq!((config.api_rate_share, config.api_rate_reserve), (0.5, 0.3));
     assert_eq!(config.request_timeout, Duration::from_secs(30));
     assert_eq!(config.io_timeout, Duration::from_secs(60));
     assert!(config.prefetch);

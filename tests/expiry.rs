@@ -222,7 +222,7 @@ fn rate_limited_tree_walk_completes() {
     // walk that may wait out a whole rate window at any step is given more than one window.
     let mut opts = Options {
         client: Box::new(|c| {
-            c.api_rate_limit = 30;
+            c.budget = personafs_client::ratelimit::BudgetPolicy::absolute(30);
             c.operation_timeout = Duration::from_secs(150);
         }),
         ..Default::default()

@@ -166,7 +166,9 @@ fn status_metrics_and_audit_of_a_live_mount() {
         files.len()
     );
     assert!(s["cache_max_bytes"].as_u64().unwrap() > 0);
-    assert_eq!(s["rate_limit_per_minute"], 300);
+    // Half of the mock's 300 a minute, the default share.
+    assert_eq!(s["rate_limit_per_minute"], 150);
+    assert_eq!(s["budget"]["share_percent"], 50);
     // The server's own count of requests left (the mock answers RateLimit-* headers).
     let left = s["rate_budget_left"].as_u64().unwrap();
     assert!(left > 0 && left < 300, "rate_budget_left {left}");

@@ -50,6 +50,20 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
     Ok(value / 100.0)
 }
 
+/// A share in percent, more than `0` up to `100` (`50`, `50%`), returned as a fraction.
+pub fn parse_share(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    if trimmed.strip_suffix('%').unwrap_or(trimmed).trim() == "100" {
+        return Ok(1.0);
+    }
+    match parse_percent(text) {
+        Ok(share) if share > 0.0 => Ok(share),
+        _ => Err(format!(
+            "invalid share {trimmed:?} (a percentage above 0, at most 100, e.g. 50)"
+        )),
+    }
+}
+
 /// A boolean: `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`.
 pub fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
@@ -264,6 +278,16 @@ mod tests {
         assert_eq!(parse_percent("0"), Ok(0.0));
         for bad in ["", "%", "100", "-1", "NaN", "inf", "ten"] {
             assert!(parse_percent(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn shares() {
+        assert_eq!(parse_share("50"), Ok(0.5));
+        assert_eq!(parse_share("100%"), Ok(1.0));
+        assert_eq!(parse_share("12.5%"), Ok(0.125));
+        for bad in ["0", "", "101", "-5", "half"] {
+            assert!(parse_share(bad).is_err(), "{bad:?} accepted");
         }
     }
 

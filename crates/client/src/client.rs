@@ -16,7 +16,7 @@ use url::Url;
 
 use super::model::{error_title_details, inquiry_id_problem, parse_inquiry, parse_list_page};
 use super::query::filter_params;
-use super::ratelimit::{Budget, RateLimiter};
+use super::ratelimit::{Budget, BudgetPolicy, RateHeaders, RateLimiter};
 use super::retry::{RetryPolicy, Transient, transient_status, transient_transport};
 use super::{EventPage, EventsFrom, InquiryPage, ListFilters, PersonaApi, RetrievedInquiry};
 use crate::body::{Deadline, read_capped, read_error_body};
@@ -74,8 +74,8 @@ pub struct ClientConfig {
     /// The longest wait the server can impose: `RateLimit-Reset` after a 429, `Retry-After`
     /// after a 429 or 5xx, are obeyed up to this.
     pub max_rate_limit_wait: Duration,
-    /// Client-side limit on API requests per minute (0 = none).
-    pub api_rate_limit: u32,
+    /// How much of Persona's request budget this client may use (`ratelimit`).
+    pub budget: BudgetPolicy,
     /// The deadline of one operation (`--io-timeout`). An API request ends within it as a
     /// whole: every attempt, pause, rate-limit wait and byte of the body. A download must
     /// gain `min_transfer_rate` × this in each such period, across its attempts.
@@ -102,7 +102,7 @@ pub const DEFAULT_MIN_TRANSFER_RATE: u64 = 1024;
 
 impl ClientConfig {
     /// Defaults: version [`DEFAULT_PERSONA_VERSION`], 10 s connect, 60 s request, 60 s per
-    /// operation, 6 retries from 500 ms, 300 requests/min, 16 MiB bodies, 1 KiB/s minimum
+    /// operation, 6 retries from 500 ms, half of Persona's request budget, 16 MiB bodies, 1 KiB/s minimum
     /// download rate, file hosts derived from `api_base` (see [`default_file_hosts`]).
     pub fn new(api_base: impl Into<String>, api_key: ApiKey) -> Self {
         let api_base = api_base.into();
@@ -116,7 +116,7 @@ impl ClientConfig {
             max_retries: 6,
             retry_base_delay: Duration::from_millis(500),
             max_rate_limit_wait: Duration::from_secs(60),
-            api_rate_limit: 300,
+            budget: BudgetPolicy::default(),
             operation_timeout: Duration::from_secs(60),
             max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
             min_transfer_rate: DEFAULT_MIN_TRANSFER_RATE,
@@ -249,9 +249,9 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// A client with its own local budget (`api_rate_limit` requests per minute).
+    /// A client with its own local budget (`budget`).
     pub fn new(config: ClientConfig) -> Result<HttpClient> {
-        let budget = Arc::new(RateLimiter::new(config.api_rate_limit));
+        let budget = Arc::new(RateLimiter::new(config.budget));
         Self::with_budget(config, budget)
     }
 
@@ -411,10 +411,12 @@ impl HttpClient {
         let deadline = Deadline::after(config.operation_timeout);
         let mut attempts = config.attempts();
         loop {
-            if tokio::time::timeout_at(deadline.at, self.inner.budget.acquire())
-                .await
-                .is_err()
-            {
+            let waiting = std::time::Instant::now();
+            let acquired = tokio::time::timeout_at(deadline.at, self.inner.budget.acquire()).await;
+            if let Some(t) = &config.telemetry {
+                t.budget_waited(waiting.elapsed());
+            }
+            if acquired.is_err() {
                 return Err(deadline.passed(context, "waiting for the request budget"));
             }
             let request = match json {
@@ -523,13 +525,18 @@ impl HttpClient {
             t.rate_budget_left
                 .store(left, std::sync::atomic::Ordering::Relaxed);
         }
+        let policy = headers
+            .get("RateLimit-Policy")
+            .and_then(|v| v.to_str().ok())
+            .and_then(RateHeaders::policy_window);
         self.inner
             .budget
-            .observe(
-                header_u64(headers, "RateLimit-Limit"),
-                header_u64(headers, "RateLimit-Remaining"),
-                header_u64(headers, "RateLimit-Reset"),
-            )
+            .observe(RateHeaders {
+                limit: header_u64(headers, "RateLimit-Limit"),
+                remaining: header_u64(headers, "RateLimit-Remaining"),
+                reset_secs: header_u64(headers, "RateLimit-Reset"),
+                window_secs: policy,
+            })
             .await;
     }
 
@@ -798,7 +805,7 @@ mod tests {
         );
         let config = ClientConfig::new("https://withpersona.com/api/v1", ApiKey::new("k"));
         assert_eq!(config.persona_version, "2023-01-05");
-        assert_eq!(config.api_rate_limit, 300);
+        assert_eq!(config.budget, BudgetPolicy::default());
     }
 
     #[test]

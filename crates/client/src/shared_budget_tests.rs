@@ -10,165 +10,123 @@ fn ms(wait: Duration) -> u64 {
     wait.as_millis() as u64
 }
 
+fn headers(limit: u64, remaining: u64, reset: u64) -> RateHeaders {
+    RateHeaders {
+        limit: Some(limit),
+        remaining: Some(remaining),
+        reset_secs: Some(reset),
+        window_secs: None,
+    }
+}
+
+async fn go(budget: &SharedBudget) -> u64 {
+    match budget.book_shared().await.unwrap() {
+        Booked::Go(wait) => ms(wait),
+        held => panic!("{held:?}"),
+    }
+}
+
 #[tokio::test]
-async fn processes_of_one_organization_share_one_budget() {
+async fn mounts_of_one_environment_share_one_share() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    // Two processes of one organization, 60 requests/min each as configured.
-    let a = SharedBudget::new(&redis.url(), "org_SHARED", 60).unwrap();
-    let b = SharedBudget::new(&redis.url(), "org_SHARED", 60).unwrap();
-    for i in 0..60 {
-        let budget = if i % 2 == 0 { &a } else { &b };
-        assert_eq!(
-            budget.reserve_shared().await.unwrap(),
-            Duration::ZERO,
-            "#{i}"
-        );
+    // Two mounts, each told the limit is 40: a share of 20 a minute for both together.
+    let a = SharedBudget::new(&redis.url(), "org_SHARED", BudgetPolicy::default()).unwrap();
+    let b = SharedBudget::new(&redis.url(), "org_SHARED", BudgetPolicy::default()).unwrap();
+    for budget in [&a, &b] {
+        budget.observe(headers(40, 39, 60)).await;
     }
-    // The minute's burst is spent by both together: the next waits a second, then two.
-    let w = ms(a.reserve_shared().await.unwrap());
-    assert!((700..=1000).contains(&w), "{w}");
-    let w = ms(b.reserve_shared().await.unwrap());
-    assert!((1700..=2000).contains(&w), "{w}");
-    // Another organization has its own budget.
-    let other = SharedBudget::new(&redis.url(), "org_OTHER", 60).unwrap();
-    assert_eq!(other.reserve_shared().await.unwrap(), Duration::ZERO);
+    let mut waits = Vec::new();
+    for i in 0..21 {
+        let budget = if i % 2 == 0 { &a } else { &b };
+        waits.push(go(budget).await);
+    }
+    // Half at once, the other half spread over the minute, then the first must leave it.
+    assert!(waits[..10].iter().all(|&w| w == 0), "{waits:?}");
+    // One per 60/11 s, the last before the first call leaves the window.
+    assert!(waits[10..20].windows(2).all(|p| p[0] < p[1]), "{waits:?}");
+    assert!((5_000..=5_500).contains(&waits[10]), "{waits:?}");
+    assert!(waits[19] < 59_000, "{waits:?}");
+    assert!((59_000..=60_000).contains(&waits[20]), "{waits:?}");
+    assert_eq!(a.status().shared_calls_in_window, Some(21));
+    // Another organization has its own books.
+    let other = SharedBudget::new(&redis.url(), "org_OTHER", BudgetPolicy::default()).unwrap();
+    assert_eq!(go(&other).await, 0);
     assert!(a.is_shared() && b.is_shared());
 }
 
 #[tokio::test]
-async fn a_low_server_budget_slows_every_process() {
+async fn a_reserve_reached_by_one_mount_holds_every_mount_until_the_reset() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    // No client-side bucket: only the server's headers pace the requests.
-    let a = SharedBudget::new(&redis.url(), "org_SLOW", 0).unwrap();
-    let b = SharedBudget::new(&redis.url(), "org_SLOW", 0).unwrap();
-    a.observe(Some(300), Some(100), Some(30)).await;
-    assert_eq!(
-        b.reserve_shared().await.unwrap(),
-        Duration::ZERO,
-        "above 15 %"
-    );
-    // 3 % left: 20 s over 10 requests, for everyone.
-    a.observe(Some(300), Some(10), Some(20)).await;
-    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
-    let w = ms(b.reserve_shared().await.unwrap());
-    assert!((1900..=2000).contains(&w), "{w}");
-    let w = ms(a.reserve_shared().await.unwrap());
-    assert!((3900..=4000).contains(&w), "{w}");
-    // A healthy budget seen by either lifts it for both.
-    b.observe(Some(300), Some(299), Some(60)).await;
-    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
-    assert_eq!(b.reserve_shared().await.unwrap(), Duration::ZERO);
-}
-
-/// Slots are booked one spacing apart only within the server's window: past its reset the
-/// server's budget is whole again, so a request waits for the reset and no longer. (Booked
-/// slots far into the next window kept four mounts' waiting requests asleep through it.)
-#[tokio::test]
-async fn spaced_slots_end_at_the_server_window_reset() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    let a = SharedBudget::new(&redis.url(), "org_WINDOW", 0).unwrap();
-    let b = SharedBudget::new(&redis.url(), "org_WINDOW", 0).unwrap();
-    // 10 requests left over the 2 s left in the window: one per 200 ms.
-    a.observe(Some(300), Some(10), Some(2)).await;
-    let mut waits = Vec::new();
-    for i in 0..24 {
-        let budget = if i % 2 == 0 { &a } else { &b };
-        waits.push(ms(budget.reserve_shared().await.unwrap()));
+    let a = SharedBudget::new(&redis.url(), "org_HOLD", BudgetPolicy::default()).unwrap();
+    let b = SharedBudget::new(&redis.url(), "org_HOLD", BudgetPolicy::default()).unwrap();
+    a.observe(headers(300, 90, 30)).await;
+    assert_eq!(go(&b).await, 0, "90 left is the reserve, not below it");
+    // 89 left: below 30 % of 300, 2 s to the reset.
+    a.observe(headers(300, 89, 2)).await;
+    match b.book_shared().await.unwrap() {
+        Booked::Held(wait) => assert!((1_800..=2_000).contains(&ms(wait)), "{wait:?}"),
+        go => panic!("{go:?}"),
     }
-    assert_eq!(waits[0], 0);
-    let w = waits[1];
-    assert!((150..=200).contains(&w), "{waits:?}");
-    // The first 10 within the window, one spacing apart; the rest at the reset, not after.
-    assert!(waits[..10].windows(2).all(|p| p[0] < p[1]), "{waits:?}");
-    assert!(
-        waits[10..].iter().all(|&w| (1800..=2000).contains(&w)),
-        "{waits:?}"
-    );
-}
-
-/// With nothing left in the server's window every process waits for its reset: not a
-/// capped spacing that would send requests into the same window and draw 429s.
-#[tokio::test]
-async fn an_exhausted_server_window_makes_everyone_wait_for_its_reset() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    let a = SharedBudget::new(&redis.url(), "org_EMPTY", 0).unwrap();
-    let b = SharedBudget::new(&redis.url(), "org_EMPTY", 0).unwrap();
-    a.observe(Some(300), Some(0), Some(25)).await;
-    for budget in [&a, &b, &a] {
-        let w = ms(budget.reserve_shared().await.unwrap());
-        assert!((24_800..=25_000).contains(&w), "{w}");
-    }
-    // The next window's first answer lifts it for everyone.
-    b.observe(Some(300), Some(299), Some(60)).await;
-    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
-}
-
-/// Answers arrive out of order when several mounts have requests in flight: an older answer
-/// of the same window (more left) must not lift the spacing a newer one set. An answer of a
-/// later window does.
-#[tokio::test]
-async fn a_late_answer_of_the_same_window_does_not_lift_the_spacing() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    let a = SharedBudget::new(&redis.url(), "org_ORDER", 0).unwrap();
-    let b = SharedBudget::new(&redis.url(), "org_ORDER", 0).unwrap();
-    a.observe(Some(300), Some(10), Some(20)).await;
-    // B's answer, sent earlier in the same window, lands now.
-    b.observe(Some(300), Some(50), Some(21)).await;
-    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
-    let w = ms(b.reserve_shared().await.unwrap());
-    assert!((1900..=2000).contains(&w), "the spacing was lifted: {w}");
-    // The next window's answer lifts it.
-    b.observe(Some(300), Some(299), Some(60)).await;
-    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
-    assert_eq!(b.reserve_shared().await.unwrap(), Duration::ZERO);
-}
-
-/// A request already waiting for its slot when an answer says the window is exhausted waits
-/// for the reset instead of going into the exhausted window.
-#[tokio::test]
-async fn a_waiting_request_waits_for_the_reset_of_a_window_exhausted_meanwhile() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    let a = Arc::new(SharedBudget::new(&redis.url(), "org_LATE", 0).unwrap());
-    let b = SharedBudget::new(&redis.url(), "org_LATE", 0).unwrap();
-    // 2 left over 1 s: one slot now, the next 500 ms later.
-    a.observe(Some(300), Some(2), Some(1)).await;
-    assert_eq!(a.reserve_shared().await.unwrap(), Duration::ZERO);
+    // A shorter hold from a later answer does not cut it short.
+    b.observe(headers(300, 80, 1)).await;
+    assert!(b.held_for().await.unwrap() > Duration::from_millis(1_500));
     let started = Instant::now();
+    b.acquire().await;
+    assert!(started.elapsed() >= Duration::from_millis(1_700));
+    assert_eq!(go(&a).await, 0, "the window reset: requests go again");
+}
+
+/// A request already waiting for its slot when an answer reaches the reserve waits for the
+/// reset instead of going into the window.
+#[tokio::test]
+async fn a_waiting_request_waits_for_a_hold_set_meanwhile() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = Arc::new(SharedBudget::new(&redis.url(), "org_LATE", BudgetPolicy::default()).unwrap());
+    let b = SharedBudget::new(&redis.url(), "org_LATE", BudgetPolicy::default()).unwrap();
+    // A limit of 4 a second, a share of 2: one now, the next a second later.
+    a.observe(RateHeaders {
+        window_secs: Some(1),
+        ..headers(4, 4, 1)
+    })
+    .await;
+    let started = Instant::now();
+    a.acquire().await;
     let waiter = {
         let a = a.clone();
-        tokio::spawn(async move { a.acquire().await })
+        tokio::spawn(async move {
+            a.acquire().await;
+            started.elapsed()
+        })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // Another mount's answer: nothing left, 2 s to the reset.
-    b.observe(Some(300), Some(0), Some(2)).await;
-    waiter.await.unwrap();
-    let waited = started.elapsed();
+    // Another mount's answer: nothing left, 1 s to the reset.
+    b.observe(headers(4, 0, 1)).await;
+    let waited = waiter.await.unwrap();
     assert!(
-        waited >= Duration::from_millis(1900),
-        "the waiting request went into the exhausted window after {waited:?}"
+        waited >= Duration::from_millis(1_050),
+        "the waiting request went during the hold after {waited:?}"
     );
 }
 
 #[tokio::test]
-async fn unreachable_redis_falls_back_to_the_local_bucket_and_recovers() {
+async fn unreachable_redis_falls_back_to_the_local_budget_and_recovers() {
     let port = free_port();
     let url = format!("redis://127.0.0.1:{port}/");
     let mut link = RedisLink::open(&url).unwrap();
     link.reconnect_after = Duration::from_millis(200);
-    let budget = SharedBudget::with_link(Arc::new(link), &["org_FALLBACK"], 10).unwrap();
-    // Nothing listens: requests still go out, paced by the local bucket (a burst of 10).
+    let budget = SharedBudget::with_link(
+        Arc::new(link),
+        &["org_FALLBACK"],
+        BudgetPolicy::absolute(20),
+    )
+    .unwrap();
+    // Nothing listens: requests still go out, paced by the local budget (10 at once).
     let started = Instant::now();
     for _ in 0..10 {
         budget.acquire().await;
@@ -179,10 +137,12 @@ async fn unreachable_redis_falls_back_to_the_local_bucket_and_recovers() {
         "requests waited for a dead Redis each time: {:?}",
         started.elapsed()
     );
-    assert!(budget.reserve_shared().await.is_err());
-    // The local bucket gave those 10: the next one waits for a token (6 s at 10/min).
-    let w = ms(budget.local.reserve(Instant::now()));
-    assert!((5_900..=6_000).contains(&w), "{w}");
+    assert!(budget.book_shared().await.is_err());
+    // The local budget gave those 10: the next is spread, 10 left over the minute.
+    match budget.local.book(Instant::now()) {
+        crate::ratelimit::Booking::Go(w) => assert!((5_300..=5_500).contains(&ms(w)), "{w:?}"),
+        held => panic!("{held:?}"),
+    }
 
     let Some(_redis) = RedisServer::start_on(port) else {
         return;
@@ -193,7 +153,7 @@ async fn unreachable_redis_falls_back_to_the_local_bucket_and_recovers() {
         budget.is_shared(),
         "Redis is back but the budget did not use it"
     );
-    assert_eq!(budget.reserve_shared().await.unwrap(), Duration::ZERO);
+    assert_eq!(go(&budget).await, 0);
 }
 
 #[tokio::test]
@@ -201,12 +161,11 @@ async fn only_the_organization_and_numbers_reach_redis() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let budget = SharedBudget::new(&redis.url(), "org_KEYS", 120).unwrap();
+    let budget = SharedBudget::new(&redis.url(), "org_KEYS", BudgetPolicy::default()).unwrap();
     for _ in 0..5 {
         budget.acquire().await;
     }
-    budget.observe(Some(100), Some(2), Some(30)).await;
-    budget.acquire().await;
+    budget.observe(headers(100, 2, 30)).await;
     let client = redis::Client::open(redis.url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let mut keys: Vec<String> = redis::cmd("KEYS")
@@ -218,29 +177,42 @@ async fn only_the_organization_and_numbers_reach_redis() {
     assert_eq!(
         keys,
         [
-            "personafs:budget:org_KEYS:slot",
-            "personafs:budget:org_KEYS:spacing",
-            "personafs:budget:org_KEYS:tat"
+            "personafs:budget:org_KEYS:calls",
+            "personafs:budget:org_KEYS:hold",
+            "personafs:budget:org_KEYS:seq"
         ]
     );
-    for key in keys {
+    let calls: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&keys[0])
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 10, "{calls:?}");
+    for key in &keys[1..] {
         let value: String = redis::cmd("GET")
-            .arg(&key)
+            .arg(key)
             .query_async(&mut c)
             .await
             .unwrap();
         assert!(value.parse::<f64>().is_ok(), "{key} = {value:?}");
     }
+    for value in calls {
+        assert!(value.parse::<f64>().is_ok(), "{value:?}");
+    }
 }
 
 #[test]
 fn bad_organization_ids_and_urls_are_refused() {
+    let policy = BudgetPolicy::default();
     for org in ["", "org:x", "org x", "org/../x", &"o".repeat(200)] {
-        let err = SharedBudget::new("redis://127.0.0.1/", org, 60).unwrap_err();
+        let err = SharedBudget::new("redis://127.0.0.1/", org, policy).unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{org}: {err:?}");
     }
-    let err = SharedBudget::new("http://not-redis/", "org_1", 60).unwrap_err();
+    let err = SharedBudget::new("http://not-redis/", "org_1", policy).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
-    let budget = SharedBudget::new("redis://:hunter2@127.0.0.1:1/", "org_1", 60).unwrap();
+    let budget = SharedBudget::new("redis://:hunter2@127.0.0.1:1/", "org_1", policy).unwrap();
     assert!(!format!("{budget:?}").contains("hunter2"));
 }

@@ -89,8 +89,22 @@ pub struct Telemetry {
     pub webhooks_accepted: AtomicU64,
     /// Webhooks refused (bad or missing signature, stale time, bad request).
     pub webhooks_refused: AtomicU64,
+    /// Milliseconds API requests spent waiting for the request budget, all together.
+    pub budget_waited_ms: AtomicU64,
+    /// The budget requests draw from, asked for its figures at each snapshot.
+    budget: BudgetSource,
     offline: AtomicBool,
     errors: Mutex<BTreeMap<i32, u64>>,
+}
+
+/// The budget a snapshot asks (set once the client is built).
+#[derive(Default)]
+struct BudgetSource(parking_lot::RwLock<Option<std::sync::Arc<dyn crate::ratelimit::Budget>>>);
+
+impl std::fmt::Debug for BudgetSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BudgetSource")
+    }
 }
 
 impl Default for Telemetry {
@@ -124,6 +138,8 @@ impl Default for Telemetry {
             dir_drops: AtomicU64::new(0),
             webhooks_accepted: AtomicU64::new(0),
             webhooks_refused: AtomicU64::new(0),
+            budget_waited_ms: AtomicU64::new(0),
+            budget: BudgetSource::default(),
             offline: AtomicBool::new(false),
             errors: Mutex::new(BTreeMap::new()),
         }
@@ -142,6 +158,17 @@ impl Telemetry {
     /// A request answered to the kernel with this errno.
     pub fn error(&self, errno: i32) {
         *self.errors.lock().entry(errno).or_insert(0) += 1;
+    }
+
+    /// Where API requests take their budget from: its figures are in every snapshot.
+    pub fn set_budget(&self, budget: std::sync::Arc<dyn crate::ratelimit::Budget>) {
+        *self.budget.0.write() = Some(budget);
+    }
+
+    /// An API request waited this long for the budget.
+    pub fn budget_waited(&self, waited: std::time::Duration) {
+        self.budget_waited_ms
+            .fetch_add(waited.as_millis() as u64, Relaxed);
     }
 
     pub fn set_offline(&self, offline: bool) {
@@ -178,6 +205,8 @@ impl Telemetry {
             dir_drops: self.dir_drops.load(Relaxed),
             webhooks_accepted: self.webhooks_accepted.load(Relaxed),
             webhooks_refused: self.webhooks_refused.load(Relaxed),
+            budget: self.budget.0.read().as_ref().map(|b| b.status()),
+            budget_waited_ms: self.budget_waited_ms.load(Relaxed),
             errors: self
                 .errors
                 .lock()
@@ -232,6 +261,10 @@ pub struct Snapshot {
     pub listing: Option<ListingProgress>,
     /// The cursor that cut the last listing short (it came back again), if it was cut.
     pub listing_cut_at: Option<String>,
+    /// The request budget: share, reserve, calls in this window (`None` before it is set).
+    pub budget: Option<crate::ratelimit::BudgetStatus>,
+    /// Milliseconds API requests spent waiting for the budget, all together.
+    pub budget_waited_ms: u64,
 }
 
 /// How far a listing of `inquiries/` has come (1,000 pages for 100,000 inquiries take
