@@ -478,7 +478,9 @@ async fn a_short_window_is_announced_and_429s_are_counted_per_client() {
     let h = Harness::new();
     let no_policy = h.get("/inquiries").await;
     assert!(no_policy.headers().get("ratelimit-policy").is_none());
-    let set = h.configure(json!({"rate_limit": 2, "rate_window": "2s"})).await;
+    let set = h
+        .configure(json!({"rate_limit": 2, "rate_window": "2s"}))
+        .await;
     assert_eq!(set.status(), StatusCode::OK);
     let tagged = |tag: &'static str| {
         h.client

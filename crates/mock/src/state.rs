@@ -624,7 +624,11 @@ mod tests {
         let clients = stats.snapshot().clients;
         assert_eq!(clients["backend"].requests, 1);
         assert_eq!(clients["backend"].rate_limited, 1);
-        assert_eq!(clients.len(), MAX_CLIENT_TAGS + 1, "the rest counted as other");
+        assert_eq!(
+            clients.len(),
+            MAX_CLIENT_TAGS + 1,
+            "the rest counted as other"
+        );
         assert!(clients["other"].requests > 0);
     }
 }
