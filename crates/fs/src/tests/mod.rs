@@ -15,6 +15,7 @@ mod reads;
 mod redaction;
 mod shared;
 mod store;
+mod view_tree;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
