@@ -299,6 +299,12 @@ pub struct MountOptions {
           value_parser = parse::parse_mode, help_heading = MOUNT)]
     pub dir_mode: u16,
 
+    /// Views beside inquiries/: by-reference-id, accounts, by-day (comma-separated), all or
+    /// none
+    #[arg(long, value_name = "VIEWS", default_value = "all", env = "PERSONAFS_VIEWS",
+          value_parser = parse::parse_views, help_heading = MOUNT)]
+    pub views: personafs_fs::ViewSet,
+
     /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", default_value = "false", env = "PERSONAFS_ALLOW_OTHER",

@@ -59,6 +59,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "gid",
     "file_mode",
     "dir_mode",
+    "views",
     "allow_other",
     "threads",
     "log_level",
@@ -173,6 +174,8 @@ pub struct MountConfig {
     pub file_mode: u16,
     /// Permission bits of directories (e.g. 0o555).
     pub dir_mode: u16,
+    /// The views beside `inquiries/` (`--views`).
+    pub views: personafs_fs::ViewSet,
     /// Mount with `allow_other`.
     pub allow_other: bool,
     /// FUSE worker threads (at least 1).

@@ -28,6 +28,7 @@ pub fn core_config(cfg: &MountConfig) -> CoreConfig {
         gid: cfg.gid,
         file_mode: cfg.file_mode,
         dir_mode: cfg.dir_mode,
+        views: cfg.views,
         io_timeout: cfg.io_timeout,
         prefetch: PrefetchConfig {
             enabled: cfg.prefetch,

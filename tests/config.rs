@@ -651,3 +651,28 @@ fn without_home_the_cache_dir_comes_from_the_password_database() {
         .expect("the test user has a passwd entry");
     assert_eq!(c.cache_dir, user.dir.join(".cache/personafs"));
 }
+
+#[test]
+fn views_are_all_three_unless_told_otherwise() {
+    let environment = env(&[("PERSONA_API_KEY", KEY)]);
+    let all = resolve_mount(&mount_args(&["/mnt/p"]), &environment).unwrap();
+    assert_eq!(all.views, personafs_fs::ViewSet::default());
+    let none = resolve_mount(&mount_args(&["/mnt/p", "--views", "none"]), &environment).unwrap();
+    assert_eq!(none.views, personafs_fs::ViewSet::NONE);
+    let two = resolve_mount(
+        &mount_args(&["/mnt/p", "--views", "by-reference-id,by-day"]),
+        &environment,
+    )
+    .unwrap();
+    assert!(two.views.by_reference_id && two.views.by_day && !two.views.accounts);
+
+    let (_dir, path) = config_dir("views = \"accounts\"\n", 0o600);
+    let args = mount_args(&["/mnt/p", "--config", path.to_str().unwrap()]);
+    let from_file = resolve_mount(&args, &environment).unwrap();
+    assert_eq!(from_file.views.names(), "accounts");
+
+    let (_dir, path) = config_dir("views = \"by-week\"\n", 0o600);
+    let args = mount_args(&["/mnt/p", "--config", path.to_str().unwrap()]);
+    let err = err_text(resolve_mount(&args, &environment));
+    assert!(err.contains("views") && err.contains("by-week"), "{err}");
+}

@@ -75,6 +75,11 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
+/// `--views`: `by-reference-id,accounts,by-day` (any of them), `all` or `none`.
+pub fn parse_views(text: &str) -> Result<personafs_fs::ViewSet, String> {
+    personafs_fs::ViewSet::parse(text)
+}
+
 /// A positive count (threads and the like).
 pub fn parse_positive(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {

@@ -129,6 +129,7 @@ fn resolve_options(
             .unwrap_or_else(|| nix::unistd::getgid().as_raw()),
         file_mode: s.required("file_mode", parse::parse_mode)?,
         dir_mode: s.required("dir_mode", parse::parse_mode)?,
+        views: s.required("views", parse::parse_views)?,
         allow_other: s.required("allow_other", parse::parse_bool)?,
         threads: s.required("threads", parse::parse_positive)?,
         log_level: s.required("log_level", parse::parse_log_level)?,
