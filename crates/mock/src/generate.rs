@@ -47,6 +47,31 @@ pub const STATUSES: [&str; 8] = [
     "declined",
 ];
 
+/// One inquiry in this many has a hostile reference id.
+const HOSTILE_EVERY: u64 = 40;
+
+/// Reference ids a customer's system could send that are not safe file names as they are.
+const HOSTILE_REFERENCES: [&str; 10] = [
+    "../../etc/passwd",
+    "a/b",
+    "..",
+    ".",
+    "tab\there",
+    "line\nbreak",
+    "nul\0byte",
+    "50% off 🙂 café",
+    "user-000001~0123456789ab",
+    "LONG",
+];
+
+/// Hostile reference id `pick`; `LONG` stands for one of 300 bytes.
+fn hostile_reference(pick: usize) -> String {
+    match HOSTILE_REFERENCES[pick] {
+        "LONG" => format!("long-{}", "x".repeat(295)),
+        s => s.to_string(),
+    }
+}
+
 /// Which objects and files an inquiry has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
@@ -219,14 +244,27 @@ impl Generator {
     pub fn summary(&self, index: u64) -> Summary {
         let (mut plan_rng, mut summary_rng, _) = self.rngs(index);
         let plan = self.plan(index, &mut plan_rng);
-        self.summarize(plan, &mut summary_rng)
+        self.summarize(plan, &mut summary_rng, index)
     }
 
-    fn summarize(&self, plan: Plan, rng: &mut Rng) -> Summary {
-        let reference_id = rng
-            .chance(0.8)
-            .then(|| format!("user-{}", rng.range(10_000, 99_999)));
+    /// Reference ids the way customers set them: one per person, so an account's
+    /// inquiries share it (about three each); a fifth have none; and one inquiry in
+    /// `HOSTILE_EVERY` carries a hostile one (`HOSTILE_REFERENCES`).
+    fn summarize(&self, plan: Plan, rng: &mut Rng, index: u64) -> Summary {
         let account = rng.chance(0.9).then(|| rng.below(self.org.accounts));
+        let with_reference = rng.chance(0.8);
+        let guest = rng.below(self.org.accounts);
+        let reference_id = if index % HOSTILE_EVERY == HOSTILE_EVERY / 3 {
+            let pick = (index / HOSTILE_EVERY) as usize % HOSTILE_REFERENCES.len();
+            Some(hostile_reference(pick))
+        } else if with_reference {
+            Some(match account {
+                Some(a) => format!("user-{:06}", a + 1),
+                None => format!("guest-{:06}", guest + 1),
+            })
+        } else {
+            None
+        };
         Summary {
             status: plan.status,
             redacted: plan.redacted,
@@ -240,7 +278,7 @@ impl Generator {
     pub fn inquiry(&self, index: u64) -> Generated {
         let (mut plan_rng, mut summary_rng, rng) = self.rngs(index);
         let plan = self.plan(index, &mut plan_rng);
-        let summary = self.summarize(plan, &mut summary_rng);
+        let summary = self.summarize(plan, &mut summary_rng, index);
         let minter = Minter::new(self.codec.clone(), Space::Generated, index);
         let mut builder = Builder::new(rng, minter, self);
         let inquiry = builder.inquiry(plan, &summary, self.created_at(index));
@@ -266,7 +304,7 @@ impl Generator {
             Shape::NoFiles
         };
         let plan = Plan::new(shape, status, false);
-        let summary = self.summarize(plan, &mut rng.fork());
+        let summary = self.summarize(plan, &mut rng.fork(), 0);
         let minter = Minter::new(self.codec.clone(), Space::Added, n);
         let mut builder = Builder::new(rng, minter, self);
         let inquiry = builder.inquiry(plan, &summary, created_at);
@@ -361,7 +399,7 @@ pub fn add_large_document_after(
     }
     let plan = Plan::new(Shape::ProofOfAddress, "completed", false);
     let mut rng = Rng::new(seed ^ 0x1A59_E000 ^ mix64(n));
-    let summary = generator.summarize(plan, &mut rng.fork());
+    let summary = generator.summarize(plan, &mut rng.fork(), 0);
     let minter = Minter::new(generator.codec.clone(), Space::Large, n);
     let mut builder = Builder::new(rng, minter, &generator);
     let mut inquiry = builder.inquiry(plan, &summary, created_at);
@@ -1863,6 +1901,50 @@ mod tests {
             .map(|i| attr(&i.data, "status").as_str().unwrap())
             .collect();
         assert_eq!(statuses.len(), STATUSES.len());
+    }
+
+    #[test]
+    fn reference_ids_and_accounts_are_shared_missing_or_hostile_as_in_real_organisations() {
+        let g = Generator::new(2_000, 11);
+        let summaries: Vec<Summary> = (0..2_000).map(|i| g.summary(i)).collect();
+        let with_ref: Vec<&str> = summaries
+            .iter()
+            .filter_map(|s| s.reference_id.as_deref())
+            .collect();
+        assert!(
+            with_ref.len() > 1_400 && with_ref.len() < 1_800,
+            "most have one"
+        );
+        let distinct: HashSet<&str> = with_ref.iter().copied().collect();
+        assert!(
+            distinct.len() * 2 < with_ref.len(),
+            "several inquiries per reference id: {} of {}",
+            distinct.len(),
+            with_ref.len()
+        );
+        let accounts: Vec<u64> = summaries.iter().filter_map(|s| s.account).collect();
+        let distinct_accounts: HashSet<u64> = accounts.iter().copied().collect();
+        assert!(accounts.len() < 2_000, "some have no account");
+        assert!(
+            distinct_accounts.len() * 2 < accounts.len(),
+            "several per account"
+        );
+        let hostile: HashSet<&str> = distinct
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.contains('/') || r.chars().any(char::is_control) || *r == "." || *r == ".."
+            })
+            .collect();
+        assert!(hostile.len() >= 5, "{hostile:?}");
+        assert!(distinct.iter().any(|r| r.len() > 255), "a very long one");
+        assert!(distinct.contains("50% off 🙂 café"));
+        // The JSON carries exactly the summary's.
+        let inquiry = g.inquiry(13).inquiry;
+        assert_eq!(
+            attr(&inquiry.data, "reference-id").as_str(),
+            summaries[13].reference_id.as_deref()
+        );
     }
 
     #[test]
