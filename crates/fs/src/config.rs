@@ -44,6 +44,9 @@ pub struct CoreConfig {
     pub shared_views: Option<Arc<dyn SharedViews>>,
     /// Which views the root shows beside `inquiries/`.
     pub views: ViewSet,
+    /// Freshness by deltas (search on `updated-at`); `None`: the listing is taken again
+    /// every metadata TTL, as when Persona refuses search.
+    pub deltas: Option<crate::metadata::delta::DeltaConfig>,
 }
 
 impl Default for CoreConfig {
@@ -69,6 +72,7 @@ impl Default for CoreConfig {
             offline_probe: Duration::from_secs(15),
             shared_views: None,
             views: ViewSet::default(),
+            deltas: Some(Default::default()),
         }
     }
 }
@@ -184,8 +188,15 @@ mod tests {
         let two = ViewSet::parse("by-day, accounts").unwrap();
         assert!(two.by_day && two.accounts && !two.by_reference_id);
         assert_eq!(two.names(), "accounts,by-day");
-        assert_eq!(ViewSet::parse(&ViewSet::default().names()), Ok(ViewSet::default()));
+        assert_eq!(
+            ViewSet::parse(&ViewSet::default().names()),
+            Ok(ViewSet::default())
+        );
         assert_eq!(ViewSet::NONE.names(), "none");
-        assert!(ViewSet::parse("by-reference-id,days").unwrap_err().contains("days"));
+        assert!(
+            ViewSet::parse("by-reference-id,days")
+                .unwrap_err()
+                .contains("days")
+        );
     }
 }

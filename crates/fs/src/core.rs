@@ -14,8 +14,9 @@ use crate::dirs::{DirSnapshot, Dirs};
 use crate::downloads::Downloads;
 use crate::error::{FsError, FsResult};
 use crate::handles::{Handle, Handles, KeptEntry, Opened, ReadData};
+use crate::metadata::delta::Planned;
 use crate::metadata::inode::{INQUIRIES, Node};
-use crate::metadata::listing::{Lister, Persisted};
+use crate::metadata::listing::{DeltaSink, DeltaStats, Lister, Persisted};
 use crate::metadata::persist::StoreWriter;
 use crate::metadata::view::InquiryView;
 use crate::metadata::views::{Need, Views};
@@ -100,6 +101,7 @@ impl FsCore {
                 rt: rt.clone(),
             }),
             rt.clone(),
+            cfg.deltas,
         ));
         let (tree_api, tree_rt) = (api.clone(), rt.clone());
         let views = Arc::new(Views::new(
@@ -148,6 +150,9 @@ impl FsCore {
                 core.drop_kernel_listings_of(id);
             }
         });
+        core.meta
+            .listing
+            .set_delta_sink(Arc::new(CoreDeltas(Arc::downgrade(&core))));
         let weak = Arc::downgrade(&core);
         core.meta.listing.on_listed(move |listing, before| {
             if let Some(core) = weak.upgrade() {
@@ -176,14 +181,45 @@ impl FsCore {
         self.drop_kernel_view_listings();
         match &change {
             Change::Appeared(_) | Change::Changed(_) => self.meta.views.expire(&id),
-            Change::Redacted(_) => {
-                self.meta.views.mark_redacted(&id);
-                self.forget_redacted(&id).await;
-                self.forget_in_kernel(&id).await;
-                tracing::info!(inquiry = %id, "redaction applied");
-            }
+            Change::Redacted(_) => self.redact(&id).await,
         }
         self.counters.events_applied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A redaction Persona announced or a delta reported: its view, stored view and cached
+    /// files go, and the kernel forgets its names, before this returns.
+    async fn redact(&self, id: &Arc<str>) {
+        self.meta.views.mark_redacted(id);
+        self.forget_redacted(id).await;
+        self.forget_in_kernel(id).await;
+        tracing::info!(inquiry = %id, "redaction applied");
+    }
+
+    /// What a delta reported, applied to the views: those older than reported leave memory
+    /// and their stored views are trusted no more; redactions are applied.
+    async fn apply_delta(&self, planned: &Planned) {
+        for (id, updated) in &planned.reported {
+            self.meta.views.reported(id, *updated);
+        }
+        if let Some(writer) = &self.writer
+            && !planned.reported.is_empty()
+        {
+            let reported: Vec<(String, std::time::SystemTime)> = (planned.reported.iter())
+                .map(|(id, at)| (id.to_string(), *at))
+                .collect();
+            writer
+                .write_and_wait(move |store| {
+                    if let Err(e) = store.mark_stale(&reported) {
+                        tracing::warn!("metadata store: cannot mark changed views: {e}");
+                    }
+                })
+                .await;
+        }
+        for id in &planned.redacted {
+            if !self.meta.views.is_marked_redacted(id) {
+                self.redact(id).await;
+            }
+        }
     }
 
     /// Apply an event if it changes what the mount shows; whether it did.
@@ -288,6 +324,11 @@ impl FsCore {
 
     /// Hand over the first listing page (fetched with page size 100 before mounting), so the
     /// first listing does not ask for it again.
+    /// What deltas have done (`None`: deltas are off).
+    pub fn delta_stats(&self) -> Option<Arc<DeltaStats>> {
+        self.meta.listing.delta_stats()
+    }
+
     pub fn seed_listing(&self, page: InquiryPage) {
         self.meta.listing.seed(page);
     }
@@ -586,7 +627,7 @@ impl FsCore {
     pub async fn open(&self, ino: u64) -> FsResult<Opened> {
         let handle = match self.meta.node(ino)? {
             Node::InquiryJson(id) => {
-                let view = self.meta.views.view(&id, Need::Metadata).await?;
+                let view = self.meta.views.view(&id, Need::Open).await?;
                 return Ok(self.open_json(ino, &view));
             }
             Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
@@ -606,12 +647,12 @@ impl FsCore {
         let (id, section, name) = match self.meta.node(ino) {
             Ok(Node::File(id, section, name)) => (id, section, name),
             Ok(Node::InquiryJson(id)) => {
-                let view = self.meta.views.fresh_now(&id)?;
+                let view = self.meta.views.fresh_for_open_now(&id)?;
                 return Some(self.open_json(ino, &view));
             }
             _ => return None,
         };
-        let view = self.meta.views.fresh_now(&id)?;
+        let view = self.meta.views.fresh_for_open_now(&id)?;
         let info = view.file(section, &name)?;
         let key = CacheKey {
             inquiry_id: id.to_string(),
@@ -696,7 +737,7 @@ impl FsCore {
     }
 
     async fn open_file(&self, id: &Arc<str>, section: Section, name: &str) -> FsResult<Handle> {
-        let view = self.meta.views.view(id, Need::Metadata).await?;
+        let view = self.meta.views.view(id, Need::Open).await?;
         let info = view.file(section, name).ok_or_else(|| {
             FsError::not_found(format_args!("{id}/{}/{name}", section.dir_name()))
         })?;
@@ -770,6 +811,19 @@ impl crate::changes::ChangeTarget for FsCore {
 
     async fn full_check(&self) -> FsResult<()> {
         FsCore::full_check(self).await
+    }
+}
+
+/// Deltas reach the views through the core, which does not own the lister that takes them.
+struct CoreDeltas(std::sync::Weak<FsCore>);
+
+impl DeltaSink for CoreDeltas {
+    fn apply<'a>(&'a self, planned: &'a Planned) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(core) = self.0.upgrade() {
+                core.apply_delta(planned).await;
+            }
+        })
     }
 }
 

@@ -36,5 +36,7 @@ pub use self::core::{DirSlot, FsCore, FsStats, KernelCaches};
 pub use error::{FsError, FsResult};
 pub use fuse::{FuseOptions, PersonaFs, mount};
 pub use handles::{CacheBacking, FileRange, Opened, ReadData};
+pub use metadata::delta::{DeltaConfig, FullReason};
 pub use metadata::inode::{INQUIRIES, ROOT};
+pub use metadata::listing::{DeltaStats, DeltaStatus};
 pub use metadata::{Attr, DirEntry, Kind};

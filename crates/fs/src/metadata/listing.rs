@@ -5,7 +5,7 @@
 //! without a listing in memory answers from the stored one while it lists again; a row that
 //! shows `redacted-at` deletes the inquiry's stored view and cached files at once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,13 +13,18 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 
-use super::listing_rows::{ListingRows, RowKeys};
+use super::delta::DeltaConfig;
+#[path = "listing_deltas.rs"]
+mod deltas;
+use super::listing_rows::{JoinedRow, ListingRows, RowKeys};
 use super::persist::StoreWriter;
 use super::progress::Progress;
 use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
-use crate::store::{ListedInquiry, ListingBuild, MetadataStore};
+use crate::store::{ListedInquiry, ListingBuild, ListingChange, MetadataStore};
+pub(crate) use deltas::{DeltaSink, Vouch};
+pub use deltas::{DeltaStats, DeltaStatus};
 use personafs_client::{InquiryPage, InquirySummary, ListFilters, Listed, PersonaApi};
 
 pub(crate) struct Listing {
@@ -33,9 +38,12 @@ pub(crate) struct Listing {
     /// `Lister::generation` when this listing was started: a change applied since makes it
     /// stale whatever its age.
     generation: u64,
-    /// When Persona gave this listing; `None` for one loaded from the store (it confirms
-    /// nothing: it is only what the last mount saw).
-    confirmed_at: Option<SystemTime>,
+    /// When Persona gave this listing (or a delta vouched for it since); `None` for one
+    /// loaded from the store and not vouched for (it confirms nothing: it is only what the
+    /// last mount saw).
+    confirmed_at: Mutex<Option<SystemTime>>,
+    /// `updated-at` that deltas reported since, over the rows'.
+    reported: Mutex<HashMap<Arc<str>, SystemTime>>,
 }
 
 impl Listing {
@@ -57,8 +65,43 @@ impl Listing {
             redacted,
             at,
             generation,
-            confirmed_at,
+            confirmed_at: Mutex::new(confirmed_at),
+            reported: Mutex::default(),
         }
+    }
+
+    fn confirmed_at(&self) -> Option<SystemTime> {
+        *self.confirmed_at.lock()
+    }
+
+    /// A delta vouched for this listing at `at`.
+    pub(crate) fn confirm(&self, at: SystemTime) {
+        *self.confirmed_at.lock() = Some(at);
+    }
+
+    /// A delta reported `id` updated at `updated`.
+    pub(crate) fn report(&self, id: &Arc<str>, updated: SystemTime) {
+        if self.rows.position(id).is_some() {
+            self.reported.lock().insert(id.clone(), updated);
+        }
+    }
+
+    /// `updated-at` of `id`: the latest a delta reported, else the row's. `None` when not
+    /// listed; `Some(None)` when listed without one.
+    pub(crate) fn updated(&self, id: &str) -> Option<Option<SystemTime>> {
+        self.rows.position(id)?;
+        Some(
+            self.reported
+                .lock()
+                .get(id)
+                .copied()
+                .or_else(|| self.rows.updated(id)),
+        )
+    }
+
+    /// The redacted set without `left`.
+    fn redacted_without(&self, left: &HashSet<Arc<str>>) -> HashSet<Arc<str>> {
+        self.redacted.difference(left).cloned().collect()
     }
 
     /// The ids, newest first.
@@ -68,7 +111,7 @@ impl Listing {
 
     /// `updated-at` of `id` and when Persona gave this listing (`None` for a stored one).
     fn updated_as_confirmed(&self, id: &str) -> Option<(SystemTime, SystemTime)> {
-        Some((self.rows.updated(id)?, self.confirmed_at?))
+        Some((self.updated(id)??, self.confirmed_at()?))
     }
 
     /// The inquiries this listing shows redacted and `before` did not, if Persona gave it.
@@ -76,7 +119,7 @@ impl Listing {
         &'a self,
         before: Option<&'a Listing>,
     ) -> impl Iterator<Item = &'a Arc<str>> + 'a {
-        let given = self.confirmed_at.is_some();
+        let given = self.confirmed_at().is_some();
         self.redacted
             .iter()
             .filter(move |id| given && before.is_none_or(|b| !b.redacted.contains(*id)))
@@ -84,7 +127,7 @@ impl Listing {
 
     /// The inquiries this listing shows redacted, if Persona gave it (not the stored one).
     pub(crate) fn confirmed_redacted(&self) -> Vec<Arc<str>> {
-        match self.confirmed_at {
+        match self.confirmed_at() {
             Some(_) => self.redacted.iter().cloned().collect(),
             None => Vec::new(),
         }
@@ -121,6 +164,8 @@ pub(crate) struct Lister {
     /// Repeating cursors warned about: a listing cut at the same place every minute says so
     /// once.
     warned_cursors: Mutex<HashSet<String>>,
+    /// Freshness by deltas (`None`: listing by TTL only).
+    deltas: Option<deltas::DeltaState>,
 }
 
 type ListedHook = Box<dyn Fn(&Listing, Option<&Listing>) + Send + Sync>;
@@ -141,6 +186,7 @@ impl Lister {
         ttl: Duration,
         persisted: Option<Persisted>,
         rt: tokio::runtime::Handle,
+        deltas: Option<DeltaConfig>,
     ) -> Lister {
         Lister {
             api,
@@ -156,6 +202,7 @@ impl Lister {
             on_listed: std::sync::OnceLock::new(),
             progress: Progress::default(),
             warned_cursors: Mutex::default(),
+            deltas: deltas.map(deltas::DeltaState::new),
         }
     }
 
@@ -172,6 +219,7 @@ impl Lister {
     pub(crate) fn expire(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.seed.lock().take();
+        self.void_vouch();
     }
 
     pub(crate) fn seed(&self, page: InquiryPage) {
@@ -183,18 +231,20 @@ impl Lister {
         self.current.lock().clone()
     }
 
-    /// The listing if it is fresh; never waits.
+    /// The listing if it is fresh (taken or vouched for by a delta within the TTL); never
+    /// waits.
     pub(crate) fn fresh_now(&self) -> Option<Arc<Listing>> {
         let generation = self.generation.load(Ordering::SeqCst);
-        self.current()
-            .filter(|l| l.at.elapsed() < self.ttl && l.generation == generation)
+        self.current().filter(|l| {
+            l.generation == generation && (l.at.elapsed() < self.ttl || self.listing_vouched())
+        })
     }
 
     /// Whether the last listing Persona gave shows `id` redacted: a view in memory that is
     /// not is out of date, whatever its age.
     pub(crate) fn shows_redacted(&self, id: &str) -> bool {
         self.current.lock().as_ref().is_some_and(|l| {
-            l.confirmed_at.is_some() && !l.redacted.is_empty() && l.redacted.contains(id)
+            !l.redacted.is_empty() && l.redacted.contains(id) && l.confirmed_at().is_some()
         })
     }
 
@@ -230,18 +280,26 @@ impl Lister {
         if self.current().is_none()
             && let Some(stored) = self.load_stored().await
         {
-            let mut current = self.current.lock();
-            if current.is_none() {
-                *current = Some(stored.clone());
-                drop(current);
+            let took = {
+                let mut current = self.current.lock();
+                current.is_none() && current.replace(stored.clone()).is_none()
+            };
+            if took && self.next_refresh().await.is_none() {
                 self.refresh_in_background();
                 return Ok(stored);
             }
         }
+        if self.current().is_some()
+            && !self.last_failed.load(Ordering::Relaxed)
+            && self.next_refresh().await.is_some()
+        {
+            // A delta is a call or two: worth waiting for, whatever the listing's size.
+            return self.refresh().await;
+        }
         if let Some(current) = self.current() {
             // Only what the last mount saw, or Persona failed the last time: answer with it at
             // once and list again in the background.
-            if current.confirmed_at.is_none() || self.last_failed.load(Ordering::Relaxed) {
+            if current.confirmed_at().is_none() || self.last_failed.load(Ordering::Relaxed) {
                 self.refresh_in_background();
                 return Ok(current);
             }
@@ -273,6 +331,9 @@ impl Lister {
     async fn refresh_locked(&self) -> FsResult<Arc<Listing>> {
         if let Some(l) = self.fresh_now() {
             return Ok(l);
+        }
+        if let Some(answer) = self.take_delta(true).await {
+            return answer;
         }
         match self.list_all().await {
             Ok(l) => {
@@ -319,9 +380,10 @@ impl Lister {
         let rows =
             p.rt.spawn_blocking(move || -> Result<_, crate::store::StoreError> {
                 match store.listing()? {
-                    Some(info) if info.scope == scope => {
-                        Ok(Some(store.listing_page(0, info.count as usize)?))
-                    }
+                    Some(info) if info.scope == scope => Ok(Some((
+                        store.listing_page(0, info.count as usize)?,
+                        store.listing_changes()?,
+                    ))),
                     _ => Ok(None),
                 }
             })
@@ -329,12 +391,38 @@ impl Lister {
             .ok()?
             .inspect_err(|e| tracing::warn!("metadata store: cannot read the listing: {e}"))
             .ok()??;
-        tracing::debug!(count = rows.len(), "listing loaded from the metadata store");
+        let (rows, changes) = rows;
+        tracing::debug!(
+            count = rows.len(),
+            changes = changes.len(),
+            "listing loaded from the metadata store"
+        );
         let mut listed = ListingRows::default();
         for r in rows {
             if plausible_inquiry_id(&r.id) {
                 listed.push(Arc::from(r.id), r.created_at, r.updated_at);
             }
+        }
+        if !changes.is_empty() {
+            // What deltas added and took away since it was stored.
+            let (mut joined, mut left) = (Vec::new(), HashSet::new());
+            for c in changes {
+                match c {
+                    ListingChange::Joined(r) if plausible_inquiry_id(&r.id) => {
+                        joined.push(JoinedRow {
+                            id: Arc::from(r.id),
+                            created: r.created_at,
+                            updated: r.updated_at,
+                            keys: RowKeys::default(),
+                        })
+                    }
+                    ListingChange::Joined(_) => {}
+                    ListingChange::Left(id) => {
+                        left.insert(Arc::from(id));
+                    }
+                }
+            }
+            listed = listed.changed(joined, &left);
         }
         let at = Instant::now()
             .checked_sub(self.ttl)
@@ -351,9 +439,13 @@ impl Lister {
 
     async fn list_all(&self) -> personafs_client::Result<Listing> {
         let before = self.current();
+        let (started, began) = (SystemTime::now(), Instant::now());
         self.progress.start(before.as_ref().map(|l| l.rows.len()));
         let result = self.take_listing(before.as_deref()).await;
         let cut_at = result.as_ref().ok().and_then(|(_, cut)| cut.clone());
+        if result.is_ok() && cut_at.is_none() {
+            self.whole_listing_taken(started, began).await;
+        }
         self.progress.finish(cut_at);
         result.map(|(listing, _)| listing)
     }

@@ -42,6 +42,15 @@ struct Row {
     keys: RowKeys,
 }
 
+/// A row that joins a listing (a delta's new inquiry).
+#[derive(Debug, Clone)]
+pub(crate) struct JoinedRow {
+    pub(crate) id: Arc<str>,
+    pub(crate) created: Option<SystemTime>,
+    pub(crate) updated: Option<SystemTime>,
+    pub(crate) keys: RowKeys,
+}
+
 #[derive(Default)]
 pub(crate) struct ListingRows {
     /// Newest first, as Persona lists them.
@@ -160,6 +169,33 @@ impl ListingRows {
         unpack(self.rows.get(position)?.created)
     }
 
+    /// These rows without `left` and with `joined` in their places, newest first by
+    /// `created-at` then by id (Persona's order), ready to `finish`. A joined id already
+    /// listed keeps its row.
+    pub(crate) fn changed(
+        &self,
+        mut joined: Vec<JoinedRow>,
+        left: &HashSet<Arc<str>>,
+    ) -> ListingRows {
+        joined.sort_by(|a, b| (pack(b.created), &b.id).cmp(&(pack(a.created), &a.id)));
+        let mut out = ListingRows::default();
+        let mut joined = joined.into_iter().peekable();
+        for (p, id) in self.ids.iter().enumerate() {
+            let row = &self.rows[p];
+            while let Some(j) = joined.next_if(|j| (pack(j.created), &j.id) > (row.created, id)) {
+                out.push_with_keys(j.id, j.created, j.updated, j.keys);
+            }
+            if !left.contains(id) {
+                let (created, updated) = (unpack(row.created), unpack(row.updated));
+                out.push_with_keys(id.clone(), created, updated, row.keys.clone());
+            }
+        }
+        for j in joined {
+            out.push_with_keys(j.id, j.created, j.updated, j.keys);
+        }
+        out
+    }
+
     /// Place of `id` in name order (after `finish`).
     pub(crate) fn rank(&self, id: &str) -> Option<usize> {
         Some(self.rows[self.position(id)?].rank as usize)
@@ -241,6 +277,50 @@ mod tests {
             ),
             "one reference id is kept once"
         );
+    }
+
+    #[test]
+    fn joined_rows_go_in_their_places_and_left_ones_go() {
+        let mut b = ListingRows::default();
+        for (id, c) in [("inq_d", 40), ("inq_b", 20), ("inq_a", 10)] {
+            b.push(Arc::from(id), at(c), at(c + 1));
+        }
+        b.finish();
+        let j = |id: &str, c: Option<u64>| JoinedRow {
+            id: Arc::from(id),
+            created: c.and_then(at),
+            updated: at(99),
+            keys: RowKeys {
+                reference: Some(Arc::from("ref")),
+                account: None,
+            },
+        };
+        let left: HashSet<Arc<str>> = [Arc::from("inq_b")].into();
+        let mut c = b.changed(
+            vec![
+                j("inq_old", None),
+                j("inq_c", Some(30)),
+                j("inq_e", Some(50)),
+                j("inq_a2", Some(10)), // same time as inq_a: by id, descending
+            ],
+            &left,
+        );
+        c.finish();
+        let ids: Vec<&str> = c.ids().iter().map(|i| &**i).collect();
+        assert_eq!(
+            ids,
+            ["inq_e", "inq_d", "inq_c", "inq_a2", "inq_a", "inq_old"]
+        );
+        assert_eq!(c.updated("inq_d"), at(41), "a kept row keeps its times");
+        assert_eq!(c.updated("inq_c"), at(99));
+        assert_eq!(
+            c.keys_at(c.position("inq_c").unwrap())
+                .unwrap()
+                .reference
+                .as_deref(),
+            Some("ref")
+        );
+        assert_eq!(c.rank("inq_a"), Some(0));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! fast path), which then says the answer is not at hand instead of waiting.
 
 mod attr;
+pub mod delta;
 pub(crate) mod inode;
 pub(crate) mod listing;
 mod listing_rows;
@@ -234,9 +235,11 @@ impl Metadata {
     /// Attributes of `node`, numbered `ino`.
     async fn attr_of(&self, node: &Node, ino: u64, wait: Wait) -> Step<Attr> {
         match node {
-            Node::Root => Ok(self
-                .owner
-                .dir(ino, 1 + self.tree.tops().count() as u32, self.mounted_at)),
+            Node::Root => {
+                Ok(self
+                    .owner
+                    .dir(ino, 1 + self.tree.tops().count() as u32, self.mounted_at))
+            }
             Node::Inquiries => {
                 // Only a link count: any listing will do, so `stat` never lists again.
                 let n = match self.listing.current() {

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::listing::{Lister, forget_redacted};
+use super::listing::{Lister, Vouch, forget_redacted};
 use super::negative::{NegativeCache, capacity_of};
 use super::persist::StoreWriter;
 use super::shared;
@@ -34,10 +34,14 @@ use personafs_client::{PersonaApi, files_of};
 const CLAIM_ROUNDS: usize = 3;
 
 /// What a caller needs of an inquiry's view.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Need {
-    /// Names, sizes, times: fresh within the metadata TTL (forever for a final inquiry).
+    /// Names, sizes, times: vouched for by a delta within the metadata TTL; without one,
+    /// fresh within the TTL, forever for a final inquiry.
     Metadata,
+    /// What an open needs: as `Metadata`, but without a delta a final inquiry is checked
+    /// again too once its view is older than the TTL (a redaction's bound).
+    Open,
     /// URLs that are still good for a while.
     Urls,
     /// A view retrieved after this instant (the URLs of an older one were refused).
@@ -55,8 +59,9 @@ struct Cell {
 /// How much a stored view must have been confirmed by Persona to be shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trust {
-    /// Within the metadata TTL (Persona is reachable: otherwise retrieve).
-    Confirmed,
+    /// Vouched for by a delta, or confirmed within the metadata TTL (Persona is reachable:
+    /// otherwise retrieve), for this need.
+    Confirmed(Need),
     /// Any age (Persona cannot be reached: the last view seen is the best answer).
     Offline,
 }
@@ -189,11 +194,57 @@ impl Views {
     /// The inquiry's view if it is fresh for metadata and nobody is refreshing it right now;
     /// never waits.
     pub(crate) fn fresh_now(&self, id: &Arc<str>) -> Option<Arc<InquiryView>> {
+        self.fresh_now_for(id, Need::Metadata)
+    }
+
+    /// `fresh_now` for an open.
+    pub(crate) fn fresh_for_open_now(&self, id: &Arc<str>) -> Option<Arc<InquiryView>> {
+        self.fresh_now_for(id, Need::Open)
+    }
+
+    fn fresh_now_for(&self, id: &Arc<str>, need: Need) -> Option<Arc<InquiryView>> {
         let cell = self.cells.lock().get(id)?.clone();
         let slot = cell.view.try_lock().ok()?;
         let view = slot.as_ref()?;
-        ((view.redacted || !self.is_marked_redacted(id)) && self.is_fresh(view, Need::Metadata))
+        ((view.redacted || !self.is_marked_redacted(id)) && self.is_fresh(view, need))
             .then(|| view.clone())
+    }
+
+    /// A delta reported `id` updated at `updated`: a view in memory older than that leaves
+    /// (the next use retrieves it, or takes a stored view as new). Whether one left.
+    pub(crate) fn reported(&self, id: &Arc<str>, updated: SystemTime) -> bool {
+        let older = {
+            let mut cells = self.cells.lock();
+            let older = cells.peek(id).is_some_and(|c| match c.view.try_lock() {
+                Ok(slot) => slot
+                    .as_ref()
+                    .is_some_and(|v| v.updated.is_none_or(|u| u < updated)),
+                Err(_) => true, // being retrieved: that retrieve may predate the change
+            });
+            if older {
+                cells.pop(id);
+            }
+            older
+        };
+        if older {
+            self.changed(id);
+        }
+        older
+    }
+
+    /// What deltas say of `view`: `Some(true)` when one within the TTL vouches for it (and
+    /// the listing, if it holds the inquiry, reports nothing newer), `Some(false)` when one
+    /// is due, `None` when deltas cannot say (the view's age then decides).
+    fn vouched(&self, view: &InquiryView) -> Option<bool> {
+        let listed = self.listing.current().and_then(|l| l.updated(&view.id));
+        match self.listing.vouch_state(listed.is_some()) {
+            Vouch::Fresh => Some(match listed {
+                Some(Some(u)) => view.updated.is_some_and(|v| v >= u),
+                _ => true,
+            }),
+            Vouch::Due => Some(false),
+            Vouch::Unknown => None,
+        }
     }
 
     /// `created-at` of the inquiry from its last view, of any age; never waits.
@@ -210,8 +261,10 @@ impl Views {
         }
         let age = view.fetched_at.elapsed();
         match need {
-            Need::Metadata if !view.complete => age < self.negative_ttl,
+            Need::Metadata | Need::Open if !view.complete => age < self.negative_ttl,
+            Need::Metadata | Need::Open if let Some(vouched) = self.vouched(view) => vouched,
             Need::Metadata => view.is_final() || age < self.metadata_ttl,
+            Need::Open => age < self.metadata_ttl,
             // A stored view has no URLs: anything that needs one retrieves.
             Need::Urls => view.has_urls && age < self.url_budget,
             Need::NewerThan(t) => view.has_urls && view.fetched_at > t,
@@ -228,6 +281,10 @@ impl Views {
         if self.negative.is_missing(id) {
             return Err(FsError::not_found(format_args!("inquiry {id}")));
         }
+        if matches!(need, Need::Metadata | Need::Open) {
+            // A delta vouches for this view and every other at once: cheaper than a retrieve.
+            self.listing.vouch().await;
+        }
         let cell = self.cell(id);
         let mut slot = cell.view.lock().await;
         if let Some(view) = slot.as_ref()
@@ -238,8 +295,8 @@ impl Views {
         let changed = self.changed.lock().get(id).copied();
         if slot.is_none()
             && changed.is_none()
-            && matches!(need, Need::Metadata)
-            && let Some(view) = self.stored(id, Trust::Confirmed).await
+            && matches!(need, Need::Metadata | Need::Open)
+            && let Some(view) = self.stored(id, Trust::Confirmed(need)).await
         {
             *cell.created.lock() = Some(view.created);
             *slot = Some(view.clone());
@@ -275,7 +332,7 @@ impl Views {
                 // Only then is the failure logged here; otherwise the caller's answer says it.
                 // Offline, the breaker has said so once: no line per request.
                 match (need, slot.as_ref()) {
-                    (Need::Metadata, Some(old)) => {
+                    (Need::Metadata | Need::Open, Some(old)) => {
                         if offline {
                             tracing::debug!(inquiry = %id, "Persona unreachable; serving the last view: {e}");
                         } else {
@@ -284,7 +341,7 @@ impl Views {
                         }
                         Ok(old.clone())
                     }
-                    (Need::Metadata, None) if offline => {
+                    (Need::Metadata | Need::Open, None) if offline => {
                         let view = self.stored(id, Trust::Offline).await.ok_or(e)?;
                         tracing::debug!(inquiry = %id, "Persona unreachable; serving the stored view");
                         *cell.created.lock() = Some(view.created);
@@ -315,7 +372,10 @@ impl Views {
                 let Some(stored) = store.get_inquiry(&key)? else {
                     return Ok(None);
                 };
-                Ok(store.get_inquiry_json(&key)?.map(|json| (stored, json)))
+                let stale = store.stale_since(&key)?;
+                Ok(store
+                    .get_inquiry_json(&key)?
+                    .map(|json| (stored, json, stale)))
             })
             .await
             .ok()?
@@ -323,14 +383,18 @@ impl Views {
                 |e| tracing::warn!(inquiry = %id, "metadata store: cannot read a view: {e}"),
             )
             .ok()??;
-        let (stored, json) = found;
+        let (stored, json, stale) = found;
         let checked_at = stored.checked_at;
         let view = InquiryView::from_stored(stored, json, Instant::now());
+        let stale = stale.is_some_and(|at| view.updated.is_none_or(|u| u < at));
         let trusted = match trust {
             Trust::Offline => true,
+            // A delta vouches for it unless one reported it changed since it was stored.
+            Trust::Confirmed(_) if stale => false,
+            Trust::Confirmed(_) if let Some(vouched) = self.vouched(&view) => vouched,
             // A fresh listing decides: the same `updated-at` confirms the view, another one
             // means it changed. Without one, a view checked within the TTL is still good.
-            Trust::Confirmed => match self.confirmation(id, view.is_final()).await {
+            Trust::Confirmed(need) => match self.confirmation(id, view.is_final()).await {
                 Some((listed, at)) if Some(listed) == view.updated => {
                     self.mark_checked(id, at);
                     true
@@ -343,7 +407,9 @@ impl Views {
                     checked_at
                         .elapsed()
                         .is_ok_and(|age| age < self.metadata_ttl)
-                        || (view.is_final() && checked_at >= self.started)
+                        || (view.is_final()
+                            && checked_at >= self.started
+                            && !matches!(need, Need::Open))
                 }
             },
         };
@@ -419,7 +485,7 @@ impl Views {
         let Some(views) = &self.shared else {
             return self.retrieve(id, previous, "not shared").await;
         };
-        if !matches!(need, Need::Metadata) {
+        if !matches!(need, Need::Metadata | Need::Open) {
             // URLs never leave a host: retrieve, and share the token-free rest.
             let view = self.retrieve(id, previous, "urls").await?;
             self.publish(views.as_ref(), &view).await;

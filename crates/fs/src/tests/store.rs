@@ -284,7 +284,15 @@ async fn a_remount_answers_ls_from_the_stored_listing_while_it_lists_again() {
         second_listing_count(&disk) == Some(IDS.len() as u64)
     })
     .await;
-    let second = disk.core(&mem, config());
+    // Listing by TTL, as when Persona refuses search: with deltas, a readdir waits for one
+    // (`deltas.rs`).
+    let second = disk.core(
+        &mem,
+        CoreConfig {
+            deltas: None,
+            ..config()
+        },
+    );
     second.api.delay(Call::List, Duration::from_secs(5));
     let entries = second.core.readdir(INQUIRIES).await.unwrap();
     let mut names: Vec<_> = entries.iter().map(|e| e.name.to_string()).collect();
@@ -474,10 +482,12 @@ async fn after_a_remount_a_listing_older_than_the_ttl_still_vouches_for_final_in
     let disk = Disk::new();
     let before = first_mount(&disk, &mem).await;
     let ttl = Duration::from_millis(200);
+    // The TTL's rules, as when Persona refuses search (deltas: `deltas.rs`).
     let second = disk.core(
         &mem,
         CoreConfig {
             metadata_ttl: ttl,
+            deltas: None,
             ..config()
         },
     );

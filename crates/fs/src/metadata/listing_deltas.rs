@@ -1,0 +1,522 @@
+//! The listing kept fresh by deltas (the rules are in `delta.rs`): what the lister knows of
+//! the watermark, taking one delta and applying it to the listing, the store and (through
+//! the [`DeltaSink`]) the views.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use personafs_client::search::changes_since;
+
+use super::super::listing_rows::{JoinedRow, RowKeys};
+use super::{Lister, Listing};
+use crate::error::FsResult;
+use crate::metadata::delta::{
+    self, DeltaConfig, FullReason, MAX_PAGES, Next, Planned, Unusable, Watermark,
+};
+use crate::store::{ListedInquiry, ListingChange};
+
+/// How often a failing delta is tried again for the views.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where a delta's effects on views go (the core: views, stored views, the kernel).
+pub(crate) trait DeltaSink: Send + Sync {
+    /// Views older than what was reported leave memory and the store trusts them no more;
+    /// redactions are applied. Done when this returns.
+    fn apply<'a>(&'a self, planned: &'a Planned) -> BoxFuture<'a, ()>;
+}
+
+/// What deltas say of a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vouch {
+    /// A delta (or whole listing) within the TTL vouches for it.
+    Fresh,
+    /// Deltas keep this mount fresh and one is due: only it may vouch.
+    Due,
+    /// Deltas cannot say (off, refused, failing, not yet taken): the view's age decides.
+    Unknown,
+}
+
+/// What deltas have done, for `personafs status` and `/metrics`.
+#[derive(Default)]
+pub struct DeltaStats {
+    pub deltas: AtomicU64,
+    pub search_pages: AtomicU64,
+    pub changes_applied: AtomicU64,
+    pub full_listings: [AtomicU64; FullReason::ALL.len()],
+    last: Mutex<Option<SystemTime>>,
+    last_full: Mutex<Option<(SystemTime, FullReason)>>,
+    watermark: Mutex<Option<DateTime<Utc>>>,
+    refused: AtomicBool,
+}
+
+/// A copy of [`DeltaStats`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeltaStatus {
+    pub deltas: u64,
+    pub search_pages: u64,
+    pub changes_applied: u64,
+    /// Whole listings taken, by why.
+    pub full_listings: Vec<(&'static str, u64)>,
+    pub last_delta: Option<SystemTime>,
+    pub last_full: Option<(SystemTime, &'static str)>,
+    /// The latest `updated-at` search reported (Persona's clock).
+    pub watermark: Option<SystemTime>,
+    /// Search is refused: the listing is taken again by TTL.
+    pub search_refused: bool,
+}
+
+impl DeltaStats {
+    pub fn status(&self) -> DeltaStatus {
+        DeltaStatus {
+            deltas: self.deltas.load(Ordering::Relaxed),
+            search_pages: self.search_pages.load(Ordering::Relaxed),
+            changes_applied: self.changes_applied.load(Ordering::Relaxed),
+            full_listings: FullReason::ALL
+                .iter()
+                .zip(&self.full_listings)
+                .map(|(r, n)| (r.name(), n.load(Ordering::Relaxed)))
+                .collect(),
+            last_delta: *self.last.lock(),
+            last_full: self.last_full.lock().map(|(t, r)| (t, r.name())),
+            watermark: self.watermark.lock().map(SystemTime::from),
+            search_refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
+
+    fn full(&self, reason: FullReason, at: SystemTime) {
+        let i = FullReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.full_listings[i].fetch_add(1, Ordering::Relaxed);
+        *self.last_full.lock() = Some((at, reason));
+    }
+}
+
+/// What the lister knows for deltas.
+pub(crate) struct DeltaState {
+    cfg: DeltaConfig,
+    /// Search was refused once: listing by TTL from then on.
+    refused: AtomicBool,
+    /// Loaded from the store once; `None` inside until known.
+    known: tokio::sync::Mutex<Option<Known>>,
+    /// When everything was last vouched for, and whether for every inquiry of the
+    /// organization (a delta) or only the listed ones (a whole listing).
+    vouched: Mutex<Option<(Instant, bool)>>,
+    /// When a delta with the list's first page (or a whole listing) last vouched for the
+    /// listing itself.
+    listing_vouched: Mutex<Option<Instant>>,
+    /// A delta or whole listing has vouched, and deltas keep the mount fresh since.
+    live: AtomicBool,
+    /// When a delta was last tried on behalf of the views.
+    last_try: Mutex<Option<Instant>>,
+    /// Why the next whole listing is taken (set when a delta gave way to it).
+    why_full: Mutex<Option<FullReason>>,
+    sink: std::sync::OnceLock<Arc<dyn DeltaSink>>,
+    pub(crate) stats: Arc<DeltaStats>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Known {
+    watermark: Option<Watermark>,
+    last_full: Option<SystemTime>,
+}
+
+impl DeltaState {
+    pub(crate) fn new(cfg: DeltaConfig) -> DeltaState {
+        DeltaState {
+            cfg,
+            refused: AtomicBool::new(false),
+            known: tokio::sync::Mutex::new(None),
+            vouched: Mutex::new(None),
+            why_full: Mutex::new(None),
+            last_try: Mutex::new(None),
+            live: AtomicBool::new(false),
+            listing_vouched: Mutex::new(None),
+            sink: std::sync::OnceLock::new(),
+            stats: Arc::default(),
+        }
+    }
+}
+
+impl Lister {
+    fn watermark_key(&self) -> String {
+        format!("delta {}", self.scope())
+    }
+
+    /// Where a delta's effects on views go.
+    pub(crate) fn set_delta_sink(&self, sink: Arc<dyn DeltaSink>) {
+        if let Some(d) = &self.deltas {
+            let _ = d.sink.set(sink);
+        }
+    }
+
+    pub(crate) fn delta_stats(&self) -> Option<Arc<DeltaStats>> {
+        self.deltas.as_ref().map(|d| d.stats.clone())
+    }
+
+    /// Whether a delta or whole listing within the TTL vouches for `id` (`listed`: the
+    /// listing holds it): its view needs nothing more to be shown.
+    pub(crate) fn vouches(&self, listed: bool) -> bool {
+        self.vouch_state(listed) == Vouch::Fresh
+    }
+
+    /// What deltas say of an inquiry's views (`listed`: the listing holds it).
+    pub(crate) fn vouch_state(&self, listed: bool) -> Vouch {
+        let Some(d) = &self.deltas else {
+            return Vouch::Unknown;
+        };
+        if d.refused.load(Ordering::Relaxed) || self.failing() {
+            return Vouch::Unknown;
+        }
+        match *d.vouched.lock() {
+            Some((_, all)) if !(all || listed) => Vouch::Unknown,
+            Some((at, _)) if at.elapsed() < self.ttl => Vouch::Fresh,
+            Some(_) => Vouch::Due,
+            None if d.live.load(Ordering::Relaxed) => Vouch::Due,
+            None => Vouch::Unknown,
+        }
+    }
+
+    fn vouched_now(&self, d: &DeltaState, at: Instant, all: bool) {
+        *d.vouched.lock() = Some((at, all));
+        d.live.store(true, Ordering::Relaxed);
+    }
+
+    /// The last listing or delta failed (the mount serves what it knows meanwhile).
+    pub(crate) fn failing(&self) -> bool {
+        self.last_failed.load(Ordering::Relaxed)
+    }
+
+    /// Make sure a delta vouches for the views if one can: taken now (a call or two) when due;
+    /// never waits for a whole listing. After a failure, tried again in the background, at
+    /// most every few seconds, while the views fall back to their own age.
+    pub(crate) async fn vouch(self: &Arc<Self>) {
+        let Some(d) = &self.deltas else { return };
+        if d.refused.load(Ordering::Relaxed) || self.vouches(true) {
+            return;
+        }
+        if self.failing() {
+            let due = {
+                let mut last = d.last_try.lock();
+                let due = last.is_none_or(|t| t.elapsed() >= RETRY.min(self.ttl));
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            };
+            if due {
+                self.refresh_in_background();
+            }
+            return;
+        }
+        if self.current().is_none()
+            && let Some(stored) = self.load_stored().await
+        {
+            let mut current = self.current.lock();
+            if current.is_none() {
+                *current = Some(stored);
+            }
+        }
+        if self.current().is_none() {
+            return; // nothing listed yet: a lookup alone never starts a whole listing
+        }
+        if self.next_refresh().await.is_none() {
+            self.refresh_in_background(); // a whole listing is due
+        } else {
+            *d.last_try.lock() = Some(Instant::now());
+            let took = {
+                let _refreshing = self.refresh.lock().await;
+                self.vouches(true) || self.take_delta(false).await.is_some()
+            };
+            if !took {
+                // Search gave way to a whole listing: not worth a view's wait.
+                self.refresh_in_background();
+            }
+        }
+    }
+
+    /// Nothing vouched from now on (a change was announced): the next need asks again.
+    pub(super) fn void_vouch(&self) {
+        if let Some(d) = &self.deltas {
+            d.vouched.lock().take();
+            d.listing_vouched.lock().take();
+        }
+    }
+
+    /// Whether a delta with the list's first page vouched for the listing within the TTL.
+    pub(super) fn listing_vouched(&self) -> bool {
+        self.deltas.as_ref().is_some_and(|d| {
+            !self.failing()
+                && d.listing_vouched
+                    .lock()
+                    .is_some_and(|at| at.elapsed() < self.ttl)
+        })
+    }
+
+    /// The watermark and the last whole listing, loaded from the store the first time.
+    async fn known(&self, d: &DeltaState) -> Known {
+        let mut known = d.known.lock().await;
+        if let Some(k) = *known {
+            return k;
+        }
+        let mut k = Known::default();
+        if let Some(p) = &self.persisted {
+            let store = p.writer.store().clone();
+            let (key, scope) = (self.watermark_key(), self.scope());
+            let loaded =
+                p.rt.spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+                    let listing = store.listing()?.filter(|l| l.scope == scope);
+                    Ok((store.get_cursor(&key)?, listing.map(|l| l.taken_at)))
+                })
+                .await;
+            match loaded {
+                Ok(Ok((cursor, taken))) if taken.is_some() => {
+                    k.watermark = cursor.as_deref().and_then(Watermark::decode);
+                    k.last_full = taken;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("metadata store: cannot read the watermark: {e}"),
+                Err(e) => tracing::warn!("metadata store: cannot read the watermark: {e}"),
+            }
+        }
+        if let Some(w) = k.watermark {
+            *d.stats.watermark.lock() = Some(w.updated);
+        }
+        *known = Some(k);
+        k
+    }
+
+    /// What the next refresh is: a delta (`Some(since)`) or a whole listing (`None`).
+    pub(super) async fn next_refresh(&self) -> Option<DateTime<Utc>> {
+        let d = self.deltas.as_ref()?;
+        if d.refused.load(Ordering::Relaxed) || self.current().is_none() {
+            return None;
+        }
+        let k = self.known(d).await;
+        match delta::next(&d.cfg, k.watermark.as_ref(), k.last_full, SystemTime::now()) {
+            Next::Delta { since } => Some(since),
+            Next::Full(reason) => {
+                d.why_full.lock().get_or_insert(reason);
+                // Until it is taken, the views go by their own age.
+                d.live.store(false, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Take one delta and apply it. `None`: a whole listing is needed instead (or deltas are
+    /// off); `Some(Err)` only when there is no listing to serve.
+    ///
+    /// `for_listing`: the listing itself is wanted, so the list endpoint's first page is
+    /// asked too (inquiries too new for search). The views need search alone.
+    pub(super) async fn take_delta(&self, for_listing: bool) -> Option<FsResult<Arc<Listing>>> {
+        let since = self.next_refresh().await?;
+        let d = self.deltas.as_ref()?;
+        let current = self.current()?;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let answers = async {
+            let searched = changes_since(self.api.as_ref(), since, MAX_PAGES)
+                .await
+                .map_err(delta::unusable)?;
+            let newest = match for_listing {
+                true => {
+                    self.api
+                        .list_page(&self.filters, None, 100)
+                        .await
+                        .map_err(Unusable::Failed)?
+                        .inquiries
+                }
+                false => Vec::new(),
+            };
+            Ok::<_, Unusable>((searched, newest))
+        };
+        let (searched, newest) = match answers.await {
+            Ok(a) => a,
+            Err(Unusable::Full(reason)) => {
+                if reason == FullReason::SearchRefused {
+                    d.refused.store(true, Ordering::Relaxed);
+                    d.stats.refused.store(true, Ordering::Relaxed);
+                    tracing::warn!(
+                        "search is refused for this key or API version: the listing is taken \
+                         again every --metadata-ttl instead of deltas"
+                    );
+                } else {
+                    tracing::warn!(
+                        why = reason.name(),
+                        "search's answer cannot be used for a delta; taking a whole listing"
+                    );
+                }
+                d.why_full.lock().replace(reason);
+                d.live.store(false, Ordering::Relaxed);
+                return None;
+            }
+            Err(Unusable::Failed(e)) => {
+                let offline = crate::breaker::unreachable(&e);
+                self.last_failed.store(true, Ordering::Relaxed);
+                if offline {
+                    tracing::debug!("Persona unreachable; no delta: {e}");
+                } else {
+                    tracing::warn!("delta failed; serving what the mount knows: {e}");
+                }
+                return Some(Ok(current));
+            }
+        };
+        self.last_failed.store(false, Ordering::Relaxed);
+        let pages = searched.pages;
+        let latest = searched.latest();
+        let planned = delta::plan(
+            &self.filters,
+            |id| current.rows.position(id).is_some(),
+            searched.inquiries,
+            newest,
+        );
+        if let Some(sink) = d.sink.get() {
+            sink.apply(&planned).await;
+        }
+        let now = SystemTime::now();
+        let listing = match planned.moves_listing() {
+            true => {
+                let left: HashSet<Arc<str>> = planned.left.iter().cloned().collect();
+                let joined = planned.joined.iter().map(joined_row).collect();
+                let rows = current.rows.changed(joined, &left);
+                Arc::new(Listing::new(
+                    rows,
+                    current.redacted_without(&left),
+                    Instant::now(),
+                    generation,
+                    Some(now),
+                ))
+            }
+            false => current.clone(),
+        };
+        listing.confirm(now);
+        for (id, updated) in &planned.reported {
+            listing.report(id, *updated);
+        }
+        let watermark = {
+            let mut known = d.known.lock().await;
+            let k = known.get_or_insert_with(Known::default);
+            let w = Watermark {
+                updated: latest.max(k.watermark.map(|w| w.updated)).unwrap_or(
+                    since + chrono::Duration::from_std(d.cfg.overlap).unwrap_or_default(),
+                ),
+                taken: now,
+            };
+            k.watermark = Some(w);
+            w
+        };
+        self.persist_delta(&planned, &watermark).await;
+        self.vouched_now(d, started, true);
+        if for_listing {
+            *d.listing_vouched.lock() = Some(started);
+        }
+        let stats = &d.stats;
+        stats.deltas.fetch_add(1, Ordering::Relaxed);
+        stats
+            .search_pages
+            .fetch_add(pages as u64, Ordering::Relaxed);
+        stats
+            .changes_applied
+            .fetch_add(planned.reported.len() as u64, Ordering::Relaxed);
+        *stats.last.lock() = Some(now);
+        *stats.watermark.lock() = Some(watermark.updated);
+        tracing::debug!(
+            changes = planned.reported.len(),
+            joined = planned.joined.len(),
+            left = planned.left.len(),
+            redacted = planned.redacted.len(),
+            pages,
+            "delta applied"
+        );
+        if !Arc::ptr_eq(&listing, &current) {
+            let previous = self.current.lock().replace(listing.clone());
+            if let Some(hook) = self.on_listed.get() {
+                hook(&listing, previous.as_deref());
+            }
+        }
+        Some(Ok(listing))
+    }
+
+    /// The listing's joined and left rows and the watermark, in one write after the views'
+    /// stale marks: a remount goes on from here.
+    async fn persist_delta(&self, planned: &Planned, watermark: &Watermark) {
+        let Some(p) = &self.persisted else { return };
+        let mut changes: Vec<ListingChange> = planned
+            .joined
+            .iter()
+            .map(|s| {
+                ListingChange::Joined(ListedInquiry {
+                    id: s.id.clone(),
+                    status: s.status.clone(),
+                    created_at: s.created_at.map(Into::into),
+                    updated_at: s.updated_at.map(Into::into),
+                    redacted_at: None,
+                })
+            })
+            .collect();
+        changes.extend(
+            planned
+                .left
+                .iter()
+                .map(|id| ListingChange::Left(id.to_string())),
+        );
+        let (key, value) = (self.watermark_key(), watermark.encode());
+        p.writer
+            .write_and_wait(move |store| {
+                let saved = store
+                    .record_listing_changes(&changes)
+                    .and_then(|()| store.set_cursor(&key, &value));
+                if let Err(e) = saved {
+                    tracing::warn!("metadata store: cannot save a delta: {e}");
+                }
+            })
+            .await;
+    }
+
+    /// A whole listing begun at `started` was taken: it vouches for what it lists, and the
+    /// next delta goes on from when it began.
+    pub(super) async fn whole_listing_taken(&self, started: SystemTime, at: Instant) {
+        let Some(d) = &self.deltas else { return };
+        let reason = d.why_full.lock().take().unwrap_or(FullReason::First);
+        d.stats.full(reason, started);
+        let w = Watermark {
+            updated: started.into(),
+            taken: SystemTime::now(),
+        };
+        *d.known.lock().await = Some(Known {
+            watermark: Some(w),
+            last_full: Some(started),
+        });
+        *d.stats.watermark.lock() = Some(w.updated);
+        self.vouched_now(d, at, false);
+        *d.listing_vouched.lock() = Some(at);
+        if let Some(p) = &self.persisted {
+            // After the listing's own writes (the writer keeps their order).
+            let (key, value) = (self.watermark_key(), w.encode());
+            p.writer.write(move |store| {
+                if let Err(e) = store.set_cursor(&key, &value) {
+                    tracing::warn!("metadata store: cannot save the watermark: {e}");
+                }
+            });
+        }
+    }
+}
+
+fn joined_row(s: &personafs_client::InquirySummary) -> JoinedRow {
+    JoinedRow {
+        id: Arc::from(s.id.as_str()),
+        created: s.created_at.map(Into::into),
+        updated: s.updated_at.map(Into::into),
+        keys: RowKeys {
+            reference: s.reference_id.as_deref().map(Arc::from),
+            account: s.account_id.as_deref().map(Arc::from),
+        },
+    }
+}
