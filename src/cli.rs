@@ -253,6 +253,17 @@ pub struct MountOptions {
           value_parser = parse::parse_duration, help_heading = CACHE)]
     pub negative_ttl: Duration,
 
+    /// How far before the last change seen each delta asks from (covers search's lag)
+    #[arg(long, value_name = "DURATION", default_value = "2m", env = "PERSONAFS_DELTA_OVERLAP",
+          value_parser = parse::parse_duration, help_heading = CACHE)]
+    pub delta_overlap: Duration,
+
+    /// A whole listing at least this often (deltas keep the mount fresh in between)
+    #[arg(long, value_name = "DURATION", default_value = "24h",
+          env = "PERSONAFS_FULL_LISTING_EVERY", value_parser = parse::parse_duration,
+          help_heading = CACHE)]
+    pub full_listing_every: Duration,
+
     /// Where file contents are cached [default: $XDG_CACHE_HOME/personafs or
     /// ~/.cache/personafs]
     #[arg(long, value_name = "DIR", env = "PERSONAFS_CACHE_DIR", help_heading = CACHE)]

@@ -51,6 +51,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "metadata_ttl",
     "attr_ttl",
     "negative_ttl",
+    "delta_overlap",
+    "full_listing_every",
     "cache_dir",
     "cache_max_size",
     "cache_min_free",
@@ -158,6 +160,10 @@ pub struct MountConfig {
     pub attr_ttl: Duration,
     /// How long an unknown inquiry id stays ENOENT without asking again.
     pub negative_ttl: Duration,
+    /// How far before the watermark a delta asks from.
+    pub delta_overlap: Duration,
+    /// A whole listing at least this often.
+    pub full_listing_every: Duration,
     /// Directory of the on-disk file cache (absolute).
     pub cache_dir: PathBuf,
     /// Upper bound of the file cache, in bytes.

@@ -126,6 +126,61 @@ fn budget_metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
     )?)
 }
 
+/// Deltas: counts, the whole listings and why, the watermark's age.
+fn delta_metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    let Some(d) = &s.deltas else {
+        return Ok(());
+    };
+    counter(
+        e,
+        "personafs_deltas",
+        "Deltas (search on updated-at) taken",
+        d.deltas,
+    )?;
+    counter(
+        e,
+        "personafs_delta_search_pages",
+        "Search pages the deltas asked for",
+        d.search_pages,
+    )?;
+    counter(
+        e,
+        "personafs_delta_changes_applied",
+        "Inquiries the deltas reported changed",
+        d.changes_applied,
+    )?;
+    labelled_counter(
+        e,
+        "personafs_full_listings",
+        "Whole listings taken, by why",
+        "reason",
+        &d.full_listings,
+    )?;
+    let now = s.started_unix + s.uptime_secs;
+    if let Some(t) = d.watermark_unix {
+        gauge(
+            e,
+            "personafs_delta_watermark_age_seconds",
+            "Seconds since the latest updated-at search reported",
+            now.saturating_sub(t),
+        )?;
+    }
+    if let Some(t) = d.last_delta_unix {
+        gauge(
+            e,
+            "personafs_delta_last_seconds",
+            "Seconds since the last delta",
+            now.saturating_sub(t),
+        )?;
+    }
+    gauge(
+        e,
+        "personafs_search_refused",
+        "1 when Persona refuses search and the listing is taken again by TTL",
+        u64::from(d.search_refused),
+    )
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let s = (self.0)();
@@ -161,6 +216,7 @@ impl Collector for SnapshotCollector {
             u64::from(s.rate_limit_per_minute),
         )?;
         budget_metrics(&mut e, &s)?;
+        delta_metrics(&mut e, &s)?;
         counter(
             &mut e,
             "personafs_rate_limited",
@@ -372,6 +428,38 @@ mod tests {
             "personafs_budget_held_seconds 12",
             "personafs_budget_waited_seconds_total 2.5",
             "personafs_rate_budget_left 89",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn deltas_are_exported() {
+        let snap = Snapshot {
+            started_unix: 1_000,
+            uptime_secs: 100,
+            deltas: Some(personafs_client::telemetry::DeltaSnapshot {
+                deltas: 4,
+                search_pages: 5,
+                changes_applied: 120,
+                full_listings: [("first".to_string(), 1), ("gap".to_string(), 0)].into(),
+                last_delta_unix: Some(1_090),
+                watermark_unix: Some(1_040),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let f: SnapshotFn = Arc::new(move || snap.clone());
+        let text = render(&f);
+        for want in [
+            "personafs_deltas_total 4",
+            "personafs_delta_search_pages_total 5",
+            "personafs_delta_changes_applied_total 120",
+            "personafs_full_listings_total{reason=\"first\"} 1",
+            "personafs_full_listings_total{reason=\"gap\"} 0",
+            "personafs_delta_watermark_age_seconds 60",
+            "personafs_delta_last_seconds 10",
+            "personafs_search_refused 0",
         ] {
             assert!(text.contains(want), "{want} missing:\n{text}");
         }

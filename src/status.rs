@@ -323,6 +323,7 @@ pub fn render(s: &Snapshot) -> String {
             "  listing:     cut short: the next-page cursor {cursor} came back again (what was listed shows)\n"
         );
     }
+    out += &delta_lines(s);
     // Only a mount that watches events or receives webhooks has anything to say here.
     if s.events_applied + s.webhooks_accepted + s.webhooks_refused > 0 {
         out += &format!(
@@ -331,6 +332,42 @@ pub fn render(s: &Snapshot) -> String {
         );
     }
     out
+}
+
+/// Deltas: when the last one was taken, how old the watermark is, what they applied, and
+/// the whole listings taken and why.
+fn delta_lines(s: &Snapshot) -> String {
+    let Some(d) = &s.deltas else {
+        return String::new();
+    };
+    let now = s.started_unix + s.uptime_secs;
+    let ago = |t: Option<u64>| match t {
+        Some(t) => format!("{} ago", duration(now.saturating_sub(t))),
+        None => "never".to_string(),
+    };
+    let mode = if d.search_refused {
+        " (search refused: listing every --metadata-ttl instead)"
+    } else {
+        ""
+    };
+    let full: std::collections::BTreeMap<String, u64> = (d.full_listings.iter())
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (k.clone(), *n))
+        .collect();
+    let last_full = match (&d.last_full_reason, d.last_full_unix) {
+        (Some(why), t) => format!("; last {} ({why})", ago(t)),
+        _ => String::new(),
+    };
+    format!(
+        "  deltas:      {} taken, last {}; watermark {}; {} changes applied in {} search pages{mode}\n  \
+         whole lists: {}{last_full}\n",
+        d.deltas,
+        ago(d.last_delta_unix),
+        ago(d.watermark_unix),
+        d.changes_applied,
+        d.search_pages,
+        pairs(&full),
+    )
 }
 
 /// `personafs status [MOUNTPOINT] [--json]`.
@@ -378,6 +415,39 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.file_name().unwrap().len() < 30);
         assert_eq!(a, socket_path(Path::new("/mnt/persona")));
+    }
+
+    #[test]
+    fn deltas_say_when_what_and_why() {
+        let mut s = Snapshot {
+            started_unix: 1_000_000,
+            uptime_secs: 600,
+            deltas: Some(personafs_client::telemetry::DeltaSnapshot {
+                deltas: 12,
+                search_pages: 14,
+                changes_applied: 530,
+                full_listings: [("first".to_string(), 1), ("untrusted".to_string(), 0)].into(),
+                last_delta_unix: Some(1_000_590),
+                last_full_unix: Some(1_000_000),
+                last_full_reason: Some("first".into()),
+                watermark_unix: Some(1_000_480),
+                search_refused: false,
+            }),
+            ..Snapshot::default()
+        };
+        let text = render(&s);
+        assert!(
+            text.contains("deltas:      12 taken, last 10s ago; watermark 2m 0s ago; 530 changes applied in 14 search pages\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("whole lists: first 1; last 10m 0s ago (first)"),
+            "{text}"
+        );
+        s.deltas.as_mut().unwrap().search_refused = true;
+        assert!(render(&s).contains("search refused"));
+        s.deltas = None;
+        assert!(!render(&s).contains("deltas:"));
     }
 
     #[test]

@@ -117,6 +117,8 @@ fn resolve_options(
         metadata_ttl: s.required("metadata_ttl", parse::parse_duration)?,
         attr_ttl: s.required("attr_ttl", parse::parse_duration)?,
         negative_ttl: s.required("negative_ttl", parse::parse_duration)?,
+        delta_overlap: s.required("delta_overlap", parse::parse_duration)?,
+        full_listing_every: s.required("full_listing_every", parse::parse_duration)?,
         cache_dir: resolve_cache_dir(s)?,
         cache_max_size: s.required("cache_max_size", parse::parse_size)?,
         cache_min_free: s.required("cache_min_free", parse::parse_percent)?,

@@ -265,6 +265,27 @@ pub struct Snapshot {
     pub budget: Option<crate::ratelimit::BudgetStatus>,
     /// Milliseconds API requests spent waiting for the budget, all together.
     pub budget_waited_ms: u64,
+    /// Freshness by deltas (`None`: off).
+    pub deltas: Option<DeltaSnapshot>,
+}
+
+/// What deltas (search on `updated-at`) have done for a mount.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeltaSnapshot {
+    pub deltas: u64,
+    pub search_pages: u64,
+    /// Inquiries reported changed and applied.
+    pub changes_applied: u64,
+    /// Whole listings taken, by why (`first`, `scheduled`, `gap`, `untrusted`, ...).
+    pub full_listings: BTreeMap<String, u64>,
+    pub last_delta_unix: Option<u64>,
+    pub last_full_unix: Option<u64>,
+    pub last_full_reason: Option<String>,
+    /// The latest `updated-at` search reported, as Unix seconds.
+    pub watermark_unix: Option<u64>,
+    /// Search is refused for this key: the listing is taken again by TTL.
+    pub search_refused: bool,
 }
 
 /// How far a listing of `inquiries/` has come (1,000 pages for 100,000 inquiries take
