@@ -10,6 +10,8 @@
 # BENCH_PAIRS (5 quick, 7 full: interleaved pairs per peer comparison, the median is kept),
 # BENCH_KEEP=1 keeps the work directory, BENCH_ONLY="wl_large wl_ls" runs only those groups,
 # BENCH_SHARED_N (50 quick, 2000 full) and BENCH_SHARED_MOUNTS (4) size wl_shared,
+# BENCH_BUDGET_N (100 quick, 600 full) and BENCH_BUDGET_WINDOW (60s: the mock's rate window;
+# shorter to try the workload quickly) size wl_budget,
 # BENCH_BIN=path uses that personafs binary instead of building a release one,
 # BENCH_BASE_BIN=path adds another build of personafs (say, the last release) beside it in the
 # warm tree, cold 200 MB and realistic link rows, BENCH_FLOOR=path a prebuilt floorfs.
@@ -43,12 +45,14 @@ if [ "$QUICK" = 1 ]; then
   BIG_FILES=1; BIG_SIZE=256MiB   # the "copy 1 GB" workload copies this much
   N_MEMORY=10000     # inquiries listed for the memory figure (issue: 50,000)
   N_SHARED=${BENCH_SHARED_N:-50}   # inquiries walked by wl_shared's mounts (issue: 2,000)
+  N_BUDGET=${BENCH_BUDGET_N:-100}  # inquiries walked and copied by wl_budget (issue: 600)
   PAIRS=${BENCH_PAIRS:-5}
 else
   N_TREE=200
   BIG_FILES=5; BIG_SIZE=200MiB
   N_MEMORY=50000
   N_SHARED=${BENCH_SHARED_N:-2000}
+  N_BUDGET=${BENCH_BUDGET_N:-600}
   PAIRS=${BENCH_PAIRS:-7}
 fi
 N_LINK_TREE=50       # inquiries of the realistic link's cold cp -r
@@ -1081,6 +1085,92 @@ wl_shared() {
   rm -rf "$WORK"/mnt-shared*.cache "$mp.cache"
 }
 
+# budget_run LABEL MOUNTS BUSY [REDIS_URL]: MOUNTS mounts with default options (sharing
+# REDIS_URL when given) on a fresh mock of N_BUDGET inquiries walk and copy them all at once
+# (ls -lR, then cp -r), while the backend stand-in sends its requests when BUSY is 1. Sets
+# B_WALL (s), B_RATE (personafs's API calls per window), B_OWN_429, B_BACKEND ("sent 429s"
+# as the mock counted them), B_FAILED (1 when a walk or copy failed or copied too little).
+budget_run() {
+  local label=$1 mounts=$2 busy=$3 url=${4:-}
+  start_mock "budget-$label" --generate "$N_BUDGET" --rate-window "$BUDGET_WINDOW"
+  local i pids=() walkers=() flags=() bpid=
+  [ -n "$url" ] && flags=(--shared-state "$url")
+  for i in $(seq "$mounts"); do
+    mount_fs "$WORK/mnt-budget$i" "${flags[@]}"
+    pids+=("$FS_PID")
+  done
+  if [ "$busy" = 1 ]; then
+    $UTIL backend "$MOCK_API" "$BACKEND_RATE" "$BUDGET_WINDOW_S" &
+    bpid=$!
+    echo "pid $bpid" >> "$REGISTRY"
+  fi
+  local c0 c1 t0
+  read -r -a c0 <<< "$($UTIL client "$MOCK_BASE" untagged)"
+  t0=$(now)
+  for i in $(seq "$mounts"); do
+    timeout --foreground "$TIMEOUT" bash -c 'ls -lR "$1/inquiries" > /dev/null && cp -r "$1/inquiries" "$2"' \
+      _ "$WORK/mnt-budget$i" "$WORK/budget-copy$i" &
+    walkers+=($!)
+  done
+  B_FAILED=0
+  for i in "${walkers[@]}"; do wait "$i" || B_FAILED=1; done
+  B_WALL=$(since "$t0")
+  read -r -a c1 <<< "$($UTIL client "$MOCK_BASE" untagged)"
+  [ -n "$bpid" ] && stop_pid "$bpid"
+  B_BACKEND=$($UTIL client "$MOCK_BASE" backend)
+  B_RATE=$(calc "(${c1[0]} - ${c0[0]}) * $BUDGET_WINDOW_S / $B_WALL")
+  B_OWN_429=$(( c1[1] - c0[1] ))
+  for i in $(seq "$mounts"); do
+    [ "$(ls "$WORK/budget-copy$i" 2> /dev/null | wc -l)" = "$N_BUDGET" ] || B_FAILED=1
+    unmount_fs "$WORK/mnt-budget$i" "${pids[$((i - 1))]}"
+    rm -rf "$WORK/budget-copy$i" "$WORK/mnt-budget$i.cache"
+  done
+  stop_pid "$MOCK_PID"
+}
+
+# wl_budget (issue #29): with default options personafs leaves the customer's own systems
+# their part of Persona's budget. A stand-in for their backend (bench_util.py backend, its
+# own client tag) sends BACKEND_RATE requests a window while personafs walks and copies
+# N_BUDGET inquiries against the mock limited to RATE_LIMIT a window: the backend must get no
+# 429 and personafs must finish and still make at least 80 requests a window (300 − 120 − the
+# reserve's 90); with the backend idle, at least 135 (its share of 150); the same with two
+# mounts sharing Redis (both walk and copy everything).
+wl_budget() {
+  BUDGET_WINDOW=${BENCH_BUDGET_WINDOW:-60s}
+  BUDGET_WINDOW_S=$(python3 -c "import sys; t = sys.argv[1]; print(float(t[:-1]) * {'s': 1, 'm': 60}[t[-1]] if t[-1] in 'sm' else float(t))" "$BUDGET_WINDOW")
+  BACKEND_RATE=${BENCH_BACKEND_RATE:-120}
+  local per=a\ minute; [ "$BUDGET_WINDOW" = 60s ] || per="a window of $BUDGET_WINDOW"
+  local rows=("one mount|1|1|80" "one mount, backend idle|1|0|135") row label mounts busy least
+  local rpid= url=
+  if command -v redis-server > /dev/null; then
+    local port; port=$($UTIL free-port)
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
+      > "$WORK/redis-budget.log" 2>&1 &
+    rpid=$!
+    echo "pid $rpid" >> "$REGISTRY"
+    url="redis://127.0.0.1:$port/0"
+    rows+=("two mounts sharing Redis|2|1|80")
+  else
+    echo "wl_budget: no redis-server, the two-mount row is left out" >&2
+  fi
+  for row in "${rows[@]}"; do
+    IFS='|' read -r label mounts busy least <<< "$row"
+    local shared=; [ "$mounts" -gt 1 ] && shared=$url
+    log "budget: $label"
+    budget_run "$(echo "$label" | tr -c 'a-z0-9' -)" "$mounts" "$busy" "$shared"
+    local sent refused
+    read -r sent refused <<< "$B_BACKEND"
+    local backend_note="backend idle"
+    [ "$busy" = 1 ] && backend_note="backend $BACKEND_RATE requests $per: $sent sent, $refused answered 429"
+    local notes="$backend_note; personafs $(r0 "$B_RATE") API calls $per over the walk and copy (its own 429s: $B_OWN_429), wall time $(r0 "$B_WALL") s$([ "$B_FAILED" = 1 ] && echo '; A WALK OR COPY FAILED')"
+    record "budget share, $label: ls -lR + cp -r of $N_BUDGET inquiries, limit $RATE_LIMIT $per" \
+      "$B_WALL" - "≥ $least personafs calls $per" "$(okif "$B_RATE >= $least && $B_FAILED == 0")" "$notes" \
+      --target "backend 0 × 429=$(okif "$refused == 0")" --target "no error=$(okif "$B_FAILED == 0")"
+  done
+  [ -n "$rpid" ] && stop_pid "$rpid"
+  return 0
+}
+
 # Each workload runs in a subshell with errexit and its own cleanup, so one that fails is
 # recorded and the others still run.
 FAILED=0
@@ -1104,7 +1194,7 @@ run() {
 }
 
 bench_start=$(now)
-for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_million wl_offline wl_changes wl_shared}; do
+for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_million wl_offline wl_changes wl_shared wl_budget}; do
   run "$workload"
 done
 [ -e "$WORK/bytes_differ" ] && FAILED=1

@@ -3,6 +3,11 @@
 
   bench_util.py stats BASE                 the mock's counters: api_requests api_list
                                            api_retrieve file_get file_bytes rate_limited
+  bench_util.py client BASE TAG            one client's API requests and 429s at the mock
+                                           ("requests rate_limited"; untagged = personafs)
+  bench_util.py backend API_BASE N SECONDS a stand-in for the customer's backend: N requests
+                                           every SECONDS, evenly, tagged "backend", until
+                                           SIGTERM (key from PERSONA_API_KEY)
   bench_util.py config BASE JSON           POST a partial runtime config to the mock
   bench_util.py large-file API_BASE ID     "<file name in the mount>" then its signed URL,
                                            one per line (key from PERSONA_API_KEY)
@@ -22,9 +27,12 @@
 import hashlib
 import json
 import os
+import signal
 import socket
 import statistics
 import sys
+import time
+import urllib.error
 import urllib.request
 
 STATS = ("api_requests", "api_list", "api_retrieve", "file_get", "file_bytes", "rate_limited")
@@ -34,6 +42,39 @@ def stats(base):
     with urllib.request.urlopen(base.rstrip("/") + "/_mock/stats", timeout=30) as r:
         body = json.load(r)
     print(" ".join(str(body.get(k, 0)) for k in STATS))
+
+
+def client(base, tag):
+    with urllib.request.urlopen(base.rstrip("/") + "/_mock/stats", timeout=30) as r:
+        counts = json.load(r).get("clients", {}).get(tag, {})
+    print(counts.get("requests", 0), counts.get("rate_limited", 0))
+
+
+def backend(api_base, n, seconds):
+    """The customer's own system drawing on the same budget: evenly spaced list calls."""
+    every = float(seconds) / int(n)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    request = urllib.request.Request(
+        api_base.rstrip("/") + "/inquiries?page%5Bsize%5D=1",
+        headers={
+            "Authorization": "Bearer " + os.environ["PERSONA_API_KEY"],
+            "X-Mock-Client": "backend",
+        },
+    )
+    start, sent = time.monotonic(), 0
+    while not stop:
+        delay = start + sent * every - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        if stop:
+            break
+        sent += 1
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                r.read()
+        except urllib.error.HTTPError:
+            pass  # the mock counts the 429s per client
 
 
 def config(base, body):
@@ -164,7 +205,7 @@ def report(results, out):
 
 def main():
     command, args = sys.argv[1], sys.argv[2:]
-    {"stats": stats, "config": config, "large-file": large_file, "hashes": hashes,
+    {"stats": stats, "client": client, "backend": backend, "config": config, "large-file": large_file, "hashes": hashes,
      "median": median, "free-port": free_port, "add": add, "report": report}[command](*args)
 
 
