@@ -81,7 +81,7 @@ fn budget_metrics(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
     )?;
     gauge(
         e,
-        "personafs_budget_server_limit",
+        "personafs_budget_persona_limit",
         "The RateLimit-Limit Persona reports",
         b.server_limit,
     )?;
@@ -420,7 +420,7 @@ mod tests {
         for want in [
             "personafs_budget_share_percent 50",
             "personafs_budget_reserve_percent 30",
-            "personafs_budget_server_limit 300",
+            "personafs_budget_persona_limit 300",
             "personafs_budget_window_seconds 60",
             "personafs_budget_calls_allowed 150",
             "personafs_budget_calls_in_window 87",

@@ -142,6 +142,11 @@ fn status_metrics_and_audit_of_a_live_mount() {
     assert!(sample(&after, "personafs_opens_total") >= files.len() as u64 + 2);
     assert!(sample(&after, "personafs_cache_hits_total") >= 1);
     assert_eq!(sample(&after, "personafs_online"), 1);
+    // The budget: half of the 300 the mock reports, 30 % kept in reserve.
+    assert_eq!(sample(&after, "personafs_budget_share_percent"), 50);
+    assert_eq!(sample(&after, "personafs_budget_reserve_percent"), 30);
+    assert_eq!(sample(&after, "personafs_budget_calls_allowed"), 150);
+    assert!(sample(&after, "personafs_budget_calls_in_window") >= 4);
     assert!(after.contains("# EOF"));
     // No inquiry id, file name, URL or token in any label or value.
     for secret in ["inq_", "doc_", "ver_", "http://", "access_token", ".jpg"] {
