@@ -43,7 +43,7 @@ pub fn client_with(mock: &MockServer, tweak: impl FnOnce(&mut ClientConfig)) -> 
 }
 
 pub struct TestMount {
-    pub mock: MockServer,
+    pub mock: HeldMock,
     pub rt: tokio::runtime::Runtime,
     pub core: Arc<FsCore>,
     pub api: Arc<dyn PersonaApi>,
@@ -127,7 +127,7 @@ impl TestMount {
         let session =
             personafs_fs::mount(fs, mountpoint.path(), &opts.fuse).expect("mount succeeds");
         TestMount {
-            mock,
+            mock: HeldMock(Some(mock)),
             rt,
             core,
             api,
@@ -183,6 +183,25 @@ impl TestMount {
         if let Some(s) = self.session.take() {
             s.umount_and_join().unwrap();
         }
+    }
+
+    /// Unmount, keeping the mock running (for a remount over the same organization).
+    pub fn into_mock(mut self) -> MockServer {
+        if let Some(s) = self.session.take() {
+            s.umount_and_join().unwrap();
+        }
+        self.mock.0.take().expect("the mock is held until now")
+    }
+}
+
+/// The mount's mock server, which `TestMount::into_mock` can hand on.
+pub struct HeldMock(Option<MockServer>);
+
+impl std::ops::Deref for HeldMock {
+    type Target = MockServer;
+
+    fn deref(&self) -> &MockServer {
+        self.0.as_ref().expect("the mock was handed on")
     }
 }
 

@@ -181,23 +181,25 @@ impl FsCore {
         self.drop_kernel_view_listings();
         match &change {
             Change::Appeared(_) | Change::Changed(_) => self.meta.views.expire(&id),
-            Change::Redacted(_) => self.redact(&id).await,
+            Change::Redacted(_) => {
+                self.redact(&id).await;
+                self.forget_in_kernel(&id).await;
+            }
         }
         self.counters.events_applied.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A redaction Persona announced or a delta reported: its view, stored view and cached
-    /// files go, and the kernel forgets its names, before this returns.
+    /// files go before this returns. The kernel's names are the caller's to drop.
     async fn redact(&self, id: &Arc<str>) {
         self.meta.views.mark_redacted(id);
         self.forget_redacted(id).await;
-        self.forget_in_kernel(id).await;
         tracing::info!(inquiry = %id, "redaction applied");
     }
 
     /// What a delta reported, applied to the views: those older than reported leave memory
     /// and their stored views are trusted no more; redactions are applied.
-    async fn apply_delta(&self, planned: &Planned) {
+    async fn apply_delta(self: &Arc<Self>, planned: &Planned) {
         for (id, updated) in &planned.reported {
             self.meta.views.reported(id, *updated);
         }
@@ -215,9 +217,14 @@ impl FsCore {
                 })
                 .await;
         }
-        for id in &planned.redacted {
-            if !self.meta.views.is_marked_redacted(id) {
-                self.redact(id).await;
+        for id in self.newly_redacted(&planned.redacted).await {
+            if !self.meta.views.is_marked_redacted(&id) {
+                self.redact(&id).await;
+                // In the background: a delta runs inside a request, and the kernel drops an
+                // entry only once the requests holding its directory are answered.
+                let core = self.clone();
+                self.rt
+                    .spawn(async move { core.forget_in_kernel(&id).await });
             }
         }
     }
@@ -240,10 +247,14 @@ impl FsCore {
         let cache = self.cache.clone();
         let key = id.to_string();
         match &self.writer {
+            // Once applied, a redaction reported again (a delta's overlap, a remount) leaves
+            // the stored redacted view, which answers without a retrieve.
             Some(writer) => {
                 writer
                     .write_and_wait(move |store| {
-                        crate::metadata::listing::forget_redacted(store, &cache, &key)
+                        crate::metadata::listing::forget_redacted_unless_applied(
+                            store, &cache, &key,
+                        )
                     })
                     .await
             }
@@ -324,6 +335,32 @@ impl FsCore {
 
     /// Hand over the first listing page (fetched with page size 100 before mounting), so the
     /// first listing does not ask for it again.
+    /// Of `ids` reported redacted, those whose stored view does not show it yet (a delta's
+    /// overlap and a remount report a redaction again: its stored view already answers).
+    async fn newly_redacted(&self, ids: &[Arc<str>]) -> Vec<Arc<str>> {
+        let Some(writer) = &self.writer else {
+            return ids.to_vec();
+        };
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let found = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let (out, ids) = (found.clone(), ids.to_vec());
+        writer
+            .write_and_wait(move |store| {
+                let applied = |id: &str| {
+                    store
+                        .get_inquiry(id)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|v| v.redacted_at.is_some())
+                };
+                out.lock().extend(ids.into_iter().filter(|id| !applied(id)));
+            })
+            .await;
+        std::mem::take(&mut *found.lock())
+    }
+
     /// What deltas have done (`None`: deltas are off).
     pub fn delta_stats(&self) -> Option<Arc<DeltaStats>> {
         self.meta.listing.delta_stats()

@@ -88,6 +88,9 @@ pub struct MockServerArgs {
     /// as it was that long ago; Persona's is about a minute).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub search_lag: std::time::Duration,
+    /// Answer `POST /inquiries/search` with 403, as for a key without access to search.
+    #[arg(long)]
+    pub refuse_search: bool,
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -132,6 +135,7 @@ impl MockServerArgs {
                 webhook_url: self.webhook_url.clone(),
                 repeat_cursor: self.repeat_cursor,
                 search_lag_ms: self.search_lag.as_millis() as u64,
+                refuse_search: self.refuse_search,
             },
             webhook_secrets: Vec::new(),
             organization_id: None,

@@ -60,6 +60,8 @@ pub struct RuntimeConfig {
     /// How far behind writes `POST /inquiries/search` is, in milliseconds (`search_lag`
     /// accepts "60s" or seconds): it shows the organization as it was that long ago.
     pub search_lag_ms: u64,
+    /// `POST /inquiries/search` answers 403, as Persona does for a key without access to it.
+    pub refuse_search: bool,
 }
 
 /// Events kept by default: the newest 10 000, and none older than 30 days.

@@ -494,11 +494,8 @@ impl Lister {
             }
             let id: Arc<str> = Arc::from(s.id.as_str());
             let (created, updated) = (s.created_at.map(Into::into), s.updated_at.map(Into::into));
-            let keys = RowKeys {
-                reference: s.reference_id.as_deref().map(Arc::from),
-                account: s.account_id.as_deref().map(Arc::from),
-            };
-            if !listed.push_with_keys(id.clone(), created, updated, keys) {
+            let (reference, account) = (s.reference_id.as_deref(), s.account_id.as_deref());
+            if !listed.push_keyed(id.clone(), created, updated, reference, account) {
                 continue;
             }
             if s.redacted_at.is_some() {
@@ -517,8 +514,9 @@ impl Lister {
                 // stays the last whole one.
                 if let Some(before) = before {
                     for (p, id) in before.ids().iter().enumerate() {
-                        let keys = before.rows.keys_at(p).cloned().unwrap_or_default();
-                        if listed.push_with_keys(id.clone(), before.rows.created(id), None, keys)
+                        let [reference, account] = before.rows.keys_of(p);
+                        let created = before.rows.created(id);
+                        if listed.push_keyed(id.clone(), created, None, reference, account)
                             && before.redacted.contains(id)
                         {
                             redacted.insert(id.clone());
@@ -608,11 +606,7 @@ impl ListingSave {
         let (build, cache) = (self.build.clone(), self.cache.clone());
         self.writer.write(move |store| {
             for r in rows.iter().filter(|r| r.redacted_at.is_some()) {
-                // A view stored since the redaction has no files: nothing to delete.
-                let known = store.get_inquiry(&r.id).ok().flatten();
-                if known.is_none_or(|v| v.redacted_at.is_none()) {
-                    forget_redacted(store, &cache, &r.id);
-                }
+                forget_redacted_unless_applied(store, &cache, &r.id);
             }
             let mut build = build.lock();
             if let Some(b) = build.as_mut()
@@ -649,6 +643,15 @@ fn row_of(s: &InquirySummary) -> ListedInquiry {
         created_at: s.created_at.map(SystemTime::from),
         updated_at: s.updated_at.map(SystemTime::from),
         redacted_at: s.redacted_at.map(SystemTime::from),
+    }
+}
+
+/// `forget_redacted`, unless the stored view already shows the redaction (it was applied:
+/// it has no files, and its cached files went then). Blocks.
+pub(crate) fn forget_redacted_unless_applied(store: &MetadataStore, cache: &DiskCache, id: &str) {
+    let known = store.get_inquiry(id).ok().flatten();
+    if known.is_none_or(|v| v.redacted_at.is_none()) {
+        forget_redacted(store, cache, id);
     }
 }
 

@@ -234,7 +234,7 @@ impl Lister {
                 let _refreshing = self.refresh.lock().await;
                 self.vouches(true) || self.take_delta(false).await.is_some()
             };
-            if !took {
+            if !took && !d.refused.load(Ordering::Relaxed) {
                 // Search gave way to a whole listing: not worth a view's wait.
                 self.refresh_in_background();
             }

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::listing::{Lister, Vouch, forget_redacted};
+use super::listing::{Lister, Vouch, forget_redacted_unless_applied};
 use super::negative::{NegativeCache, capacity_of};
 use super::persist::StoreWriter;
 use super::shared;
@@ -54,6 +54,16 @@ struct Cell {
     view: tokio::sync::Mutex<Option<Arc<InquiryView>>>,
     /// `created-at` of the last view, readable while a refresh holds the lock.
     created: Mutex<Option<SystemTime>>,
+    /// `updated-at` of the last view, likewise (what a delta's report is compared with).
+    updated: Mutex<Option<SystemTime>>,
+}
+
+impl Cell {
+    /// `view` is the cell's view from now on.
+    fn shown(&self, view: &InquiryView) {
+        *self.created.lock() = Some(view.created);
+        *self.updated.lock() = view.updated;
+    }
 }
 
 /// How much a stored view must have been confirmed by Persona to be shown.
@@ -215,12 +225,10 @@ impl Views {
     pub(crate) fn reported(&self, id: &Arc<str>, updated: SystemTime) -> bool {
         let older = {
             let mut cells = self.cells.lock();
-            let older = cells.peek(id).is_some_and(|c| match c.view.try_lock() {
-                Ok(slot) => slot
-                    .as_ref()
-                    .is_some_and(|v| v.updated.is_none_or(|u| u < updated)),
-                Err(_) => true, // being retrieved: that retrieve may predate the change
-            });
+            // A cell without a view yet is being retrieved: that retrieve may predate the
+            // change.
+            let older =
+                (cells.peek(id)).is_some_and(|c| c.updated.lock().is_none_or(|u| u < updated));
             if older {
                 cells.pop(id);
             }
@@ -298,7 +306,7 @@ impl Views {
             && matches!(need, Need::Metadata | Need::Open)
             && let Some(view) = self.stored(id, Trust::Confirmed(need)).await
         {
-            *cell.created.lock() = Some(view.created);
+            cell.shown(&view);
             *slot = Some(view.clone());
             return Ok(view);
         }
@@ -311,7 +319,7 @@ impl Views {
                         changed.remove(id);
                     }
                 }
-                *cell.created.lock() = Some(view.created);
+                cell.shown(&view);
                 *slot = Some(view.clone());
                 drop(slot);
                 self.changed(id);
@@ -324,6 +332,7 @@ impl Views {
                     self.negative.insert(id);
                     *slot = None;
                     *cell.created.lock() = None;
+                    *cell.updated.lock() = None;
                     drop(slot);
                     self.forget_cell(id, &cell);
                     return Err(e);
@@ -344,7 +353,7 @@ impl Views {
                     (Need::Metadata | Need::Open, None) if offline => {
                         let view = self.stored(id, Trust::Offline).await.ok_or(e)?;
                         tracing::debug!(inquiry = %id, "Persona unreachable; serving the stored view");
-                        *cell.created.lock() = Some(view.created);
+                        cell.shown(&view);
                         *slot = Some(view.clone());
                         Ok(view)
                     }
@@ -583,7 +592,7 @@ impl Views {
                 let json = view.json.clone();
                 writer
                     .write_and_wait(move |store| {
-                        forget_redacted(store, &cache, &id);
+                        forget_redacted_unless_applied(store, &cache, &id);
                         if let Err(e) = store.put_inquiry_with_json(&empty, &json) {
                             tracing::warn!(inquiry = %id, "metadata store: cannot save a redacted view: {e}");
                         }

@@ -191,6 +191,13 @@ pub async fn post_search(
     body: Bytes,
 ) -> Response {
     bump(&state.stats.api_search);
+    if state.runtime().refuse_search {
+        return crate::respond::error(
+            axum::http::StatusCode::FORBIDDEN,
+            "Forbidden",
+            Some("This API key does not have access to search inquiries"),
+        );
+    }
     let request = match SearchRequest::parse(raw.as_deref(), &body) {
         Ok(r) => r,
         Err(details) => return bad_request(&details),
