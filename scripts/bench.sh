@@ -11,7 +11,7 @@
 # BENCH_KEEP=1 keeps the work directory, BENCH_ONLY="wl_large wl_ls" runs only those groups,
 # BENCH_SHARED_N (50 quick, 2000 full) and BENCH_SHARED_MOUNTS (4) size wl_shared,
 # BENCH_BUDGET_N (100 quick, 600 full) and BENCH_BUDGET_WINDOW (60s: the mock's rate window;
-# shorter to try the workload quickly) size wl_budget,
+# shorter to try the workload quickly) size wl_budget (full run only, unless BENCH_ONLY names it),
 # BENCH_BIN=path uses that personafs binary instead of building a release one,
 # BENCH_BASE_BIN=path adds another build of personafs (say, the last release) beside it in the
 # warm tree, cold 200 MB and realistic link rows, BENCH_FLOOR=path a prebuilt floorfs.
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --out) OUT=${2:?--out needs a file}; shift ;;
     --out=*) OUT=${1#--out=} ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -1194,7 +1194,10 @@ run() {
 }
 
 bench_start=$(now)
-for workload in ${BENCH_ONLY:-wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_million wl_offline wl_changes wl_shared wl_budget}; do
+# wl_budget runs minutes at Persona's real pace: the full run has it, --quick only by BENCH_ONLY.
+WORKLOADS="wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_million wl_offline wl_changes wl_shared"
+[ "$QUICK" = 1 ] || WORKLOADS="$WORKLOADS wl_budget"
+for workload in ${BENCH_ONLY:-$WORKLOADS}; do
   run "$workload"
 done
 [ -e "$WORK/bytes_differ" ] && FAILED=1
