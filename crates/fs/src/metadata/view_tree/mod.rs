@@ -145,10 +145,10 @@ enum Members {
 }
 
 impl Members {
-    fn positions<'a>(index: &'a ViewIndex, group: &Group) -> &'a [u32] {
+    fn positions<'a>(listing: &Listing, index: &'a ViewIndex, group: &Group) -> &'a [u32] {
         match group {
             Group::Key(keyed, name) => index
-                .key(*keyed, name)
+                .key(&listing.rows, *keyed, name)
                 .map(|g| index.key_members(g))
                 .unwrap_or(&[]),
             Group::Day(d) => index.day(*d).unwrap_or(&[]),
@@ -162,7 +162,7 @@ impl Members {
                 listing,
                 index,
                 group,
-            } => Self::positions(index, group)
+            } => Self::positions(listing, index, group)
                 .iter()
                 .map(|&p| {
                     let p = p as usize;
@@ -182,7 +182,7 @@ impl Members {
                 group,
             } => {
                 let p = listing.rows.position(id)?;
-                Self::positions(index, group)
+                Self::positions(listing, index, group)
                     .binary_search(&(p as u32))
                     .ok()
                     .map(|_| listing.rows.created_at(p))
@@ -197,7 +197,7 @@ impl Members {
                 listing,
                 index,
                 group,
-            } => Self::positions(index, group)
+            } => Self::positions(listing, index, group)
                 .first()
                 .and_then(|&p| listing.rows.created_at(p as usize)),
             Members::Found(found) => found.iter().filter_map(|f| f.created).max(),
@@ -206,7 +206,11 @@ impl Members {
 
     fn is_empty(&self) -> bool {
         match self {
-            Members::Listed { index, group, .. } => Self::positions(index, group).is_empty(),
+            Members::Listed {
+                listing,
+                index,
+                group,
+            } => Self::positions(listing, index, group).is_empty(),
             Members::Found(found) => found.is_empty(),
         }
     }
@@ -480,10 +484,11 @@ impl ViewTree {
             .key_members(g)
             .first()
             .and_then(|&p| keys.listing.rows.created_at(p as usize));
+        let name: Arc<str> = Arc::from(keys.index.name(&keys.listing.rows, g));
         Some(Listed {
-            node: Node::View(ViewNode::Group(Group::Key(keys.keyed, g.name.clone()))),
+            node: Node::View(ViewNode::Group(Group::Key(keys.keyed, name.clone()))),
             entry: DirEntry {
-                name: g.name.clone(),
+                name,
                 attr: self.owner.dir(0, 0, newest.unwrap_or(UNIX_EPOCH)),
             },
         })
@@ -552,7 +557,7 @@ impl ViewTree {
         };
         if let Some(listing) = listing {
             let index = self.index_of(&listing, wait).await?;
-            if !Members::positions(&index, group).is_empty() {
+            if !Members::positions(&listing, &index, group).is_empty() {
                 return Ok(Members::Listed {
                     listing,
                     index,

@@ -9,6 +9,7 @@
 //! such a suffix. A name used as it is therefore never ends like a changed one, and two
 //! changed names differ by their hashes.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
@@ -45,15 +46,15 @@ pub(crate) fn is_plain(raw: &str) -> bool {
 }
 
 /// The name of reference id `raw`, with `hex` digits of its hash when it has to change.
-pub(crate) fn reference_name(raw: &Arc<str>, hex: usize) -> Arc<str> {
+pub(crate) fn reference_name(raw: &str, hex: usize) -> Cow<'_, str> {
     if is_plain(raw) {
-        return raw.clone();
+        return Cow::Borrowed(raw);
     }
     let digest = hex::encode(Sha256::digest(raw.as_bytes()));
     let suffix = format!("~{}", &digest[..hex.min(FULL_HASH)]);
     let safe = sanitize(raw);
     let head = truncate_utf8(&safe, MAX_NAME - suffix.len());
-    Arc::from(format!("{head}{suffix}"))
+    Cow::Owned(format!("{head}{suffix}"))
 }
 
 /// A well-formed account id (`act_` and letters, digits, `_` or `-`); anything else is in
@@ -119,7 +120,7 @@ mod tests {
     use std::collections::HashSet;
 
     fn name(raw: &str) -> String {
-        reference_name(&Arc::from(raw), SHORT_HASH).to_string()
+        reference_name(raw, SHORT_HASH).into_owned()
     }
 
     fn valid(n: &str) {
@@ -192,7 +193,7 @@ mod tests {
 
     #[test]
     fn the_full_hash_is_a_name_too() {
-        let full = reference_name(&Arc::from("a/b"), FULL_HASH);
+        let full = reference_name("a/b", FULL_HASH);
         assert!(ends_in_hash(&full, FULL_HASH));
         valid(&full);
         assert_ne!(&*full, name("a/b"));
