@@ -70,6 +70,13 @@ pub trait SharedViews: Send + Sync + std::fmt::Debug {
     /// one the caller already had and could not use), or `None` once the claim is gone (or
     /// expired) without one.
     async fn wait_for(&self, inquiry: &str, seen: Option<&[u8]>) -> Option<Vec<u8>>;
+    /// The last delta (changes search reported) another mount published, if one is still
+    /// kept: mounts sharing the state take one delta per metadata TTL between them.
+    async fn fetch_delta(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Publish a delta for the others, kept as long as a view.
+    async fn publish_delta(&self, _delta: &[u8]) {}
 }
 
 /// Deletes the claim only if it still holds our token (it may have expired and been taken).
@@ -156,6 +163,10 @@ impl RedisViews {
 
     fn view_key(&self, inquiry: &str) -> Option<String> {
         valid_key_part(inquiry).then(|| format!("{}:view:{inquiry}", self.prefix))
+    }
+
+    fn delta_key(&self) -> String {
+        format!("{}:delta", self.prefix)
     }
 
     fn lock_key(&self, inquiry: &str) -> Option<String> {
@@ -249,6 +260,32 @@ impl SharedViews for RedisViews {
             redis::cmd("SET")
                 .arg(&key)
                 .arg(view)
+                .arg("PX")
+                .arg(ttl)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await;
+    }
+
+    async fn fetch_delta(&self) -> Option<Vec<u8>> {
+        let key = self.delta_key();
+        self.step(|mut c| async move {
+            redis::cmd("GET")
+                .arg(&key)
+                .query_async::<Option<Vec<u8>>>(&mut c)
+                .await
+        })
+        .await
+        .flatten()
+    }
+
+    async fn publish_delta(&self, delta: &[u8]) {
+        let (key, ttl) = (self.delta_key(), self.view_ttl.as_millis() as u64);
+        self.step(|mut c| async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(delta)
                 .arg("PX")
                 .arg(ttl)
                 .query_async::<()>(&mut c)

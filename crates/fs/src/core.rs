@@ -153,6 +153,9 @@ impl FsCore {
         core.meta
             .listing
             .set_delta_sink(Arc::new(CoreDeltas(Arc::downgrade(&core))));
+        if let Some(shared) = &core.cfg.shared_views {
+            core.meta.listing.share_deltas(shared.clone());
+        }
         let weak = Arc::downgrade(&core);
         core.meta.listing.on_listed(move |listing, before| {
             if let Some(core) = weak.upgrade() {

@@ -166,6 +166,8 @@ pub(crate) struct Lister {
     warned_cursors: Mutex<HashSet<String>>,
     /// Freshness by deltas (`None`: listing by TTL only).
     deltas: Option<deltas::DeltaState>,
+    /// Where deltas are shared with the other mounts of the environment, if anywhere.
+    shared: std::sync::OnceLock<Arc<dyn personafs_client::shared_state::SharedViews>>,
 }
 
 type ListedHook = Box<dyn Fn(&Listing, Option<&Listing>) + Send + Sync>;
@@ -203,6 +205,7 @@ impl Lister {
             progress: Progress::default(),
             warned_cursors: Mutex::default(),
             deltas: deltas.map(deltas::DeltaState::new),
+            shared: std::sync::OnceLock::new(),
         }
     }
 

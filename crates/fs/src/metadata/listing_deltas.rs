@@ -144,7 +144,66 @@ impl DeltaState {
     }
 }
 
+/// A delta as mounts sharing the state hand it on: the changes since `since_ms`, as search
+/// gave them at `taken_ms` (Unix milliseconds).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedChanges {
+    since_ms: i64,
+    taken_ms: i64,
+    inquiries: Vec<personafs_client::InquirySummary>,
+}
+
 impl Lister {
+    /// Share deltas with the other mounts of the environment: one search per TTL for all.
+    pub(crate) fn share_deltas(&self, views: Arc<dyn personafs_client::shared_state::SharedViews>) {
+        let _ = self.shared.set(views);
+    }
+
+    /// Another mount's delta, if it covers everything since `since` and is younger than the
+    /// TTL: its changes and its age.
+    async fn shared_changes(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Option<(personafs_client::search::Changes, std::time::Duration)> {
+        let bytes = self.shared.get()?.fetch_delta().await?;
+        let shared: SharedChanges = serde_json::from_slice(&bytes).ok()?;
+        let taken = DateTime::from_timestamp_millis(shared.taken_ms)?;
+        let age = (Utc::now() - taken).to_std().ok()?;
+        if shared.since_ms > since.timestamp_millis() || age >= self.ttl {
+            return None;
+        }
+        tracing::debug!(
+            changes = shared.inquiries.len(),
+            ?age,
+            "delta taken from the shared state"
+        );
+        Some((
+            personafs_client::search::Changes {
+                inquiries: shared.inquiries,
+                pages: 0,
+            },
+            age,
+        ))
+    }
+
+    async fn share_changes(
+        &self,
+        since: DateTime<Utc>,
+        changes: &personafs_client::search::Changes,
+    ) {
+        let Some(views) = self.shared.get() else {
+            return;
+        };
+        let shared = SharedChanges {
+            since_ms: since.timestamp_millis(),
+            taken_ms: Utc::now().timestamp_millis(),
+            inquiries: changes.inquiries.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&shared) {
+            views.publish_delta(&bytes).await;
+        }
+    }
+
     fn watermark_key(&self) -> String {
         format!("delta {}", self.scope())
     }
@@ -320,11 +379,19 @@ impl Lister {
         let d = self.deltas.as_ref()?;
         let current = self.current()?;
         let generation = self.generation.load(Ordering::SeqCst);
-        let started = Instant::now();
+        let mut started = Instant::now();
+        let shared = self.shared_changes(since).await;
+        let from_shared = shared.is_some();
         let answers = async {
-            let searched = changes_since(self.api.as_ref(), since, MAX_PAGES)
-                .await
-                .map_err(delta::unusable)?;
+            let searched = match shared {
+                Some((changes, age)) => {
+                    started = started.checked_sub(age).unwrap_or(started);
+                    changes
+                }
+                None => changes_since(self.api.as_ref(), since, MAX_PAGES)
+                    .await
+                    .map_err(delta::unusable)?,
+            };
             let newest = match for_listing {
                 true => {
                     self.api
@@ -369,6 +436,9 @@ impl Lister {
             }
         };
         self.last_failed.store(false, Ordering::Relaxed);
+        if !from_shared {
+            self.share_changes(since, &searched).await;
+        }
         let pages = searched.pages;
         let latest = searched.latest();
         let planned = delta::plan(

@@ -299,3 +299,49 @@ async fn a_view_gone_stale_everywhere_is_retrieved_again_by_one_mount() {
         "the stale inquiry was retrieved again by both mounts"
     );
 }
+
+/// Mounts sharing the state take one delta per metadata TTL between them: the second takes
+/// the first's changes from Redis, and both show a change made meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mounts_sharing_the_state_take_one_delta_between_them() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mem = MemoryApi::new();
+    for i in 0..4 {
+        mem.add_inquiry(sample_inquiry(&format!("inq_{i:03}"), i * 7).status("pending"));
+    }
+    let api = Arc::new(FaultyApi::new(mem));
+    let mut cfg = config();
+    cfg.metadata_ttl = Duration::from_secs(2);
+    let a = mount_with(&api, views(&redis), cfg.clone());
+    let b = mount_with(&api, views(&redis), cfg);
+    walk(&a.core).await;
+    walk(&b.core).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(api.inner().set_status("inq_002", "completed"));
+    let searches = api.calls(Call::Search);
+    let retrieves = api.calls(Call::Retrieve);
+    walk(&a.core).await;
+    walk(&b.core).await;
+    assert_eq!(
+        api.calls(Call::Search) - searches,
+        1,
+        "one search between the two mounts"
+    );
+    for m in [&a, &b] {
+        let inq = m.core.lookup(INQUIRIES, "inq_002").await.unwrap();
+        let json = m.core.lookup(inq.ino, "inquiry.json").await.unwrap();
+        let opened = m.core.open(json.ino).await.unwrap();
+        let text = String::from_utf8(m.core.read(opened.fh, 0, 1 << 20).await.unwrap()).unwrap();
+        m.core.release(opened.fh);
+        assert!(text.contains("\"completed\""), "the change shows on both");
+    }
+    assert!(
+        api.calls(Call::Retrieve) - retrieves <= 2,
+        "only the changed inquiry is retrieved again (once per mount at most)"
+    );
+    let shared = a.core.delta_stats().unwrap().status().deltas
+        + b.core.delta_stats().unwrap().status().deltas;
+    assert!(shared >= 2, "both mounts applied a delta");
+}
