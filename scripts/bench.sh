@@ -68,6 +68,10 @@ N_LS=5000
 if [ "$QUICK" = 1 ]; then N_SCALE=${BENCH_SCALE:-20000}; else N_SCALE=${BENCH_SCALE:-100000}; fi
 if [ "$QUICK" = 1 ]; then N_MILLION=${BENCH_MILLION:-200000}; else N_MILLION=${BENCH_MILLION:-1000000}; fi
 N_OFFLINE=300
+# The views (issue #26): by-reference-id/ listed from N_VIEWS inquiries; one day of
+# N_VIEWS_DAY copied with rsync -aL; RSS with by-reference-id/ listed at N_MILLION.
+if [ "$QUICK" = 1 ]; then N_VIEWS=${BENCH_VIEWS:-20000}; else N_VIEWS=${BENCH_VIEWS:-100000}; fi
+N_VIEWS_DAY=${BENCH_VIEWS_DAY:-2000}
 TIMEOUT=900          # no single command may take longer than this (seconds)
 
 # The API key reaches personafs and the peer through the environment only.
@@ -912,6 +916,80 @@ wl_million() {
   rm -rf "$mp.cache" "$WORK"/million*
 }
 
+# The views beside inquiries/ (issue #26). by-reference-id/ comes from the listing: no API
+# call once inquiries/ is listed. A reference id the listing lacks costs one filtered list
+# call, and none again within the negative TTL. rsync -aL of one day's links equals the same
+# inquiries copied from inquiries/, and a second run copies nothing.
+wl_views() {
+  local mp=$WORK/mnt-views s0 s1 s2 s3 notes ok errors keys
+  API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock views --generate "$N_VIEWS"
+  READY_TRIES=3000 mount_fs "$mp" --api-rate-limit 1000000 --metadata-ttl 1h
+  ls "$mp/inquiries" > /dev/null
+  read_stats s0
+  timed ls "$mp/by-reference-id" > "$WORK/views-refs" 2> "$WORK/views.err"
+  local t_refs=$T
+  read_stats s1
+  keys=$(wc -l < "$WORK/views-refs")
+  errors=$(wc -l < "$WORK/views.err")
+  notes="$keys reference ids of $N_VIEWS inquiries, $(delta s0 s1 0) API calls once inquiries/ was listed; RSS $(mb "$(vm "$FS_PID" VmRSS)") MiB; $errors error lines"
+  ok=$(okif "$(delta s0 s1 0) == 0 && $keys > 0 && $errors == 0")
+  record "ls by-reference-id, $N_VIEWS inquiries listed" "$t_refs" - "0 API calls" "$ok" "$notes"
+
+  local nobody="not-seen-$$-$RANDOM"
+  timed stat "$mp/by-reference-id/$nobody" > /dev/null 2>&1 || true
+  local t_first=$T
+  read_stats s2
+  stat "$mp/by-reference-id/$nobody" > /dev/null 2>&1 || true
+  read_stats s3
+  notes="stat of a reference id the listing lacks: $(delta s1 s2 0) API calls ($(delta s1 s2 1) list), again within the negative TTL: $(delta s2 s3 0)"
+  ok=$(okif "$(delta s1 s2 0) == 1 && $(delta s1 s2 1) == 1 && $(delta s2 s3 0) == 0")
+  record "lookup of a reference id not seen, then again" "$t_first" - "1 API call, then 0" "$ok" "$notes"
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"; rm -rf "$mp.cache"
+
+  # One day's inquiries through by-day/ (the day with the most of them).
+  API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock views-day --generate "$N_VIEWS_DAY"
+  mount_fs "$mp" --api-rate-limit 1000000 --metadata-ttl 1h
+  local day
+  day=$(for d in "$mp"/by-day/*/*/*; do echo "$(ls "$d" | wc -l) $d"; done | sort -n | tail -1 | cut -d' ' -f2-)
+  local n; n=$(ls "$day" | wc -l)
+  rm -rf "$WORK/views-day" "$WORK/views-direct"; mkdir -p "$WORK/views-direct"
+  timed rsync -aL "$day/" "$WORK/views-day/" 2> "$WORK/views-rsync.err"
+  local t1=$T
+  for id in $(ls "$day"); do rsync -a "$mp/inquiries/$id" "$WORK/views-direct/" 2>> "$WORK/views-rsync.err"; done
+  local same=false
+  diff -r "$WORK/views-day" "$WORK/views-direct" > /dev/null 2>&1 && same=true
+  timed rsync -aL --stats "$day/" "$WORK/views-day/" > "$WORK/views-rsync2" 2>> "$WORK/views-rsync.err"
+  local t2=$T
+  local again; again=$(sed -n 's/^Number of regular files transferred: *\([0-9,]*\).*/\1/p' "$WORK/views-rsync2" | tr -d ,)
+  errors=$(wc -l < "$WORK/views-rsync.err")
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  notes="${day#"$mp/"}: $n inquiries, $(du -sb "$WORK/views-day" | cut -f1) bytes in $t1 s; identical to rsync -a of the same from inquiries/: $same; the second run ${t2} s, ${again:-?} files transferred; $errors error lines"
+  ok=$(okif "${again:-1} == 0 && $errors == 0 && $n > 0")
+  [ "$same" = true ] || ok=false
+  record "rsync -aL of one day of by-day/ ($N_VIEWS_DAY inquiries)" "$t1" - "byte-identical, 2nd run copies nothing" "$ok" "$notes"
+  rm -rf "$mp.cache" "$WORK"/views*
+}
+
+# RSS with by-reference-id/ listed at a million inquiries (its own mount: wl_million's ls -l
+# holds a million inodes that no view needs).
+wl_views_million() {
+  local mp=$WORK/mnt-views-million s0 s1 rss hwm errors notes ok keys
+  API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock views-million --generate "$N_MILLION"
+  read_stats s0
+  READY_TRIES=6000 mount_fs "$mp" --api-rate-limit 1000000 --metadata-ttl 1h
+  timed ls "$mp/by-reference-id" > "$WORK/views-million" 2> "$WORK/views-million.err"
+  local t_refs=$T
+  read_stats s1
+  rss=$(vm "$FS_PID" VmRSS); hwm=$(vm "$FS_PID" VmHWM)
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  keys=$(wc -l < "$WORK/views-million")
+  errors=$(wc -l < "$WORK/views-million.err")
+  notes="$keys reference ids of $N_MILLION inquiries in $t_refs s; $(delta s0 s1 1) list calls from mount launch; RSS $(mb "$rss") MiB (peak $(mb "$hwm")); $errors error lines"
+  ok=$(okif "$rss < 256 * 1048576 && $keys > 0 && $errors == 0")
+  record "RSS after ls by-reference-id of $N_MILLION inquiries" "$t_refs" - "RSS < 256 MiB" "$ok" "$notes"
+  rm -rf "$mp.cache" "$WORK"/views-million*
+}
+
 # Offline: everything of N_OFFLINE inquiries was seen (ls -lR) and cached (cat), Persona then
 # stops; a remount on the same cache directory walks it from the store and the cache.
 wl_offline() {
@@ -1195,7 +1273,7 @@ run() {
 
 bench_start=$(now)
 # wl_budget runs minutes at Persona's real pace: the full run has it, --quick only by BENCH_ONLY.
-WORKLOADS="wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_million wl_offline wl_changes wl_shared"
+WORKLOADS="wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_million wl_views wl_views_million wl_offline wl_changes wl_shared"
 [ "$QUICK" = 1 ] || WORKLOADS="$WORKLOADS wl_budget"
 for workload in ${BENCH_ONLY:-$WORKLOADS}; do
   run "$workload"
