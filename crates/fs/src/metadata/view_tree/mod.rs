@@ -318,18 +318,20 @@ impl ViewTree {
             ViewNode::Top(_) => self.parent_dir(ino, self.mounted_at),
             ViewNode::Year(y) => self.parent_dir(ino, start_of(&LookupKey::Year(*y))),
             ViewNode::Month(y, m) => self.parent_dir(ino, start_of(&LookupKey::Month(*y, *m))),
-            ViewNode::Group(g @ Group::Day(d)) => {
-                self.members(g, false, wait).await?;
-                self.owner.dir(ino, 0, start_of(&LookupKey::Day(*d)))
-            }
             ViewNode::Group(g) => {
                 let members = self.members(g, false, wait).await?;
-                self.owner
-                    .dir(ino, 0, members.newest().unwrap_or(UNIX_EPOCH))
+                if members.is_empty() {
+                    return Err(missing().into());
+                }
+                let mtime = match g {
+                    Group::Day(d) => start_of(&LookupKey::Day(*d)),
+                    Group::Key(..) => members.newest().unwrap_or(UNIX_EPOCH),
+                };
+                self.owner.dir(ino, 0, mtime)
             }
             ViewNode::Link(g, id) => {
                 let members = self.members(g, false, wait).await?;
-                let created = members.find(id).ok_or_else(|| missing(id))?;
+                let created = members.find(id).ok_or_else(missing)?;
                 self.link(ino, g, id, created)
             }
         })
@@ -345,17 +347,17 @@ impl ViewTree {
                 ViewNode::Group(Group::Key(Keyed::Account, Arc::from(name)))
             }
             ViewNode::Top(View::ByDay) => {
-                let y = parse_year(name).ok_or_else(|| missing(name))?;
+                let y = parse_year(name).ok_or_else(missing)?;
                 self.date_dir(LookupKey::Year(y), wait).await?;
                 ViewNode::Year(y)
             }
             ViewNode::Year(y) => {
-                let m = parse_two(name, 12).ok_or_else(|| missing(name))?;
+                let m = parse_two(name, 12).ok_or_else(missing)?;
                 self.date_dir(LookupKey::Month(*y, m), wait).await?;
                 ViewNode::Month(*y, m)
             }
             ViewNode::Month(y, m) => {
-                let d = parse_two(name, 31).ok_or_else(|| missing(name))?;
+                let d = parse_two(name, 31).ok_or_else(missing)?;
                 let day = Ymd {
                     year: *y,
                     month: *m,
@@ -367,12 +369,12 @@ impl ViewTree {
                 ViewNode::Link(g.clone(), Arc::from(name))
             }
             ViewNode::Link(..) => return Err(FsError::not_dir().into()),
-            _ => return Err(missing(name).into()),
+            _ => return Err(missing().into()),
         };
         if let ViewNode::Group(g) = &node
             && self.members(g, false, wait).await?.is_empty()
         {
-            return Err(missing(name).into());
+            return Err(missing().into());
         }
         Ok(node)
     }
@@ -386,7 +388,7 @@ impl ViewTree {
             _ => false,
         };
         if self.filters_for(&key).is_none() {
-            return Err(missing(&format!("{key:?}")).into());
+            return Err(missing().into());
         }
         if let Some(listing) = self.lister.current() {
             let index = self.index_of(&listing, wait).await?;
@@ -398,7 +400,7 @@ impl ViewTree {
             return Ok(());
         }
         if self.ask(&key, wait).await?.is_empty() {
-            return Err(missing(&format!("{key:?}")).into());
+            return Err(missing().into());
         }
         Ok(())
     }
@@ -649,7 +651,12 @@ impl ViewTree {
                 _ => break,
             }
         }
-        tracing::debug!(key = ?key, found = found.len(), "view key asked of Persona");
+        let kind = match key {
+            LookupKey::Key(Keyed::Reference, _) => "reference id",
+            LookupKey::Key(Keyed::Account, _) => "account",
+            _ => "date",
+        };
+        tracing::debug!(kind, found = found.len(), "a view's key asked of Persona");
         let found: Arc<[Found]> = Arc::from(found);
         self.looked.lock().put(
             key.clone(),
@@ -743,6 +750,8 @@ fn start_of(key: &LookupKey) -> SystemTime {
     window(key).map_or(UNIX_EPOCH, |(start, _)| start.into())
 }
 
-fn missing(name: &str) -> FsError {
-    FsError::not_found(name)
+/// ENOENT naming no key: a reference id may be a person's email or number, and errors
+/// are logged.
+fn missing() -> FsError {
+    FsError::not_found("no such entry in a view")
 }
