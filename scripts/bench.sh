@@ -893,6 +893,106 @@ wl_scale() {
   rm -rf "$mp.cache" "$WORK"/scale*
 }
 
+# Freshness by deltas (issue #25) over N_SCALE inquiries, default options (the request budget
+# lifted: the mock has no limit here). The first mount walks (a whole listing, a retrieve per
+# inquiry); then a remount walks by deltas alone, with the default TTL and with 2 s; then 500
+# changes with search 60 s behind; an idle mount; a delta of 10,000 changes.
+# BENCH_DELTAS_IDLE (600 full, 120 quick) is the idle stretch in seconds.
+wl_deltas() {
+  local mp=$WORK/mnt-deltas s0 s1 s2 s3 s4 s5 s6 s7
+  # The issue's figures; BENCH_DELTAS_TTL and BENCH_DELTAS_LAG shorten a trial run.
+  local ttl=${BENCH_DELTAS_TTL:-60} lag=${BENCH_DELTAS_LAG:-60}
+  local idle=${BENCH_DELTAS_IDLE:-$([ "$QUICK" = 1 ] && echo 120 || echo 600)}
+  local budget=(--api-rate-limit 1000000)
+  API_LATENCY_MS=0 FILES_LATENCY_MS=0 RATE_LIMIT=0 start_mock deltas --generate "$N_SCALE"
+  READY_TRIES=3000 mount_fs "$mp" "${budget[@]}"
+  ls -lR "$mp/inquiries" > "$WORK/deltas1" 2> "$WORK/deltas1.err"
+  $UTIL change-plan "$mp" 500 10 "$WORK/deltas-plan.json"
+  unmount_fs "$mp"
+
+  # Remount, nothing changed: find -exec stat, then ls -lR.
+  local row ttl_flag walk_s api lists searches retrieves errors want ok
+  for row in default 2s; do
+    ttl_flag=(); [ "$row" = 2s ] && ttl_flag=(--metadata-ttl 2s)
+    read_stats s0
+    READY_TRIES=3000 mount_fs "$mp" "${budget[@]}" "${ttl_flag[@]}"
+    find "$mp/inquiries" -exec stat --format='%s %n' {} + > /dev/null 2> "$WORK/deltas-walk.err"
+    ls -lR "$mp/inquiries" > "$WORK/deltas2" 2>> "$WORK/deltas-walk.err"
+    walk_s=$(since "$FS_START")
+    read_stats s1
+    unmount_fs "$mp"
+    api=$(delta s0 s1 0); lists=$(delta s0 s1 1); retrieves=$(delta s0 s1 2); searches=$(delta s0 s1 6)
+    errors=$(wc -l < "$WORK/deltas-walk.err")
+    if [ "$row" = default ]; then
+      want=$(awk -v w="$walk_s" -v t="$ttl" 'BEGIN { printf "%d", 2 * int((w + t - 1) / t) + 10 }')
+      ok=$(okif "$retrieves == 0 && $api <= $want && $errors == 0")
+      cmp -s "$WORK/deltas1" "$WORK/deltas2" || ok=false
+      record "remount by deltas, find -exec stat + ls -lR of $N_SCALE inquiries" "$walk_s" - \
+        "0 retrieves, API calls ≤ 2 × ceil(walk s / TTL) + 10" "$ok" \
+        "from remount launch: $api API calls ($lists list pages, $searches search pages, $retrieves retrieves; want ≤ $want); $errors error lines"
+    else
+      ok=$(okif "$retrieves == 0 && $errors == 0")
+      record "the same remount with --metadata-ttl 2s (a delta every 2 s)" "$walk_s" - \
+        "0 retrieves" "$ok" \
+        "$api API calls ($lists list pages, $searches search pages, $retrieves retrieves); $errors error lines"
+    fi
+  done
+
+  # 500 changes (new documents on unfinished inquiries, status changes, 10 redactions) with
+  # search 60 s behind: walked every 5 s until the mount shows them all.
+  READY_TRIES=3000 mount_fs "$mp" "${budget[@]}" --metadata-ttl "${ttl}s"
+  ls -lR "$mp/inquiries" > /dev/null 2>&1
+  local before_status after_status; before_status=$("$BIN" status "$mp" --json)
+  $UTIL config "$MOCK_BASE" "{\"search_lag\": $lag}"
+  read_stats s2
+  local t0 n_changes unseen=-1 all_s=-
+  t0=$(now)
+  n_changes=$($UTIL apply "$MOCK_BASE" "$WORK/deltas-plan.json")
+  while holds "$(since "$t0") < $ttl + $lag + 60"; do
+    ls -lR "$mp/inquiries" > /dev/null 2>&1 || true
+    unseen=$($UTIL unseen "$mp" "$WORK/deltas-plan.json")
+    if [ "$unseen" = 0 ]; then all_s=$(since "$t0"); break; fi
+    sleep 5
+  done
+  read_stats s3
+  after_status=$("$BIN" status "$mp" --json)
+  local deltas pages
+  deltas=$(python3 -c 'import json,sys; a,b=(json.loads(x)["deltas"] for x in sys.argv[1:]); print(b["deltas"]-a["deltas"], b["search_pages"]-a["search_pages"])' "$before_status" "$after_status")
+  read -r deltas pages <<< "$deltas"
+  retrieves=$(delta s2 s3 2)
+  local in_time=0
+  [ "$all_s" != - ] && holds "$all_s <= $ttl + $lag + 10" && in_time=1
+  ok=$(okif "$in_time == 1 && $retrieves <= $n_changes && $pages <= 5 * ($deltas > 0 ? $deltas : 1)")
+  record "500 changes with search 60 s behind: all shown by the walk" "$all_s" - \
+    "all shown ≤ TTL + lag after, retrieves ≤ changes, ≤ 5 search pages a delta" "$ok" \
+    "$n_changes changes; $unseen not shown at the end; $retrieves retrieves; $deltas deltas, $pages search pages, $(delta s2 s3 1) list pages"
+
+  # Idle: nobody uses the mount.
+  read_stats s4
+  sleep "$idle"
+  read_stats s5
+  api=$(delta s4 s5 0)
+  record "idle mount of $N_SCALE inquiries for $idle s" "$idle" - "0 API calls" "$(okif "$api == 0")" "$api API calls"
+  unmount_fs "$mp"
+
+  # A delta of 10,000 changed inquiries, applied by the ls that needs it.
+  $UTIL config "$MOCK_BASE" '{"search_lag": 0}'
+  READY_TRIES=3000 mount_fs "$mp" "${budget[@]}" --metadata-ttl 2s
+  ls "$mp/inquiries" > /dev/null
+  local first; first=$(ls "$mp/inquiries" | head -1)
+  local changed; changed=$($UTIL statuses "$MOCK_BASE" "$mp" 10000)
+  sleep 2.5
+  # An open always reaches personafs (a listing may come from the kernel's cache): it needs
+  # a delta, which reports every change.
+  read_stats s6
+  timed cat "$mp/inquiries/$first/inquiry.json" > /dev/null
+  read_stats s7
+  unmount_fs "$mp"; stop_pid "$MOCK_PID"
+  record "an open applying a delta of $changed changes" "$T" - "< 5 s" "$(okif "$T < 5")" \
+    "$(delta s6 s7 6) search pages, $(delta s6 s7 1) list pages, $(delta s6 s7 2) retrieves"
+  rm -rf "$mp.cache" "$WORK"/deltas*
+}
+
 # ls -l of a million inquiries: the listing's and the inode table's memory (the mock derives
 # each inquiry when asked).
 wl_million() {
@@ -1273,7 +1373,7 @@ run() {
 
 bench_start=$(now)
 # wl_budget runs minutes at Persona's real pace: the full run has it, --quick only by BENCH_ONLY.
-WORKLOADS="wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_million wl_views wl_views_million wl_offline wl_changes wl_shared"
+WORKLOADS="wl_tree wl_large wl_link_tree wl_ls wl_memory wl_scale wl_deltas wl_million wl_views wl_views_million wl_offline wl_changes wl_shared"
 [ "$QUICK" = 1 ] || WORKLOADS="$WORKLOADS wl_budget"
 for workload in ${BENCH_ONLY:-$WORKLOADS}; do
   run "$workload"

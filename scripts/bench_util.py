@@ -22,6 +22,16 @@
                                                                       not part of the row's ok)
                                            --subject NAME  what was measured (default personafs)
   bench_util.py report RESULTS OUT         markdown table on stdout, JSON list to OUT
+  bench_util.py change-plan MOUNT N REDACT PLAN
+                                           pick N inquiries of the mount (every k-th by name):
+                                           a document for each unfinished one, a status change
+                                           for the others, REDACT of them redacted; JSON to PLAN
+  bench_util.py apply BASE PLAN            make the plan's changes at the mock (/_mock/...)
+  bench_util.py statuses BASE MOUNT N      N inquiries of the mount (every k-th by name) moved
+                                           to needs_review at the mock (a delta of N changes)
+  bench_util.py unseen MOUNT PLAN          how many of the plan's changes the mount does not
+                                           show yet (new document readable, status, redacted
+                                           inquiry empty)
 """
 
 import hashlib
@@ -35,7 +45,8 @@ import time
 import urllib.error
 import urllib.request
 
-STATS = ("api_requests", "api_list", "api_retrieve", "file_get", "file_bytes", "rate_limited")
+STATS = ("api_requests", "api_list", "api_retrieve", "file_get", "file_bytes", "rate_limited",
+         "api_search")
 
 
 def stats(base):
@@ -203,10 +214,120 @@ def report(results, out):
               f"{'yes' if r['ok'] else '**no**'} | {r['notes']} |")
 
 
+UNFINISHED = ("created", "pending")
+
+
+def attributes_in(mount, inquiry):
+    try:
+        with open(os.path.join(mount, "inquiries", inquiry, "inquiry.json"), "rb") as f:
+            return json.load(f)["data"]["attributes"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def status_in(mount, inquiry):
+    return attributes_in(mount, inquiry).get("status")
+
+
+def change_plan(mount, n, redact, plan):
+    names = sorted(os.listdir(os.path.join(mount, "inquiries")))
+    step = max(1, len(names) // int(n))
+    picked = names[::step][: int(n)]
+    changes = []
+    for i, inquiry in enumerate(picked):
+        attributes = attributes_in(mount, inquiry)
+        status = attributes.get("status")
+        if status is None or attributes.get("redacted-at"):
+            continue  # already redacted: nothing to change
+        if i < int(redact):
+            changes.append({"id": inquiry, "kind": "redact"})
+        elif status in UNFINISHED:
+            changes.append({"id": inquiry, "kind": "document", "filename": f"late-{i}.jpg",
+                            "size": 2000 + i})
+        else:
+            changes.append({"id": inquiry, "kind": "status",
+                            "status": "declined" if status == "approved" else "approved"})
+    with open(plan, "w") as f:
+        json.dump(changes, f)
+
+
+def mock_post(base, path, body):
+    request = urllib.request.Request(
+        base.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        r.read()
+
+
+def apply(base, plan):
+    with open(plan) as f:
+        changes = json.load(f)
+    made = []
+    for c in changes:
+        path = f"/_mock/inquiries/{c['id']}"
+        try:
+            if c["kind"] == "redact":
+                mock_post(base, path + "/redact", {})
+            elif c["kind"] == "document":
+                mock_post(base, path + "/documents",
+                          {"filename": c["filename"], "size": c["size"]})
+            else:
+                mock_post(base, path + "/status", {"status": c["status"]})
+        except urllib.error.HTTPError as e:
+            print(f"{c['kind']} of {c['id']} refused: {e.code}", file=sys.stderr)
+            continue
+        made.append(c)
+    with open(plan, "w") as f:
+        json.dump(made, f)
+    print(len(made))
+
+
+def statuses(base, mount, n):
+    names = sorted(os.listdir(os.path.join(mount, "inquiries")))
+    step = max(1, len(names) // int(n))
+    changed = 0
+    for inquiry in names[::step][: int(n)]:
+        try:
+            mock_post(base, f"/_mock/inquiries/{inquiry}/status", {"status": "needs_review"})
+            changed += 1
+        except urllib.error.HTTPError:
+            pass  # a redacted inquiry keeps its status
+    print(changed)
+
+
+def unseen(mount, plan):
+    with open(plan) as f:
+        changes = json.load(f)
+    missing = 0
+    for c in changes:
+        inquiry = os.path.join(mount, "inquiries", c["id"])
+        if c["kind"] == "redact":
+            files = []
+            for section in ("document", "selfie"):
+                try:
+                    files += os.listdir(os.path.join(inquiry, section))
+                except OSError:
+                    pass
+            missing += bool(files)
+        elif c["kind"] == "document":
+            docs = os.path.join(inquiry, "document")
+            try:
+                found = [n for n in os.listdir(docs) if n.endswith(c["filename"])]
+                ok = bool(found) and os.path.getsize(os.path.join(docs, found[0])) == c["size"]
+            except OSError:
+                ok = False
+            missing += not ok
+        else:
+            missing += status_in(mount, c["id"]) != c["status"]
+    print(missing)
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     {"stats": stats, "client": client, "backend": backend, "config": config, "large-file": large_file, "hashes": hashes,
-     "median": median, "free-port": free_port, "add": add, "report": report}[command](*args)
+     "median": median, "free-port": free_port, "add": add, "report": report,
+     "change-plan": change_plan, "apply": apply, "statuses": statuses,
+     "unseen": unseen}[command](*args)
 
 
 if __name__ == "__main__":
