@@ -387,8 +387,8 @@ mod million {
             let a = x % accounts;
             let id: Arc<str> = Arc::from(format!("inq_{i:024}"));
             let created = Some(UNIX_EPOCH + Duration::from_secs(1_765_000_000 - i * 15));
-            let account = (x % 10 != 0).then(|| format!("act_{a:024}"));
-            let reference = (x % 5 != 0).then(|| format!("user-{a:06}"));
+            let account = (!x.is_multiple_of(10)).then(|| format!("act_{a:024}"));
+            let reference = (!x.is_multiple_of(5)).then(|| format!("user-{a:06}"));
             (id, created, reference, account)
         };
         let base = rss();
