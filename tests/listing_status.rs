@@ -41,6 +41,9 @@ fn status_shows_a_listing_in_progress() {
         runtime: RuntimeConfig {
             rate_limit: 0,
             api_latency_ms: 400,
+            // Listing by TTL, as for a key that may not search: with deltas, the second
+            // listing would be a delta (SEMANTICS.md, "Freshness: deltas").
+            refuse_search: true,
             ..MockConfig::default().runtime
         },
         ..Default::default()

@@ -300,9 +300,13 @@ impl Lister {
             return self.refresh().await;
         }
         if let Some(current) = self.current() {
-            // Only what the last mount saw, or Persona failed the last time: answer with it at
-            // once and list again in the background.
-            if current.confirmed_at().is_none() || self.last_failed.load(Ordering::Relaxed) {
+            // Only what the last mount saw, Persona failed the last time, or a whole listing
+            // is due while deltas keep the mount fresh (daily, or a delta was not trusted):
+            // answer with it at once and list again in the background.
+            if current.confirmed_at().is_none()
+                || self.last_failed.load(Ordering::Relaxed)
+                || self.deltas_kept()
+            {
                 self.refresh_in_background();
                 return Ok(current);
             }

@@ -247,6 +247,13 @@ impl Lister {
         d.live.store(true, Ordering::Relaxed);
     }
 
+    /// Whether deltas keep this mount fresh (on, and search not refused).
+    pub(super) fn deltas_kept(&self) -> bool {
+        self.deltas
+            .as_ref()
+            .is_some_and(|d| !d.refused.load(Ordering::Relaxed))
+    }
+
     /// The last listing or delta failed (the mount serves what it knows meanwhile).
     pub(crate) fn failing(&self) -> bool {
         self.last_failed.load(Ordering::Relaxed)
