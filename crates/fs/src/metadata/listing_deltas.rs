@@ -399,15 +399,25 @@ impl Lister {
                     .await
                     .map_err(delta::unusable)?,
             };
-            let newest = match for_listing {
-                true => {
+            // The key check's first page, if it is still fresh, is that page.
+            let seeded = match for_listing {
+                true => self
+                    .seed
+                    .lock()
+                    .take()
+                    .filter(|(_, at)| at.elapsed() < self.ttl),
+                false => None,
+            };
+            let newest = match (for_listing, seeded) {
+                (true, Some((page, _))) => page.inquiries,
+                (true, None) => {
                     self.api
                         .list_page(&self.filters, None, 100)
                         .await
                         .map_err(Unusable::Failed)?
                         .inquiries
                 }
-                false => Vec::new(),
+                (false, _) => Vec::new(),
             };
             Ok::<_, Unusable>((searched, newest))
         };
