@@ -7,20 +7,15 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Options, TestMount, fuse_available};
+use binary::Daemon;
+use common::{Options, TestMount, fuse_available, generated, mock, wait_until};
 use personafs_fs::cache::CacheLimits;
 use personafs_mock::{MockConfig, MockServer, RuntimeConfig, generate};
 
-fn mock(n: usize) -> MockServer {
-    MockServer::start(MockConfig {
-        generate: n,
-        seed: 21,
-        ..Default::default()
-    })
-    .unwrap()
-}
+/// The generated organization of these tests.
+const SEED: u64 = 21;
 
 /// A cache at `dir`, no read-ahead (these tests count downloads and entries exactly).
 fn with_cache(dir: &Path, max_size: u64) -> Options {
@@ -69,16 +64,8 @@ fn all_files(m: &TestMount) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+/// How long the waits for the cache may take (a hang detector).
+const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn the_cap_holds_and_least_recently_used_files_go_first() {
@@ -87,7 +74,7 @@ fn the_cap_holds_and_least_recently_used_files_go_first() {
     }
     let cache = tempfile::tempdir().unwrap();
     let cap = 10 << 20;
-    let m = TestMount::with(mock(20), with_cache(cache.path(), cap));
+    let m = TestMount::with(mock(20, SEED), with_cache(cache.path(), cap));
     let files = all_files(&m);
     let mut read = 0u64;
     let mut order = Vec::new();
@@ -110,13 +97,13 @@ fn the_cap_holds_and_least_recently_used_files_go_first() {
         }
     }
     assert!(read > 30 << 20, "only {read} bytes of files");
-    wait_for("the last commit", || {
+    wait_until("the last commit", WAIT, || {
         bytes_on_disk(cache.path()) > 0 && data_entries(cache.path()) > 0
     });
     // The newest file is still cached: reading it again downloads nothing.
     let gets = m.stats().file_get;
     let (last, last_bytes) = order.last().unwrap();
-    wait_for("the newest file to be cached", || {
+    wait_until("the newest file to be cached", WAIT, || {
         std::fs::read(last).unwrap();
         m.stats().file_get == gets
     });
@@ -178,12 +165,12 @@ fn a_remount_reuses_the_cache_and_detects_tampering() {
     let cache = tempfile::tempdir().unwrap();
     // (path relative to the mountpoint, bytes)
     let files: Vec<(PathBuf, Vec<u8>)> = {
-        let m = TestMount::with(mock(6), with_cache(cache.path(), 1 << 30));
+        let m = TestMount::with(mock(6, SEED), with_cache(cache.path(), 1 << 30));
         let files = all_files(&m);
         for (path, bytes) in &files {
             assert!(std::fs::read(path).unwrap() == *bytes);
         }
-        wait_for("every file to be cached", || {
+        wait_until("every file to be cached", WAIT, || {
             data_entries(cache.path()) == files.len()
         });
         let relative = files
@@ -204,7 +191,7 @@ fn a_remount_reuses_the_cache_and_detects_tampering() {
     altered[100] ^= 0xff;
     std::fs::write(&victim, &altered).unwrap();
     // Same data, new server, same cache: one download (the altered file), right bytes.
-    let m = TestMount::with(mock(6), with_cache(cache.path(), 1 << 30));
+    let m = TestMount::with(mock(6, SEED), with_cache(cache.path(), 1 << 30));
     for (relative, bytes) in &files {
         let path = m.path().join(relative);
         assert!(
@@ -346,18 +333,18 @@ fn warm_reads_use_passthrough_or_the_page_cache() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start_exact(MockConfig {
-        generate: 4,
-        seed: 2,
-        ..Default::default()
-    });
+    let m = TestMount::start_exact(generated(4, 2));
     let (path, bytes) = all_files(&m).into_iter().max_by_key(|f| f.1.len()).unwrap();
     assert!(std::fs::read(&path).unwrap() == bytes);
-    wait_for("the file to be cached", || data_entries(&m.cache_dir) == 1);
+    wait_until("the file to be cached", WAIT, || {
+        data_entries(&m.cache_dir) == 1
+    });
     drop_page_cache(&path);
     // The kernel refuses passthrough while an earlier handle of the inode, served by
     // personafs, is open; RELEASE arrives a little after close().
-    wait_for("earlier handles released", || m.core.open_handles() == 0);
+    wait_until("earlier handles released", WAIT, || {
+        m.core.open_handles() == 0
+    });
     let reads = m.core.counters.reads.load(Ordering::Relaxed);
     assert!(std::fs::read(&path).unwrap() == bytes);
     let passthrough = m.core.counters.passthrough_opens.load(Ordering::Relaxed);
@@ -378,7 +365,7 @@ fn a_warm_file_opened_again_reuses_its_kept_backing_until_its_entry_leaves_the_c
     }
     let cache = tempfile::tempdir().unwrap();
     let cap = 10 << 20;
-    let m = TestMount::with(mock(20), with_cache(cache.path(), cap));
+    let m = TestMount::with(mock(20, SEED), with_cache(cache.path(), cap));
     let files: Vec<_> = all_files(&m)
         .into_iter()
         .filter(|(_, b)| !b.is_empty() && (b.len() as u64) < cap / 4)
@@ -386,11 +373,11 @@ fn a_warm_file_opened_again_reuses_its_kept_backing_until_its_entry_leaves_the_c
     let (path, bytes) = files[0].clone();
     let counter = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let t = &m.core.counters;
-    let released = || wait_for("handles released", || m.core.open_handles() == 0);
+    let released = || wait_until("handles released", WAIT, || m.core.open_handles() == 0);
 
     // Cold, then the first warm open registers the cache file with the kernel.
     assert!(std::fs::read(&path).unwrap() == bytes);
-    wait_for("the file to be cached", || {
+    wait_until("the file to be cached", WAIT, || {
         is_cached(&m, cache.path(), &path)
     });
     released();
@@ -418,7 +405,7 @@ fn a_warm_file_opened_again_reuses_its_kept_backing_until_its_entry_leaves_the_c
         }
         assert!(std::fs::read(other).unwrap() == *other_bytes);
     }
-    wait_for("the file to leave the cache", || {
+    wait_until("the file to leave the cache", WAIT, || {
         !is_cached(&m, cache.path(), &path)
     });
     released();
@@ -437,7 +424,7 @@ fn a_warm_file_opened_again_reuses_its_kept_backing_until_its_entry_leaves_the_c
         kept_opens,
         "served by a stale backing"
     );
-    wait_for("the file to be cached again", || {
+    wait_until("the file to be cached again", WAIT, || {
         is_cached(&m, cache.path(), &path)
     });
     released();
@@ -466,12 +453,12 @@ fn cache_commands_report_prune_and_clear() {
     }
     let cache = tempfile::tempdir().unwrap();
     {
-        let m = TestMount::with(mock(3), with_cache(cache.path(), 1 << 30));
+        let m = TestMount::with(mock(3, SEED), with_cache(cache.path(), 1 << 30));
         let files = all_files(&m);
         for (path, _) in &files {
             std::fs::read(path).unwrap();
         }
-        wait_for("every file to be cached", || {
+        wait_until("every file to be cached", WAIT, || {
             data_entries(cache.path()) == files.len()
         });
         m.unmount();
@@ -504,18 +491,16 @@ fn opens_during_and_after_a_download_mix_safely() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start_exact(MockConfig {
-        generate: 4,
-        seed: 8,
-        ..Default::default()
-    });
+    let m = TestMount::start_exact(generated(4, 8));
     let (path, bytes) = all_files(&m).into_iter().max_by_key(|f| f.1.len()).unwrap();
     // Streaming handle kept open while the download completes and is cached.
     let mut streaming = std::fs::File::open(&path).unwrap();
     let mut first = Vec::new();
     streaming.read_to_end(&mut first).unwrap();
     assert!(first == bytes);
-    wait_for("the file to be cached", || data_entries(&m.cache_dir) == 1);
+    wait_until("the file to be cached", WAIT, || {
+        data_entries(&m.cache_dir) == 1
+    });
     // A new open while the streaming handle is open must not break either of them.
     let mut second = Vec::new();
     std::fs::File::open(&path)
@@ -565,11 +550,9 @@ fn a_file_larger_than_the_cache_streams_without_being_cached() {
     );
     // Read again once the first download is over (until its checksum and the cache's refusal
     // are done, a new open still shares it): downloaded again (not cached), same bytes.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while m.core.downloads_registered() > 0 {
-        assert!(Instant::now() < deadline, "the download never ended");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the download never ended", Duration::from_secs(10), || {
+        m.core.downloads_registered() == 0
+    });
     let gets = m.stats().file_get;
     drop_page_cache(&path);
     assert!(std::fs::read(&path).unwrap() == direct[0].2);
@@ -649,19 +632,14 @@ fn a_full_disk_means_no_caching_and_never_a_corrupt_entry() {
 
 /// `personafs mount <mp> --cache-dir <cache>` over `mock`, without read-ahead (these tests
 /// count cache entries exactly).
-fn mount_args<'a>(mp: &'a str, cache: &'a str, api: &'a str, files: &'a str) -> Vec<&'a str> {
-    vec![
-        "mount",
+fn mount_args(mp: &Path, cache: &Path, mock: &MockServer) -> Vec<String> {
+    binary::mount_args(
         mp,
-        "--api-base",
-        api,
-        "--file-host",
-        files,
-        "--cache-dir",
         cache,
-        "--prefetch",
-        "false",
-    ]
+        &mock.api_base(),
+        &mock.files_base(),
+        &["--prefetch", "false"],
+    )
 }
 
 /// `personafs cache <action> --cache-dir <dir>` with extra environment: (success, stdout,
@@ -710,19 +688,14 @@ fn a_second_mount_on_a_cache_directory_is_refused_naming_the_first() {
     if !fuse_available() {
         return;
     }
-    let mock = mock(3);
+    let mock = mock(3, SEED);
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
     let (mp1, mp2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (api, files) = (mock.api_base(), common::host_port(&mock.files_base()));
     let key = mock.api_key();
     let env = [("PERSONA_API_KEY", key.as_str())];
-    let (p1, p2, c) = (
-        mp1.path().to_str().unwrap(),
-        mp2.path().to_str().unwrap(),
-        cache.to_str().unwrap(),
-    );
-    let mut first = binary::Daemon::spawn(mp1.path(), &mount_args(p1, c, &api, &files), &env);
+    let (p1, c) = (mp1.path().to_str().unwrap(), cache.to_str().unwrap());
+    let mut first = Daemon::spawn_for(&mock, mp1.path(), &mount_args(mp1.path(), &cache, &mock));
     let expected = format!(
         "cache directory {c} is in use by the personafs mount at {p1} (pid {})",
         first.pid()
@@ -730,7 +703,7 @@ fn a_second_mount_on_a_cache_directory_is_refused_naming_the_first() {
     // In the foreground and as a daemon (the error then comes back through its parent).
     for foreground in [true, false] {
         let out = std::process::Command::new(binary::BIN)
-            .args(mount_args(p2, c, &api, &files))
+            .args(mount_args(mp2.path(), &cache, &mock))
             .args(foreground.then_some("--foreground"))
             .envs(env)
             .stdin(std::process::Stdio::null())
@@ -748,7 +721,7 @@ fn a_second_mount_on_a_cache_directory_is_refused_naming_the_first() {
     // Its lock dies with it, even by kill -9: the directory is then free.
     first.kill9();
     let _ = binary::personafs(&["unmount", p1]);
-    let second = binary::Daemon::spawn(mp2.path(), &mount_args(p2, c, &api, &files), &env);
+    let second = Daemon::spawn_for(&mock, mp2.path(), &mount_args(mp2.path(), &cache, &mock));
     assert!(std::fs::read_dir(mp2.path().join("inquiries")).is_ok());
     second.stop();
 }
@@ -764,14 +737,8 @@ fn stats_beside_a_live_mount_during_a_download_changes_nothing() {
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
     let mp = tempfile::tempdir().unwrap();
-    let (api, files) = (server.api_base(), common::host_port(&server.files_base()));
-    let key = server.api_key();
-    let (p, c) = (mp.path().to_str().unwrap(), cache.to_str().unwrap());
-    let d = binary::Daemon::spawn(
-        mp.path(),
-        &mount_args(p, c, &api, &files),
-        &[("PERSONA_API_KEY", key.as_str())],
-    );
+    let p = mp.path().to_str().unwrap();
+    let d = Daemon::spawn_for(&server, mp.path(), &mount_args(mp.path(), &cache, &server));
     // Some files cached first: every file of the small inquiries.
     let inquiries = mp.path().join("inquiries");
     let mut small = 0;
@@ -782,12 +749,12 @@ fn stats_beside_a_live_mount_during_a_download_changes_nothing() {
         }
     }
     assert!(small > 0, "no small files");
-    wait_for("the small files to be cached", || {
+    wait_until("the small files to be cached", WAIT, || {
         data_entries(&cache) == small
     });
     // A commit writes its entry's metadata through a temp file of its own, a moment after the
     // data: let the last one finish, so that the only temp file below is the slow download's.
-    wait_for("the last commit to finish", || {
+    wait_until("the last commit to finish", WAIT, || {
         names_in(&cache.join("tmp")).is_empty()
     });
     // Then a slow download, caught in the middle.
@@ -802,7 +769,7 @@ fn stats_beside_a_live_mount_during_a_download_changes_nothing() {
         .unwrap()
         .path();
     let reader = std::thread::spawn(move || std::fs::read(doc).unwrap());
-    wait_for("the download's temp file", || {
+    wait_until("the download's temp file", WAIT, || {
         !names_in(&cache.join("tmp")).is_empty()
     });
     let (data_before, tmp_before) = (names_in(&cache.join("data")), names_in(&cache.join("tmp")));
@@ -836,7 +803,7 @@ fn stats_beside_a_live_mount_during_a_download_changes_nothing() {
     // The download finishes and enters the cache, beside every earlier entry.
     let bytes = reader.join().unwrap();
     assert_eq!(bytes.len(), 12 << 20);
-    wait_for("the download to be cached", || {
+    wait_until("the download to be cached", WAIT, || {
         data_entries(&cache) == small + 1
     });
     let data_after = names_in(&cache.join("data"));
@@ -849,18 +816,12 @@ fn prune_and_clear_are_refused_beside_a_live_mount_and_work_after_it() {
     if !fuse_available() {
         return;
     }
-    let mock = mock(3);
+    let mock = mock(3, SEED);
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
     let mp = tempfile::tempdir().unwrap();
-    let (api, files) = (mock.api_base(), common::host_port(&mock.files_base()));
-    let key = mock.api_key();
     let (p, c) = (mp.path().to_str().unwrap(), cache.to_str().unwrap());
-    let d = binary::Daemon::spawn(
-        mp.path(),
-        &mount_args(p, c, &api, &files),
-        &[("PERSONA_API_KEY", key.as_str())],
-    );
+    let d = Daemon::spawn_for(&mock, mp.path(), &mount_args(mp.path(), &cache, &mock));
     let all: Vec<PathBuf> = mock
         .inquiry_ids()
         .iter()
@@ -872,7 +833,7 @@ fn prune_and_clear_are_refused_beside_a_live_mount_and_work_after_it() {
         std::fs::read(f).unwrap();
     }
     // Each entry's meta file is written just after its data file: wait for both.
-    wait_for("every file to be cached", || {
+    wait_until("every file to be cached", WAIT, || {
         data_entries(&cache) == n && names_in(&cache.join("data")).len() == 2 * n
     });
     let entries = names_in(&cache.join("data"));

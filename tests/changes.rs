@@ -15,22 +15,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use binary::{Daemon, read_tree, wait_until};
-use common::fuse_available;
-use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
+use common::{free_port, fuse_available, unlimited};
+use personafs_mock::{MockConfig, MockServer};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const SECRET: &str = "whsec_test_0123456789";
 
 fn mock() -> MockServer {
     MockServer::start(MockConfig {
-        generate: 8,
-        seed: 15,
-        runtime: RuntimeConfig {
-            rate_limit: 0,
-            ..MockConfig::default().runtime
-        },
         webhook_secrets: vec![SECRET.to_string()],
-        ..Default::default()
+        ..unlimited(8, 15)
     })
     .unwrap()
 }
@@ -43,32 +37,24 @@ fn mount_args(
     mock: &MockServer,
     extra: &[&str],
 ) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "mount",
-        mp.to_str().unwrap(),
-        "--api-base",
+    let log = log.to_str().unwrap();
+    let mut args = binary::mount_args(
+        mp,
+        cache,
         &mock.api_base(),
-        "--file-host",
-        &common::host_port(&mock.files_base()),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--log-file",
-        log.to_str().unwrap(),
-        "--metadata-ttl",
-        "1h",
-        "--prefetch=false",
-        "--cache-min-free",
-        "0",
-    ]
-    .map(String::from)
-    .to_vec();
+        &mock.files_base(),
+        &[
+            "--log-file",
+            log,
+            "--metadata-ttl",
+            "1h",
+            "--prefetch=false",
+            "--cache-min-free",
+            "0",
+        ],
+    );
     args.extend(extra.iter().map(|s| s.to_string()));
     args
-}
-
-fn spawn(mp: &Path, args: &[String], mock: &MockServer) -> Daemon {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Daemon::spawn(mp, &args, &[("PERSONA_API_KEY", &mock.api_key())])
 }
 
 fn log_text(log: &Path) -> String {
@@ -155,7 +141,7 @@ fn feed_mount(mock: &MockServer, log_name: &str) -> FeedMount {
     let cache = work.path().join("cache");
     let log = work.path().join(log_name);
     let args = mount_args(mp.path(), &cache, &log, mock, &["--watch-events", "1s"]);
-    let daemon = spawn(mp.path(), &args, mock);
+    let daemon = Daemon::spawn_for(mock, mp.path(), &args);
     wait_until("the feed started", LIMIT, || {
         log_text(&log).contains("events feed started")
     });
@@ -218,7 +204,7 @@ fn the_feed_applies_a_redaction_and_a_new_inquiry_and_a_remount_resumes() {
     assert!(mock.redact(b));
     let log2 = work.path().join("two.log");
     let args = mount_args(mp.path(), &cache, &log2, &mock, &["--watch-events", "1s"]);
-    let d = spawn(mp.path(), &args, &mock);
+    let d = Daemon::spawn_for(&mock, mp.path(), &args);
     wait_until("the missed redaction applied", LIMIT, || {
         log_text(&log2)
             .lines()
@@ -287,15 +273,6 @@ fn after_a_redaction_the_kernel_no_longer_shows_the_files_paths() {
     m.daemon.stop();
 }
 
-/// A free loopback port (bound then released: the mount binds it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// POST `body` to `/` of `port` with these headers; the HTTP status.
 fn post(port: u16, headers: &[(&str, &str)], body: &[u8]) -> u16 {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -354,7 +331,7 @@ fn signed_webhooks_apply_a_redaction_and_a_wrong_signature_changes_nothing() {
         ],
     );
     let inquiries = mp.path().join("inquiries");
-    let d = spawn(mp.path(), &args, &mock);
+    let d = Daemon::spawn_for(&mock, mp.path(), &args);
     let ids = with_files(&inquiries);
     let (a, b) = (&ids[0], &ids[1]);
     let files_a = copy_inquiry(&inquiries, &cache, a);

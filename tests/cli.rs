@@ -6,9 +6,8 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use binary::{BIN, is_mounted, personafs};
+use binary::{BIN, Daemon, is_mounted, personafs};
 use common::fuse_available;
 
 const DEMO_KEY: &str = "persona_sandbox_demo";
@@ -94,35 +93,21 @@ fn foreground_demo_unmounts_cleanly_on_sigterm() {
     }
     let mp = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let _guard = Guard(mp.path());
-    let mut child = Command::new(BIN)
-        .args([
+    let mp = mp.path();
+    // `Daemon::stop` sends SIGTERM and checks a clean exit that leaves no mount behind.
+    let daemon = Daemon::spawn(
+        mp,
+        &[
             "demo",
-            mp.path().to_str().unwrap(),
-            "--foreground",
+            mp.to_str().unwrap(),
             "--inquiries",
             "3",
-        ])
-        .arg("--cache-dir")
-        .arg(work.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !mp.path().join("inquiries").is_dir() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "demo did not mount"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: sending a signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
-    assert!(!is_mounted(mp.path()), "stale mount left after SIGTERM");
+            "--cache-dir",
+            work.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    daemon.stop();
 }
 
 #[test]

@@ -2,21 +2,19 @@
 //! the mock over loopback: the changed inquiries, oldest change first, over cursor pages; the
 //! mock's index lag; a refusal (404) told apart; the body cap of every API answer.
 
+mod common;
+
 use std::time::Duration;
 
 use chrono::Utc;
+use common::unlimited;
 use personafs_client::{
     ApiKey, ClientConfig, Error, HttpClient, PersonaApi, SearchError, changes_since,
 };
 use personafs_mock::{MockConfig, MockServer};
 
 fn mock(generate: usize) -> MockServer {
-    let mut config = MockConfig {
-        generate,
-        ..MockConfig::default()
-    };
-    config.runtime.rate_limit = 0;
-    MockServer::start(config).unwrap()
+    MockServer::start(unlimited(generate, MockConfig::default().seed)).unwrap()
 }
 
 fn client(api_base: &str, key: &str) -> HttpClient {

@@ -1,86 +1,35 @@
 //! `kill -9` of the daemon during a download: no stale mount after `personafs unmount`, no
 //! left-over or corrupt cache data, and a remount serves the right bytes.
 
+mod binary;
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::fuse_available;
+use binary::{BIN, Daemon, MockProcess, mount_args};
+use common::{fuse_available, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_personafs");
 const KEY: &str = "persona_sandbox_demo";
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Leaves no mount behind, whatever happens in the test.
-struct UnmountGuard(PathBuf);
-impl Drop for UnmountGuard {
-    fn drop(&mut self) {
-        if personafs::unmount::is_fuse_mount(&self.0) {
-            let _ = Command::new(BIN).arg("unmount").arg(&self.0).output();
-        }
-    }
-}
-
-fn start_mock() -> (Proc, String, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "mock-server",
+fn start_mock() -> MockProcess {
+    MockProcess::spawn(
+        BIN,
+        &[
             "--generate",
             "3",
             "--seed",
             "4",
             "--files-bandwidth",
             "400000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let api = lines.next().unwrap().unwrap();
-    let files = lines.next().unwrap().unwrap();
-    let api = api.strip_prefix("api=").unwrap().to_string();
-    let files = files.strip_prefix("files=").unwrap().to_string();
-    (Proc(child), api, files)
+        ],
+    )
 }
 
-fn mount(mp: &Path, cache: &Path, api: &str, files: &str) -> Proc {
-    let child = Command::new(BIN)
-        .args([
-            "mount",
-            mp.to_str().unwrap(),
-            "--foreground",
-            "--api-base",
-            api,
-        ])
-        .args(["--file-host", &common::host_port(files)])
-        .arg("--cache-dir")
-        .arg(cache)
-        .env("PERSONA_API_KEY", KEY)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !mp.join("inquiries").is_dir() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "mount did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Proc(child)
+fn mount(mp: &Path, cache: &Path, mock: &MockProcess) -> Daemon {
+    let args = mount_args(mp, cache, &mock.api, &mock.files, &[]);
+    Daemon::spawn(mp, &args, &[("PERSONA_API_KEY", KEY)])
 }
 
 fn largest_file(mp: &Path) -> PathBuf {
@@ -110,12 +59,11 @@ fn kill_9_mid_download_then_unmount_and_remount() {
     if !fuse_available() {
         return;
     }
-    let (_mock, api, files) = start_mock();
+    let mock = start_mock();
     let mp = tempfile::tempdir().unwrap();
-    let _guard = UnmountGuard(mp.path().to_path_buf());
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
-    let mut daemon = mount(mp.path(), &cache, &api, &files);
+    let mut daemon = mount(mp.path(), &cache, &mock);
     let file = largest_file(mp.path());
     let relative = file.strip_prefix(mp.path()).unwrap().to_path_buf();
     let size = std::fs::metadata(&file).unwrap().len();
@@ -124,16 +72,10 @@ fn kill_9_mid_download_then_unmount_and_remount() {
         "file too small to catch mid-download: {size}"
     );
     let reader = std::thread::spawn(move || std::fs::read(&file).map(|b| b.len()));
-    let start = Instant::now();
-    while tmp_bytes(&cache) == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "download never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    daemon.0.kill().unwrap(); // SIGKILL
-    daemon.0.wait().unwrap();
+    wait_until("download never started", Duration::from_secs(20), || {
+        tmp_bytes(&cache) > 0
+    });
+    daemon.kill9();
     assert!(
         reader.join().unwrap().is_err(),
         "a read through a killed daemon succeeded"
@@ -154,7 +96,7 @@ fn kill_9_mid_download_then_unmount_and_remount() {
     assert!(!personafs::unmount::is_fuse_mount(mp.path()));
     // The half download is still there, and must never be served.
     assert!(tmp_bytes(&cache) > 0);
-    let daemon = mount(mp.path(), &cache, &api, &files);
+    let daemon = mount(mp.path(), &cache, &mock);
     assert_eq!(tmp_bytes(&cache), 0, "left-overs survived the restart");
     let bytes = std::fs::read(mp.path().join(&relative)).unwrap();
     assert_eq!(bytes.len() as u64, size);
@@ -162,8 +104,8 @@ fn kill_9_mid_download_then_unmount_and_remount() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let direct = rt.block_on(async {
         use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
-        let mut c = ClientConfig::new(api.as_str(), ApiKey::new(KEY));
-        c.allowed_file_hosts.push(common::host_port(&files));
+        let mut c = ClientConfig::new(mock.api.as_str(), ApiKey::new(KEY));
+        c.allowed_file_hosts.push(common::host_port(&mock.files));
         let client = HttpClient::new(c).unwrap();
         let id = relative.iter().nth(1).unwrap().to_str().unwrap();
         let name = relative.file_name().unwrap().to_str().unwrap();

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use binary::{Daemon, wait_until};
-use common::fuse_available;
+use common::{fuse_available, unlimited};
 use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -32,34 +32,19 @@ fn a_repeating_cursor_shows_what_was_gathered_and_warns_once() {
     if !fuse_available() {
         return;
     }
-    let mock = MockServer::start(MockConfig {
-        generate: 250,
-        runtime: RuntimeConfig {
-            rate_limit: 0,
-            repeat_cursor: true,
-            ..MockConfig::default().runtime
-        },
-        ..Default::default()
-    })
-    .unwrap();
+    let mut config = unlimited(250, MockConfig::default().seed);
+    config.runtime.repeat_cursor = true;
+    let mock = MockServer::start(config).unwrap();
     let work = tempfile::tempdir().unwrap();
     let mp = work.path().join("mnt");
     std::fs::create_dir(&mp).unwrap();
     let mp = mp.canonicalize().unwrap();
     let (cache, log) = (work.path().join("cache"), work.path().join("personafs.log"));
-    let files = common::host_port(&mock.files_base());
-    let api = mock.api_base();
-    let d = Daemon::spawn(
+    let d = Daemon::mount(
+        &mock,
         &mp,
+        &cache,
         &[
-            "mount",
-            mp.to_str().unwrap(),
-            "--api-base",
-            &api,
-            "--file-host",
-            &files,
-            "--cache-dir",
-            cache.to_str().unwrap(),
             "--log-file",
             log.to_str().unwrap(),
             "--metadata-ttl",
@@ -71,7 +56,6 @@ fn a_repeating_cursor_shows_what_was_gathered_and_warns_once() {
             "--cache-min-free",
             "0",
         ],
-        &[("PERSONA_API_KEY", &mock.api_key())],
     );
     let inquiries = mp.join("inquiries");
     // Pages of 100: the second page links to its own cursor again, so two pages are whole.

@@ -9,11 +9,11 @@
 mod binary;
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
+use binary::MockProcess;
 use common::fuse_available;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -69,42 +69,6 @@ impl Drop for Installed {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-/// `personafs mock-server` of the installed package, killed on drop.
-struct Mock(Child);
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The mock's `api=` and `files=` addresses, as it prints them.
-fn start_mock() -> (Mock, String, String) {
-    let mut child = Command::new("/usr/bin/personafs")
-        .args(["mock-server", "--generate", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mock = Mock(child);
-    let mut api = None;
-    let mut files = None;
-    while api.is_none() || files.is_none() {
-        let line = lines
-            .next()
-            .expect("the mock printed its addresses")
-            .unwrap();
-        if let Some(a) = line.strip_prefix("api=") {
-            api = Some(a.to_string());
-        } else if let Some(f) = line.strip_prefix("files=") {
-            files = Some(f.to_string());
-        }
-    }
-    (mock, api.unwrap(), files.unwrap())
 }
 
 fn private(path: &Path, text: &str) {
@@ -176,7 +140,9 @@ fn the_package_installs_mounts_from_fstab_and_purges_cleanly() {
     assert_eq!(&man[..2], b"\x1f\x8b", "the man page is gzipped");
 
     // The README's fstab line over the installed binary's mock.
-    let (_mock, api, files_base) = start_mock();
+    // `personafs mock-server` of the installed package.
+    let mock = MockProcess::spawn("/usr/bin/personafs", &["--generate", "3"]);
+    let (api, files_base) = (&mock.api, &mock.files);
     let work = tempfile::tempdir().unwrap();
     let w = work.path().canonicalize().unwrap();
     let mp = w.join("mnt");
@@ -190,7 +156,7 @@ fn the_package_installs_mounts_from_fstab_and_purges_cleanly() {
         &format!(
             "api_key_file = \"{}\"\napi_base = \"{api}\"\nfile_host = [\"{}\"]\ncache_dir = \"{}\"\n",
             key.display(),
-            common::host_port(&files_base),
+            common::host_port(files_base),
             cache.display(),
         ),
     );
@@ -229,7 +195,7 @@ grep -q " $MP " /proc/self/mountinfo && echo STILL_MOUNTED || echo UNMOUNTED
     assert_eq!(photo[0], photo[1], "the photo reads whole: {out}");
     assert_eq!(photo[2], "ffd8", "a JPEG: {out}");
     assert!(out.ends_with("UNMOUNTED\n"), "{out}");
-    drop(_mock);
+    drop(mock);
 
     // Purged: every file of the package is gone; the user's cache stays.
     run(Command::new("dpkg").args(["--purge", "personafs"]));

@@ -4,25 +4,19 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Options, TestMount, fuse_available, list, walk};
-use personafs_mock::{MockConfig, MockServer};
+use common::{Options, TestMount, fuse_available, generated, list, mock, wait_for, walk};
 
-fn generated(n: usize) -> MockConfig {
-    MockConfig {
-        generate: n,
-        seed: 11,
-        ..Default::default()
-    }
-}
+/// The generated organization of these tests.
+const SEED: u64 = 11;
 
 #[test]
 fn a_warm_walk_reads_no_listing_through_personafs() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start_exact(generated(6));
+    let m = TestMount::start_exact(generated(6, SEED));
     let reads = || m.core.counters.dir_reads.load(Ordering::Relaxed);
     let first = walk(&m.inquiries());
     let after_first = reads();
@@ -40,7 +34,7 @@ fn a_listing_due_a_refresh_is_read_again_once_the_kernel_asks_for_it() {
     }
     let mut opts = Options::exact();
     opts.core.metadata_ttl = Duration::from_millis(300);
-    let m = TestMount::with(MockServer::start(generated(20)).unwrap(), opts);
+    let m = TestMount::with(mock(20, SEED), opts);
     let unfinished = ["created", "pending", "needs_review"];
     let id = m
         .mock
@@ -68,18 +62,18 @@ fn a_listing_due_a_refresh_is_read_again_once_the_kernel_asks_for_it() {
     // TTL, the kernel's next question about the directory (within the attribute TTL, 5 s)
     // drops its copy, and the read after it shows the new document.
     let added = m.mock.add_document(&id, "late_addendum.pdf", 2345).unwrap();
-    let start = Instant::now();
-    let now = loop {
-        let now = list(&document).unwrap();
-        if now.len() > before.len() {
-            break now;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the new document {added} never showed: {now:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let now = wait_for(
+        &format!("the new document {added} showing"),
+        Duration::from_secs(20),
+        || {
+            let now = list(&document).unwrap();
+            if now.len() > before.len() {
+                Ok(now)
+            } else {
+                Err(now)
+            }
+        },
+    );
     assert_eq!(now.len(), before.len() + 1, "{before:?} → {now:?}");
     assert!(m.core.counters.dir_drops.load(Ordering::Relaxed) > drops);
     let new = now.iter().find(|p| !before.contains(p)).unwrap();

@@ -15,25 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use binary::{Daemon, bounded, personafs, wait_until};
-use common::{Options, TestMount, fuse_available, run};
-use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
+use common::{Options, TestMount, fuse_available, run, unlimited};
+use personafs_mock::{MockServer, RuntimeConfig};
 
 fn slow() -> bool {
     std::env::var_os("PERSONAFS_SLOW_TESTS").is_some_and(|v| v != "0")
-}
-
-fn generated(n: usize, seed: u64) -> MockConfig {
-    MockConfig {
-        generate: n,
-        seed,
-        // The client's own limit (300/min) is what a real mount obeys; the mock's would only
-        // slow these tests down.
-        runtime: RuntimeConfig {
-            rate_limit: 0,
-            ..MockConfig::default().runtime
-        },
-        ..Default::default()
-    }
 }
 
 /// Every file of every inquiry as (path relative to `inquiries/`, bytes of a direct download).
@@ -57,7 +43,7 @@ fn rsync_with_20_percent_failing_requests_is_byte_identical() {
         return;
     }
     let n = if slow() { 100 } else { 20 };
-    let mock = MockServer::start(generated(n, 21)).unwrap();
+    let mock = MockServer::start(unlimited(n, 21)).unwrap();
     let m = TestMount::with(
         mock,
         Options {
@@ -105,7 +91,7 @@ fn unreachable_files_host_gives_eio_in_bounded_time_then_recovers() {
     if !fuse_available() {
         return;
     }
-    let mock = MockServer::start(generated(6, 22)).unwrap();
+    let mock = MockServer::start(unlimited(6, 22)).unwrap();
     let mut opts = Options::default();
     opts.core.io_timeout = Duration::from_secs(2);
     opts.client = Box::new(|c| c.request_timeout = Duration::from_secs(3));
@@ -146,7 +132,7 @@ fn revoked_key_gives_eacces_one_log_line_and_no_retry_storm() {
     if !fuse_available() {
         return;
     }
-    let mock = MockServer::start(generated(8, 23)).unwrap();
+    let mock = MockServer::start(unlimited(8, 23)).unwrap();
     let ids = mock.inquiry_ids();
     let mp = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -390,7 +376,7 @@ fn concurrent_readers_get_identical_bytes_with_bounded_fds() {
     } else {
         (16, 100, 45, None)
     };
-    let mock = MockServer::start(generated(inquiries, 24)).unwrap();
+    let mock = MockServer::start(unlimited(inquiries, 24)).unwrap();
     let m = TestMount::with(mock, Options::default());
     let mut direct = direct_all(&m);
     assert!(direct.len() >= files, "only {} files", direct.len());

@@ -7,16 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Options, TestMount, fuse_available, run};
-use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
+use common::{Options, TestMount, fuse_available, generated, mock, run, wait_until};
+use personafs_mock::RuntimeConfig;
 
-fn generated(n: usize) -> MockConfig {
-    MockConfig {
-        generate: n,
-        seed: 11,
-        ..Default::default()
-    }
-}
+/// The generated organization of these tests.
+const SEED: u64 = 11;
 
 /// An inquiry with at least `min` files.
 fn inquiry_with_files(m: &TestMount, min: usize) -> (String, Vec<(String, String, Vec<u8>)>) {
@@ -34,7 +29,7 @@ fn cp_r_is_byte_identical() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(generated(10));
+    let m = TestMount::start(generated(10, SEED));
     let (id, direct) = inquiry_with_files(&m, 4);
     let out = tempfile::tempdir().unwrap();
     let src = m.inquiries().join(&id);
@@ -59,7 +54,7 @@ fn rsync_twice_copies_nothing_the_second_time() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(generated(8));
+    let m = TestMount::start(generated(8, SEED));
     let out = tempfile::tempdir().unwrap();
     let src = format!("{}/", m.inquiries().display());
     let dst = out.path().to_str().unwrap();
@@ -94,7 +89,7 @@ fn mmap_reads_the_same_bytes_and_photos_decode() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(generated(6));
+    let m = TestMount::start(generated(6, SEED));
     let mut photos = 0;
     for id in m.mock.inquiry_ids() {
         for (section, name, bytes) in m.direct_files(&id) {
@@ -143,7 +138,7 @@ fn parallel_readers_share_one_download() {
     if !fuse_available() {
         return;
     }
-    let mock = MockServer::start(generated(4)).unwrap();
+    let mock = mock(4, SEED);
     // Slow the files host so the 20 readers surely overlap.
     mock.set_runtime(RuntimeConfig {
         files_bandwidth: 2 << 20,
@@ -175,7 +170,7 @@ fn redaction_purges_the_cache() {
     if !fuse_available() {
         return;
     }
-    let mock = MockServer::start(generated(20)).unwrap();
+    let mock = mock(20, SEED);
     let mut opts = Options::exact();
     opts.core.metadata_ttl = Duration::from_millis(300);
     let m = TestMount::with(mock, opts);
@@ -210,10 +205,9 @@ fn redaction_purges_the_cache() {
             .count()
     };
     // Entries are committed just after their last byte is served.
-    let start = std::time::Instant::now();
-    while entries() < direct.len() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("every file cached", Duration::from_secs(10), || {
+        entries() >= direct.len()
+    });
     assert_eq!(entries(), direct.len());
     assert!(m.mock.redact(&id));
     std::thread::sleep(Duration::from_millis(400));
@@ -231,7 +225,7 @@ fn cold_reads_are_served_from_the_download_and_byte_identical() {
         return;
     }
     use std::sync::atomic::Ordering;
-    let m = TestMount::start_exact(generated(6));
+    let m = TestMount::start_exact(generated(6, SEED));
     let (id, direct) = inquiry_with_files(&m, 3);
     for (section, name, bytes) in &direct {
         let path = m.inquiries().join(&id).join(section).join(name);

@@ -7,18 +7,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Options, TestMount, fuse_available, run, walk};
+use common::{Options, TestMount, fuse_available, generated, mock, run, walk};
 use personafs_client::files_of;
-use personafs_mock::{MockConfig, MockServer};
+use personafs_mock::MockConfig;
 use serde_json::json;
 
-fn generated(n: usize) -> MockConfig {
-    MockConfig {
-        generate: n,
-        seed: 7,
-        ..Default::default()
-    }
-}
+/// The generated organization of these tests.
+const SEED: u64 = 7;
 
 /// The tree the contract says the mount must show, built from what the API returns.
 fn expected_tree(m: &TestMount) -> BTreeSet<PathBuf> {
@@ -47,7 +42,7 @@ fn ls_r_shows_exactly_the_generated_tree() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(generated(12));
+    let m = TestMount::start(generated(12, SEED));
     let got: BTreeSet<PathBuf> = walk(&m.inquiries()).into_iter().collect();
     let want = expected_tree(&m);
     assert_eq!(got, want);
@@ -70,7 +65,7 @@ fn stat_matches_the_api() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(generated(6));
+    let m = TestMount::start(generated(6, SEED));
     let mut direct_sizes = std::collections::HashMap::new();
     for id in m.mock.inquiry_ids() {
         for (_, name, bytes) in m.direct_files(&id) {
@@ -128,7 +123,7 @@ fn every_change_is_erofs() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(generated(3));
+    let m = TestMount::start(generated(3, SEED));
     let id = &m.mock.inquiry_ids()[0];
     let dir = m.inquiries().join(id);
     let json = dir.join("inquiry.json");
@@ -178,7 +173,7 @@ fn unlisted_id_is_found_and_unknown_id_is_enoent() {
     if !fuse_available() {
         return;
     }
-    let mock = MockServer::start(generated(5)).unwrap();
+    let mock = mock(5, SEED);
     let ids = mock.inquiry_ids();
     let mut opts = Options::default();
     opts.core.filters.inquiry_ids = vec![ids[0].clone()];
@@ -210,7 +205,7 @@ fn filters_select_the_listing() {
     if !fuse_available() {
         return;
     }
-    let mock = MockServer::start(generated(30)).unwrap();
+    let mock = mock(30, SEED);
     let api = common::client_for(&mock);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let all = rt
@@ -240,7 +235,7 @@ fn inquiry_json_has_no_tokens() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::start(generated(8));
+    let m = TestMount::start(generated(8, SEED));
     for id in m.mock.inquiry_ids() {
         let text = std::fs::read_to_string(m.inquiries().join(&id).join("inquiry.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).expect("inquiry.json is JSON");
@@ -399,7 +394,7 @@ fn answers_from_memory_match_the_core_and_cost_no_request() {
     use personafs_fs::{CoreConfig, FsCore, INQUIRIES};
     use std::sync::Arc;
 
-    let mock = MockServer::start(generated(3)).unwrap();
+    let mock = mock(3, SEED);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _in_rt = rt.enter();
     let cache_dir = tempfile::tempdir().unwrap();

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Options, TestMount, fuse_available, walk};
-use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
+use common::{Options, TestMount, fuse_available, mock, walk};
+use personafs_mock::RuntimeConfig;
 
 /// Far longer than the test waits for the signal to work: only an interrupt ends the wait.
 const IO_TIMEOUT: Duration = Duration::from_secs(600);
@@ -20,12 +20,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(600);
 const EXIT_WITHIN: Duration = Duration::from_secs(20);
 
 fn mount() -> TestMount {
-    let mock = MockServer::start(MockConfig {
-        generate: 3,
-        seed: 23,
-        ..Default::default()
-    })
-    .expect("mock starts");
+    let mock = mock(3, 23);
     let mut opts = Options::exact();
     opts.core.io_timeout = IO_TIMEOUT;
     TestMount::with(mock, opts)

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use binary::{Daemon, bounded, read_tree};
-use common::fuse_available;
-use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
+use common::{fuse_available, unlimited};
+use personafs_mock::MockServer;
 
 /// Inquiries in the mock; `PERSONAFS_OFFLINE_INQUIRIES` sets another number (to measure).
 fn inquiries_count() -> usize {
@@ -32,26 +32,22 @@ fn ls_lr(root: &Path) -> Vec<(PathBuf, bool, u64)> {
         .collect()
 }
 
-fn mount_args(mp: &Path, cache: &Path, log: &Path, api: &str, files_host: &str) -> Vec<String> {
-    [
-        "mount",
-        mp.to_str().unwrap(),
-        "--api-base",
-        api,
-        "--file-host",
-        files_host,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--log-file",
-        log.to_str().unwrap(),
-        // Read-ahead off: every download here is one this test asked for.
-        "--prefetch=false",
-        // Whatever the machine's disk holds: this test is not about a full disk.
-        "--cache-min-free",
-        "0",
-    ]
-    .map(String::from)
-    .to_vec()
+fn mount_args(mp: &Path, cache: &Path, log: &Path, mock: &MockServer) -> Vec<String> {
+    binary::mount_args(
+        mp,
+        cache,
+        &mock.api_base(),
+        &mock.files_base(),
+        &[
+            "--log-file",
+            log.to_str().unwrap(),
+            // Read-ahead off: every download here is one this test asked for.
+            "--prefetch=false",
+            // Whatever the machine's disk holds: this test is not about a full disk.
+            "--cache-min-free",
+            "0",
+        ],
+    )
 }
 
 #[test]
@@ -60,25 +56,13 @@ fn a_remount_with_persona_unreachable_shows_the_tree_and_the_cached_bytes() {
         return;
     }
     let n = inquiries_count();
-    let mock = MockServer::start(MockConfig {
-        generate: n,
-        seed: 31,
-        runtime: RuntimeConfig {
-            rate_limit: 0,
-            ..MockConfig::default().runtime
-        },
-        ..Default::default()
-    })
-    .unwrap();
+    let mock = MockServer::start(unlimited(n, 31)).unwrap();
     let key = mock.api_key();
-    let api = mock.api_base();
-    let files_host = common::host_port(&mock.files_base());
     let mp = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
     let log = work.path().join("personafs.log");
-    let args = mount_args(mp.path(), &cache, &log, &api, &files_host);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = mount_args(mp.path(), &cache, &log, &mock);
     let env = [("PERSONA_API_KEY", key.as_str())];
     let inquiries = mp.path().join("inquiries");
 

@@ -9,17 +9,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Options, TestMount, fuse_available, walk};
+use common::{Options, TestMount, fuse_available, mock, walk};
 use personafs_fs::FuseOptions;
-use personafs_mock::{MockConfig, MockServer};
 
 fn mount() -> TestMount {
-    let mock = MockServer::start(MockConfig {
-        generate: 6,
-        seed: 11,
-        ..Default::default()
-    })
-    .expect("mock starts");
+    let mock = mock(6, 11);
     let opts = Options {
         fuse: FuseOptions {
             threads: 1,

@@ -6,35 +6,21 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Options, TestMount, fuse_available, run};
-use personafs_mock::{MockConfig, MockServer};
+use common::{Options, TestMount, fuse_available, mock, run, wait_until};
 
-fn mock(n: usize) -> MockServer {
-    MockServer::start(MockConfig {
-        generate: n,
-        seed: 13,
-        ..Default::default()
-    })
-    .unwrap()
-}
+/// The generated organization of these tests.
+const SEED: u64 = 13;
 
 /// Wait until the mount has started no download for a while.
 fn settle(m: &TestMount) {
     let mut last = (u64::MAX, Instant::now());
-    let start = Instant::now();
-    loop {
+    wait_until("downloads settling", Duration::from_secs(60), || {
         let now = m.stats().file_get;
         if now != last.0 {
             last = (now, Instant::now());
-        } else if last.1.elapsed() > Duration::from_millis(700) {
-            return;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "downloads never settled"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        last.1.elapsed() > Duration::from_millis(700)
+    });
 }
 
 #[test]
@@ -42,7 +28,7 @@ fn opening_a_file_reads_ahead_and_nothing_is_downloaded_twice() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::with(mock(12), Options::default());
+    let m = TestMount::with(mock(12, SEED), Options::default());
     let ids: Vec<String> = std::fs::read_dir(m.inquiries())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -113,7 +99,7 @@ fn read_ahead_stays_within_its_byte_budget() {
     let budget = 1 << 20;
     let mut opts = Options::default();
     opts.core.prefetch.max_unread_bytes = budget;
-    let m = TestMount::with(mock(12), opts);
+    let m = TestMount::with(mock(12, SEED), opts);
     let ids: Vec<String> = std::fs::read_dir(m.inquiries())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -142,7 +128,7 @@ fn listing_a_tree_retrieves_ahead_but_downloads_nothing() {
     if !fuse_available() {
         return;
     }
-    let m = TestMount::with(mock(20), Options::default());
+    let m = TestMount::with(mock(20, SEED), Options::default());
     let (ok, out, err) = run("ls", &["-lR", m.inquiries().to_str().unwrap()]);
     assert!(ok, "{err}");
     assert_eq!(out.matches("inquiry.json").count(), 20);
@@ -164,7 +150,7 @@ fn read_ahead_skips_files_read_while_it_waited() {
     if !fuse_available() {
         return;
     }
-    let server = mock(6);
+    let server = mock(6, SEED);
     let opts = Options {
         core: CoreConfig {
             prefetch: PrefetchConfig {

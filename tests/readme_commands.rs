@@ -13,11 +13,11 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use binary::BIN;
+use binary::{BIN, MockProcess};
 use common::fuse_available;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -146,10 +146,10 @@ impl Shell {
     }
 }
 
-/// Unmounts what the steps mounted, however the test ends; stops the mock.
+/// Unmounts what the steps mounted, however the test ends; then the mock stops (on its drop).
 struct Cleanup {
     mountpoints: Vec<PathBuf>,
-    mock: Option<Child>,
+    mock: Option<MockProcess>,
 }
 
 impl Drop for Cleanup {
@@ -159,37 +159,14 @@ impl Drop for Cleanup {
                 let _ = binary::personafs(&["unmount", mp.to_str().unwrap()]);
             }
         }
-        if let Some(mock) = &mut self.mock {
-            let _ = mock.kill();
-            let _ = mock.wait();
-        }
     }
 }
 
-/// `personafs mock-server --generate 50`, as README.md shows it: its api= and files= lines.
-fn start_mock(readme_line: &str) -> (Child, String, String) {
+/// `personafs mock-server --generate 50`, as README.md shows it.
+fn start_mock(readme_line: &str) -> MockProcess {
     let args: Vec<&str> = readme_line.split(' ').skip(1).collect();
     assert_eq!(args, ["mock-server", "--generate", "50"]);
-    let mut child = Command::new(BIN)
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut api, mut files) = (None, None);
-    while api.is_none() || files.is_none() {
-        let line = lines
-            .next()
-            .expect("the mock prints its addresses")
-            .unwrap();
-        if let Some(a) = line.strip_prefix("api=") {
-            api = Some(a.to_string());
-        } else if let Some(f) = line.strip_prefix("files=") {
-            files = Some(f.to_string());
-        }
-    }
-    (child, api.unwrap(), files.unwrap())
+    MockProcess::spawn(BIN, &args[1..])
 }
 
 #[test]
@@ -298,9 +275,10 @@ fn readme_commands_run_as_written() {
     );
 
     // Real use, over the mock.
-    let (mock, api, files) = start_mock(
+    let mock = start_mock(
         &readme_inline("personafs mock-server --generate 50").expect("README shows the mock"),
     );
+    let (api, files) = (mock.api.clone(), mock.files.clone());
     cleanup.mock = Some(mock);
     sh.set("PERSONAFS_API_BASE", &api);
     sh.set("PERSONAFS_FILE_HOST", &common::host_port(&files));

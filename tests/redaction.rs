@@ -14,29 +14,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use binary::{Daemon, read_tree, wait_until};
-use common::{Options, TestMount, fuse_available};
+use common::{Options, TestMount, fuse_available, unlimited, wait_for};
 use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
 use personafs_fs::store::MetadataStore;
-use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
+use personafs_mock::{MockServer, RuntimeConfig};
 
 const LIMIT: Duration = Duration::from_secs(30);
 /// The document being downloaded when the redaction comes.
 const BIG: u64 = 20_000_000;
 /// Files host speed while it downloads: the whole would take 20 s.
 const SLOW: u64 = 1_000_000;
-
-fn mock(generate: usize, seed: u64) -> MockServer {
-    MockServer::start(MockConfig {
-        generate,
-        seed,
-        runtime: RuntimeConfig {
-            rate_limit: 0,
-            ..MockConfig::default().runtime
-        },
-        ..Default::default()
-    })
-    .unwrap()
-}
 
 /// What must not remain of a person: labelled byte strings.
 #[derive(Default)]
@@ -225,31 +212,22 @@ fn open_under(pid: u32, dir: &Path) -> Vec<String> {
 }
 
 fn mount_args(mp: &Path, cache: &Path, log: &Path, mock: &MockServer) -> Vec<String> {
-    [
-        "mount",
-        mp.to_str().unwrap(),
-        "--api-base",
+    binary::mount_args(
+        mp,
+        cache,
         &mock.api_base(),
-        "--file-host",
-        &common::host_port(&mock.files_base()),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--log-file",
-        log.to_str().unwrap(),
-        "--metadata-ttl",
-        "1h",
-        "--watch-events",
-        "1s",
-        "--cache-min-free",
-        "0",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn spawn(mp: &Path, args: &[String], mock: &MockServer) -> Daemon {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Daemon::spawn(mp, &args, &[("PERSONA_API_KEY", &mock.api_key())])
+        &mock.files_base(),
+        &[
+            "--log-file",
+            log.to_str().unwrap(),
+            "--metadata-ttl",
+            "1h",
+            "--watch-events",
+            "1s",
+            "--cache-min-free",
+            "0",
+        ],
+    )
 }
 
 fn ids(inquiries: &Path) -> Vec<String> {
@@ -277,13 +255,13 @@ fn a_redaction_from_the_feed_stops_the_download_and_leaves_no_byte_even_after_ki
     if !fuse_available() {
         return;
     }
-    let mock = mock(3, 30);
+    let mock = MockServer::start(unlimited(3, 30)).unwrap();
     let mp = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
     let log = work.path().join("personafs.log");
     let args = mount_args(mp.path(), &cache, &log, &mock);
-    let mut daemon = spawn(mp.path(), &args, &mock);
+    let mut daemon = Daemon::spawn_for(&mock, mp.path(), &args);
     wait_until("the feed started", LIMIT, || {
         log_text(&log).contains("events feed started")
     });
@@ -365,7 +343,7 @@ fn a_redaction_from_the_feed_stops_the_download_and_leaves_no_byte_even_after_ki
         files_bandwidth: 0,
         ..mock.runtime()
     });
-    let daemon = spawn(mp.path(), &args, &mock);
+    let daemon = Daemon::spawn_for(&mock, mp.path(), &args);
     assert_eq!(
         scan(&cache, &secrets),
         Vec::<String>::new(),
@@ -408,8 +386,7 @@ fn store_mount(
 
 /// Wait until the scan finds every secret under `cache` (the scan sees what is there).
 fn wait_all_found(cache: &Path, secrets: &Secrets) {
-    let start = Instant::now();
-    loop {
+    wait_for("every secret found", LIMIT, || {
         let hits = scan(cache, secrets);
         let missing: Vec<&String> = secrets
             .0
@@ -418,30 +395,25 @@ fn wait_all_found(cache: &Path, secrets: &Secrets) {
             .filter(|l| !hits.iter().any(|h| h.ends_with(&format!(": {l}"))))
             .collect();
         if missing.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(format!("never found: {missing:?}; found: {hits:?}"))
         }
-        assert!(
-            start.elapsed() < LIMIT,
-            "never found: {missing:?}; found: {hits:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
 }
 
 /// Wait until the scan of `cache` is clean; how long that took.
 fn clean_within(cache: &Path, secrets: &Secrets, limit: Duration) -> Duration {
     let start = Instant::now();
-    loop {
+    wait_for("a clean cache directory", limit, || {
         let left = scan(cache, secrets);
         if left.is_empty() {
-            return start.elapsed();
+            Ok(())
+        } else {
+            Err(format!("left under the cache directory: {left:?}"))
         }
-        assert!(
-            start.elapsed() < limit,
-            "left under the cache directory: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    start.elapsed()
 }
 
 #[test]
@@ -450,7 +422,11 @@ fn a_redaction_learned_from_a_listing_leaves_no_byte() {
         return;
     }
     let ttl = Duration::from_millis(800);
-    let (m, _work) = store_mount(mock(3, 31), ttl, Vec::new());
+    let (m, _work) = store_mount(
+        MockServer::start(unlimited(3, 31)).unwrap(),
+        ttl,
+        Vec::new(),
+    );
     let inquiries = m.inquiries();
     let id = ids(&inquiries).remove(0);
     let others = others_bytes(&inquiries, &id);
@@ -475,7 +451,7 @@ fn a_redaction_learned_from_a_retrieve_leaves_no_byte() {
     if !fuse_available() {
         return;
     }
-    let mock = mock(3, 32);
+    let mock = MockServer::start(unlimited(3, 32)).unwrap();
     // A non-final inquiry, looked up by id and never listed (the filter names another).
     let id = mock.add_inquiry("pending", true).unwrap();
     let other = mock.inquiry_id_at(1).unwrap();

@@ -12,15 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use binary::{BIN, Daemon, wait_until};
-use common::{fuse_available, walk};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, fuse_available, walk};
 
 fn scrape(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

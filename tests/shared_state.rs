@@ -9,22 +9,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{client_for, fuse_available};
+use common::{client_for, fuse_available, generated};
 use personafs_client::testing::redis_server::RedisServer;
 use personafs_client::{PersonaApi, files_of};
-use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
+use personafs_mock::{MockConfig, MockServer};
 
 fn mock(n: usize, latency_ms: u64) -> MockServer {
-    MockServer::start(MockConfig {
-        generate: n,
-        seed: 33,
-        runtime: RuntimeConfig {
-            api_latency_ms: latency_ms,
-            ..MockConfig::default().runtime
-        },
-        ..MockConfig::default()
-    })
-    .unwrap()
+    let mut config = generated(n, 33);
+    config.runtime.api_latency_ms = latency_ms;
+    MockServer::start(config).unwrap()
 }
 
 /// A mount of `mock` in a process of its own, with its own cache dir under `work`.
@@ -32,28 +25,11 @@ fn spawn(mock: &MockServer, work: &Path, name: &str, shared: Option<&str>) -> bi
     let mp = work.join(format!("{name}-mnt"));
     let cache = work.join(format!("{name}-cache"));
     std::fs::create_dir_all(&mp).unwrap();
-    let (api, files) = (mock.api_base(), common::host_port(&mock.files_base()));
-    let mut args = vec![
-        "mount",
-        mp.to_str().unwrap(),
-        "--api-base",
-        &api,
-        "--file-host",
-        &files,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--prefetch",
-        "false",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
+    let mut extra = vec!["--prefetch", "false"];
     if let Some(url) = shared {
-        args.extend(["--shared-state".into(), url.to_string()]);
+        extra.extend(["--shared-state", url]);
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let key = mock.api_key();
-    binary::Daemon::spawn(&mp, &args, &[("PERSONA_API_KEY", key.as_str())])
+    binary::Daemon::mount(mock, &mp, &cache, &extra)
 }
 
 /// `ls -lR` of a mount's inquiries: every directory listed and every entry stat'ed.

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use binary::{BIN, is_mounted};
+use binary::{BIN, Daemon, is_mounted};
 use common::fuse_available;
 
 /// The next datagram, or `None` after `limit` (a hang detector, not a timing).
@@ -29,23 +29,19 @@ fn notify_ready_after_the_mount_answers_and_stopping_on_unmount() {
     std::fs::create_dir(&mp).unwrap();
     let sock_path = work.path().join("notify.sock");
     let socket = UnixDatagram::bind(&sock_path).unwrap();
-    let mut child = Command::new(BIN)
-        .args([
+    let cache = work.path().join("cache");
+    let daemon = Daemon::start(
+        &mp,
+        &[
             "demo",
             mp.to_str().unwrap(),
-            "--foreground",
             "--inquiries",
             "2",
-        ])
-        .arg("--cache-dir")
-        .arg(work.path().join("cache"))
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env_remove("JOURNAL_STREAM")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
+    );
 
     let start = Instant::now();
     let mut before_ready = Vec::new();
@@ -72,14 +68,11 @@ fn notify_ready_after_the_mount_answers_and_stopping_on_unmount() {
         "no STATUS= line before READY=1: {before_ready:?}"
     );
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // SIGTERM, a clean exit, no mount left; the message it sent on the way stays queued.
+    daemon.stop();
     let stopping = next_message(&socket, Duration::from_secs(60)).expect("no STOPPING=1");
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
     assert!(stopping.contains("STATUS=SIGTERM"), "{stopping}");
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status}");
-    assert!(!is_mounted(&mp));
 }
 
 #[test]
@@ -92,16 +85,19 @@ fn notify_stopping_on_an_external_unmount() {
     std::fs::create_dir(&mp).unwrap();
     let sock_path = work.path().join("notify.sock");
     let socket = UnixDatagram::bind(&sock_path).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["demo", mp.to_str().unwrap(), "-f", "--inquiries", "1"])
-        .arg("--cache-dir")
-        .arg(work.path().join("cache"))
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let cache = work.path().join("cache");
+    let mut daemon = Daemon::start(
+        &mp,
+        &[
+            "demo",
+            mp.to_str().unwrap(),
+            "--inquiries",
+            "1",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
+    );
     loop {
         let message = next_message(&socket, Duration::from_secs(60)).expect("no READY=1");
         if message.contains("READY=1") {
@@ -112,7 +108,7 @@ fn notify_stopping_on_an_external_unmount() {
     assert!(out.status.success(), "{out:?}");
     let stopping = next_message(&socket, Duration::from_secs(60)).expect("no STOPPING=1");
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
-    assert!(child.wait().unwrap().success());
+    assert!(daemon.child.wait().unwrap().success());
 }
 
 #[test]

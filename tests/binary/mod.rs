@@ -2,20 +2,19 @@
 //! (kill -9, its argv, its log file). Killed and unmounted on drop.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::fmt::Debug;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use personafs_mock::MockServer;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_personafs");
 
-/// Poll `ready` every 50 ms; panic with `what` after `limit` (a hang detector, not a timing).
-pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+#[allow(unused_imports)] // not every test binary waits
+pub use crate::common::wait_until;
 
 /// Run `f` on a thread; panic if it has not returned within `limit` (a hang).
 pub fn bounded<T: Send + 'static>(
@@ -56,41 +55,78 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// `personafs mount` of `mock` at `mountpoint` with its cache at `cache`, then `extra`
+    /// (`mount_args`), its key in the environment; waits until the mount answers.
+    pub fn mount(mock: &MockServer, mountpoint: &Path, cache: &Path, extra: &[&str]) -> Daemon {
+        let args = mount_args(
+            mountpoint,
+            cache,
+            &mock.api_base(),
+            &mock.files_base(),
+            extra,
+        );
+        Daemon::spawn_for(mock, mountpoint, &args)
+    }
+
+    /// `spawn` with `mock`'s key in the environment.
+    pub fn spawn_for<S: AsRef<OsStr> + Debug>(
+        mock: &MockServer,
+        mountpoint: &Path,
+        args: &[S],
+    ) -> Daemon {
+        Daemon::spawn(mountpoint, args, &[("PERSONA_API_KEY", &mock.api_key())])
+    }
+
     /// Spawn `personafs <args> -f` and wait until `<mountpoint>/inquiries` answers.
-    pub fn spawn(mountpoint: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    pub fn spawn<S: AsRef<OsStr> + Debug>(
+        mountpoint: &Path,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let mut d = Daemon::start(mountpoint, args, env);
+        let inquiries = mountpoint.join("inquiries");
+        wait_until(
+            &format!("personafs {args:?} mounting"),
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(status)) = d.child.try_wait() {
+                    panic!("personafs {args:?} exited with {status}: {}", d.stderr());
+                }
+                is_mounted(mountpoint) && inquiries.is_dir()
+            },
+        );
+        d
+    }
+
+    /// Spawn `personafs <args> -f` without waiting for the mount (for a test that watches it
+    /// come up). Its stdout goes nowhere, its stderr to `stderr()`; the environment's
+    /// `PERSONA_API_KEY` and `JOURNAL_STREAM` (a test run under systemd) are not passed on.
+    pub fn start<S: AsRef<OsStr>>(mountpoint: &Path, args: &[S], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .arg("-f")
             .env_remove("PERSONA_API_KEY")
+            .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        let mut d = Daemon {
-            child,
+        Daemon {
+            child: cmd.spawn().unwrap(),
             mountpoint: mountpoint.to_path_buf(),
-        };
-        let inquiries = mountpoint.join("inquiries");
-        let start = Instant::now();
-        while !(is_mounted(mountpoint) && inquiries.is_dir()) {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = d.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("personafs {args:?} exited with {status}: {err}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "personafs {args:?} did not mount"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        d
+    }
+
+    /// What the daemon wrote to stderr, to its end (once it has exited).
+    pub fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        err
     }
 
     pub fn pid(&self) -> u32 {
@@ -108,11 +144,7 @@ impl Daemon {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
+        let err = self.stderr();
         assert!(status.success(), "personafs exited with {status}: {err}");
         assert!(!is_mounted(&self.mountpoint), "mount left after SIGTERM");
         err
@@ -129,6 +161,73 @@ impl Drop for Daemon {
         if is_mounted(&self.mountpoint) {
             let _ = personafs(&["unmount", self.mountpoint.to_str().unwrap()]);
         }
+    }
+}
+
+/// `mount <mp> --api-base <api> --file-host <files' host> --cache-dir <cache>`, then `extra`:
+/// the arguments of a mount of a mock whose API is at `api` and files at `files` (URLs).
+pub fn mount_args(mp: &Path, cache: &Path, api: &str, files: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "mount",
+        mp.to_str().unwrap(),
+        "--api-base",
+        api,
+        "--file-host",
+        &crate::common::host_port(files),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// `<bin> mock-server <args>` in a process of its own, with the `api=` and `files=` addresses
+/// it prints; killed on drop.
+pub struct MockProcess {
+    child: Child,
+    pub api: String,
+    pub files: String,
+}
+
+impl MockProcess {
+    /// `bin` is the personafs to run (`BIN`, or an installed one); `args` follow `mock-server`.
+    pub fn spawn(bin: &str, args: &[&str]) -> MockProcess {
+        let mut child = Command::new(bin)
+            .arg("mock-server")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut mock = MockProcess {
+            child,
+            api: String::new(),
+            files: String::new(),
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        while mock.api.is_empty() || mock.files.is_empty() {
+            let line = lines
+                .next()
+                .expect("the mock prints its addresses")
+                .unwrap();
+            if let Some(a) = line.strip_prefix("api=") {
+                mock.api = a.to_string();
+            } else if let Some(f) = line.strip_prefix("files=") {
+                mock.files = f.to_string();
+            }
+        }
+        mock
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

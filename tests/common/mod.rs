@@ -4,13 +4,72 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fuser::BackgroundSession;
 use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
 use personafs_fs::cache::{CacheLimits, DiskCache};
 use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
 use personafs_mock::{MockConfig, MockServer, MockStats};
+
+/// A mock organization of `n` generated inquiries, the same for the same `seed`.
+pub fn generated(n: usize, seed: u64) -> MockConfig {
+    MockConfig {
+        generate: n,
+        seed,
+        ..Default::default()
+    }
+}
+
+/// As `generated`, without the mock's own rate limit: the client's (300/min) is what a real
+/// mount obeys; the mock's would only slow a test down.
+pub fn unlimited(n: usize, seed: u64) -> MockConfig {
+    let mut config = generated(n, seed);
+    config.runtime.rate_limit = 0;
+    config
+}
+
+/// A mock server of `generated(n, seed)`.
+pub fn mock(n: usize, seed: u64) -> MockServer {
+    MockServer::start(generated(n, seed)).expect("mock starts")
+}
+
+/// A free loopback port (bound then released: whoever needs it binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How often the waits below look again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Poll `probe` until it gives `Ok`; panic with `what` and its last `Err` after `limit` (a
+/// hang detector, not a timing).
+pub fn wait_for<T, E: std::fmt::Debug>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl FnMut() -> Result<T, E>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                start.elapsed() < limit,
+                "{what}: not within {limit:?}; last: {last:?}"
+            ),
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Poll `ready` until it holds; panic with `what` after `limit` (a hang detector).
+pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    wait_for(what, limit, || if ready() { Ok(()) } else { Err(false) })
+}
 
 /// FUSE tests need `/dev/fuse`. Elsewhere they skip loudly; in CI (`CI` set) they fail.
 pub fn fuse_available() -> bool {
