@@ -979,7 +979,7 @@ wl_deltas() {
   $UTIL config "$MOCK_BASE" '{"search_lag": 0}'
   READY_TRIES=3000 mount_fs "$mp" "${budget[@]}" --metadata-ttl 2s
   ls "$mp/inquiries" > /dev/null
-  local first; first=$(ls "$mp/inquiries" | head -1)
+  local first; first=$(find "$mp/inquiries" -mindepth 1 -maxdepth 1 -printf '%f\n' -quit)
   local changed; changed=$($UTIL statuses "$MOCK_BASE" "$mp" 10000)
   sleep 2.5
   # An open always reaches personafs (a listing may come from the kernel's cache): it needs
