@@ -467,17 +467,11 @@ fn cache_commands_report_prune_and_clear() {
     let bin = env!("CARGO_BIN_EXE_personafs");
     let dir = cache.path().to_str().unwrap();
     let run = |action: &str, extra: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(["cache", action, "--cache-dir", dir])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::stdout_of(
+            std::process::Command::new(bin)
+                .args(["cache", action, "--cache-dir", dir])
+                .args(extra),
+        )
     };
     assert!(run("stats", &[]).contains(&format!("{n} files")));
     assert!(run("prune", &[]).contains("deleted 0 files"));
@@ -633,13 +627,7 @@ fn a_full_disk_means_no_caching_and_never_a_corrupt_entry() {
 /// `personafs mount <mp> --cache-dir <cache>` over `mock`, without read-ahead (these tests
 /// count cache entries exactly).
 fn mount_args(mp: &Path, cache: &Path, mock: &MockServer) -> Vec<String> {
-    binary::mount_args(
-        mp,
-        cache,
-        &mock.api_base(),
-        &mock.files_base(),
-        &["--prefetch", "false"],
-    )
+    binary::mock_mount_args(mock, mp, cache, &["--prefetch", "false"])
 }
 
 /// `personafs cache <action> --cache-dir <dir>` with extra environment: (success, stdout,

@@ -38,11 +38,10 @@ fn mount_args(
     extra: &[&str],
 ) -> Vec<String> {
     let log = log.to_str().unwrap();
-    let mut args = binary::mount_args(
+    let mut args = binary::mock_mount_args(
+        mock,
         mp,
         cache,
-        &mock.api_base(),
-        &mock.files_base(),
         &[
             "--log-file",
             log,

@@ -4,23 +4,12 @@
 mod binary;
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
-use binary::{BIN, Daemon, is_mounted, personafs};
+use binary::{BIN, Daemon, UnmountGuard, is_mounted, personafs};
 use common::fuse_available;
 
 const DEMO_KEY: &str = "persona_sandbox_demo";
-
-/// Unmounts on drop, so a failing test leaves no mount behind.
-struct Guard<'a>(&'a Path);
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        if is_mounted(self.0) {
-            let _ = personafs(&["unmount", self.0.to_str().unwrap()]);
-        }
-    }
-}
 
 #[test]
 fn demo_then_unmount_with_no_secret_in_trace_logs() {
@@ -32,7 +21,7 @@ fn demo_then_unmount_with_no_secret_in_trace_logs() {
     let log = work.path().join("trace.log");
     let cache = work.path().join("cache");
     let mps = mp.path().to_str().unwrap();
-    let _guard = Guard(mp.path());
+    let _guard = UnmountGuard(mp.path().to_path_buf());
     let (ok, out, err) = personafs(&[
         "demo",
         mps,
@@ -150,7 +139,7 @@ fn refused_key_and_unreachable_api_fail_before_mounting() {
     let mock = personafs_mock::MockServer::start(Default::default()).unwrap();
     let mp = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let _guard = Guard(mp.path());
+    let _guard = UnmountGuard(mp.path().to_path_buf());
     let run = |api: &str, key: &str| {
         Command::new(BIN)
             .args(["mount", mp.path().to_str().unwrap(), "--api-base", api])

@@ -84,15 +84,7 @@ fn kill_9_mid_download_then_unmount_and_remount() {
     // listing it does not keep (the root's, never read) must ask the daemon.
     let e = common::list(mp.path()).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
-    let out = Command::new(BIN)
-        .args(["unmount", mp.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_of(Command::new(BIN).args(["unmount", mp.path().to_str().unwrap()]));
     assert!(!personafs::unmount::is_fuse_mount(mp.path()));
     // The half download is still there, and must never be served.
     assert!(tmp_bytes(&cache) > 0);
@@ -122,10 +114,6 @@ fn kill_9_mid_download_then_unmount_and_remount() {
         bytes == direct,
         "bytes after the crash differ from a direct download"
     );
-    let out = Command::new(BIN)
-        .args(["unmount", mp.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    common::stdout_of(Command::new(BIN).args(["unmount", mp.path().to_str().unwrap()]));
     drop(daemon);
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use binary::MockProcess;
-use common::fuse_available;
+use common::{fuse_available, stdout_of};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -48,16 +48,6 @@ fn can_run() -> bool {
     fuse_available()
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{cmd:?}: {stdout}\n{stderr}");
-    stdout.into_owned()
-}
-
 /// Purges the package however the test ends.
 struct Installed;
 
@@ -81,7 +71,7 @@ fn the_package_installs_mounts_from_fstab_and_purges_cleanly() {
     if !can_run() {
         return;
     }
-    run(Command::new(Path::new(ROOT).join("scripts/deb.sh")).current_dir(ROOT));
+    stdout_of(Command::new(Path::new(ROOT).join("scripts/deb.sh")).current_dir(ROOT));
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{ROOT}/target"));
     let deb: PathBuf = std::fs::read_dir(Path::new(&target).join("debian"))
         .unwrap()
@@ -92,7 +82,7 @@ fn the_package_installs_mounts_from_fstab_and_purges_cleanly() {
         .expect("scripts/deb.sh made a .deb");
 
     // What the package holds, before installing it.
-    let info = run(Command::new("dpkg-deb").arg("--info").arg(&deb));
+    let info = stdout_of(Command::new("dpkg-deb").arg("--info").arg(&deb));
     assert!(info.contains("Package: personafs"), "{info}");
     let depends = info
         .lines()
@@ -101,8 +91,8 @@ fn the_package_installs_mounts_from_fstab_and_purges_cleanly() {
     assert!(depends.contains("fuse3"), "{depends}");
 
     let _installed = Installed;
-    run(Command::new("dpkg").arg("-i").arg(&deb));
-    let files: Vec<PathBuf> = run(Command::new("dpkg").args(["-L", "personafs"]))
+    stdout_of(Command::new("dpkg").arg("-i").arg(&deb));
+    let files: Vec<PathBuf> = stdout_of(Command::new("dpkg").args(["-L", "personafs"]))
         .lines()
         .map(PathBuf::from)
         .filter(|p| p.is_file())
@@ -134,7 +124,7 @@ fn the_package_installs_mounts_from_fstab_and_purges_cleanly() {
         "{user_unit}"
     );
     assert!(!user_unit.contains("cp personafs"), "{user_unit}");
-    let version = run(Command::new("/usr/bin/personafs").arg("--version"));
+    let version = stdout_of(Command::new("/usr/bin/personafs").arg("--version"));
     assert!(version.starts_with("personafs "), "{version}");
     let man = std::fs::read("/usr/share/man/man1/personafs.1.gz").unwrap();
     assert_eq!(&man[..2], b"\x1f\x8b", "the man page is gzipped");
@@ -180,11 +170,13 @@ umount "$MP"
 grep -q " $MP " /proc/self/mountinfo && echo STILL_MOUNTED || echo UNMOUNTED
 "#;
     // A PATH without the build tree: mount(8) finds the installed /usr/bin/personafs.
-    let out = run(Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", script])
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("FSTAB", &fstab)
-        .env("MP", &mp));
+    let out = stdout_of(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("FSTAB", &fstab)
+            .env("MP", &mp),
+    );
     let photo: Vec<&str> = out
         .lines()
         .find_map(|l| l.strip_prefix("PHOTO "))
@@ -198,7 +190,7 @@ grep -q " $MP " /proc/self/mountinfo && echo STILL_MOUNTED || echo UNMOUNTED
     drop(mock);
 
     // Purged: every file of the package is gone; the user's cache stays.
-    run(Command::new("dpkg").args(["--purge", "personafs"]));
+    stdout_of(Command::new("dpkg").args(["--purge", "personafs"]));
     let left: Vec<&PathBuf> = files.iter().filter(|f| f.exists()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     let status = Command::new("dpkg-query")

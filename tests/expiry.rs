@@ -5,15 +5,11 @@ mod common;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{Options, TestMount, fuse_available};
-use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
+use common::{Options, TestMount, fuse_available, generated};
+use personafs_mock::{MockServer, RuntimeConfig};
 
 fn mock_with_lifetime(n: usize, lifetime_ms: u64) -> MockServer {
-    let mut cfg = MockConfig {
-        generate: n,
-        seed: 3,
-        ..Default::default()
-    };
+    let mut cfg = generated(n, 3);
     cfg.runtime.file_url_lifetime_ms = lifetime_ms;
     MockServer::start(cfg).unwrap()
 }
@@ -211,11 +207,7 @@ fn rate_limited_tree_walk_completes() {
         eprintln!("skipping the 60 s rate-limit walk (set PERSONAFS_SLOW_TESTS=1 to run it)");
         return;
     }
-    let mut cfg = MockConfig {
-        generate: 60,
-        seed: 5,
-        ..Default::default()
-    };
+    let mut cfg = generated(60, 5);
     cfg.runtime.rate_limit = 30;
     let mock = MockServer::start(cfg).unwrap();
     // Every request is bounded by --io-timeout, rate-limit waits included (SEMANTICS): a

@@ -1,20 +1,13 @@
 //! `personafs mount` as a large organization meets it: ready at once, listing reused.
 
+mod binary;
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
+use binary::{BIN, unmount_if_mounted};
 use common::{fuse_available, host_port};
 use personafs_mock::{MockConfig, MockServer, RuntimeConfig};
-
-const BIN: &str = env!("CARGO_BIN_EXE_personafs");
-
-fn unmount(mp: &Path) {
-    if personafs::unmount::is_fuse_mount(mp) {
-        let _ = Command::new(BIN).arg("unmount").arg(mp).output();
-    }
-}
 
 /// `personafs mount` returns once the mount answers, which must not wait for a listing of
 /// every inquiry (minutes for a large organization under Persona's rate limit). And the key
@@ -50,7 +43,7 @@ fn the_mount_is_ready_before_the_listing_and_reuses_the_first_page() {
     let lists_at_ready = mock.stats().api_list;
     let listed = std::fs::read_dir(mp.path().join("inquiries")).map(|d| d.count());
     let lists_after = mock.stats().api_list;
-    unmount(mp.path());
+    unmount_if_mounted(mp.path());
     assert!(
         out.status.success() && mounted,
         "mount failed: {}",

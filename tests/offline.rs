@@ -33,11 +33,10 @@ fn ls_lr(root: &Path) -> Vec<(PathBuf, bool, u64)> {
 }
 
 fn mount_args(mp: &Path, cache: &Path, log: &Path, mock: &MockServer) -> Vec<String> {
-    binary::mount_args(
+    binary::mock_mount_args(
+        mock,
         mp,
         cache,
-        &mock.api_base(),
-        &mock.files_base(),
         &[
             "--log-file",
             log.to_str().unwrap(),

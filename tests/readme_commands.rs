@@ -155,9 +155,7 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for mp in &self.mountpoints {
-            if binary::is_mounted(mp) {
-                let _ = binary::personafs(&["unmount", mp.to_str().unwrap()]);
-            }
+            binary::unmount_if_mounted(mp);
         }
     }
 }

@@ -212,11 +212,10 @@ fn open_under(pid: u32, dir: &Path) -> Vec<String> {
 }
 
 fn mount_args(mp: &Path, cache: &Path, log: &Path, mock: &MockServer) -> Vec<String> {
-    binary::mount_args(
+    binary::mock_mount_args(
+        mock,
         mp,
         cache,
-        &mock.api_base(),
-        &mock.files_base(),
         &[
             "--log-file",
             log.to_str().unwrap(),

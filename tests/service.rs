@@ -36,16 +36,8 @@ fn sample(text: &str, name: &str) -> u64 {
 }
 
 fn status_json(mp: &Path) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .args(["status", mp.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = common::stdout_of(Command::new(BIN).args(["status", mp.to_str().unwrap(), "--json"]));
+    serde_json::from_str(&out).unwrap()
 }
 
 fn files(mp: &Path) -> Vec<PathBuf> {

@@ -34,17 +34,7 @@ fn spawn(mock: &MockServer, work: &Path, name: &str, shared: Option<&str>) -> bi
 
 /// `ls -lR` of a mount's inquiries: every directory listed and every entry stat'ed.
 fn ls_lr(mp: &Path) -> String {
-    let out = Command::new("ls")
-        .arg("-lR")
-        .arg(mp.join("inquiries"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::stdout_of(Command::new("ls").arg("-lR").arg(mp.join("inquiries")))
 }
 
 /// Entries of an `ls -lR` of the mount at `mp` without the mountpoint and the times (the

@@ -1,5 +1,8 @@
 //! The real `personafs` binary as a child process, for tests that need a process of its own
-//! (kill -9, its argv, its log file). Killed and unmounted on drop.
+//! (kill -9, its argv, its log file): `Daemon` (a foreground mount, killed and unmounted on
+//! drop), the arguments of a mount of a mock (`mount_args`), `personafs mock-server` in a
+//! process of its own (`MockProcess`), and clean-ups (`UnmountGuard`). In-process mounts and
+//! the mock, waits and commands are in `common`.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -58,13 +61,7 @@ impl Daemon {
     /// `personafs mount` of `mock` at `mountpoint` with its cache at `cache`, then `extra`
     /// (`mount_args`), its key in the environment; waits until the mount answers.
     pub fn mount(mock: &MockServer, mountpoint: &Path, cache: &Path, extra: &[&str]) -> Daemon {
-        let args = mount_args(
-            mountpoint,
-            cache,
-            &mock.api_base(),
-            &mock.files_base(),
-            extra,
-        );
+        let args = mock_mount_args(mock, mountpoint, cache, extra);
         Daemon::spawn_for(mock, mountpoint, &args)
     }
 
@@ -158,9 +155,23 @@ impl Drop for Daemon {
             unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
             let _ = self.child.wait();
         }
-        if is_mounted(&self.mountpoint) {
-            let _ = personafs(&["unmount", self.mountpoint.to_str().unwrap()]);
-        }
+        unmount_if_mounted(&self.mountpoint);
+    }
+}
+
+/// `personafs unmount <mp>` if something is mounted there: a clean-up, its outcome unchecked.
+pub fn unmount_if_mounted(mp: &Path) {
+    if is_mounted(mp) {
+        let _ = personafs(&["unmount", mp.to_str().unwrap()]);
+    }
+}
+
+/// Unmounts its path on drop, so a failing test leaves no mount behind.
+pub struct UnmountGuard(pub PathBuf);
+
+impl Drop for UnmountGuard {
+    fn drop(&mut self) {
+        unmount_if_mounted(&self.0);
     }
 }
 
@@ -182,6 +193,11 @@ pub fn mount_args(mp: &Path, cache: &Path, api: &str, files: &str, extra: &[&str
     .collect();
     args.extend(extra.iter().map(|a| a.to_string()));
     args
+}
+
+/// `mount_args` of a mount of `mock`.
+pub fn mock_mount_args(mock: &MockServer, mp: &Path, cache: &Path, extra: &[&str]) -> Vec<String> {
+    mount_args(mp, cache, &mock.api_base(), &mock.files_base(), extra)
 }
 
 /// `<bin> mock-server <args>` in a process of its own, with the `api=` and `files=` addresses

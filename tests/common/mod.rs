@@ -1,5 +1,7 @@
-//! Shared harness of the end-to-end tests: a mock Persona server over loopback and a real
-//! FUSE mount of personafs on a temp directory, unmounted with `umount_and_join()`.
+//! Shared harness of the end-to-end tests: a mock Persona server over loopback (`generated`,
+//! `unlimited`, `mock`), a real FUSE mount of personafs on a temp directory in this process
+//! (`TestMount`, unmounted with `umount_and_join()`), waits (`wait_for`, `wait_until`) and
+//! commands (`run`, `stdout_of`). The binary as a process of its own is in `binary`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -283,6 +285,19 @@ pub fn run(cmd: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Run `cmd`, asserting that it succeeds (its output in the message if not); its stdout.
+pub fn stdout_of(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{cmd:?}: {stdout}\n{stderr}");
+    stdout.into_owned()
 }
 
 /// The entries of `dir`, read in full: the kernel opens a directory without asking
