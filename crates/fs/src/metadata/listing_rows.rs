@@ -61,6 +61,9 @@ struct KeyTable {
     pairs: Vec<[u32; 2]>,
     /// Pair numbers, hashed by pair.
     pair_index: HashTable<u32>,
+    /// The two hash indexes are dropped once the listing is whole (8 MB at a million) and
+    /// built again when a key is added after that.
+    unindexed: bool,
 }
 
 /// String `n` of a `KeyTable`'s buffer.
@@ -76,6 +79,7 @@ impl KeyTable {
     }
 
     fn string(&mut self, s: &str, hasher: &RandomState) -> u32 {
+        self.index_again(hasher);
         let hash = hasher.hash_one(s);
         if let Some(&n) = self.strings.find(hash, |&n| self.text_of(n) == s) {
             return n;
@@ -103,6 +107,7 @@ impl KeyTable {
         if reference.is_none() && account.is_none() {
             return NO_KEY;
         }
+        self.index_again(hasher);
         let pair = [reference, account].map(|k| k.map_or(NO_KEY, |k| self.string(k, hasher)));
         let hash = hasher.hash_one(pair);
         if let Some(&n) = self
@@ -128,16 +133,32 @@ impl KeyTable {
         }
     }
 
-    fn shrink(&mut self, hasher: &RandomState) {
+    /// The listing is whole: only reads follow, until a row is added.
+    fn shrink(&mut self) {
         self.text.shrink_to_fit();
         self.ends.shrink_to_fit();
         self.pairs.shrink_to_fit();
+        self.strings = HashTable::new();
+        self.pair_index = HashTable::new();
+        self.unindexed = true;
+    }
+
+    fn index_again(&mut self, hasher: &RandomState) {
+        if !std::mem::take(&mut self.unindexed) {
+            return;
+        }
         let (text, ends) = (&self.text, &self.ends);
-        self.strings
-            .shrink_to_fit(|&m| hasher.hash_one(text_in(text, ends, m)));
+        let hash = |m: u32| hasher.hash_one(text_in(text, ends, m));
+        self.strings.reserve(ends.len(), |&m| hash(m));
+        for n in 0..ends.len() as u32 {
+            self.strings.insert_unique(hash(n), n, |&m| hash(m));
+        }
         let pairs = &self.pairs;
-        self.pair_index
-            .shrink_to_fit(|&m| hasher.hash_one(pairs[m as usize]));
+        let hash = |m: u32| hasher.hash_one(pairs[m as usize]);
+        self.pair_index.reserve(pairs.len(), |&m| hash(m));
+        for n in 0..pairs.len() as u32 {
+            self.pair_index.insert_unique(hash(n), n, |&m| hash(m));
+        }
     }
 }
 
@@ -217,7 +238,7 @@ impl ListingRows {
 
     /// The listing is whole: give back spare capacity and sort the name order.
     pub(crate) fn finish(&mut self) {
-        self.keys.shrink(&self.hasher);
+        self.keys.shrink();
         self.ids.shrink_to_fit();
         self.rows.shrink_to_fit();
         let (ids, hasher) = (&self.ids, &self.hasher);
@@ -398,6 +419,13 @@ mod tests {
         assert_eq!(b.keys_of(1), [Some("u-1"), None]);
         assert_eq!(b.keys.text, "u-1act_1", "each string is kept once");
         assert_eq!(b.keys.pairs.len(), 2, "and each pair");
+        // A row added once the listing is whole still finds the strings and pairs it has.
+        assert!(b.push_keyed(Arc::from("inq_d"), at(0), None, Some("u-1"), Some("act_1")));
+        assert!(b.push_keyed(Arc::from("inq_e"), at(0), None, Some("u-2"), None));
+        assert_eq!(b.keys.text, "u-1act_1u-2");
+        assert_eq!(b.keys.pairs.len(), 3);
+        assert_eq!(b.keys_of(3), [Some("u-1"), Some("act_1")]);
+        assert_eq!(b.keys_of(4), [Some("u-2"), None]);
     }
 
     #[test]
