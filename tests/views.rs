@@ -427,8 +427,6 @@ fn a_redaction_reaches_every_view_with_inquiries() {
         m.core
             .apply_change(personafs_fs::Change::Redacted(id.clone())),
     );
-    // The views first: a listing taken while `inquiries/` itself is being read would stop on
-    // the kernel's lock of it when the redaction drops the inquiry's entry.
     let in_refs =
         std::fs::read_dir(refs.join(&key)).is_ok() && names(&refs.join(&key)).contains(&id);
     let on_a_day = day_of(&id).is_some();
