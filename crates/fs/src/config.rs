@@ -46,7 +46,7 @@ pub struct CoreConfig {
     pub views: ViewSet,
     /// Freshness by deltas (search on `updated-at`); `None`: the listing is taken again
     /// every metadata TTL, as when Persona refuses search.
-    pub deltas: Option<crate::metadata::delta::DeltaConfig>,
+    pub deltas: Option<DeltaConfig>,
 }
 
 impl Default for CoreConfig {
@@ -198,5 +198,23 @@ mod tests {
                 .unwrap_err()
                 .contains("days")
         );
+    }
+}
+
+/// How deltas are taken (`--delta-overlap`, `--full-listing-every`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaConfig {
+    /// How far before the watermark a delta asks from: covers search's index lag.
+    pub overlap: Duration,
+    /// A whole listing at least this often, and whenever the watermark is older.
+    pub full_listing_every: Duration,
+}
+
+impl Default for DeltaConfig {
+    fn default() -> Self {
+        DeltaConfig {
+            overlap: Duration::from_secs(120),
+            full_listing_every: Duration::from_secs(24 * 3600),
+        }
     }
 }

@@ -19,33 +19,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use personafs_client::query::{Bound, created_at_bound};
 use personafs_client::search::SearchError;
 use personafs_client::{InquirySummary, ListFilters};
 
+pub use crate::config::DeltaConfig;
+
 /// Pages of changes one delta takes at most (10,000 changes); more means a whole listing.
 pub(crate) const MAX_PAGES: u32 = 100;
-
-/// How deltas are taken (`--delta-overlap`, `--full-listing-every`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeltaConfig {
-    /// How far before the watermark a delta asks from: covers search's index lag.
-    pub overlap: Duration,
-    /// A whole listing at least this often, and whenever the watermark is older.
-    pub full_listing_every: Duration,
-}
-
-impl Default for DeltaConfig {
-    fn default() -> Self {
-        DeltaConfig {
-            overlap: Duration::from_secs(120),
-            full_listing_every: Duration::from_secs(24 * 3600),
-        }
-    }
-}
 
 /// The latest `updated-at` search reported (Persona's clock), and when (this host's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
