@@ -17,6 +17,7 @@ fn row(n: u64) -> ListedInquiry {
         created_at: Some(UNIX_EPOCH + Duration::from_secs(1_600_000_000 + n)),
         updated_at: Some(UNIX_EPOCH + Duration::new(1_700_000_000 + n, 123_000_000)),
         redacted_at: (n % 100 == 42).then(|| UNIX_EPOCH + Duration::from_secs(1_750_000_000)),
+        ..Default::default()
     }
 }
 

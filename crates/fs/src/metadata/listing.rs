@@ -407,7 +407,11 @@ impl Lister {
         let mut listed = ListingRows::default();
         for r in rows {
             if plausible_inquiry_id(&r.id) {
-                listed.push(Arc::from(r.id), r.created_at, r.updated_at);
+                let keys = RowKeys {
+                    reference: r.reference_id.as_deref().map(Arc::from),
+                    account: r.account_id.as_deref().map(Arc::from),
+                };
+                listed.push_with_keys(Arc::from(r.id), r.created_at, r.updated_at, keys);
             }
         }
         if !changes.is_empty() {
@@ -420,7 +424,10 @@ impl Lister {
                             id: Arc::from(r.id),
                             created: r.created_at,
                             updated: r.updated_at,
-                            keys: RowKeys::default(),
+                            keys: RowKeys {
+                                reference: r.reference_id.as_deref().map(Arc::from),
+                                account: r.account_id.as_deref().map(Arc::from),
+                            },
                         })
                     }
                     ListingChange::Joined(_) => {}
@@ -650,6 +657,8 @@ fn row_of(s: &InquirySummary) -> ListedInquiry {
         created_at: s.created_at.map(SystemTime::from),
         updated_at: s.updated_at.map(SystemTime::from),
         redacted_at: s.redacted_at.map(SystemTime::from),
+        reference_id: s.reference_id.clone(),
+        account_id: s.account_id.clone(),
     }
 }
 

@@ -544,7 +544,9 @@ impl Lister {
                     status: s.status.clone(),
                     created_at: s.created_at.map(Into::into),
                     updated_at: s.updated_at.map(Into::into),
-                    redacted_at: None,
+                    redacted_at: s.redacted_at.map(Into::into),
+                    reference_id: s.reference_id.clone(),
+                    account_id: s.account_id.clone(),
                 })
             })
             .collect();

@@ -185,6 +185,7 @@ pub(crate) struct ListingRows {
 
 impl ListingRows {
     /// Add `id` at the end unless it is listed already (a later page repeating an id).
+    #[cfg(test)]
     pub(crate) fn push(
         &mut self,
         id: Arc<str>,

@@ -17,6 +17,23 @@ use rusqlite::{OptionalExtension, params};
 use super::codec::{check_clean, time_from_db, time_to_db};
 use super::{ListedInquiry, MetadataStore, StoreError};
 
+/// Columns added after schema version 3 (the views' keys), to older files too.
+pub(super) fn add_key_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for table in ["listing", "listing_delta"] {
+        for column in ["reference_id", "account_id"] {
+            let has = conn
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                ))?
+                .exists([column])?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) const DELTA_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS stale (
     id         TEXT PRIMARY KEY,
@@ -84,10 +101,11 @@ impl MetadataStore {
         let tx = conn.transaction()?;
         {
             let mut put = tx.prepare_cached(
-                "INSERT INTO listing_delta (id, listed, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO listing_delta (id, listed, status, created_at, updated_at,
+                     reference_id, account_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (id) DO UPDATE SET listed = ?2, status = ?3, created_at = ?4,
-                     updated_at = ?5",
+                     updated_at = ?5, reference_id = ?6, account_id = ?7",
             )?;
             for c in changes {
                 match c {
@@ -97,10 +115,19 @@ impl MetadataStore {
                         r.status,
                         r.created_at.map(time_to_db),
                         r.updated_at.map(time_to_db),
+                        super::listing::storable(&r.reference_id)
+                            .filter(|_| r.redacted_at.is_none()),
+                        super::listing::storable(&r.account_id).filter(|_| r.redacted_at.is_none()),
                     ])?,
-                    ListingChange::Left(id) => {
-                        put.execute(params![id, 0, None::<String>, None::<i64>, None::<i64>])?
-                    }
+                    ListingChange::Left(id) => put.execute(params![
+                        id,
+                        0,
+                        None::<String>,
+                        None::<i64>,
+                        None::<i64>,
+                        None::<String>,
+                        None::<String>
+                    ])?,
                 };
             }
         }
@@ -112,7 +139,8 @@ impl MetadataStore {
     pub fn listing_changes(&self) -> Result<Vec<ListingChange>, StoreError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, listed, status, created_at, updated_at FROM listing_delta",
+            "SELECT id, listed, status, created_at, updated_at, reference_id, account_id
+             FROM listing_delta",
         )?;
         let rows = stmt.query_map([], |r| {
             let id: String = r.get(0)?;
@@ -124,6 +152,9 @@ impl MetadataStore {
                     created_at: r.get::<_, Option<i64>>(3)?.map(time_from_db),
                     updated_at: r.get::<_, Option<i64>>(4)?.map(time_from_db),
                     redacted_at: None,
+                    reference_id: r.get(5)?,
+                    account_id: r.get(6)?,
+                    ..Default::default()
                 }),
             })
         })?;
@@ -192,6 +223,7 @@ mod tests {
             created_at: Some(at(5)),
             updated_at: Some(at(6)),
             redacted_at: None,
+            ..Default::default()
         };
         {
             let store = MetadataStore::open(dir.path()).unwrap();
@@ -228,5 +260,50 @@ mod tests {
         );
         store.put_listing("all", at(2), [row("inq_1")]).unwrap();
         assert_eq!(store.listing_changes().unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn view_keys_are_kept_for_a_remount_and_never_for_a_redacted_inquiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyed = |id: &str, redacted: bool| ListedInquiry {
+            id: id.into(),
+            redacted_at: redacted.then(|| at(9)),
+            reference_id: Some(format!("user-{id}")),
+            account_id: Some("act_1".into()),
+            ..Default::default()
+        };
+        {
+            let store = MetadataStore::open(dir.path()).unwrap();
+            let rows = [keyed("inq_1", false), keyed("inq_2", true)];
+            store.put_listing("all", at(1), rows).unwrap();
+            store
+                .record_listing_changes(&[ListingChange::Joined(keyed("inq_3", false))])
+                .unwrap();
+        }
+        let store = MetadataStore::open(dir.path()).unwrap();
+        let page = store.listing_page(0, 10).unwrap();
+        assert_eq!(page[0].reference_id.as_deref(), Some("user-inq_1"));
+        assert_eq!(page[0].account_id.as_deref(), Some("act_1"));
+        assert_eq!(
+            (
+                page[1].reference_id.as_deref(),
+                page[1].account_id.as_deref()
+            ),
+            (None, None),
+            "a redacted inquiry's row keeps no key"
+        );
+        assert_eq!(
+            store.listing_changes().unwrap(),
+            vec![ListingChange::Joined(keyed("inq_3", false))]
+        );
+        // A purge takes the keys from the listing's rows, stored view or not.
+        store.put_inquiry(&view("inq_1", 5)).unwrap();
+        assert!(store.delete_inquiry("inq_1").unwrap());
+        assert!(!store.delete_inquiry("inq_3").unwrap());
+        assert_eq!(store.listing_page(0, 1).unwrap()[0].reference_id, None);
+        let ListingChange::Joined(joined) = &store.listing_changes().unwrap()[0] else {
+            panic!("a joined row");
+        };
+        assert_eq!((&joined.reference_id, &joined.account_id), (&None, &None));
     }
 }

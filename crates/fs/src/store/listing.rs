@@ -17,7 +17,7 @@ use super::{MetadataStore, StoreError};
 const CHUNK: usize = 10_000;
 
 /// One row of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListedInquiry {
     pub id: String,
     pub status: Option<String>,
@@ -25,6 +25,17 @@ pub struct ListedInquiry {
     pub created_at: Option<SystemTime>,
     pub updated_at: Option<SystemTime>,
     pub redacted_at: Option<SystemTime>,
+    /// What the views group by (`by-reference-id/`, `accounts/`); never kept for a redacted
+    /// inquiry (a reference id can be a person's email or number).
+    pub reference_id: Option<String>,
+    pub account_id: Option<String>,
+}
+
+/// `text` if it may be written (no secret mark in it), else nothing: a key that cannot be
+/// stored only leaves the inquiry out of its view after a remount.
+pub(super) fn storable(text: &Option<String>) -> Option<&str> {
+    text.as_deref()
+        .filter(|t| check_clean("view key", t).is_ok())
 }
 
 /// The current listing as a whole.
@@ -63,6 +74,8 @@ fn row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ListedInquiry> {
         updated_at: r.get::<_, Option<i64>>(first + 2)?.map(time_from_db),
         redacted_at: r.get::<_, Option<i64>>(first + 3)?.map(time_from_db),
         created_at: r.get::<_, Option<i64>>(first + 4)?.map(time_from_db),
+        reference_id: r.get(first + 5)?,
+        account_id: r.get(first + 6)?,
     })
 }
 
@@ -117,8 +130,9 @@ impl MetadataStore {
         Self::check_building(&tx, build)?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO listing (gen, pos, id, status, updated_at, redacted_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO listing (gen, pos, id, status, updated_at, redacted_at, created_at,
+                     reference_id, account_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for (k, r) in rows.iter().enumerate() {
                 insert.execute(params![
@@ -129,6 +143,8 @@ impl MetadataStore {
                     r.updated_at.map(time_to_db),
                     r.redacted_at.map(time_to_db),
                     r.created_at.map(time_to_db),
+                    storable(&r.reference_id).filter(|_| r.redacted_at.is_none()),
+                    storable(&r.account_id).filter(|_| r.redacted_at.is_none()),
                 ])?;
             }
         }
@@ -218,8 +234,8 @@ impl MetadataStore {
             return Ok(Vec::new());
         };
         let mut stmt = conn.prepare_cached(
-            "SELECT id, status, updated_at, redacted_at, created_at FROM listing
-             WHERE gen = ?1 AND pos >= ?2 ORDER BY pos LIMIT ?3",
+            "SELECT id, status, updated_at, redacted_at, created_at, reference_id, account_id
+             FROM listing WHERE gen = ?1 AND pos >= ?2 ORDER BY pos LIMIT ?3",
         )?;
         let rows = stmt
             .query_map(params![generation, start as i64, limit as i64], |r| {
@@ -238,8 +254,8 @@ impl MetadataStore {
         };
         let found = conn
             .prepare_cached(
-                "SELECT pos, id, status, updated_at, redacted_at, created_at FROM listing
-                 WHERE id = ?1 AND gen = ?2 ORDER BY pos LIMIT 1",
+                "SELECT pos, id, status, updated_at, redacted_at, created_at, reference_id,
+                     account_id FROM listing WHERE id = ?1 AND gen = ?2 ORDER BY pos LIMIT 1",
             )?
             .query_row(params![id, generation], |r| {
                 Ok((r.get::<_, i64>(0)? as u64, row(r, 1)?))

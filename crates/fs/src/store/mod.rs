@@ -309,6 +309,13 @@ impl MetadataStore {
     pub fn delete_inquiry(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
+        // A reference id or account can name the person: the listing's row keeps neither.
+        for sql in [
+            "UPDATE listing SET reference_id = NULL, account_id = NULL WHERE id = ?1",
+            "UPDATE listing_delta SET reference_id = NULL, account_id = NULL WHERE id = ?1",
+        ] {
+            tx.prepare_cached(sql)?.execute([id])?;
+        }
         tx.prepare_cached("DELETE FROM file WHERE inquiry_id = ?1")?
             .execute([id])?;
         tx.prepare_cached("DELETE FROM stale WHERE id = ?1")?
@@ -317,7 +324,8 @@ impl MetadataStore {
             .prepare_cached("DELETE FROM inquiry WHERE id = ?1")?
             .execute([id])?;
         if n == 0 {
-            return Ok(false); // nothing stored: nothing to overwrite
+            tx.commit()?;
+            return Ok(false); // no view stored: nothing more to overwrite
         }
         shred::rebuild_personal_tables(&tx)?;
         tx.commit()?;

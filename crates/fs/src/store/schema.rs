@@ -218,5 +218,6 @@ fn check_and_prepare(conn: &Connection) -> Result<Option<String>, rusqlite::Erro
     }
     // Added after schema version 3 without changing it: older files gain them here.
     conn.execute_batch(super::delta::DELTA_TABLES)?;
+    super::delta::add_key_columns(conn)?;
     Ok(None)
 }

@@ -83,6 +83,7 @@ fn filled_store(dir: &Path, inquiries: u64) -> MetadataStore {
         created_at: None,
         updated_at: None,
         redacted_at: None,
+        ..Default::default()
     });
     store.put_listing("scope", SystemTime::now(), rows).unwrap();
     store

@@ -310,6 +310,7 @@ fn no_url_token_or_signature_ever_reaches_the_file() {
                 created_at: None,
                 updated_at: None,
                 redacted_at: None,
+                ..Default::default()
             }],
         )
         .unwrap();
@@ -365,6 +366,7 @@ fn a_value_that_looks_like_a_secret_is_refused_and_not_written() {
         created_at: None,
         updated_at: None,
         redacted_at: None,
+        ..Default::default()
     };
     assert!(store.put_listing("s", SystemTime::now(), [row]).is_err());
     drop(store);
@@ -388,6 +390,7 @@ fn listed_rows(range: std::ops::Range<u64>) -> impl Iterator<Item = ListedInquir
         created_at: Some(at(1_600_000_000 + n, 0)),
         updated_at: Some(at(1_700_000_000 + n, (n % 1000) as u32 * 1_000_000)),
         redacted_at: (n % 10 == 7).then(|| at(1_750_000_000, 0)),
+        ..Default::default()
     })
 }
 
