@@ -154,7 +154,6 @@ impl MetadataStore {
                     redacted_at: None,
                     reference_id: r.get(5)?,
                     account_id: r.get(6)?,
-                    ..Default::default()
                 }),
             })
         })?;
