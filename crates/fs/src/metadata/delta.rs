@@ -28,8 +28,8 @@ use personafs_client::{InquirySummary, ListFilters};
 
 pub use crate::config::DeltaConfig;
 
-/// Pages of changes one delta takes at most (10,000 changes); more means a whole listing.
-pub(crate) const MAX_PAGES: u32 = 100;
+/// Pages of changes one delta takes at most (20,000 changes); more means a whole listing.
+pub(crate) const MAX_PAGES: u32 = 200;
 
 /// The latest `updated-at` search reported (Persona's clock), and when (this host's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

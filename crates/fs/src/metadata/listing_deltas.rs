@@ -364,6 +364,11 @@ impl Lister {
         if d.refused.load(Ordering::Relaxed) || self.current().is_none() {
             return None;
         }
+        if d.why_full.lock().is_some() {
+            // A whole listing is due (a delta was not trusted, or too many changed): no
+            // delta until it is taken, or every request would ask search again.
+            return None;
+        }
         let k = self.known(d).await;
         match delta::next(&d.cfg, k.watermark.as_ref(), k.last_full, SystemTime::now()) {
             Next::Delta { since } => Some(since),
@@ -386,13 +391,16 @@ impl Lister {
         let d = self.deltas.as_ref()?;
         let current = self.current()?;
         let generation = self.generation.load(Ordering::SeqCst);
-        let mut started = Instant::now();
+        // A shared delta is as old as when it was taken; an own one counts from when it is
+        // applied (a delta of 10,000 changes takes seconds: dated from its start, it would
+        // be stale on arrival with a short TTL, and every request would take another).
+        let mut age = std::time::Duration::ZERO;
         let shared = self.shared_changes(since).await;
         let from_shared = shared.is_some();
         let answers = async {
             let searched = match shared {
-                Some((changes, age)) => {
-                    started = started.checked_sub(age).unwrap_or(started);
+                Some((changes, shared_age)) => {
+                    age = shared_age;
                     changes
                 }
                 None => changes_since(self.api.as_ref(), since, MAX_PAGES)
@@ -500,6 +508,8 @@ impl Lister {
             w
         };
         self.persist_delta(&planned, &watermark).await;
+        let started = Instant::now();
+        let started = started.checked_sub(age).unwrap_or(started);
         self.vouched_now(d, started, true);
         if for_listing {
             *d.listing_vouched.lock() = Some(started);
