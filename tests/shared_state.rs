@@ -202,3 +202,61 @@ fn a_walk_completes_when_redis_dies_midway_and_says_so_once() {
         assert_eq!(said, 1, "{what}: {log}");
     }
 }
+
+/// With `--shared-state`, two mounts take one delta between them: the second takes the
+/// first's changes from Redis (no search of its own), and both show the change.
+#[test]
+fn two_mounts_take_one_delta_between_them() {
+    if !fuse_available() {
+        return;
+    }
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let shared = mock(20, 0);
+    let url = redis.url();
+    let spawn_fast = |name: &str| {
+        let mp = work.path().join(format!("{name}-mnt"));
+        let cache = work.path().join(format!("{name}-cache"));
+        std::fs::create_dir_all(&mp).unwrap();
+        let extra = [
+            "--prefetch",
+            "false",
+            "--shared-state",
+            url.as_str(),
+            "--metadata-ttl",
+            "2s",
+        ];
+        binary::Daemon::mount(&shared, &mp, &cache, &extra)
+    };
+    let (a, b) = (spawn_fast("a"), spawn_fast("b"));
+    ls_lr(&a.mountpoint);
+    ls_lr(&b.mountpoint);
+    let id = shared.inquiry_ids()[5].clone();
+    let status = |mp: &Path| -> String {
+        let json = std::fs::read(mp.join("inquiries").join(&id).join("inquiry.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        v["data"]["attributes"]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let new = if status(&a.mountpoint) == "declined" {
+        "approved"
+    } else {
+        "declined"
+    };
+    std::thread::sleep(Duration::from_millis(2_200)); // both mounts' deltas are due
+    assert!(shared.set_status(&id, new));
+    let before = shared.stats().api_search;
+    assert_eq!(status(&a.mountpoint), new, "mount a, by its delta");
+    assert_eq!(status(&b.mountpoint), new, "mount b, by a's delta");
+    assert_eq!(
+        shared.stats().api_search - before,
+        1,
+        "one search between the two mounts"
+    );
+    a.stop();
+    b.stop();
+}
