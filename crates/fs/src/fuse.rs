@@ -551,8 +551,10 @@ impl fuser::Filesystem for PersonaFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.core.release(fh.0);
+        // The backing is kept (or let go) before the handle goes: whoever sees no open
+        // handle sees the kept backing too.
         self.passthrough.release(fh.0);
+        self.core.release(fh.0);
         reply.ok();
     }
 
