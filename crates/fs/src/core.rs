@@ -220,15 +220,21 @@ impl FsCore {
                 })
                 .await;
         }
-        for id in self.newly_redacted(&planned.redacted).await {
-            if !self.meta.views.is_marked_redacted(&id) {
-                self.redact(&id).await;
-                // In the background: a delta runs inside a request, and the kernel drops an
-                // entry only once the requests holding its directory are answered.
-                let core = self.clone();
-                self.rt
-                    .spawn(async move { core.forget_in_kernel(&id).await });
-            }
+        let redacted: Vec<Arc<str>> = (self.newly_redacted(&planned.redacted).await)
+            .into_iter()
+            .filter(|id| !self.meta.views.is_marked_redacted(id))
+            .collect();
+        for id in &redacted {
+            self.meta.views.mark_redacted(id);
+        }
+        self.forget_all_redacted(&redacted).await;
+        for id in redacted {
+            tracing::info!(inquiry = %id, "redaction applied");
+            // In the background: a delta runs inside a request, and the kernel drops an
+            // entry only once the requests holding its directory are answered.
+            let core = self.clone();
+            self.rt
+                .spawn(async move { core.forget_in_kernel(&id).await });
         }
     }
 
@@ -338,6 +344,32 @@ impl FsCore {
 
     /// Hand over the first listing page (fetched with page size 100 before mounting), so the
     /// first listing does not ask for it again.
+    /// `forget_redacted` for many inquiries, with one purge of the store for all of them.
+    async fn forget_all_redacted(&self, ids: &[Arc<str>]) {
+        if ids.is_empty() {
+            return;
+        }
+        let (cache, keys) = (self.cache.clone(), ids.to_vec());
+        let purge = move |store: Option<&crate::store::MetadataStore>| {
+            // Files first: once the views are gone from the store, nothing is left.
+            for id in &keys {
+                cache.purge_inquiry(id);
+            }
+            if let Some(store) = store {
+                let ids: Vec<&str> = keys.iter().map(|k| &**k).collect();
+                if let Err(e) = store.delete_inquiries(&ids) {
+                    tracing::warn!("metadata store: cannot delete redacted inquiries: {e}");
+                }
+            }
+        };
+        match &self.writer {
+            Some(writer) => writer.write_and_wait(move |store| purge(Some(store))).await,
+            None => {
+                let _ = self.rt.spawn_blocking(move || purge(None)).await;
+            }
+        }
+    }
+
     /// Of `ids` reported redacted, those whose stored view does not show it yet (a delta's
     /// overlap and a remount report a redaction again: its stored view already answers).
     async fn newly_redacted(&self, ids: &[Arc<str>]) -> Vec<Arc<str>> {

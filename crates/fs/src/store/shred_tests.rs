@@ -155,6 +155,26 @@ fn a_purge_leaves_no_byte_of_the_inquiry_in_any_file_of_the_store() {
 }
 
 #[test]
+fn a_purge_of_many_at_once_leaves_no_byte_of_any_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled_store(dir.path(), 400);
+    let purged = [3, 137, 250, 399];
+    let ids: Vec<String> = purged.iter().map(|n| format!("inq_{n:05}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    assert_eq!(store.delete_inquiries(&refs).unwrap(), 4);
+    eprintln!(
+        "purge of 4 of 400 inquiries at once: {:?}",
+        started.elapsed()
+    );
+    for n in purged {
+        assert_eq!(found(dir.path(), n), Vec::<String>::new(), "inq_{n:05}");
+    }
+    assert_eq!(found(dir.path(), 138).len(), 6, "the others stay");
+    assert_eq!(store.counts().unwrap().inquiries, 396);
+}
+
+#[test]
 fn a_reader_holding_an_old_snapshot_delays_the_purge_but_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = filled_store(dir.path(), 100);
