@@ -341,7 +341,7 @@ fn snapshot_fn(
             s.open_handles = core.open_handles() as u64;
             s.listing = core.listing_progress();
             s.listing_cut_at = core.listing_cut_at();
-            s.deltas = core.delta_stats().map(|d| delta_snapshot(&d.status()));
+            s.deltas = core.delta_stats().map(|d| d.status());
         }
         s
     })
@@ -377,26 +377,4 @@ fn mount_error(e: std::io::Error, mountpoint: &Path) -> anyhow::Error {
         _ => "",
     };
     anyhow::anyhow!("cannot mount {}: {e}{hint}", mountpoint.display())
-}
-
-fn unix(t: std::time::SystemTime) -> Option<u64> {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs())
-}
-
-fn delta_snapshot(d: &personafs_fs::DeltaStatus) -> personafs_client::telemetry::DeltaSnapshot {
-    personafs_client::telemetry::DeltaSnapshot {
-        deltas: d.deltas,
-        search_pages: d.search_pages,
-        changes_applied: d.changes_applied,
-        full_listings: (d.full_listings.iter())
-            .map(|(why, n)| (why.to_string(), *n))
-            .collect(),
-        last_delta_unix: d.last_delta.and_then(unix),
-        last_full_unix: d.last_full.and_then(|(t, _)| unix(t)),
-        last_full_reason: d.last_full.map(|(_, why)| why.to_string()),
-        watermark_unix: d.watermark.and_then(unix),
-        search_refused: d.search_refused,
-    }
 }

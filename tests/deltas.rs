@@ -155,7 +155,7 @@ fn changes_reach_the_mount_by_delta_without_a_whole_listing() {
         deltas.deltas
     );
     assert_eq!(
-        deltas.full_listings.iter().map(|(_, n)| n).sum::<u64>(),
+        deltas.full_listings.values().sum::<u64>(),
         1,
         "only the first mount's listing: {:?}",
         deltas.full_listings
@@ -237,7 +237,7 @@ fn an_inquiry_changing_into_the_filters_appears_and_one_changing_out_leaves() {
     });
     let deltas = m.core.delta_stats().unwrap().status();
     assert_eq!(
-        deltas.full_listings.iter().map(|(_, n)| n).sum::<u64>(),
+        deltas.full_listings.values().sum::<u64>(),
         1,
         "by deltas, not by listing again"
     );

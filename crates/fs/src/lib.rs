@@ -38,5 +38,5 @@ pub use fuse::{FuseOptions, PersonaFs, mount};
 pub use handles::{CacheBacking, FileRange, Opened, ReadData};
 pub use metadata::delta::{DeltaConfig, FullReason};
 pub use metadata::inode::{INQUIRIES, ROOT};
-pub use metadata::listing::{DeltaStats, DeltaStatus};
+pub use metadata::listing::DeltaStats;
 pub use metadata::{Attr, DirEntry, Kind};

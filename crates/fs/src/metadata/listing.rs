@@ -23,8 +23,8 @@ use crate::breaker::unreachable;
 use crate::cache::DiskCache;
 use crate::error::{FsError, FsResult};
 use crate::store::{ListedInquiry, ListingBuild, ListingChange, MetadataStore};
+pub use deltas::DeltaStats;
 pub(crate) use deltas::{DeltaSink, Vouch};
-pub use deltas::{DeltaStats, DeltaStatus};
 use personafs_client::{InquiryPage, InquirySummary, ListFilters, Listed, PersonaApi};
 
 pub(crate) struct Listing {

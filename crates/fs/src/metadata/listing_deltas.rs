@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use personafs_client::search::changes_since;
+use personafs_client::telemetry::DeltaSnapshot;
 
 use super::super::listing_rows::{JoinedRow, RowKeys};
 use super::{Lister, Listing};
@@ -51,39 +52,33 @@ pub struct DeltaStats {
     last: Mutex<Option<SystemTime>>,
     last_full: Mutex<Option<(SystemTime, FullReason)>>,
     watermark: Mutex<Option<DateTime<Utc>>>,
+    /// Search was refused once: listing by TTL from then on.
     refused: AtomicBool,
 }
 
-/// A copy of [`DeltaStats`] at one moment.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeltaStatus {
-    pub deltas: u64,
-    pub search_pages: u64,
-    pub changes_applied: u64,
-    /// Whole listings taken, by why.
-    pub full_listings: Vec<(&'static str, u64)>,
-    pub last_delta: Option<SystemTime>,
-    pub last_full: Option<(SystemTime, &'static str)>,
-    /// The latest `updated-at` search reported (Persona's clock).
-    pub watermark: Option<SystemTime>,
-    /// Search is refused: the listing is taken again by TTL.
-    pub search_refused: bool,
+fn unix(t: SystemTime) -> Option<u64> {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 impl DeltaStats {
-    pub fn status(&self) -> DeltaStatus {
-        DeltaStatus {
+    /// What `personafs status` and `/metrics` show of it.
+    pub fn status(&self) -> DeltaSnapshot {
+        let last_full = *self.last_full.lock();
+        DeltaSnapshot {
             deltas: self.deltas.load(Ordering::Relaxed),
             search_pages: self.search_pages.load(Ordering::Relaxed),
             changes_applied: self.changes_applied.load(Ordering::Relaxed),
             full_listings: FullReason::ALL
                 .iter()
                 .zip(&self.full_listings)
-                .map(|(r, n)| (r.name(), n.load(Ordering::Relaxed)))
+                .map(|(r, n)| (r.name().to_string(), n.load(Ordering::Relaxed)))
                 .collect(),
-            last_delta: *self.last.lock(),
-            last_full: self.last_full.lock().map(|(t, r)| (t, r.name())),
-            watermark: self.watermark.lock().map(SystemTime::from),
+            last_delta_unix: self.last.lock().and_then(unix),
+            last_full_unix: last_full.and_then(|(t, _)| unix(t)),
+            last_full_reason: last_full.map(|(_, r)| r.name().to_string()),
+            watermark_unix: self.watermark.lock().and_then(|w| unix(w.into())),
             search_refused: self.refused.load(Ordering::Relaxed),
         }
     }
@@ -101,8 +96,6 @@ impl DeltaStats {
 /// What the lister knows for deltas.
 pub(crate) struct DeltaState {
     cfg: DeltaConfig,
-    /// Search was refused once: listing by TTL from then on.
-    refused: AtomicBool,
     /// Loaded from the store once; `None` inside until known.
     known: tokio::sync::Mutex<Option<Known>>,
     /// When everything was last vouched for, and whether for every inquiry of the
@@ -128,10 +121,23 @@ struct Known {
 }
 
 impl DeltaState {
+    fn refused(&self) -> bool {
+        self.stats.refused.load(Ordering::Relaxed)
+    }
+
+    /// A whole listing is due for `reason` (`replace`: over one noted before). Until it is
+    /// taken no delta is tried, and the views go by their own age.
+    fn whole_listing_due(&self, reason: FullReason, replace: bool) {
+        let mut why = self.why_full.lock();
+        if replace || why.is_none() {
+            *why = Some(reason);
+        }
+        self.live.store(false, Ordering::Relaxed);
+    }
+
     pub(crate) fn new(cfg: DeltaConfig) -> DeltaState {
         DeltaState {
             cfg,
-            refused: AtomicBool::new(false),
             known: tokio::sync::Mutex::new(None),
             vouched: Mutex::new(None),
             why_full: Mutex::new(None),
@@ -230,7 +236,7 @@ impl Lister {
         let Some(d) = &self.deltas else {
             return Vouch::Unknown;
         };
-        if d.refused.load(Ordering::Relaxed) || self.failing() {
+        if d.refused() || self.failing() {
             return Vouch::Unknown;
         }
         match *d.vouched.lock() {
@@ -249,9 +255,7 @@ impl Lister {
 
     /// Whether deltas keep this mount fresh (on, and search not refused).
     pub(super) fn deltas_kept(&self) -> bool {
-        self.deltas
-            .as_ref()
-            .is_some_and(|d| !d.refused.load(Ordering::Relaxed))
+        self.deltas.as_ref().is_some_and(|d| !d.refused())
     }
 
     /// The last listing or delta failed (the mount serves what it knows meanwhile).
@@ -264,7 +268,7 @@ impl Lister {
     /// most every few seconds, while the views fall back to their own age.
     pub(crate) async fn vouch(self: &Arc<Self>) {
         let Some(d) = &self.deltas else { return };
-        if d.refused.load(Ordering::Relaxed) || self.vouches(true) {
+        if d.refused() || self.vouches(true) {
             return;
         }
         if self.failing() {
@@ -300,7 +304,7 @@ impl Lister {
                 let _refreshing = self.refresh.lock().await;
                 self.vouches(true) || self.take_delta(false).await.is_some()
             };
-            if !took && !d.refused.load(Ordering::Relaxed) {
+            if !took && !d.refused() {
                 // Search gave way to a whole listing: not worth a view's wait.
                 self.refresh_in_background();
             }
@@ -361,7 +365,7 @@ impl Lister {
     /// What the next refresh is: a delta (`Some(since)`) or a whole listing (`None`).
     pub(super) async fn next_refresh(&self) -> Option<DateTime<Utc>> {
         let d = self.deltas.as_ref()?;
-        if d.refused.load(Ordering::Relaxed) || self.current().is_none() {
+        if d.refused() || self.current().is_none() {
             return None;
         }
         if d.why_full.lock().is_some() {
@@ -373,9 +377,7 @@ impl Lister {
         match delta::next(&d.cfg, k.watermark.as_ref(), k.last_full, SystemTime::now()) {
             Next::Delta { since } => Some(since),
             Next::Full(reason) => {
-                d.why_full.lock().get_or_insert(reason);
-                // Until it is taken, the views go by their own age.
-                d.live.store(false, Ordering::Relaxed);
+                d.whole_listing_due(reason, false);
                 None
             }
         }
@@ -433,7 +435,6 @@ impl Lister {
             Ok(a) => a,
             Err(Unusable::Full(reason)) => {
                 if reason == FullReason::SearchRefused {
-                    d.refused.store(true, Ordering::Relaxed);
                     d.stats.refused.store(true, Ordering::Relaxed);
                     tracing::warn!(
                         "search is refused for this key or API version: the listing is taken \
@@ -445,8 +446,7 @@ impl Lister {
                         "search's answer cannot be used for a delta; taking a whole listing"
                     );
                 }
-                d.why_full.lock().replace(reason);
-                d.live.store(false, Ordering::Relaxed);
+                d.whole_listing_due(reason, true);
                 return None;
             }
             Err(Unusable::Failed(e)) => {
@@ -617,5 +617,22 @@ fn joined_row(s: &personafs_client::InquirySummary) -> JoinedRow {
             reference: s.reference_id.as_deref().map(Arc::from),
             account: s.account_id.as_deref().map(Arc::from),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_says_the_last_whole_listing_and_why() {
+        let stats = DeltaStats::default();
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        stats.full(FullReason::Untrusted, at);
+        let status = stats.status();
+        assert_eq!(status.last_full_unix, Some(1_000));
+        assert_eq!(status.last_full_reason.as_deref(), Some("untrusted"));
+        assert_eq!(status.full_listings.get("untrusted"), Some(&1));
+        assert_eq!(status.full_listings.values().sum::<u64>(), 1);
     }
 }
