@@ -185,19 +185,30 @@ impl FsCore {
         match &change {
             Change::Appeared(_) | Change::Changed(_) => self.meta.views.expire(&id),
             Change::Redacted(_) => {
-                self.redact(&id).await;
-                self.forget_in_kernel(&id).await;
+                for id in self.redact(&[id]).await {
+                    self.forget_in_kernel(&id).await;
+                }
             }
         }
         self.counters.events_applied.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A redaction Persona announced or a delta reported: its view, stored view and cached
-    /// files go before this returns. The kernel's names are the caller's to drop.
-    async fn redact(&self, id: &Arc<str>) {
-        self.meta.views.mark_redacted(id);
-        self.forget_redacted(id).await;
-        tracing::info!(inquiry = %id, "redaction applied");
+    /// Redactions Persona announced or a delta reported: the views, stored views and cached
+    /// files of those not applied yet go before this returns, with one purge of the store
+    /// for all. Returns those it applied; their names in the kernel are the caller's to drop.
+    async fn redact(&self, ids: &[Arc<str>]) -> Vec<Arc<str>> {
+        let redacted: Vec<Arc<str>> = (self.newly_redacted(ids).await)
+            .into_iter()
+            .filter(|id| !self.meta.views.is_marked_redacted(id))
+            .collect();
+        for id in &redacted {
+            self.meta.views.mark_redacted(id);
+        }
+        self.forget_all_redacted(&redacted).await;
+        for id in &redacted {
+            tracing::info!(inquiry = %id, "redaction applied");
+        }
+        redacted
     }
 
     /// What a delta reported, applied to the views: those older than reported leave memory
@@ -220,16 +231,7 @@ impl FsCore {
                 })
                 .await;
         }
-        let redacted: Vec<Arc<str>> = (self.newly_redacted(&planned.redacted).await)
-            .into_iter()
-            .filter(|id| !self.meta.views.is_marked_redacted(id))
-            .collect();
-        for id in &redacted {
-            self.meta.views.mark_redacted(id);
-        }
-        self.forget_all_redacted(&redacted).await;
-        for id in redacted {
-            tracing::info!(inquiry = %id, "redaction applied");
+        for id in self.redact(&planned.redacted).await {
             // In the background: a delta runs inside a request, and the kernel drops an
             // entry only once the requests holding its directory are answered.
             let core = self.clone();
@@ -248,49 +250,6 @@ impl FsCore {
             }
             None => false,
         }
-    }
-
-    /// A redacted inquiry's stored view and cached files go (through the store's writer, so
-    /// a save queued before cannot bring the view back).
-    async fn forget_redacted(&self, id: &Arc<str>) {
-        let cache = self.cache.clone();
-        let key = id.to_string();
-        match &self.writer {
-            // Once applied, a redaction reported again (a delta's overlap, a remount) leaves
-            // the stored redacted view, which answers without a retrieve.
-            Some(writer) => {
-                writer
-                    .write_and_wait(move |store| {
-                        crate::metadata::listing::forget_redacted_unless_applied(
-                            store, &cache, &key,
-                        )
-                    })
-                    .await
-            }
-            None => {
-                let _ = self
-                    .rt
-                    .spawn_blocking(move || cache.purge_inquiry(&key))
-                    .await;
-            }
-        }
-    }
-
-    /// The kernel keeps a final inquiry's names for the metadata TTL: after a redaction, its
-    /// files' paths must not answer `stat` from there either. Dropping the inquiry's entry
-    /// in `inquiries/` drops everything the kernel holds under it.
-    async fn forget_in_kernel(&self, id: &Arc<str>) {
-        let Some(kernel) = self.kernel.get().cloned() else {
-            return;
-        };
-        if self.meta.peek_ino(&Node::Inquiry(id.clone())).is_none() {
-            return; // the kernel holds nothing of it
-        }
-        let name = id.to_string();
-        let _ = self
-            .rt
-            .spawn_blocking(move || kernel.forget_entry(INQUIRIES, &name))
-            .await;
     }
 
     /// Events were missed: list again (the listing acts on the redactions it shows, and a
@@ -344,7 +303,25 @@ impl FsCore {
 
     /// Hand over the first listing page (fetched with page size 100 before mounting), so the
     /// first listing does not ask for it again.
-    /// `forget_redacted` for many inquiries, with one purge of the store for all of them.
+    /// The kernel keeps a final inquiry's names for the metadata TTL: after a redaction, its
+    /// files' paths must not answer `stat` from there either. Dropping the inquiry's entry
+    /// in `inquiries/` drops everything the kernel holds under it.
+    async fn forget_in_kernel(&self, id: &Arc<str>) {
+        let Some(kernel) = self.kernel.get().cloned() else {
+            return;
+        };
+        if self.meta.peek_ino(&Node::Inquiry(id.clone())).is_none() {
+            return; // the kernel holds nothing of it
+        }
+        let name = id.to_string();
+        let _ = self
+            .rt
+            .spawn_blocking(move || kernel.forget_entry(INQUIRIES, &name))
+            .await;
+    }
+
+    /// Redacted inquiries' cached files and stored views go (through the store's writer, so a
+    /// save queued before cannot bring a view back), with one purge of the store for all of them.
     async fn forget_all_redacted(&self, ids: &[Arc<str>]) {
         if ids.is_empty() {
             return;

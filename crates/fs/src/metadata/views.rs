@@ -242,8 +242,14 @@ impl Views {
 
     /// Whether a delta is due before `view` can be vouched for.
     fn vouch_due(&self, view: &InquiryView) -> bool {
-        let listed = self.listing.current().and_then(|l| l.updated(&view.id));
-        self.listing.vouch_state(listed.is_some()) == Vouch::Due
+        self.listing
+            .vouch_state(self.listed_updated(view).is_some())
+            == Vouch::Due
+    }
+
+    /// `updated-at` the listing holds for `view`'s inquiry (`None`: not listed).
+    fn listed_updated(&self, view: &InquiryView) -> Option<Option<SystemTime>> {
+        self.listing.current().and_then(|l| l.updated(&view.id))
     }
 
     /// `is_fresh`, taking a delta first when one is due: the vouch a request asked for can
@@ -265,7 +271,7 @@ impl Views {
     /// the listing, if it holds the inquiry, reports nothing newer), `Some(false)` when one
     /// is due, `None` when deltas cannot say (the view's age then decides).
     fn vouched(&self, view: &InquiryView) -> Option<bool> {
-        let listed = self.listing.current().and_then(|l| l.updated(&view.id));
+        let listed = self.listed_updated(view);
         match self.listing.vouch_state(listed.is_some()) {
             Vouch::Fresh => Some(match listed {
                 Some(Some(u)) => view.updated.is_some_and(|v| v >= u),
