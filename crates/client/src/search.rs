@@ -4,6 +4,13 @@
 //! takes seeing a change twice. [`changes_since`] walks the pages and refuses an answer that
 //! cannot be trusted: a cursor given twice, `updated-at` going backwards or before the time
 //! asked for, an id that is not an inquiry's.
+//!
+//! One page is `PersonaApi::search_updated_since`: the body asks `updated_at >= <time>`
+//! (whole milliseconds, [`whole_millis`]) sorted ascending, and the query asks only
+//! [`SUMMARY_FIELDS`] (`fields[inquiry]`: a page of whole inquiries would be mostly personal
+//! data); each attempt goes through the client's retry policy, deadline, body cap and budget
+//! as a list page does. A 400, 403 or 404 from the API host is [`Error::is_search_refused`],
+//! told apart from other failures; every way a walk fails is a [`SearchError`].
 
 use std::collections::HashSet;
 

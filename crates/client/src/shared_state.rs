@@ -6,8 +6,13 @@
 //! and releases the claim with a compare-and-delete script (never another's claim). While
 //! its retrieve lasts (it may wait long for the shared request budget) the holder renews the
 //! claim, so the claim expires only when its holder is gone. Another mount wanting the same
-//! inquiry meanwhile waits for a view newer than the one it had, as long as the claim stands.
-//! A mount that needs signed URLs always retrieves itself: URLs never leave the host.
+//! inquiry meanwhile waits for a view newer than the one it had, as long as the claim stands
+//! and at most [`MAX_WAIT`] (5 minutes; past it, it retrieves itself). A mount that needs
+//! signed URLs always retrieves itself: URLs never leave the host.
+//!
+//! The last delta a mount took (the changes search reported) is published here too, kept as
+//! long as a view, so the mounts sharing the state take one delta per metadata TTL between
+//! them.
 //!
 //! What goes to Redis: the organization, environment and inquiry ids (in key names), random
 //! claim tokens, and views as the caller encodes them, which must be token-free (the fs crate

@@ -1,4 +1,6 @@
-//! Persona API versions (the `Persona-Version` header).
+//! Persona API versions (the `Persona-Version` header). [`PERSONA_VERSIONS`] is the
+//! `api-version` enum of the official spec, checked by a unit test against every spec bundle
+//! in the repository; `--persona-version` takes only these.
 
 /// Every API version Persona publishes, newest first.
 ///
