@@ -2,8 +2,9 @@
 //! (up to eight per core) and keeps freed memory: after a walk of 20,000 inquiries a mount held
 //! about 370 MiB, of which a third was free memory spread over arenas (measured with
 //! `MALLOC_ARENA_MAX=2`: 264 MiB). personafs allocates little per request on its data path
-//! (downloads reuse their buffers), so two arenas cost nothing measurable, and a periodic trim
-//! gives back what a large listing or a walk freed.
+//! (downloads reuse their buffers), so the binary limits glibc to two arenas (they cost
+//! nothing measurable), and a trim every [`TRIM_EVERY`] (20 s) gives back what a large
+//! listing or a walk freed.
 
 use std::time::Duration;
 

@@ -1,7 +1,11 @@
-//! Listings being read. personafs answers no `opendir`: the kernel opens directories itself
-//! (saving a request and its `releasedir` per directory of a walk) and `readdir` comes with
-//! an offset alone. Offset 0 takes the listing as it is now; a later offset pages through
-//! the one taken at 0, so a listing read in several replies is one listing.
+//! Listings being read. personafs answers no `opendir` (ENOSYS once, and the kernel opens
+//! every directory itself from then on, keeping what it reads in its directory cache: a walk
+//! saves an `opendir` and a `releasedir` per directory), so `readdir` comes with an offset
+//! alone. Offset 0 takes the listing as it is now (the core refreshes a stale one first); a
+//! later offset pages through the one taken at 0, so a listing read in several replies is
+//! one listing. It goes when the read reaches its end (the kernel's last request finds
+//! nothing more), and at most `KEPT` are kept; that of `inquiries/` is kept apart, as a
+//! walk reads thousands of directories while reading it.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;

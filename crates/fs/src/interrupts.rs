@@ -3,8 +3,9 @@
 //! waiting request sleeps until the filesystem answers (a fatal signal only moves it from
 //! killable to uninterruptible sleep). So personafs watches the caller itself: while a request
 //! waits, its caller's pending signals are read from `/proc/<pid>/status` every
-//! [`POLL_EVERY`], and the request is answered `EINTR` once one is pending and not blocked (a
-//! fatal signal shows there as SIGKILL), or once the caller is gone. Only that caller stops
+//! [`POLL_EVERY`] (100 ms), and the request is answered `EINTR` once one is pending and not
+//! blocked (`SigPnd`, the thread's own, or `ShdPnd`, the process's, less `SigBlk`; a fatal
+//! signal shows there as SIGKILL), or once the caller is gone. Only that caller stops
 //! waiting: a download in progress goes on for the others and for the cache.
 
 use std::time::Duration;

@@ -11,6 +11,12 @@
 //! name. An entry is renamed into `data/` only when complete and of the right length; its
 //! meta file is written last, so a crash at any moment leaves either no entry or a complete
 //! one. Checksums are verified the first time an entry is used after a start.
+//!
+//! A download reserves its file's size before it starts (`begin`), evicting the least
+//! recently used entries nobody has open, so downloads in progress count against the cap.
+//! A file that cannot be reserved (larger than the cache, or the disk below its free-space
+//! floor) gets an unnamed temp file in `tmp/`: it serves its readers, is never committed,
+//! and vanishes with them.
 
 mod checksum;
 mod key;

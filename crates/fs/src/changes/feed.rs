@@ -4,8 +4,13 @@
 //!
 //! Paging: `page[before]=<cursor>` gives the events right after the cursor (newest first);
 //! the newest of that page is the next cursor. A cursor Persona no longer keeps (the gap is
-//! older than the events it retains) falls back to a full listing check. Without a cursor
+//! older than the events it retains: a 400 to a request with a cursor, which the client
+//! gives as `Error::CursorGone`) falls back to a full listing check. Without a cursor
 //! (first start) the newest event becomes the cursor: there is nothing to replay.
+//!
+//! The cursor is kept under `events <scope>` (the mount's filter scope), so mounts with
+//! other filters never share one. While the circuit breaker is open nothing is asked; a
+//! failed poll warns once until polling works again and is tried from the same cursor.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

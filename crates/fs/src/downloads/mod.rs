@@ -2,6 +2,10 @@
 //! each fetched with URLs refreshed before they expire and once more when the files host
 //! refuses one anyway, resuming from the byte reached; then committed to the cache. Far
 //! reads fetch their own blocks beside a download (far_read.rs).
+//!
+//! A redaction stops the inquiry's downloads before its files are deleted (the cache's purge
+//! hook): each request is dropped at once, its temp file (deleted by the purge) gets no more
+//! bytes, and its readers get ESTALE, as every open handle of a file that is gone.
 
 mod download;
 mod far_read;

@@ -4,6 +4,16 @@
 //! With a metadata store, each listing taken is persisted (in the background), and a mount
 //! without a listing in memory answers from the stored one while it lists again; a row that
 //! shows `redacted-at` deletes the inquiry's stored view and cached files at once.
+//!
+//! - A listing's age counts from when Persona finished giving it: 1,000 pages take minutes at
+//!   300 requests a minute, and a listing dated from its start would be stale on arrival
+//!   (confirming no stored view, and listed again at once).
+//! - One listing is taken at a time (the `refresh` lock): a caller that finds one under way
+//!   answers with the previous listing rather than wait, and one whose last listing failed,
+//!   or that has only the stored listing, answers with it and lists again in the background.
+//! - A listing cut short (its next-page cursor came back) shows what it gathered followed by
+//!   what the last listing had beyond it, and is never stored: the stored listing stays the
+//!   last whole one (its redactions still act). The warning is given once per cursor.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -1,6 +1,21 @@
 //! The listing kept fresh by deltas (the rules are in `delta.rs`): what the lister knows of
 //! the watermark, taking one delta and applying it to the listing, the store and (through
 //! the [`DeltaSink`]) the views.
+//!
+//! - One delta at a time (the listing's `refresh` lock): concurrent needs share it. A
+//!   readdir's delta also takes the list's first page (the key check's, while fresh); a
+//!   lookup's or open's does not, and never waits for a whole listing (one due is taken in
+//!   the background; with nothing listed yet, none is started).
+//! - A delta is dated from when it is applied (one of 10,000 changes takes seconds), a
+//!   shared one from when it was taken. It vouches for every inquiry (`Vouch`); the views
+//!   it reports changed leave memory and are marked stale in the store (the sink), before
+//!   the listing's joined and left rows and the watermark are written, in one write.
+//! - A failed delta serves what the mount knows; it is tried again in the background at
+//!   most every `RETRY` (5 s) while the views go by their own age. Search refused is kept
+//!   for good (one warning), and the listing goes by TTL.
+//! - With `--shared-state` each delta taken is published (`SharedChanges`: its `since`,
+//!   when it was taken and what search reported); a mount whose own `since` it covers,
+//!   while it is younger than the TTL, applies it without asking Persona.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -5,6 +5,11 @@
 //! listing of 100,000 ids takes minutes at Persona's rate limit; other writes go on in
 //! between), and becomes current in one step when finished. Rows of older or unfinished
 //! generations are deleted in chunks, after the switch or at the next open.
+//!
+//! Each row keeps the inquiry's reference id and account, so the views group a stored
+//! listing (a remount, offline) as they grouped it when taken; a delta's joined rows keep
+//! theirs too (`listing_delta`). Both can name the person: a row that shows `redacted-at` is
+//! stored without them, and a redaction clears them from its rows (`delete_inquiries`).
 
 use std::time::SystemTime;
 
