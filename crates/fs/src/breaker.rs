@@ -2,6 +2,11 @@
 //! refused or reset, timeouts, 5xx — each after the client's own retries) the mount stops asking and
 //! answers from the store and the cache at once; after a while one request probes again, and
 //! the first answer from Persona closes the breaker. Each transition is logged once.
+//!
+//! [`BreakerApi`] wraps the client: API calls go through the breaker and move it; the files
+//! host is not tried while it is open (no probe is spent on it), and its failures never move
+//! it (they are the reads' own: EIO after the I/O timeout). Opens after [`OPEN_AFTER`] (3)
+//! failures in a row; one probe goes every `CoreConfig::offline_probe` (15 s by default).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
