@@ -409,8 +409,8 @@ fn answers_from_memory_match_the_core_and_cost_no_request() {
 
     // Nothing known yet: no answer from memory, and no request made for it.
     let before = requests();
-    assert!(core.readdir_now(INQUIRIES).is_none());
-    assert!(core.lookup_now(INQUIRIES, &id).is_none());
+    assert!(core.at_once(core.readdir(INQUIRIES)).is_none());
+    assert!(core.at_once(core.lookup(INQUIRIES, &id)).is_none());
     assert_eq!(requests(), before);
 
     // Once the core has listed and retrieved, memory answers as the core does.
@@ -431,27 +431,35 @@ fn answers_from_memory_match_the_core_and_cost_no_request() {
             .map(|e| (e.name.to_string(), e.attr.ino, e.attr.size))
             .collect::<Vec<_>>()
     };
-    let now = core.readdir_now(INQUIRIES).unwrap().unwrap();
+    let now = core.at_once(core.readdir(INQUIRIES)).unwrap().unwrap();
     assert_eq!(names(&now), names(&listing));
     assert_eq!(
-        core.lookup_now(INQUIRIES, &id).unwrap().unwrap().ino,
+        core.at_once(core.lookup(INQUIRIES, &id))
+            .unwrap()
+            .unwrap()
+            .ino,
         inq.ino
     );
     assert_eq!(
-        names(&core.readdir_now(doc.ino).unwrap().unwrap()),
+        names(&core.at_once(core.readdir(doc.ino)).unwrap().unwrap()),
         names(&files)
     );
     for f in &files {
-        let a = core.lookup_now(doc.ino, &f.name).unwrap().unwrap();
+        let a = core
+            .at_once(core.lookup(doc.ino, &f.name))
+            .unwrap()
+            .unwrap();
         assert_eq!((a.ino, a.size), (f.attr.ino, f.attr.size));
-        let a = core.getattr_now(f.attr.ino).unwrap().unwrap();
+        let a = core.at_once(core.getattr(f.attr.ino)).unwrap().unwrap();
         assert_eq!(
             (a.ino, a.size, a.mtime),
             (f.attr.ino, f.attr.size, f.attr.mtime)
         );
     }
     // A name that is not there is known not to be there.
-    let missing = core.lookup_now(doc.ino, "no-such-file.jpg").unwrap();
+    let missing = core
+        .at_once(core.lookup(doc.ino, "no-such-file.jpg"))
+        .unwrap();
     assert_eq!(missing.unwrap_err().errno(), libc::ENOENT);
     assert_eq!(requests(), before, "answers from memory made requests");
 }

@@ -131,18 +131,28 @@ impl BreakerApi {
         if !self.breaker.admit() {
             return Err(Breaker::refused(what));
         }
+        off_the_first_poll().await;
         let result = fut.await;
         self.breaker.record(&result);
         result
     }
 
     /// The files host is not tried while the breaker is open (no probe is spent on it).
-    fn files_host(&self, what: &str) -> Result<()> {
+    async fn files_host(&self, what: &str) -> Result<()> {
         if self.breaker.is_open() {
             return Err(Breaker::refused(what));
         }
+        off_the_first_poll().await;
         Ok(())
     }
+}
+
+/// No request to Persona starts within a request's first poll: that poll may run on a FUSE
+/// thread (see `answer`), which then never touches a socket, and a request answered from
+/// memory or dropped there has cost Persona nothing. The request starts at the next poll,
+/// on the runtime.
+async fn off_the_first_poll() {
+    tokio::task::yield_now().await;
 }
 
 #[async_trait]
@@ -195,7 +205,7 @@ impl PersonaApi for BreakerApi {
     // `io_timeout`), but while the breaker is open Persona counts as unreachable as a whole:
     // a URL still valid in memory is not tried either, and an uncached file fails at once.
     async fn file_size(&self, url: &str) -> Result<u64> {
-        self.files_host("asking a file's size")?;
+        self.files_host("asking a file's size").await?;
         self.inner.file_size(url).await
     }
 
@@ -205,7 +215,7 @@ impl PersonaApi for BreakerApi {
         offset: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
-        self.files_host("downloading a file")?;
+        self.files_host("downloading a file").await?;
         self.inner.download(url, offset, out).await
     }
 
@@ -216,7 +226,7 @@ impl PersonaApi for BreakerApi {
         end: u64,
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
-        self.files_host("downloading part of a file")?;
+        self.files_host("downloading part of a file").await?;
         self.inner.download_range(url, start, end, out).await
     }
 }

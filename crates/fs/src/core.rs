@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::answer::poll_once;
 use crate::breaker::{Breaker, BreakerApi};
 use crate::cache::{CacheKey, DiskCache};
 use crate::changes::Change;
@@ -14,13 +15,14 @@ use crate::dirs::{DirSnapshot, Dirs};
 use crate::downloads::Downloads;
 use crate::error::{FsError, FsResult};
 use crate::handles::{Handle, Handles, KeptEntry, Opened, ReadData};
+use crate::kernel_cache::{KernelCache, KernelCaches};
 use crate::metadata::delta::Planned;
 use crate::metadata::inode::{INQUIRIES, Node};
 use crate::metadata::listing::{DeltaSink, DeltaStats, Lister, Persisted};
 use crate::metadata::persist::StoreWriter;
 use crate::metadata::view::InquiryView;
 use crate::metadata::views::{Need, Views};
-use crate::metadata::{Attr, DirEntry, Entries, Kind, Metadata, Step, Wait, at_once, waited};
+use crate::metadata::{Attr, DirEntry, Entries, Kind, Metadata};
 use crate::readahead::Readahead;
 use personafs_client::telemetry::Telemetry;
 use personafs_client::{Event, InquiryPage, PersonaApi, Section};
@@ -59,18 +61,8 @@ pub struct FsCore {
     /// Where the metadata store is written (in order): changes delete through it too.
     writer: Option<Arc<StoreWriter>>,
     feed: Feed,
-    /// Tells the kernel to drop what it keeps of a path (set once the FUSE session exists).
-    kernel: std::sync::OnceLock<Arc<dyn KernelCaches>>,
-}
-
-/// The kernel's caches of names and attributes, as far as personafs can reach them.
-pub trait KernelCaches: Send + Sync {
-    /// Drop the kernel's entry `name` of directory `parent` and everything under it.
-    /// Blocks; never call it from a FUSE request's thread.
-    fn forget_entry(&self, parent: u64, name: &str);
-    /// Drop the kernel's copy of directory `dir`'s entries: its next read asks personafs.
-    /// Takes no lock a request holds while it waits for personafs, so any thread may call it.
-    fn forget_listing(&self, dir: u64);
+    /// What the kernel keeps, and the way to make it let go (see `kernel_cache`).
+    kernel: KernelCache,
 }
 
 impl FsCore {
@@ -82,6 +74,7 @@ impl FsCore {
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current);
         let counters = cfg.telemetry.clone();
+        let counters_for_kernel = counters.clone();
         // Every call to Persona goes through the breaker: offline, they fail at once and the
         // answers come from the store and the cache.
         let breaker = Arc::new(Breaker::new(cfg.offline_probe, cfg.telemetry.clone()));
@@ -141,7 +134,7 @@ impl FsCore {
             breaker,
             writer,
             feed,
-            kernel: std::sync::OnceLock::new(),
+            kernel: KernelCache::new(counters_for_kernel),
         });
         // What the kernel keeps of a directory goes as soon as personafs sees it change.
         let weak = Arc::downgrade(&core);
@@ -171,7 +164,7 @@ impl FsCore {
 
     /// Where redactions reach the kernel's caches (the FUSE session's notifier).
     pub fn set_kernel_caches(&self, kernel: Arc<dyn KernelCaches>) {
-        let _ = self.kernel.set(kernel);
+        self.kernel.connect(kernel);
     }
 
     /// Apply a change Persona announced (an event from the feed or a webhook): see
@@ -307,16 +300,11 @@ impl FsCore {
     /// files' paths must not answer `stat` from there either. Dropping the inquiry's entry
     /// in `inquiries/` drops everything the kernel holds under it.
     async fn forget_in_kernel(&self, id: &Arc<str>) {
-        let Some(kernel) = self.kernel.get().cloned() else {
-            return;
-        };
         if self.meta.peek_ino(&Node::Inquiry(id.clone())).is_none() {
             return; // the kernel holds nothing of it
         }
-        let name = id.to_string();
-        let _ = self
-            .rt
-            .spawn_blocking(move || kernel.forget_entry(INQUIRIES, &name))
+        self.kernel
+            .drop_entry(&self.rt, INQUIRIES, id.to_string())
             .await;
     }
 
@@ -433,20 +421,16 @@ impl FsCore {
     /// last, the kernel's copy of the directory listing it also goes: it holds the entry's
     /// number, and the entry gets a new one if it comes back.
     pub fn forget(&self, ino: u64, nlookup: u64) {
-        if let Some(node) = self.meta.forget(ino, nlookup)
-            && let Some(parent) = self.meta.parent_ino(&node)
-        {
-            self.drop_kernel_listing(parent);
+        if let Some(node) = self.meta.forget(ino, nlookup) {
+            self.kernel.forgotten(ino);
+            if let Some(parent) = self.meta.parent_ino(&node) {
+                self.kernel.drop_listing(parent);
+            }
         }
     }
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        self.checked_dir(waited(self.meta.getattr(ino, Wait::Yes).await))
-    }
-
-    /// `getattr` from memory, or `None` when it needs to wait.
-    pub fn getattr_now(&self, ino: u64) -> Option<FsResult<Attr>> {
-        at_once(self.meta.getattr(ino, Wait::No)).map(|r| self.checked_dir(r))
+        self.checked_dir(self.meta.getattr(ino).await)
     }
 
     /// A directory's attributes are asked before the kernel reads its entries again (at
@@ -463,40 +447,26 @@ impl FsCore {
     /// The entry `name` of directory `parent`; each success counts one kernel reference to
     /// the entry's inode, given back by `forget`.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
-        self.checked_dir(waited(self.lookup_with(parent, name, Wait::Yes).await))
-    }
-
-    /// `lookup` from memory, or `None` when it needs to wait.
-    pub fn lookup_now(&self, parent: u64, name: &str) -> Option<FsResult<Attr>> {
-        at_once(self.lookup_with(parent, name, Wait::No)).map(|r| self.checked_dir(r))
-    }
-
-    async fn lookup_with(&self, parent: u64, name: &str, wait: Wait) -> Step<Attr> {
-        let attr = self.meta.lookup(parent, name, wait).await?;
-        if parent == INQUIRIES {
+        let attr = self.meta.lookup(parent, name).await;
+        if attr.is_ok() && parent == INQUIRIES {
             // A walk entered an inquiry: the next ones are retrieved in the background.
             self.readahead.metadata_from(&Arc::from(name));
         }
-        Ok(attr)
+        self.checked_dir(attr)
     }
 
     /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
-        waited(self.listed(ino, Wait::Yes).await).map(|l| self.numbered(l))
+        self.listed(ino).await.map(|l| self.numbered(l))
     }
 
-    /// `readdir` from memory, or `None` when it needs to wait.
-    pub fn readdir_now(&self, ino: u64) -> Option<FsResult<Vec<DirEntry>>> {
-        at_once(self.listed(ino, Wait::No)).map(|r| r.map(|l| self.numbered(l)))
-    }
-
-    async fn listed(&self, ino: u64, wait: Wait) -> Step<Entries> {
+    async fn listed(&self, ino: u64) -> FsResult<Entries> {
         if let Ok(Node::Inquiry(id)) = self.meta.node(ino) {
             // Read-ahead first, so the neighbours' retrieves overlap this one (it queues
-            // each inquiry once, so a fast path that falls back costs nothing twice).
+            // each inquiry once).
             self.readahead.metadata_from(&id);
         }
-        self.meta.readdir(ino, wait).await
+        self.meta.readdir(ino).await
     }
 
     /// Entries with their inode numbers (no kernel reference counted).
@@ -528,30 +498,15 @@ impl FsCore {
         Ok(())
     }
 
-    /// The listing `dir_entries` reads at `offset`, waiting for it when needed.
+    /// The listing `dir_entries` reads at `offset`: the one taken at offset 0 for a later
+    /// offset, else the directory's entries now.
     pub(crate) async fn dir_listing(&self, ino: u64, offset: u64) -> FsResult<Arc<DirSnapshot>> {
-        waited(self.dir_snapshot(ino, offset, Wait::Yes).await)
-    }
-
-    /// `dir_entries` from memory, or `None` (nothing handed over) when it needs to wait.
-    pub fn dir_entries_now(
-        &self,
-        ino: u64,
-        offset: u64,
-        plus: bool,
-        add: impl FnMut(DirSlot<'_>) -> bool,
-    ) -> Option<FsResult<()>> {
-        let snap = at_once(self.dir_snapshot(ino, offset, Wait::No))?;
-        Some(snap.map(|snap| self.hand_over(&snap, offset, plus, add)))
-    }
-
-    async fn dir_snapshot(&self, ino: u64, offset: u64, wait: Wait) -> Step<Arc<DirSnapshot>> {
         if offset > 0
             && let Some(snap) = self.dirs.get(ino)
         {
             return Ok(snap);
         }
-        let entries = self.listed(ino, wait).await?;
+        let entries = self.listed(ino).await?;
         if offset == 0 {
             self.counters.dir_reads.fetch_add(1, Ordering::Relaxed);
         }
@@ -614,35 +569,32 @@ impl FsCore {
             }
         }
         // Every entry was handed over: the kernel keeps them in its directory cache.
-        self.meta
-            .shown(snap.ino, self.meta.entries_fingerprint(&snap.entries));
+        self.kernel
+            .listed(snap.ino, self.meta.entries_fingerprint(&snap.entries));
     }
 
-    /// The kernel keeps what it read of a directory until told otherwise. When it asks
-    /// about directory `ino` (a lookup, attributes), it is told to drop its copy if that is
-    /// not what a read would give now: the entries changed, or they are due a refresh (the
-    /// next read then refreshes them). Never waits.
+    /// The kernel asks about directory `ino` (a lookup, attributes): its copy of the
+    /// entries goes unless they are what a read would give now, from memory (see
+    /// `kernel_cache`). Entries whose sources are not at hand are never computed here: that
+    /// could start a retrieve nobody asked for.
     fn check_kernel_listing(&self, ino: u64) {
-        let held = self.meta.shown_of(ino);
-        if held == 0 {
+        if !self.kernel.holds(ino) {
             return;
         }
-        let now = at_once(self.meta.readdir(ino, Wait::No));
-        if !matches!(now, Some(Ok(e)) if self.meta.entries_fingerprint(&e) == held) {
-            self.drop_kernel_listing(ino);
-        }
+        let now = match self.meta.entries_at_hand(ino) {
+            true => poll_once(&self.rt, self.meta.readdir(ino)).now(),
+            false => None,
+        };
+        let fingerprint = match now {
+            Some(Ok(entries)) => Some(self.meta.entries_fingerprint(&entries)),
+            _ => None,
+        };
+        self.kernel.check_listing(ino, fingerprint);
     }
 
     /// Tell the kernel to drop its copy of directory `ino`'s entries, if it holds one.
     fn drop_kernel_listing(&self, ino: u64) {
-        if self.meta.shown_of(ino) == 0 {
-            return;
-        }
-        self.meta.shown(ino, 0);
-        self.counters.dir_drops.fetch_add(1, Ordering::Relaxed);
-        if let Some(kernel) = self.kernel.get() {
-            kernel.forget_listing(ino);
-        }
+        self.kernel.drop_listing(ino);
     }
 
     /// A new listing, or a change: the kernel drops its copy of the views' top directories
@@ -673,13 +625,18 @@ impl FsCore {
         }
     }
 
-    pub async fn open(&self, ino: u64) -> FsResult<Opened> {
+    /// Open file `ino`. A warm file (its view fresh, its cache entry complete and verified)
+    /// opens without waiting on anything: `cp`, `rsync` and image viewers then never go
+    /// through the runtime. `kept(serial)` says whether the caller keeps a kernel backing of
+    /// that cache entry from an earlier open: the entry's file is then not opened at all
+    /// (see `CacheBacking`).
+    pub async fn open_with(&self, ino: u64, kept: impl FnOnce(u64) -> bool) -> FsResult<Opened> {
         let handle = match self.meta.node(ino)? {
             Node::InquiryJson(id) => {
                 let view = self.meta.views.view(&id, Need::Open).await?;
                 return Ok(self.open_json(ino, &view));
             }
-            Node::File(id, section, name) => self.open_file(&id, section, &name).await?,
+            Node::File(id, section, name) => self.open_file(&id, section, &name, kept).await?,
             _ => return Err(FsError::is_dir()),
         };
         let opened = self.handles.register(handle);
@@ -687,41 +644,15 @@ impl FsCore {
         Ok(opened)
     }
 
-    /// Open a file without waiting on anything: only when its inquiry's view is at hand and
-    /// fresh and its cache entry complete and verified. Saves warm opens (`cp`, `rsync`, an
-    /// image viewer) the trip through the async runtime. `kept(serial)` says whether the
-    /// caller keeps a kernel backing of that cache entry from an earlier open: the entry's
-    /// file is then not opened at all (see `CacheBacking`).
-    pub fn try_open_cached(&self, ino: u64, kept: impl FnOnce(u64) -> bool) -> Option<Opened> {
-        let (id, section, name) = match self.meta.node(ino) {
-            Ok(Node::File(id, section, name)) => (id, section, name),
-            Ok(Node::InquiryJson(id)) => {
-                let view = self.meta.views.fresh_for_open_now(&id)?;
-                return Some(self.open_json(ino, &view));
-            }
-            _ => return None,
-        };
-        let view = self.meta.views.fresh_for_open_now(&id)?;
-        let info = view.file(section, &name)?;
-        let key = CacheKey {
-            inquiry_id: id.to_string(),
-            object_id: info.object_id.clone(),
-            name: name.to_string(),
-            size: info.size,
-        };
-        if info.size == 0 {
-            return None;
-        }
-        let entry = self.cache.pin_verified(&key)?;
-        self.readahead.opened(entry.digest());
-        let handle = if kept(entry.serial) {
-            Handle::Entry(KeptEntry::new(entry))
-        } else {
-            Handle::Cached(Arc::new(entry.open()?))
-        };
-        let opened = self.handles.register(handle);
-        self.count_open(&opened);
-        Some(opened)
+    /// `open_with`, keeping no backing.
+    pub async fn open(&self, ino: u64) -> FsResult<Opened> {
+        self.open_with(ino, |_| false).await
+    }
+
+    /// The answer of `request` (one of this core's operations) if it is there at once, as
+    /// the FUSE adapter gets it (see `answer`); `None`, dropping the request, if it must wait.
+    pub fn at_once<F: std::future::Future>(&self, request: F) -> Option<F::Output> {
+        poll_once(&self.rt, request).now()
     }
 
     /// Call `hook` with the serial of each cache entry deleted from now on (see
@@ -733,9 +664,7 @@ impl FsCore {
     /// `inquiry.json`, served from memory. The kernel keeps its pages across opens while its
     /// bytes stay the same (a walk then reads none of them through personafs again).
     fn open_json(&self, ino: u64, view: &InquiryView) -> Opened {
-        let fingerprint = view.json_fingerprint();
-        let keep_cache = self.meta.kernel_has(ino, fingerprint);
-        self.meta.shown(ino, fingerprint);
+        let keep_cache = self.kernel.keeps_pages(ino, view.json_fingerprint());
         let mut opened = self.handles.register(Handle::Bytes(view.json.clone()));
         opened.keep_cache = keep_cache;
         self.count_open(&opened);
@@ -785,7 +714,13 @@ impl FsCore {
         })
     }
 
-    async fn open_file(&self, id: &Arc<str>, section: Section, name: &str) -> FsResult<Handle> {
+    async fn open_file(
+        &self,
+        id: &Arc<str>,
+        section: Section,
+        name: &str,
+        kept: impl FnOnce(u64) -> bool,
+    ) -> FsResult<Handle> {
         let view = self.meta.views.view(id, Need::Open).await?;
         let info = view.file(section, name).ok_or_else(|| {
             FsError::not_found(format_args!("{id}/{}/{name}", section.dir_name()))
@@ -800,6 +735,17 @@ impl FsCore {
             return Ok(Handle::Bytes(Arc::new(Vec::new())));
         }
         self.readahead.opened(&key.digest());
+        // A complete, verified entry opens on this thread: a local open, no waiting.
+        if let Some(entry) = self.cache.pin_verified(&key) {
+            let handle = match kept(entry.serial) {
+                true => Some(Handle::Entry(KeptEntry::new(entry))),
+                false => entry.open().map(|file| Handle::Cached(Arc::new(file))),
+            };
+            if let Some(handle) = handle {
+                self.readahead.files_from(id);
+                return Ok(handle);
+            }
+        }
         loop {
             let cache = self.cache.clone();
             let k = key.clone();
@@ -829,14 +775,6 @@ impl FsCore {
         self.handles
             .read(&self.downloads, fh, offset, size, self.cfg.io_timeout)
             .await
-    }
-
-    /// `read_data` when its bytes are there already, so the FUSE thread can answer it
-    /// without handing it to the runtime; `None` when it must wait.
-    pub fn read_data_now(&self, fh: u64, offset: u64, size: u32) -> Option<FsResult<ReadData>> {
-        let done = self.handles.read_now(fh, offset, size)?;
-        self.counters.reads.fetch_add(1, Ordering::Relaxed);
-        Some(done)
     }
 
     /// The same bytes, in memory.
@@ -1022,16 +960,28 @@ mod tests {
         let api = FakeApi::with(2);
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
-        assert!(core.lookup_now(INQUIRIES, "inq_0000").is_none());
-        assert!(core.readdir_now(INQUIRIES).is_none());
+        assert!(core.at_once(core.lookup(INQUIRIES, "inq_0000")).is_none());
+        assert!(core.at_once(core.readdir(INQUIRIES)).is_none());
         assert_eq!(api.retrieves(), 0);
         let inq = core.lookup(INQUIRIES, "inq_0000").await.unwrap();
-        let now = core.lookup_now(INQUIRIES, "inq_0000").unwrap().unwrap();
+        let now = core
+            .at_once(core.lookup(INQUIRIES, "inq_0000"))
+            .unwrap()
+            .unwrap();
         assert_eq!(now.ino, inq.ino);
-        let e = core.lookup_now(inq.ino, "nothing").unwrap().unwrap_err();
+        let e = core
+            .at_once(core.lookup(inq.ino, "nothing"))
+            .unwrap()
+            .unwrap_err();
         assert_eq!(e.errno(), libc::ENOENT);
-        let json = core.lookup_now(inq.ino, "inquiry.json").unwrap().unwrap();
-        let e = core.lookup_now(json.ino, "x").unwrap().unwrap_err();
+        let json = core
+            .at_once(core.lookup(inq.ino, "inquiry.json"))
+            .unwrap()
+            .unwrap();
+        let e = core
+            .at_once(core.lookup(json.ino, "x"))
+            .unwrap()
+            .unwrap_err();
         assert_eq!(e.errno(), libc::ENOTDIR);
         assert_eq!(api.retrieves(), 1);
     }

@@ -18,11 +18,13 @@ use fuser::{
 };
 use tokio::runtime::Handle as Runtime;
 
+use crate::answer::{Answer, poll_once};
 use crate::audit::{AuditSink, OpenRecord, Source};
 use crate::core::{DirSlot, FsCore};
 use crate::error::{FsError, FsResult};
-use crate::handles::{CacheBacking, Opened, ReadData};
+use crate::handles::{CacheBacking, Opened};
 use crate::interrupts::caller_signalled;
+use crate::kernel_cache::Ttls;
 use crate::metadata::{Attr, Kind};
 use crate::passthrough::{Offer, Passthrough};
 
@@ -127,31 +129,6 @@ fn fuse_attr(a: &Attr) -> FileAttr {
     }
 }
 
-/// How long the kernel may keep names and attributes: `--attr-ttl`, or for what belongs to a
-/// final inquiry (which changes only by a redaction, checked at every open) as long as
-/// personafs itself trusts a view, the metadata TTL. A warm walk then asks personafs no
-/// lookup. An `--attr-ttl` of 0 (no kernel caching) holds for everything.
-#[derive(Debug, Clone, Copy)]
-struct Ttls {
-    attr: Duration,
-    settled: Duration,
-}
-
-impl Ttls {
-    fn new(attr: Duration, metadata: Duration) -> Ttls {
-        let settled = if attr.is_zero() {
-            attr
-        } else {
-            attr.max(metadata)
-        };
-        Ttls { attr, settled }
-    }
-
-    fn of(&self, a: &Attr) -> Duration {
-        if a.settled { self.settled } else { self.attr }
-    }
-}
-
 impl PersonaFs {
     /// The adapter over `core`, giving the kernel `opts.attr_ttl` (see `Ttls`).
     pub fn new(core: Arc<FsCore>, rt: Runtime, opts: &FuseOptions) -> Self {
@@ -175,17 +152,16 @@ impl PersonaFs {
         }
     }
 
-    /// One request, the one way every request that may wait is answered: from memory on
-    /// this FUSE thread when `now` has the answer, else by `later` on the runtime, so no
-    /// FUSE thread waits on the network. `ok` sends a result; an error is logged, counted
-    /// and answered here; a signal to the caller answers EINTR first (`interrupts`), and
-    /// only that caller stops waiting: a download goes on.
+    /// One request, the one way every request is answered: its future is polled once on
+    /// this FUSE thread and answered here when ready, else finished on the runtime, so no
+    /// FUSE thread waits on the network (see `answer`). `ok` sends a result; an error is
+    /// logged, counted and answered here; a signal to the caller answers EINTR first
+    /// (`interrupts`), and only that caller stops waiting: a download goes on.
     fn serve<T, R, F>(
         &self,
         req: &Request,
         op: &'static str,
-        now: Option<FsResult<T>>,
-        later: impl FnOnce(Arc<FsCore>) -> F,
+        work: F,
         reply: R,
         ok: impl FnOnce(R, T) + Send + 'static,
     ) where
@@ -193,12 +169,11 @@ impl PersonaFs {
         R: Fails,
         F: Future<Output = FsResult<T>> + Send + 'static,
     {
-        match now {
-            Some(Ok(v)) => return ok(reply, v),
-            Some(Err(e)) => return reply.fail(failed(&self.core, op, &e)),
-            None => {}
-        }
-        let work = later(self.core.clone());
+        let work = match poll_once(&self.rt, work) {
+            Answer::Now(Ok(v)) => return ok(reply, v),
+            Answer::Now(Err(e)) => return reply.fail(failed(&self.core, op, &e)),
+            Answer::Later(work) => work,
+        };
         let (core, caller) = (self.core.clone(), req.pid());
         self.rt.spawn(async move {
             tokio::select! {
@@ -223,24 +198,16 @@ impl PersonaFs {
         req: &Request,
         ino: INodeNo,
         offset: u64,
-        mut reply: R,
+        reply: R,
         add: impl Fn(&mut R, DirSlot<'_>) -> bool + Send + 'static,
     ) {
         let (op, plus) = (R::OP, R::PLUS);
         tracing::trace!(ino = ino.0, offset, "{op}");
-        // From memory the entries go into the reply at once (`None` then: nothing to hand
-        // over); from the runtime, the listing comes back to be handed over.
-        let now = self
-            .core
-            .dir_entries_now(ino.0, offset, plus, |e| add(&mut reply, e))
-            .map(|r| r.map(|()| None));
-        let later =
-            move |core: Arc<FsCore>| async move { core.dir_listing(ino.0, offset).await.map(Some) };
         let core = self.core.clone();
-        self.serve(req, op, now, later, reply, move |mut reply, listing| {
-            if let Some(listing) = listing {
-                core.hand_over(&listing, offset, plus, |e| add(&mut reply, e));
-            }
+        let work = async move { core.dir_listing(ino.0, offset).await };
+        let core = self.core.clone();
+        self.serve(req, op, work, reply, move |mut reply, listing| {
+            core.hand_over(&listing, offset, plus, |e| add(&mut reply, e));
             reply.ok()
         });
     }
@@ -452,12 +419,10 @@ impl fuser::Filesystem for PersonaFs {
             return reply.error(Errno::ENOENT);
         };
         tracing::trace!(parent = parent.0, name = %name, "lookup");
-        // Answered right here when memory has the answer: a trip through the async runtime
-        // costs more than the answer itself.
-        let now = self.core.lookup_now(parent.0, &name);
-        let later = move |core: Arc<FsCore>| async move { core.lookup(parent.0, &name).await };
+        let core = self.core.clone();
+        let work = async move { core.lookup(parent.0, &name).await };
         let ttls = self.ttls;
-        self.serve(req, "lookup", now, later, reply, move |reply, a| {
+        self.serve(req, "lookup", work, reply, move |reply, a| {
             reply.entry(&ttls.of(&a), &fuse_attr(&a), Generation(0))
         });
     }
@@ -469,10 +434,10 @@ impl fuser::Filesystem for PersonaFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         tracing::trace!(ino = ino.0, "getattr");
-        let now = self.core.getattr_now(ino.0);
-        let later = move |core: Arc<FsCore>| async move { core.getattr(ino.0).await };
+        let core = self.core.clone();
+        let work = async move { core.getattr(ino.0).await };
         let ttls = self.ttls;
-        self.serve(req, "getattr", now, later, reply, move |reply, a| {
+        self.serve(req, "getattr", work, reply, move |reply, a| {
             reply.attr(&ttls.of(&a), &fuse_attr(&a))
         });
     }
@@ -497,10 +462,11 @@ impl fuser::Filesystem for PersonaFs {
             return reply.error(Errno::EROFS);
         }
         tracing::trace!(ino = ino.0, "open");
-        // Warm files open right here: a local open, no network, no waiting.
-        let kept = |serial| self.passthrough.keeps(ino.0, serial);
-        let now = self.core.try_open_cached(ino.0, kept).map(Ok);
-        let later = move |core: Arc<FsCore>| async move { core.open(ino.0).await };
+        let (core, passthrough) = (self.core.clone(), self.passthrough.clone());
+        let work = async move {
+            let kept = |serial| passthrough.keeps(ino.0, serial);
+            core.open_with(ino.0, kept).await
+        };
         let reply = OpenReply {
             reply,
             core: self.core.clone(),
@@ -509,7 +475,7 @@ impl fuser::Filesystem for PersonaFs {
             ino: ino.0,
         };
         let passthrough = self.passthrough.clone();
-        self.serve(req, "open", now, later, reply, move |reply, o| {
+        self.serve(req, "open", work, reply, move |reply, o| {
             reply.opened(&passthrough, o)
         });
     }
@@ -527,18 +493,12 @@ impl fuser::Filesystem for PersonaFs {
     ) {
         tracing::trace!(fh = fh.0, offset, size, "read");
         // Bytes already there (memory, an open cache file, what a download has written) are
-        // answered here: a hop to the runtime's threads costs a wake-up per read, and on a
-        // cold read those threads are busy downloading. A file range is read into the reply.
-        let now = self
-            .core
-            .read_data_now(fh.0, offset, size)
-            .map(|r| r.and_then(ReadData::into_bytes));
-        let later = move |core: Arc<FsCore>| async move {
-            core.read_data(fh.0, offset, size).await?.into_bytes()
-        };
-        self.serve(req, "read", now, later, reply, |reply, data| {
-            reply.data(&data)
-        });
+        // answered on this thread: a hop to the runtime's threads costs a wake-up per read,
+        // and on a cold read those threads are busy downloading. A file range is read into
+        // the reply.
+        let core = self.core.clone();
+        let work = async move { core.read_data(fh.0, offset, size).await?.into_bytes() };
+        self.serve(req, "read", work, reply, |reply, data| reply.data(&data));
     }
 
     fn release(
@@ -638,36 +598,4 @@ impl fuser::Filesystem for PersonaFs {
 
     // No write operation is implemented: the mount is read-only (`MountOption::RO`), so the
     // kernel answers EROFS to every change before asking personafs (`fs_tree.rs::every_change_is_erofs`).
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settled_nodes_are_kept_as_long_as_views_are_trusted_unless_kernel_caching_is_off() {
-        let (attr, metadata) = (Duration::from_secs(5), Duration::from_secs(60));
-        let a = |settled| Attr {
-            ino: 9,
-            kind: Kind::File,
-            size: 1,
-            perm: 0o444,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            mtime: std::time::UNIX_EPOCH,
-            settled,
-        };
-        let t = Ttls::new(attr, metadata);
-        assert_eq!(t.of(&a(true)), metadata);
-        assert_eq!(t.of(&a(false)), attr);
-        let longer = Ttls::new(Duration::from_secs(600), metadata);
-        assert_eq!(
-            longer.of(&a(true)),
-            Duration::from_secs(600),
-            "never shorter than --attr-ttl"
-        );
-        let off = Ttls::new(Duration::ZERO, metadata);
-        assert_eq!(off.of(&a(true)), Duration::ZERO);
-    }
 }

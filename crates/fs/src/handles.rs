@@ -153,16 +153,6 @@ impl Handles {
         self.open.lock().len()
     }
 
-    /// `read` when it needs no waiting: the bytes are in memory, in a cache file already
-    /// open, or already written by the download. `None` when the read must wait (for the
-    /// download, a far read, or opening a kept entry's file).
-    pub(crate) fn read_now(&self, fh: u64, offset: u64, size: u32) -> Option<FsResult<ReadData>> {
-        match self.handle(fh) {
-            Ok(handle) => ready(&handle, offset, size).ok().map(Ok),
-            Err(e) => Some(Err(e)),
-        }
-    }
-
     /// Up to `size` bytes at `offset`; a download's bytes are waited for at most `timeout`.
     pub(crate) async fn read(
         &self,

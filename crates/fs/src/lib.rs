@@ -6,8 +6,12 @@
 //! - `downloads/`: downloads in progress, URL refresh, far-read blocks
 //! - `readahead`: read-ahead state and budgets
 //! - `handles`: open files; `dirs`: open directories; `passthrough`: kernel backing decision
+//! - `kernel_cache`: what the kernel keeps (names, attributes, directory entries) and when
+//!   it must let go, and the TTLs it is given
+//! - `answer`: how a request is answered from memory or finished on the runtime
 //! - `core`: the façade; `fuse`: the adapter; `cache/`: the disk cache
 
+pub mod answer;
 pub mod audit;
 mod breaker;
 pub mod cache;
@@ -20,6 +24,7 @@ mod error;
 pub mod fuse;
 mod handles;
 mod interrupts;
+mod kernel_cache;
 mod metadata;
 mod passthrough;
 mod readahead;
@@ -32,7 +37,8 @@ mod tests;
 pub use self::changes::feed::Polled;
 pub use self::changes::{Change, change_of};
 pub use self::config::{CoreConfig, PrefetchConfig, ViewSet};
-pub use self::core::{DirSlot, FsCore, FsStats, KernelCaches};
+pub use self::core::{DirSlot, FsCore, FsStats};
+pub use self::kernel_cache::KernelCaches;
 pub use error::{FsError, FsResult};
 pub use fuse::{FuseOptions, PersonaFs, mount};
 pub use handles::{CacheBacking, FileRange, Opened, ReadData};

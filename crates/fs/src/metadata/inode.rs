@@ -33,9 +33,6 @@ struct Entry {
     node: Option<Node>,
     /// References the kernel holds (its `nlookup`).
     lookups: u64,
-    /// A fingerprint of what the kernel was last given of this inode to keep in its caches
-    /// (a directory's entries, `inquiry.json`'s bytes); 0 for nothing.
-    shown: u64,
 }
 
 /// Live inodes in number order, found by number (binary search) or by node (a hash index of
@@ -110,7 +107,6 @@ impl InodeTable {
             ino,
             node: Some(node),
             lookups: 0,
-            shown: 0,
         });
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.by_node
@@ -121,17 +117,6 @@ impl InodeTable {
     /// The inode of `node` if it has one (never numbers it).
     pub fn peek(&self, node: &Node) -> Option<u64> {
         self.find(node)
-    }
-
-    /// What the kernel was last given of `ino` to keep (0: nothing known).
-    pub fn shown(&self, ino: u64) -> u64 {
-        self.slot(ino).map_or(0, |at| self.entries[at].shown)
-    }
-
-    pub fn set_shown(&mut self, ino: u64, fingerprint: u64) {
-        if let Some(at) = self.slot(ino) {
-            self.entries[at].shown = fingerprint;
-        }
     }
 
     /// The inode of `node`, counting one more kernel reference to it (an entry reply).

@@ -1,7 +1,6 @@
 //! Metadata: the inode table, the listing, inquiry views and the negative cache, and the
-//! namespace built from them (lookup, attributes, directory entries). Every request can run
-//! in two ways: waiting for Persona (the async core) or from memory only (the FUSE thread's
-//! fast path), which then says the answer is not at hand instead of waiting.
+//! namespace built from them (lookup, attributes, directory entries). Each request is one
+//! async fn that returns at its first poll when memory has the answer (see `answer`).
 
 mod attr;
 pub mod delta;
@@ -31,47 +30,6 @@ use self::views::{Need, Views};
 use crate::config::CoreConfig;
 use crate::error::{FsError, FsResult};
 use personafs_client::Section;
-
-/// Whether a request may wait for Persona, or must be answered from memory at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
-    Yes,
-    No,
-}
-
-/// Why a request has no answer: it failed, or (only when it may not wait) the answer is
-/// not in memory and the request goes to the async core instead.
-#[derive(Debug)]
-pub(crate) enum Unanswered {
-    Failed(FsError),
-    NotAtHand,
-}
-
-impl From<FsError> for Unanswered {
-    fn from(e: FsError) -> Self {
-        Unanswered::Failed(e)
-    }
-}
-
-pub(crate) type Step<T> = Result<T, Unanswered>;
-
-/// The outcome of a request that was allowed to wait (so it never lacks an answer).
-pub(crate) fn waited<T>(step: Step<T>) -> FsResult<T> {
-    step.map_err(|u| match u {
-        Unanswered::Failed(e) => e,
-        Unanswered::NotAtHand => FsError::io("a waiting request ended without an answer"),
-    })
-}
-
-/// Run a request that may not wait to its end on this thread: it never waits, so one
-/// poll does. `None` when its answer is not at hand.
-pub(crate) fn at_once<T>(fut: impl std::future::Future<Output = Step<T>>) -> Option<FsResult<T>> {
-    match futures::FutureExt::now_or_never(fut)? {
-        Ok(v) => Some(Ok(v)),
-        Err(Unanswered::Failed(e)) => Some(Err(e)),
-        Err(Unanswered::NotAtHand) => None,
-    }
-}
 
 /// One directory entry as the namespace knows it: the node it names, for counting the
 /// kernel's reference when the entry is answered.
@@ -177,39 +135,25 @@ impl Metadata {
         self.inodes.lock().peek(node)
     }
 
-    /// Whether what the kernel was last given of `ino` (`shown`) is `fingerprint`.
-    pub(crate) fn kernel_has(&self, ino: u64, fingerprint: u64) -> bool {
-        fingerprint != 0 && self.inodes.lock().shown(ino) == fingerprint
-    }
-
-    /// The fingerprint of what the kernel keeps of `ino` (0: nothing).
-    pub(crate) fn shown_of(&self, ino: u64) -> u64 {
-        self.inodes.lock().shown(ino)
-    }
-
-    /// The kernel was given `fingerprint` of `ino` to keep.
-    pub(crate) fn shown(&self, ino: u64, fingerprint: u64) {
-        self.inodes.lock().set_shown(ino, fingerprint);
+    /// Whether `readdir(ino)` answers from memory without asking Persona anything: its
+    /// sources (the listing, the inquiry's view) are fresh in memory.
+    pub(crate) fn entries_at_hand(&self, ino: u64) -> bool {
+        match self.node(ino) {
+            Ok(Node::Root) => self.listing.current().is_some(),
+            Ok(Node::Inquiries) => self.listing.fresh_now().is_some(),
+            Ok(Node::Inquiry(id) | Node::Section(id, _)) => self.views.fresh_now(&id).is_some(),
+            Ok(Node::View(v)) => self.tree.entries_at_hand(&v),
+            _ => false,
+        }
     }
 
     pub(crate) fn inode_count(&self) -> usize {
         self.inodes.lock().len()
     }
 
-    /// The view for metadata: waiting for Persona if need be, or only one at hand.
-    async fn meta_view(&self, id: &Arc<str>, wait: Wait) -> Step<Arc<InquiryView>> {
-        match wait {
-            Wait::Yes => Ok(self.views.view(id, Need::Metadata).await?),
-            Wait::No => self.views.fresh_now(id).ok_or(Unanswered::NotAtHand),
-        }
-    }
-
-    /// The listing: taken again when stale, or only a fresh one at hand.
-    async fn listing_with(&self, wait: Wait) -> Step<Arc<Listing>> {
-        match wait {
-            Wait::Yes => Ok(self.listing.get().await?),
-            Wait::No => self.listing.fresh_now().ok_or(Unanswered::NotAtHand),
-        }
+    /// The view for metadata, retrieved again when stale.
+    async fn meta_view(&self, id: &Arc<str>) -> FsResult<Arc<InquiryView>> {
+        self.views.view(id, Need::Metadata).await
     }
 
     /// `created-at` of an inquiry seen in the listing or a retrieve.
@@ -225,15 +169,15 @@ impl Metadata {
         self.views.fresh_now(id).is_some_and(|v| v.is_final())
     }
 
-    async fn created(&self, id: &Arc<str>, wait: Wait) -> Step<SystemTime> {
+    async fn created(&self, id: &Arc<str>) -> FsResult<SystemTime> {
         match self.created_of(id) {
             Some(c) => Ok(c),
-            None => Ok(self.meta_view(id, wait).await?.created),
+            None => Ok(self.meta_view(id).await?.created),
         }
     }
 
     /// Attributes of `node`, numbered `ino`.
-    async fn attr_of(&self, node: &Node, ino: u64, wait: Wait) -> Step<Attr> {
+    async fn attr_of(&self, node: &Node, ino: u64) -> FsResult<Attr> {
         match node {
             Node::Root => {
                 Ok(self
@@ -244,27 +188,24 @@ impl Metadata {
                 // Only a link count: any listing will do, so `stat` never lists again.
                 let n = match self.listing.current() {
                     Some(l) => l.ids().len(),
-                    None => match self.listing_with(wait).await {
-                        Err(Unanswered::NotAtHand) => return Err(Unanswered::NotAtHand),
-                        l => l.map(|l| l.ids().len()).unwrap_or(0),
-                    },
+                    None => self.listing.get().await.map_or(0, |l| l.ids().len()),
                 };
                 Ok(self.owner.dir(ino, n as u32, self.mounted_at))
             }
             Node::Inquiry(id) => Ok(self
                 .owner
-                .dir(ino, 2, self.created(id, wait).await?)
+                .dir(ino, 2, self.created(id).await?)
                 .settled_if(self.is_final_now(id))),
             Node::InquiryJson(id) => {
-                let view = self.meta_view(id, wait).await?;
+                let view = self.meta_view(id).await?;
                 Ok(self.owner.file(ino, view.json.len() as u64, view.created))
             }
             Node::Section(id, _) => Ok(self
                 .owner
-                .dir(ino, 0, self.created(id, wait).await?)
+                .dir(ino, 0, self.created(id).await?)
                 .settled_if(self.is_final_now(id))),
             Node::File(id, section, name) => {
-                let view = self.meta_view(id, wait).await?;
+                let view = self.meta_view(id).await?;
                 let f = view.file(*section, name).ok_or_else(|| {
                     FsError::not_found(format_args!("{id}/{}/{name}", section.dir_name()))
                 })?;
@@ -273,18 +214,18 @@ impl Metadata {
                     .file(ino, f.size, f.mtime)
                     .settled_if(view.is_final()))
             }
-            Node::View(v) => self.tree.attr(v, ino, wait).await,
+            Node::View(v) => self.tree.attr(v, ino).await,
         }
     }
 
-    pub(crate) async fn getattr(&self, ino: u64, wait: Wait) -> Step<Attr> {
+    pub(crate) async fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let node = self.node(ino)?;
-        self.attr_of(&node, ino, wait).await
+        self.attr_of(&node, ino).await
     }
 
     /// The entry `name` of directory `parent`. On success the kernel's reference to it is
     /// counted (the caller answers it).
-    pub(crate) async fn lookup(&self, parent: u64, name: &str, wait: Wait) -> Step<Attr> {
+    pub(crate) async fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
         let missing = || FsError::not_found(name);
         let node = match self.node(parent)? {
             Node::Root if name == "inquiries" => Node::Inquiries,
@@ -293,7 +234,7 @@ impl Metadata {
                 let id: Arc<str> = Arc::from(name);
                 if self.created_of(&id).is_none() {
                     // Not listed (yet): any id can be looked up directly, one retrieve.
-                    self.meta_view(&id, wait).await?;
+                    self.meta_view(&id).await?;
                 }
                 Node::Inquiry(id)
             }
@@ -301,21 +242,21 @@ impl Metadata {
                 "inquiry.json" => Node::InquiryJson(id),
                 "document" => Node::Section(id, Section::Document),
                 "selfie" => Node::Section(id, Section::Selfie),
-                _ => return Err(missing().into()),
+                _ => return Err(missing()),
             },
             Node::Section(id, section) => {
-                let view = self.meta_view(&id, wait).await?;
+                let view = self.meta_view(&id).await?;
                 let (name, _) = view
                     .section(section)
                     .find(|(n, _)| &***n == name)
                     .ok_or_else(missing)?;
                 Node::File(id.clone(), section, name.clone())
             }
-            Node::File(..) | Node::InquiryJson(_) => return Err(FsError::not_dir().into()),
-            Node::View(v) => Node::View(self.tree.lookup(&v, name, wait).await?),
-            _ => return Err(missing().into()),
+            Node::File(..) | Node::InquiryJson(_) => return Err(FsError::not_dir()),
+            Node::View(v) => Node::View(self.tree.lookup(&v, name).await?),
+            _ => return Err(missing()),
         };
-        let attr = self.attr_of(&node, 0, wait).await?;
+        let attr = self.attr_of(&node, 0).await?;
         Ok(Attr {
             ino: self.reference(node),
             ..attr
@@ -325,7 +266,7 @@ impl Metadata {
     /// Every entry of a directory, with attributes (for readdirplus), without `.`/`..`.
     /// Entries carry no inode number yet (0): numbering is the caller's, when it answers,
     /// so entries never answered leave nothing behind in the inode table.
-    pub(crate) async fn readdir(&self, ino: u64, wait: Wait) -> Step<Entries> {
+    pub(crate) async fn readdir(&self, ino: u64) -> FsResult<Entries> {
         let entry = |node: Node, name: &Arc<str>, attr: Attr| Listed {
             node,
             entry: DirEntry {
@@ -338,18 +279,18 @@ impl Metadata {
                 let mut listed = vec![entry(
                     Node::Inquiries,
                     &Arc::from("inquiries"),
-                    self.attr_of(&Node::Inquiries, INQUIRIES, wait).await?,
+                    self.attr_of(&Node::Inquiries, INQUIRIES).await?,
                 )];
                 for (name, top) in self.tree.tops() {
                     let node = Node::View(top);
-                    let attr = self.attr_of(&node, 0, wait).await?;
+                    let attr = self.attr_of(&node, 0).await?;
                     listed.push(entry(node, &Arc::from(name), attr));
                 }
                 Ok(Entries::Listed(listed))
             }
-            Node::Inquiries => Ok(Entries::Inquiries(self.listing_with(wait).await?)),
+            Node::Inquiries => Ok(Entries::Inquiries(self.listing.get().await?)),
             Node::Inquiry(id) => {
-                let view = self.meta_view(&id, wait).await?;
+                let view = self.meta_view(&id).await?;
                 let size = view.json.len() as u64;
                 Ok(Entries::Listed(vec![
                     entry(
@@ -374,7 +315,7 @@ impl Metadata {
                 ]))
             }
             Node::Section(id, section) => {
-                let view = self.meta_view(&id, wait).await?;
+                let view = self.meta_view(&id).await?;
                 Ok(Entries::Listed(
                     view.section(section)
                         .map(|(name, f)| {
@@ -389,8 +330,8 @@ impl Metadata {
                         .collect(),
                 ))
             }
-            Node::File(..) | Node::InquiryJson(_) => Err(FsError::not_dir().into()),
-            Node::View(v) => self.tree.readdir(&v, wait).await,
+            Node::File(..) | Node::InquiryJson(_) => Err(FsError::not_dir()),
+            Node::View(v) => self.tree.readdir(&v).await,
         }
     }
 

@@ -204,19 +204,10 @@ impl Views {
     /// The inquiry's view if it is fresh for metadata and nobody is refreshing it right now;
     /// never waits.
     pub(crate) fn fresh_now(&self, id: &Arc<str>) -> Option<Arc<InquiryView>> {
-        self.fresh_now_for(id, Need::Metadata)
-    }
-
-    /// `fresh_now` for an open.
-    pub(crate) fn fresh_for_open_now(&self, id: &Arc<str>) -> Option<Arc<InquiryView>> {
-        self.fresh_now_for(id, Need::Open)
-    }
-
-    fn fresh_now_for(&self, id: &Arc<str>, need: Need) -> Option<Arc<InquiryView>> {
         let cell = self.cells.lock().get(id)?.clone();
         let slot = cell.view.try_lock().ok()?;
         let view = slot.as_ref()?;
-        ((view.redacted || !self.is_marked_redacted(id)) && self.is_fresh(view, need))
+        ((view.redacted || !self.is_marked_redacted(id)) && self.is_fresh(view, Need::Metadata))
             .then(|| view.clone())
     }
 

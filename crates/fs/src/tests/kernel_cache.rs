@@ -190,8 +190,9 @@ async fn inquiry_json_keeps_its_pages_while_its_bytes_are_the_same() {
     // Opened from memory at once too, with the same answer.
     let fast = env
         .core
-        .try_open_cached(json, |_| false)
-        .expect("a fresh view opens at once");
+        .at_once(env.core.open_with(json, |_| false))
+        .expect("a fresh view opens at once")
+        .unwrap();
     env.core.release(fast.fh);
     assert!(fast.keep_cache);
 

@@ -289,7 +289,9 @@ async fn inquiry_json_is_the_body_without_any_token() {
 async fn answers_from_memory_cost_no_request() {
     let env = Env::new(sample_api(), config());
     assert!(
-        env.core.lookup_now(INQUIRIES, "inq_a").is_none(),
+        env.core
+            .at_once(env.core.lookup(INQUIRIES, "inq_a"))
+            .is_none(),
         "nothing at hand yet: the caller must wait"
     );
     let file = env
@@ -298,10 +300,22 @@ async fn answers_from_memory_cost_no_request() {
         .unwrap();
     let section = env.ino("inq_a/document").await;
     let calls = env.calls(Call::Retrieve);
-    let now = env.core.lookup_now(section, "doc_1-front-photo.jpg");
+    let now = env
+        .core
+        .at_once(env.core.lookup(section, "doc_1-front-photo.jpg"));
     assert_eq!(now.unwrap().unwrap(), file);
-    assert_eq!(env.core.getattr_now(file.ino).unwrap().unwrap(), file);
-    let listed = env.core.readdir_now(section).unwrap().unwrap();
+    assert_eq!(
+        env.core
+            .at_once(env.core.getattr(file.ino))
+            .unwrap()
+            .unwrap(),
+        file
+    );
+    let listed = env
+        .core
+        .at_once(env.core.readdir(section))
+        .unwrap()
+        .unwrap();
     assert_eq!(listed.len(), 3);
     assert_eq!(env.calls(Call::Retrieve), calls);
 }

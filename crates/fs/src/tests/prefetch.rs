@@ -286,7 +286,7 @@ async fn read_ahead_follows_the_walk_whatever_order_its_tasks_run_in() {
     let core = env.core.clone();
     tokio::spawn(async move {
         for id in ["inq_a", "inq_b"] {
-            assert!(core.lookup_now(crate::INQUIRIES, id).is_some());
+            assert!(core.at_once(core.lookup(crate::INQUIRIES, id)).is_some());
         }
     })
     .await

@@ -89,7 +89,9 @@ async fn a_cached_file_costs_no_request() {
     let path = "inq_a/selfie/self_1-center-photo.jpg";
     let ino = env.ino(path).await;
     assert!(
-        env.core.try_open_cached(ino, |_| false).is_none(),
+        env.core
+            .at_once(env.core.open_with(ino, |_| false))
+            .is_none(),
         "nothing cached yet"
     );
     let (expected, _) = read_until_cached(&env, path, "self_1").await;
@@ -99,8 +101,9 @@ async fn a_cached_file_costs_no_request() {
     }
     let warm = env
         .core
-        .try_open_cached(ino, |_| false)
-        .expect("a warm open at once");
+        .at_once(env.core.open_with(ino, |_| false))
+        .expect("a warm open at once")
+        .unwrap();
     assert!(env.read_fh(warm.fh).await.unwrap() == expected);
     env.core.release(warm.fh);
     assert_eq!(env.total_calls(), before, "cache hits asked nothing");
@@ -120,11 +123,12 @@ async fn an_open_that_trusts_a_kept_backing_still_reads_if_a_read_comes() {
     let mut asked = None;
     let opened = env
         .core
-        .try_open_cached(ino, |s| {
+        .at_once(env.core.open_with(ino, |s| {
             asked = Some(s);
             true
-        })
-        .expect("a warm open at once");
+        }))
+        .expect("a warm open at once")
+        .unwrap();
     assert_eq!(asked, Some(serial));
     let backing = opened.backing.as_ref().expect("a cache entry behind it");
     assert!(backing.serial == serial && backing.file.is_none());
@@ -134,7 +138,11 @@ async fn an_open_that_trusts_a_kept_backing_still_reads_if_a_read_comes() {
 
     // An open trusting a kept backing of an entry that has gone since reads ESTALE, never
     // other bytes.
-    let opened = env.core.try_open_cached(ino, |_| true).unwrap();
+    let opened = env
+        .core
+        .at_once(env.core.open_with(ino, |_| true))
+        .unwrap()
+        .unwrap();
     assert_eq!(env.cache.purge_inquiry("inq_a"), 1);
     let err = env.read_fh(opened.fh).await.unwrap_err();
     assert_eq!(err.errno(), libc::ESTALE);
@@ -271,7 +279,10 @@ async fn a_read_whose_bytes_are_there_is_answered_at_once_and_one_ahead_of_them_
     let expected = env.bytes("inq_a", "doc_1-front-photo.jpg");
     let ino = env.ino("inq_a/document/doc_1-front-photo.jpg").await;
     let opened = env.core.open(ino).await.unwrap();
-    let now = |offset, size| env.core.read_data_now(opened.fh, offset, size);
+    let now = |offset, size| {
+        env.core
+            .at_once(env.core.read_data(opened.fh, offset, size))
+    };
     assert!(
         now(0, 4096).is_none(),
         "nothing downloaded yet: the read waits"
@@ -292,12 +303,16 @@ async fn a_read_whose_bytes_are_there_is_answered_at_once_and_one_ahead_of_them_
     let body = env.core.read(json.fh, 0, 1 << 20).await.unwrap();
     let at_once = env
         .core
-        .read_data_now(json.fh, 0, 1 << 20)
+        .at_once(env.core.read_data(json.fh, 0, 1 << 20))
         .expect("in memory");
     assert!(at_once.unwrap().into_bytes().unwrap() == body);
     env.core.release(json.fh);
     assert_eq!(
-        errno(env.core.read_data_now(json.fh, 0, 1).expect("no waiting")),
+        errno(
+            env.core
+                .at_once(env.core.read_data(json.fh, 0, 1))
+                .expect("no waiting")
+        ),
         libc::EBADF,
         "a released handle"
     );

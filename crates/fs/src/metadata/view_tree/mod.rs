@@ -28,9 +28,9 @@ use super::attr::{Attr, DirEntry, Ownership};
 use super::inode::Node;
 use super::listing::{Lister, Listing, plausible_inquiry_id};
 use super::negative::capacity_of;
-use super::{Entries, Listed, Step, Unanswered, Wait};
+use super::{Entries, Listed};
 use crate::config::{CoreConfig, ViewSet};
-use crate::error::FsError;
+use crate::error::{FsError, FsResult};
 use personafs_client::query::{Bound, created_at_bound};
 use personafs_client::{InquirySummary, ListFilters, PersonaApi};
 
@@ -313,15 +313,15 @@ impl ViewTree {
         self.owner.link(ino, size, created.unwrap_or(UNIX_EPOCH))
     }
 
-    pub(crate) async fn attr(&self, node: &ViewNode, ino: u64, wait: Wait) -> Step<Attr> {
+    pub(crate) async fn attr(&self, node: &ViewNode, ino: u64) -> FsResult<Attr> {
         Ok(match node {
             ViewNode::Top(_) => self.parent_dir(ino, self.mounted_at),
             ViewNode::Year(y) => self.parent_dir(ino, start_of(&LookupKey::Year(*y))),
             ViewNode::Month(y, m) => self.parent_dir(ino, start_of(&LookupKey::Month(*y, *m))),
             ViewNode::Group(g) => {
-                let members = self.members(g, false, wait).await?;
+                let members = self.members(g, false).await?;
                 if members.is_empty() {
-                    return Err(missing().into());
+                    return Err(missing());
                 }
                 let mtime = match g {
                     Group::Day(d) => start_of(&LookupKey::Day(*d)),
@@ -330,7 +330,7 @@ impl ViewTree {
                 self.owner.dir(ino, 0, mtime)
             }
             ViewNode::Link(g, id) => {
-                let members = self.members(g, false, wait).await?;
+                let members = self.members(g, false).await?;
                 let created = members.find(id).ok_or_else(missing)?;
                 self.link(ino, g, id, created)
             }
@@ -338,7 +338,7 @@ impl ViewTree {
     }
 
     /// The entry `name` of view directory `parent`.
-    pub(crate) async fn lookup(&self, parent: &ViewNode, name: &str, wait: Wait) -> Step<ViewNode> {
+    pub(crate) async fn lookup(&self, parent: &ViewNode, name: &str) -> FsResult<ViewNode> {
         let node = match parent {
             ViewNode::Top(View::ByReferenceId) => {
                 ViewNode::Group(Group::Key(Keyed::Reference, Arc::from(name)))
@@ -348,12 +348,12 @@ impl ViewTree {
             }
             ViewNode::Top(View::ByDay) => {
                 let y = parse_year(name).ok_or_else(missing)?;
-                self.date_dir(LookupKey::Year(y), wait).await?;
+                self.date_dir(LookupKey::Year(y)).await?;
                 ViewNode::Year(y)
             }
             ViewNode::Year(y) => {
                 let m = parse_two(name, 12).ok_or_else(missing)?;
-                self.date_dir(LookupKey::Month(*y, m), wait).await?;
+                self.date_dir(LookupKey::Month(*y, m)).await?;
                 ViewNode::Month(*y, m)
             }
             ViewNode::Month(y, m) => {
@@ -368,30 +368,30 @@ impl ViewTree {
             ViewNode::Group(g) if plausible_inquiry_id(name) => {
                 ViewNode::Link(g.clone(), Arc::from(name))
             }
-            ViewNode::Link(..) => return Err(FsError::not_dir().into()),
-            _ => return Err(missing().into()),
+            ViewNode::Link(..) => return Err(FsError::not_dir()),
+            _ => return Err(missing()),
         };
         if let ViewNode::Group(g) = &node
-            && self.members(g, false, wait).await?.is_empty()
+            && self.members(g, false).await?.is_empty()
         {
-            return Err(missing().into());
+            return Err(missing());
         }
         Ok(node)
     }
 
     /// A year or month directory exists when the listing or an answer of Persona has a
     /// day in it; else Persona is asked for one inquiry of it.
-    async fn date_dir(&self, key: LookupKey, wait: Wait) -> Step<()> {
+    async fn date_dir(&self, key: LookupKey) -> FsResult<()> {
         let within = |d: &Ymd| match key {
             LookupKey::Year(y) => d.year == y,
             LookupKey::Month(y, m) => d.year == y && d.month == m,
             _ => false,
         };
         if self.filters_for(&key).is_none() {
-            return Err(missing().into());
+            return Err(missing());
         }
         if let Some(listing) = self.lister.current() {
-            let index = self.index_of(&listing, wait).await?;
+            let index = self.index_of(&listing).await?;
             if index.days().any(|d| within(&d)) {
                 return Ok(());
             }
@@ -399,14 +399,14 @@ impl ViewTree {
         if self.looked_days().iter().any(within) {
             return Ok(());
         }
-        if self.ask(&key, wait).await?.is_empty() {
-            return Err(missing().into());
+        if self.ask(&key).await?.is_empty() {
+            return Err(missing());
         }
         Ok(())
     }
 
     /// The entries of view directory `node`.
-    pub(crate) async fn readdir(&self, node: &ViewNode, wait: Wait) -> Step<Entries> {
+    pub(crate) async fn readdir(&self, node: &ViewNode) -> FsResult<Entries> {
         let dir = |name: Arc<str>, node: ViewNode, attr: Attr| Listed {
             node: Node::View(node),
             entry: DirEntry { name, attr },
@@ -417,8 +417,8 @@ impl ViewTree {
                     ViewNode::Top(View::ByReferenceId) => Keyed::Reference,
                     _ => Keyed::Account,
                 };
-                let listing = self.fresh_listing(wait).await?;
-                let index = self.index_of(&listing, wait).await?;
+                let listing = self.fresh_listing().await?;
+                let index = self.index_of(&listing).await?;
                 Ok(Entries::ViewKeys(ViewKeys {
                     listing,
                     index,
@@ -427,8 +427,8 @@ impl ViewTree {
             }
             ViewNode::Top(View::ByDay) | ViewNode::Year(_) | ViewNode::Month(..) => {
                 let mut days = self.looked_days();
-                if let Some(listing) = self.listing_for_groups(wait).await? {
-                    days.extend(self.index_of(&listing, wait).await?.days());
+                if let Some(listing) = self.listing_for_groups().await? {
+                    days.extend(self.index_of(&listing).await?.days());
                 }
                 days.sort_unstable();
                 days.dedup();
@@ -459,7 +459,7 @@ impl ViewTree {
                 Ok(Entries::Listed(out))
             }
             ViewNode::Group(g) => {
-                let members = self.members(g, true, wait).await?;
+                let members = self.members(g, true).await?;
                 Ok(Entries::Listed(
                     members
                         .each()
@@ -474,7 +474,7 @@ impl ViewTree {
                         .collect(),
                 ))
             }
-            ViewNode::Link(..) => Err(FsError::not_dir().into()),
+            ViewNode::Link(..) => Err(FsError::not_dir()),
         }
     }
 
@@ -496,43 +496,61 @@ impl ViewTree {
         })
     }
 
-    /// The listing, taken again when stale, or only a fresh one at hand.
-    async fn fresh_listing(&self, wait: Wait) -> Step<Arc<Listing>> {
-        match wait {
-            Wait::Yes => Ok(self.lister.get().await?),
-            Wait::No => self.lister.fresh_now().ok_or(Unanswered::NotAtHand),
-        }
+    /// The listing, taken again when stale.
+    async fn fresh_listing(&self) -> FsResult<Arc<Listing>> {
+        self.lister.get().await
     }
 
     /// For a group's entries: the listing as `inquiries/` would show it now, when the
     /// mount has one (a mount that has listed nothing asks for the group alone).
-    async fn listing_for_groups(&self, wait: Wait) -> Step<Option<Arc<Listing>>> {
+    async fn listing_for_groups(&self) -> FsResult<Option<Arc<Listing>>> {
         if self.lister.current().is_none() {
             return Ok(None);
         }
-        Ok(Some(self.fresh_listing(wait).await?))
+        Ok(Some(self.fresh_listing().await?))
+    }
+
+    /// Whether `readdir(node)` answers from memory, asking Persona nothing: the listing is
+    /// fresh and grouped, and a group's members are in it or were asked of Persona within
+    /// the negative TTL.
+    pub(crate) fn entries_at_hand(&self, node: &ViewNode) -> bool {
+        let Some(listing) = self.lister.fresh_now() else {
+            return false;
+        };
+        let Some(index) = self.cached_index(&listing) else {
+            return false;
+        };
+        match node {
+            ViewNode::Group(g) => {
+                !Members::positions(&listing, &index, g).is_empty()
+                    || match g {
+                        Group::Key(keyed, name) => {
+                            self.looked(&LookupKey::Key(*keyed, name.clone())).is_some()
+                        }
+                        Group::Day(d) => self.looked(&LookupKey::Day(*d)).is_some(),
+                    }
+            }
+            _ => true,
+        }
+    }
+
+    /// The groups of `listing`, if it is grouped already.
+    fn cached_index(&self, listing: &Arc<Listing>) -> Option<Arc<ViewIndex>> {
+        let held = self.index.lock();
+        held.as_ref()
+            .filter(|(l, _)| std::ptr::eq(l.as_ptr(), Arc::as_ptr(listing)))
+            .map(|(_, i)| i.clone())
     }
 
     /// The groups of `listing`, grouping it on first use.
-    async fn index_of(&self, listing: &Arc<Listing>, wait: Wait) -> Step<Arc<ViewIndex>> {
-        let cached = || {
-            let held = self.index.lock();
-            held.as_ref()
-                .filter(|(l, _)| std::ptr::eq(l.as_ptr(), Arc::as_ptr(listing)))
-                .map(|(_, i)| i.clone())
-        };
+    async fn index_of(&self, listing: &Arc<Listing>) -> FsResult<Arc<ViewIndex>> {
+        let cached = || self.cached_index(listing);
         if let Some(i) = cached() {
             return Ok(i);
         }
+        // A big listing is grouped on a blocking thread, never on the caller's.
         let big = listing.rows.len() > GROUP_AT_ONCE;
-        let _grouping = match wait {
-            Wait::No if big => return Err(Unanswered::NotAtHand),
-            Wait::No => self
-                .grouping
-                .try_lock()
-                .map_err(|_| Unanswered::NotAtHand)?,
-            Wait::Yes => self.grouping.lock().await,
-        };
+        let _grouping = self.grouping.lock().await;
         if let Some(i) = cached() {
             return Ok(i);
         }
@@ -552,13 +570,13 @@ impl ViewTree {
 
     /// The inquiries of `group`: the listing's (for entries, a fresh listing), else those
     /// Persona answered for its key.
-    async fn members(&self, group: &Group, for_entries: bool, wait: Wait) -> Step<Members> {
+    async fn members(&self, group: &Group, for_entries: bool) -> FsResult<Members> {
         let listing = match for_entries {
-            true => self.listing_for_groups(wait).await?,
+            true => self.listing_for_groups().await?,
             false => self.lister.current(),
         };
         if let Some(listing) = listing {
-            let index = self.index_of(&listing, wait).await?;
+            let index = self.index_of(&listing).await?;
             if !Members::positions(&listing, &index, group).is_empty() {
                 return Ok(Members::Listed {
                     listing,
@@ -577,7 +595,7 @@ impl ViewTree {
             }
             Group::Day(d) => LookupKey::Day(*d),
         };
-        Ok(Members::Found(self.ask(&key, wait).await?))
+        Ok(Members::Found(self.ask(&key).await?))
     }
 
     /// Days that answers of Persona have inquiries on.
@@ -610,16 +628,13 @@ impl ViewTree {
     }
 
     /// What Persona has for `key`: asked once, then believed for the negative TTL.
-    async fn ask(&self, key: &LookupKey, wait: Wait) -> Step<Arc<[Found]>> {
+    async fn ask(&self, key: &LookupKey) -> FsResult<Arc<[Found]>> {
         if let Some(found) = self.looked(key) {
             return Ok(found);
         }
         let Some(filters) = self.filters_for(key) else {
             return Ok(Arc::from([]));
         };
-        if wait == Wait::No {
-            return Err(Unanswered::NotAtHand);
-        }
         let _asking = self.asking.lock().await;
         if let Some(found) = self.looked(key) {
             return Ok(found);
