@@ -21,7 +21,7 @@ use crate::metadata::inode::{INQUIRIES, Node};
 use crate::metadata::listing::{DeltaSink, DeltaStats, Lister, Persisted};
 use crate::metadata::persist::StoreWriter;
 use crate::metadata::view::InquiryView;
-use crate::metadata::views::{Need, Views};
+use crate::metadata::views::Views;
 use crate::metadata::{Attr, DirEntry, Entries, Kind, Metadata};
 use crate::readahead::Readahead;
 use personafs_client::telemetry::Telemetry;
@@ -138,19 +138,17 @@ impl FsCore {
         });
         // What the kernel keeps of a directory goes as soon as personafs sees it change.
         let weak = Arc::downgrade(&core);
-        core.meta.views.on_change(move |id| {
+        core.meta.on_view_change(move |id| {
             if let Some(core) = weak.upgrade() {
                 core.drop_kernel_listings_of(id);
             }
         });
-        core.meta
-            .listing
-            .set_delta_sink(Arc::new(CoreDeltas(Arc::downgrade(&core))));
-        if let Some(shared) = &core.cfg.shared_views {
-            core.meta.listing.share_deltas(shared.clone());
-        }
+        core.meta.take_deltas(
+            Arc::new(CoreDeltas(Arc::downgrade(&core))),
+            core.cfg.shared_views.clone(),
+        );
         let weak = Arc::downgrade(&core);
-        core.meta.listing.on_listed(move |listing, before| {
+        core.meta.on_listed(move |listing, before| {
             if let Some(core) = weak.upgrade() {
                 core.drop_kernel_listing(INQUIRIES);
                 core.drop_kernel_view_listings();
@@ -171,12 +169,12 @@ impl FsCore {
     /// [`Change`]. A redaction's stored view and cached files are gone when this returns.
     pub async fn apply_change(&self, change: Change) {
         let id: Arc<str> = Arc::from(change.inquiry_id());
-        self.meta.listing.expire();
-        self.meta.tree.forget_lookups();
+        let redacted = matches!(change, Change::Redacted(_));
+        self.meta.announced((!redacted).then_some(&id));
         self.drop_kernel_listing(INQUIRIES);
         self.drop_kernel_view_listings();
         match &change {
-            Change::Appeared(_) | Change::Changed(_) => self.meta.views.expire(&id),
+            Change::Appeared(_) | Change::Changed(_) => {}
             Change::Redacted(_) => {
                 for id in self.redact(&[id]).await {
                     self.forget_in_kernel(&id).await;
@@ -192,10 +190,10 @@ impl FsCore {
     async fn redact(&self, ids: &[Arc<str>]) -> Vec<Arc<str>> {
         let redacted: Vec<Arc<str>> = (self.newly_redacted(ids).await)
             .into_iter()
-            .filter(|id| !self.meta.views.is_marked_redacted(id))
+            .filter(|id| !self.meta.is_marked_redacted(id))
             .collect();
         for id in &redacted {
-            self.meta.views.mark_redacted(id);
+            self.meta.mark_redacted(id);
         }
         self.forget_all_redacted(&redacted).await;
         for id in &redacted {
@@ -208,7 +206,7 @@ impl FsCore {
     /// and their stored views are trusted no more; redactions are applied.
     async fn apply_delta(self: &Arc<Self>, planned: &Planned) {
         for (id, updated) in &planned.reported {
-            self.meta.views.reported(id, *updated);
+            self.meta.reported(id, *updated);
         }
         if let Some(writer) = &self.writer
             && !planned.reported.is_empty()
@@ -249,11 +247,9 @@ impl FsCore {
     /// stored view whose `updated-at` the listing contradicts is retrieved again), forget
     /// the views in memory, and apply each redaction the listing shows.
     pub(crate) async fn full_check(&self) -> FsResult<()> {
-        self.meta.listing.expire();
-        self.meta.views.expire_all();
-        let listing = self.meta.listing.refresh().await?;
+        let listing = self.meta.list_again().await?;
         for id in listing.confirmed_redacted() {
-            if !self.meta.views.is_marked_redacted(&id) {
+            if !self.meta.is_marked_redacted(&id) {
                 self.apply_change(Change::Redacted(id.to_string())).await;
             }
         }
@@ -363,11 +359,11 @@ impl FsCore {
 
     /// What deltas have done (`None`: deltas are off).
     pub fn delta_stats(&self) -> Option<Arc<DeltaStats>> {
-        self.meta.listing.delta_stats()
+        self.meta.delta_stats()
     }
 
     pub fn seed_listing(&self, page: InquiryPage) {
-        self.meta.listing.seed(page);
+        self.meta.seed_listing(page);
     }
 
     /// Inodes in the table now (forgotten ones have left it).
@@ -377,17 +373,17 @@ impl FsCore {
 
     /// The listing of `inquiries/` under way, if one is.
     pub fn listing_progress(&self) -> Option<personafs_client::telemetry::ListingProgress> {
-        self.meta.listing.progress.now()
+        self.meta.listing_progress()
     }
 
     /// The cursor that cut the last listing short (it came back again), if one did.
     pub fn listing_cut_at(&self) -> Option<String> {
-        self.meta.listing.progress.cut_at()
+        self.meta.listing_cut_at()
     }
 
     /// Inquiry views in memory now (at most `CoreConfig::max_views`).
     pub fn view_count(&self) -> usize {
-        self.meta.views.len()
+        self.meta.view_count()
     }
 
     /// Downloads under way, or finishing (checksum, cache), now (for diagnostics and tests).
@@ -600,10 +596,8 @@ impl FsCore {
     /// A new listing, or a change: the kernel drops its copy of the views' top directories
     /// (the others are checked when it asks about them, as an inquiry's are).
     fn drop_kernel_view_listings(&self) {
-        for (_, top) in self.meta.tree.tops() {
-            if let Some(ino) = self.meta.peek_ino(&Node::View(top)) {
-                self.drop_kernel_listing(ino);
-            }
+        for ino in self.meta.view_top_inos() {
+            self.drop_kernel_listing(ino);
         }
     }
 
@@ -633,7 +627,7 @@ impl FsCore {
     pub async fn open_with(&self, ino: u64, kept: impl FnOnce(u64) -> bool) -> FsResult<Opened> {
         let handle = match self.meta.node(ino)? {
             Node::InquiryJson(id) => {
-                let view = self.meta.views.view(&id, Need::Open).await?;
+                let view = self.meta.view_for_open(&id).await?;
                 return Ok(self.open_json(ino, &view));
             }
             Node::File(id, section, name) => self.open_file(&id, section, &name, kept).await?,
@@ -690,7 +684,7 @@ impl FsCore {
             Node::File(id, section, name) => (id, Some(section), Some(name)),
             _ => return None,
         };
-        let view = self.meta.views.fresh_now(&id);
+        let view = self.meta.fresh_view(&id);
         let (path, object_id, size) = match (section, &name) {
             (Some(section), Some(name)) => {
                 let info = view.as_ref().and_then(|v| v.file(section, name).cloned());
@@ -721,7 +715,7 @@ impl FsCore {
         name: &str,
         kept: impl FnOnce(u64) -> bool,
     ) -> FsResult<Handle> {
-        let view = self.meta.views.view(id, Need::Open).await?;
+        let view = self.meta.view_for_open(id).await?;
         let info = view.file(section, name).ok_or_else(|| {
             FsError::not_found(format_args!("{id}/{}/{name}", section.dir_name()))
         })?;

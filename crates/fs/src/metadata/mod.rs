@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use self::attr::Ownership;
 pub use self::attr::{Attr, DirEntry, Kind};
 use self::inode::{INQUIRIES, InodeTable, Node, ROOT};
-use self::listing::{Lister, Listing, plausible_inquiry_id};
+use self::listing::{DeltaSink, DeltaStats, Lister, Listing, plausible_inquiry_id};
 use self::view::InquiryView;
 use self::view_tree::{ViewKeys, ViewTree};
 use self::views::{Need, Views};
@@ -62,10 +62,10 @@ impl Entries {
 
 pub(crate) struct Metadata {
     inodes: Mutex<InodeTable>,
-    pub(crate) listing: Arc<Lister>,
-    pub(crate) views: Arc<Views>,
+    listing: Arc<Lister>,
+    views: Arc<Views>,
     /// The views beside `inquiries/`.
-    pub(crate) tree: ViewTree,
+    tree: ViewTree,
     owner: Ownership,
     mounted_at: SystemTime,
 }
@@ -145,6 +145,105 @@ impl Metadata {
             Ok(Node::View(v)) => self.tree.entries_at_hand(&v),
             _ => false,
         }
+    }
+
+    /// Call `hook` with each inquiry whose view may have changed (retrieved again, expired
+    /// or redacted).
+    pub(crate) fn on_view_change(&self, hook: impl Fn(&Arc<str>) + Send + Sync + 'static) {
+        self.views.on_change(hook);
+    }
+
+    /// Call `hook` with each listing taken (and the one before it).
+    pub(crate) fn on_listed(
+        &self,
+        hook: impl Fn(&Listing, Option<&Listing>) + Send + Sync + 'static,
+    ) {
+        self.listing.on_listed(hook);
+    }
+
+    /// Where deltas' reports go (the core applies them), and with whom deltas are shared.
+    pub(crate) fn take_deltas(
+        &self,
+        sink: Arc<dyn DeltaSink>,
+        shared: Option<Arc<dyn personafs_client::shared_state::SharedViews>>,
+    ) {
+        self.listing.set_delta_sink(sink);
+        if let Some(shared) = shared {
+            self.listing.share_deltas(shared);
+        }
+    }
+
+    /// Persona announced a change: the listing is due again and the views' keys are asked
+    /// again; `view` (an appeared or changed inquiry) is retrieved again on next use.
+    pub(crate) fn announced(&self, view: Option<&Arc<str>>) {
+        self.listing.expire();
+        self.tree.forget_lookups();
+        if let Some(id) = view {
+            self.views.expire(id);
+        }
+    }
+
+    /// A delta reported `id` updated at `updated` (see `Views::reported`).
+    pub(crate) fn reported(&self, id: &Arc<str>, updated: SystemTime) {
+        self.views.reported(id, updated);
+    }
+
+    /// Whether a redaction of `id` was applied here.
+    pub(crate) fn is_marked_redacted(&self, id: &str) -> bool {
+        self.views.is_marked_redacted(id)
+    }
+
+    /// From now on, only a view showing the redaction of `id` is served.
+    pub(crate) fn mark_redacted(&self, id: &Arc<str>) {
+        self.views.mark_redacted(id);
+    }
+
+    /// Events were missed: nothing in memory is known good. A new listing, taken now.
+    pub(crate) async fn list_again(&self) -> FsResult<Arc<Listing>> {
+        self.listing.expire();
+        self.views.expire_all();
+        self.listing.refresh().await
+    }
+
+    /// The view of `id` for an open (see `Need::Open`).
+    pub(crate) async fn view_for_open(&self, id: &Arc<str>) -> FsResult<Arc<InquiryView>> {
+        self.views.view(id, Need::Open).await
+    }
+
+    /// The view of `id` if it is fresh in memory; never waits.
+    pub(crate) fn fresh_view(&self, id: &Arc<str>) -> Option<Arc<InquiryView>> {
+        self.views.fresh_now(id)
+    }
+
+    /// The inodes of the views' top directories that have one.
+    pub(crate) fn view_top_inos(&self) -> Vec<u64> {
+        (self.tree.tops())
+            .filter_map(|(_, top)| self.peek_ino(&Node::View(top)))
+            .collect()
+    }
+
+    /// The first listing page, fetched before mounting.
+    pub(crate) fn seed_listing(&self, page: personafs_client::InquiryPage) {
+        self.listing.seed(page);
+    }
+
+    pub(crate) fn delta_stats(&self) -> Option<Arc<DeltaStats>> {
+        self.listing.delta_stats()
+    }
+
+    /// The listing under way, if one is.
+    pub(crate) fn listing_progress(&self) -> Option<personafs_client::telemetry::ListingProgress> {
+        self.listing.progress.now()
+    }
+
+    /// The cursor that cut the last listing short, if one did.
+    pub(crate) fn listing_cut_at(&self) -> Option<String> {
+        self.listing.progress.cut_at()
+    }
+
+    /// Views in memory now.
+    pub(crate) fn view_count(&self) -> usize {
+        self.views.len()
     }
 
     pub(crate) fn inode_count(&self) -> usize {
