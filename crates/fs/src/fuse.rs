@@ -1,5 +1,10 @@
-//! The thin `fuser::Filesystem` adapter: every handler hands its request and reply to the
-//! async core on the tokio runtime and returns, so no FUSE thread waits on the network.
+//! The thin `fuser::Filesystem` adapter: every handler polls the core's future for its
+//! request once and answers at once when it is ready, else hands it to the tokio runtime
+//! (`answer`), so no FUSE thread waits on the network. Errors are logged here, once, with
+//! the operation: ENOENT, ENOTDIR, EISDIR and EBADF at debug level (shells probe for names
+//! all the time), any other errno as a warning, and each is counted by errno. `opendir` and
+//! `flush` answer ENOSYS (the kernel then opens directories itself and stops sending
+//! FLUSH). A read personafs serves is read (`pread`) into the reply.
 
 use std::ffi::OsStr;
 use std::future::Future;

@@ -53,8 +53,8 @@ impl KeptEntry {
 }
 
 /// What a read answers: bytes in memory, or a range of a file (the cache file, or a
-/// download's temp file once it holds the range) that the FUSE layer can hand to the
-/// kernel without copying it through this process.
+/// download's temp file once it holds the range), which the FUSE layer reads into the
+/// reply (`into_bytes`).
 pub enum ReadData {
     Bytes(Vec<u8>),
     File(FileRange),

@@ -9,7 +9,9 @@
 //!   again (its attributes, a lookup), its copy is dropped unless the entries at hand now
 //!   have the same fingerprint; entries not at hand (due a refresh) drop it too, so the
 //!   next read refreshes them. A change personafs sees (a new listing, a changed view, a
-//!   forgotten entry, whose number would change) drops it at once.
+//!   forgotten entry, whose number would change) drops it at once: a listing taken, or a
+//!   delta that moves it, drops `inquiries/`, the views' listings and the directories of
+//!   each inquiry it newly shows redacted.
 //! - **`inquiry.json`'s pages** are kept across opens while its bytes have the same
 //!   fingerprint (`FOPEN_KEEP_CACHE`).
 //! - **Names and attributes** are given for `--attr-ttl`, or for what belongs to a final

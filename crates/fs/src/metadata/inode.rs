@@ -1,6 +1,7 @@
 //! Inode numbers: assigned on first sight of a path and never reused within a mount. Each
 //! inode counts the kernel's references (lookups and readdirplus entries answered); FUSE
-//! `forget` gives them back, and an inode nobody references any more leaves the table.
+//! `forget` gives them back, and an inode nobody references any more leaves the table. The
+//! root and `inquiries/` are never forgotten.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

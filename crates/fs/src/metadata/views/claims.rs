@@ -1,6 +1,10 @@
 //! Views shared with the other mounts of an environment (`--shared-state`): one mount
 //! retrieves an inquiry while the others wait for its view (a claim in Redis), and a
-//! fresh shared view answers without a retrieve. URLs never leave a host.
+//! fresh shared view answers without a retrieve. URLs never leave a host. A mount that
+//! finds the claim taken waits (at most 5 minutes, `MAX_WAIT` in the client) for a view
+//! other than the one it could not use, and claims again when the claim goes without one,
+//! at most `CLAIM_ROUNDS` times, then retrieves regardless. A shared view showing a
+//! redaction deletes this mount's cached files of it, as a retrieve would.
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -1,6 +1,8 @@
 //! When a view is good enough to answer without asking Persona: in memory by its age or a
 //! delta's vouch, and from the store when Persona confirmed it (a delta, a fresh listing's
-//! `updated-at`, a check within the TTL) or cannot be reached.
+//! `updated-at`, a check within the TTL) or cannot be reached. A final inquiry's stored
+//! view is confirmed by a listing of any age (unless a change came since, which makes the
+//! listing stale): in memory it would never be checked again either.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
