@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod client;
+pub mod clock;
 pub mod download;
 pub mod error;
 pub mod events;

@@ -11,6 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use personafs_client::clock::Clock;
+
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use personafs_client::telemetry::Telemetry;
@@ -40,14 +42,16 @@ pub(crate) struct Breaker {
     state: Mutex<State>,
     probe_after: Duration,
     telemetry: Arc<Telemetry>,
+    clock: Clock,
 }
 
 impl Breaker {
-    pub(crate) fn new(probe_after: Duration, telemetry: Arc<Telemetry>) -> Breaker {
+    pub(crate) fn new(probe_after: Duration, telemetry: Arc<Telemetry>, clock: Clock) -> Breaker {
         Breaker {
             state: Mutex::default(),
             probe_after,
             telemetry,
+            clock,
         }
     }
 
@@ -61,9 +65,9 @@ impl Breaker {
         let mut st = self.state.lock();
         match st.open_until {
             None => true,
-            Some(until) if Instant::now() >= until => {
+            Some(until) if self.clock.now() >= until => {
                 // This call is the probe; the others keep failing at once meanwhile.
-                st.open_until = Some(Instant::now() + self.probe_after);
+                st.open_until = Some(self.clock.now() + self.probe_after);
                 true
             }
             Some(_) => false,
@@ -75,7 +79,7 @@ impl Breaker {
         let mut st = self.state.lock();
         if st.open_until.is_none() {
             st.failures = OPEN_AFTER;
-            st.open_until = Some(Instant::now() + self.probe_after);
+            st.open_until = Some(self.clock.now() + self.probe_after);
             tracing::warn!(probe_every = ?self.probe_after,
                 "Persona cannot be reached; offline mode: answering from the metadata store and the cache");
             self.telemetry.set_offline(true);
@@ -98,7 +102,7 @@ impl Breaker {
         }
         st.failures = st.failures.saturating_add(1);
         if st.open_until.is_none() && st.failures >= OPEN_AFTER {
-            st.open_until = Some(Instant::now() + self.probe_after);
+            st.open_until = Some(self.clock.now() + self.probe_after);
             tracing::warn!(
                 failures = st.failures,
                 probe_every = ?self.probe_after,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use personafs_client::ListFilters;
+use personafs_client::clock::Clock;
 use personafs_client::shared_state::SharedViews;
 use personafs_client::telemetry::Telemetry;
 
@@ -47,6 +48,9 @@ pub struct CoreConfig {
     /// Freshness by deltas (search on `updated-at`); `None`: the listing is taken again
     /// every metadata TTL, as when Persona refuses search.
     pub deltas: Option<DeltaConfig>,
+    /// What every component decides by time with (TTLs, the breaker's probe, how old a
+    /// view or a listing is): the host's clock, or one a test moves.
+    pub clock: Clock,
 }
 
 impl Default for CoreConfig {
@@ -73,6 +77,7 @@ impl Default for CoreConfig {
             shared_views: None,
             views: ViewSet::default(),
             deltas: Some(Default::default()),
+            clock: Clock::host(),
         }
     }
 }

@@ -77,7 +77,11 @@ impl FsCore {
         let counters_for_kernel = counters.clone();
         // Every call to Persona goes through the breaker: offline, they fail at once and the
         // answers come from the store and the cache.
-        let breaker = Arc::new(Breaker::new(cfg.offline_probe, cfg.telemetry.clone()));
+        let breaker = Arc::new(Breaker::new(
+            cfg.offline_probe,
+            cfg.telemetry.clone(),
+            cfg.clock.clone(),
+        ));
         let api: Arc<dyn PersonaApi> = Arc::new(BreakerApi::new(api, breaker.clone()));
         let writer = cfg
             .store
@@ -95,6 +99,7 @@ impl FsCore {
             }),
             rt.clone(),
             cfg.deltas,
+            cfg.clock.clone(),
         ));
         let (tree_api, tree_rt) = (api.clone(), rt.clone());
         let views = Arc::new(Views::new(
@@ -120,6 +125,7 @@ impl FsCore {
             listing.clone(),
             views.clone(),
             downloads.clone(),
+            cfg.clock.clone(),
         ));
         let core = Arc::new(FsCore {
             rt,

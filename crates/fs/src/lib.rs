@@ -46,3 +46,4 @@ pub use metadata::delta::{DeltaConfig, FullReason};
 pub use metadata::inode::{INQUIRIES, ROOT};
 pub use metadata::listing::DeltaStats;
 pub use metadata::{Attr, DirEntry, Kind};
+pub use personafs_client::clock::Clock;

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use personafs_client::clock::Clock;
 use tokio::sync::Semaphore;
 
 use crate::cache::{CacheKey, DiskCache};
@@ -45,19 +46,21 @@ struct QueuedAt {
 pub(crate) struct Queued {
     ttl: Duration,
     at: Mutex<QueuedAt>,
+    clock: Clock,
 }
 
 impl Queued {
-    pub(crate) fn new(ttl: Duration) -> Queued {
+    pub(crate) fn new(ttl: Duration, clock: Clock) -> Queued {
         Queued {
             ttl,
             at: Mutex::new(QueuedAt::default()),
+            clock,
         }
     }
 
     /// Record `id` as queued now; `false` when it was queued within the TTL already.
     pub(crate) fn insert(&self, id: &Arc<str>) -> bool {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut guard = self.at.lock();
         let QueuedAt { by_id, order } = &mut *guard;
         // Entries are recorded in time order: the expired ones are at the front.
@@ -106,6 +109,7 @@ pub(crate) struct Readahead {
     /// Name-order place of the last inquiry a window was taken from, and whether that
     /// window went by name (see `window`).
     last_entered: Mutex<Option<(usize, bool)>>,
+    clock: Clock,
 }
 
 impl Readahead {
@@ -118,12 +122,13 @@ impl Readahead {
         listing: Arc<Lister>,
         views: Arc<Views>,
         downloads: Arc<Downloads>,
+        clock: Clock,
     ) -> Readahead {
         Readahead {
             download_permits: Arc::new(Semaphore::new(cfg.max_downloads.max(1))),
             retrieve_permits: Arc::new(Semaphore::new(cfg.inquiries_ahead.clamp(1, 8))),
-            files_queued: Queued::new(metadata_ttl),
-            metadata_queued: Queued::new(metadata_ttl),
+            files_queued: Queued::new(metadata_ttl, clock.clone()),
+            metadata_queued: Queued::new(metadata_ttl, clock.clone()),
             unread: Mutex::new(HashMap::new()),
             unread_bytes: AtomicU64::new(0),
             last_entered: Mutex::new(None),
@@ -133,6 +138,7 @@ impl Readahead {
             listing,
             views,
             downloads,
+            clock,
         }
     }
 
@@ -280,7 +286,7 @@ impl Readahead {
             let digest = key.digest();
             self.unread
                 .lock()
-                .insert(digest.clone(), (info.size, Instant::now()));
+                .insert(digest.clone(), (info.size, self.clock.now()));
             self.unread_bytes.fetch_add(info.size, Ordering::Relaxed);
             match self.downloads.download_of(id, *section, name, key) {
                 Ok(Some(dl)) => {
@@ -311,7 +317,7 @@ impl Readahead {
     fn expire_unread(&self) {
         let mut unread = self.unread.lock();
         let before: u64 = unread.values().map(|(s, _)| s).sum();
-        unread.retain(|_, (_, at)| at.elapsed() < UNREAD_MEMORY);
+        unread.retain(|_, (_, at)| self.clock.since(*at) < UNREAD_MEMORY);
         let after: u64 = unread.values().map(|(s, _)| s).sum();
         self.unread_bytes
             .fetch_sub(before - after, Ordering::Relaxed);
@@ -331,11 +337,12 @@ mod tests {
 
     #[test]
     fn queued_inquiries_are_forgotten_after_the_ttl() {
-        let q = Queued::new(Duration::from_millis(40));
+        let clock = Clock::manual();
+        let q = Queued::new(Duration::from_secs(60), clock.clone());
         let a: Arc<str> = Arc::from("inq_a");
         assert!(q.insert(&a));
         assert!(!q.insert(&a), "queued once within the TTL");
-        std::thread::sleep(Duration::from_millis(50));
+        clock.advance(Duration::from_secs(61));
         assert!(q.insert(&Arc::from("inq_b")));
         assert_eq!(q.len(), 1, "the expired entry left memory");
         assert!(q.insert(&a), "queued again after the TTL");
@@ -343,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_removed_entry_can_be_queued_again_at_once() {
-        let q = Queued::new(Duration::from_secs(60));
+        let q = Queued::new(Duration::from_secs(60), Clock::host());
         let a: Arc<str> = Arc::from("inq_a");
         assert!(q.insert(&a));
         q.remove(&a);

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncWrite;
 
 use super::{Call, CallCounts};
+use crate::clock::Clock;
 use crate::error::Host;
 use crate::{Error, InquiryPage, ListFilters, PersonaApi, Result, RetrievedInquiry};
 
@@ -101,6 +102,8 @@ pub struct FaultyApi<A: PersonaApi + ?Sized> {
     max_in_flight: [AtomicU64; 7],
     /// Search pages left to garble, and how.
     garble: Mutex<(usize, Option<SearchGarble>)>,
+    /// What a rate limit's reset is measured with.
+    clock: Mutex<Clock>,
 }
 
 impl<A: PersonaApi> FaultyApi<A> {
@@ -122,6 +125,7 @@ impl<A: PersonaApi + ?Sized> FaultyApi<A> {
             in_flight: Default::default(),
             max_in_flight: Default::default(),
             garble: Mutex::new((0, None)),
+            clock: Mutex::default(),
         }
     }
 
@@ -167,7 +171,13 @@ impl<A: PersonaApi + ?Sized> FaultyApi<A> {
     /// Calls of `call` answer 429 (with the time to the reset in the details) until `reset`
     /// has passed; after that they go through.
     pub fn rate_limit(&self, call: Call, reset: Duration) {
-        self.plans.lock()[call as usize].rate_limited_until = Some(Instant::now() + reset);
+        let until = self.clock.lock().now() + reset;
+        self.plans.lock()[call as usize].rate_limited_until = Some(until);
+    }
+
+    /// The clock rate limits are measured with from now on (a test's).
+    pub fn set_clock(&self, clock: Clock) {
+        *self.clock.lock() = clock;
     }
 
     /// The next `n` search pages that succeed are altered by `garble`.
@@ -206,6 +216,7 @@ impl<A: PersonaApi + ?Sized> FaultyApi<A> {
     /// Run the plan of one call: count it, wait, and say which fault (if any) answers it.
     async fn before(&self, call: Call) -> Result<()> {
         self.calls.bump(call);
+        let now = self.clock.lock().now();
         let (delay, fault) = {
             let mut plans = self.plans.lock();
             let plan = &mut plans[call as usize];
@@ -218,7 +229,7 @@ impl<A: PersonaApi + ?Sized> FaultyApi<A> {
             };
             let rate_limit = plan
                 .rate_limited_until
-                .and_then(|until| until.checked_duration_since(Instant::now()))
+                .and_then(|until| until.checked_duration_since(now))
                 .map(|left| Error::Http {
                     host: if call.is_files_host() {
                         Host::Files
@@ -511,14 +522,16 @@ mod tests {
         api.download_range(&url, 0, 10, &mut part).await.unwrap();
         assert_eq!(part, (0..10u8).collect::<Vec<_>>());
 
-        api.rate_limit(Call::List, Duration::from_millis(80));
+        let clock = Clock::manual();
+        api.set_clock(clock.clone());
+        api.rate_limit(Call::List, Duration::from_secs(60));
         let e = api
             .list_page(&ListFilters::default(), None, 10)
             .await
             .unwrap_err();
         assert_eq!(e.status(), Some(429));
         assert!(e.to_string().contains("resets in"), "{e}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        clock.advance(Duration::from_secs(61));
         assert_eq!(
             api.list_page(&ListFilters::default(), None, 10)
                 .await

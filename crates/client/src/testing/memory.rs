@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{Call, CallCounts};
+use crate::clock::Clock;
 use crate::error::Host;
 use crate::model::{parse_inquiry, parse_list_page, parse_time};
 use crate::redact::redact_url;
@@ -174,9 +175,9 @@ struct InquiryRec {
 
 impl InquiryRec {
     /// Something changed: a later `updated-at`, distinct at millisecond precision.
-    fn touch(&mut self) {
+    fn touch(&mut self, now: DateTime<Utc>) {
         let next = self.updated_at + chrono::Duration::milliseconds(1);
-        self.updated_at = Utc::now().max(next);
+        self.updated_at = now.max(next);
     }
 }
 
@@ -215,6 +216,8 @@ struct State {
     search_refused: Option<u16>,
     /// Search leaves out inquiries changed within this long.
     search_lag: Duration,
+    /// Persona's clock: `updated-at`, events, URL lifetimes.
+    clock: Clock,
 }
 
 /// Persona in memory: inquiries, their files, signed URLs with a lifetime, call counters.
@@ -261,9 +264,15 @@ impl MemoryApi {
                 next_event: 1,
                 search_refused: None,
                 search_lag: Duration::ZERO,
+                clock: Clock::host(),
             }),
             calls: CallCounts::default(),
         }
+    }
+
+    /// Persona's clock from now on (a test's, to move with the filesystem's).
+    pub fn set_clock(&self, clock: Clock) {
+        self.state.lock().clock = clock;
     }
 
     /// How long the signed URLs issued from now on are good; older ones are refused with a
@@ -318,11 +327,12 @@ impl MemoryApi {
 
     pub fn set_status(&self, id: &str, status: &str) -> bool {
         let mut st = self.state.lock();
+        let now = st.clock.utc();
         let Some(inq) = st.inquiries.get_mut(id) else {
             return false;
         };
         inq.status = Some(status.to_string());
-        inq.touch();
+        inq.touch(now);
         let name = match status {
             "completed" | "approved" | "declined" | "failed" | "expired" | "marked-for-review" => {
                 format!("inquiry.{status}")
@@ -336,12 +346,13 @@ impl MemoryApi {
     /// Add a file to an object of an inquiry (the object is created, as a document, if new).
     pub fn add_file(&self, id: &str, object_id: &str, file: FileSpec) -> bool {
         let mut st = self.state.lock();
+        let now = st.clock.utc();
         let key = st.next_key;
         st.next_key += 1;
         let Some(inq) = st.inquiries.get_mut(id) else {
             return false;
         };
-        inq.touch();
+        inq.touch(now);
         st.record(
             "document.processed",
             id,
@@ -365,6 +376,7 @@ impl MemoryApi {
     /// Remove a file (its URLs answer 404 from now on).
     pub fn remove_file(&self, id: &str, object_id: &str, slot: &str) -> bool {
         let mut st = self.state.lock();
+        let now = st.clock.utc();
         let Some(o) = st.object_mut(id, object_id) else {
             return false;
         };
@@ -372,7 +384,7 @@ impl MemoryApi {
         o.files.retain(|(_, f)| f.slot() != slot);
         let removed = o.files.len() != before;
         if removed && let Some(inq) = st.inquiries.get_mut(id) {
-            inq.touch();
+            inq.touch(now);
             st.record(
                 "document.processed",
                 id,
@@ -393,6 +405,7 @@ impl MemoryApi {
     ) -> bool {
         let bytes = Arc::new(bytes.into());
         let mut st = self.state.lock();
+        let now = st.clock.utc();
         let key = st.next_key;
         st.next_key += 1;
         let Some(o) = st.object_mut(id, object_id) else {
@@ -403,7 +416,7 @@ impl MemoryApi {
                 entry.0 = key;
                 entry.1.bytes = bytes;
                 if let Some(inq) = st.inquiries.get_mut(id) {
-                    inq.touch();
+                    inq.touch(now);
                 }
                 st.record(
                     "document.processed",
@@ -420,11 +433,12 @@ impl MemoryApi {
     /// Redact an inquiry: `redacted-at` is set, its objects lose their files, its URLs 404.
     pub fn redact(&self, id: &str) -> bool {
         let mut st = self.state.lock();
+        let now = st.clock.utc();
         let Some(inq) = st.inquiries.get_mut(id) else {
             return false;
         };
-        inq.redacted_at = Some(Utc::now());
-        inq.touch();
+        inq.redacted_at = Some(now);
+        inq.touch(now);
         for o in &mut inq.objects {
             o.files.clear();
         }
@@ -494,7 +508,7 @@ impl MemoryApi {
     fn build_inquiry(&self, id: &str) -> Result<RetrievedInquiry> {
         let context = format!("retrieve inquiry {id}");
         let mut st = self.state.lock();
-        let fetched_at = SystemTime::now();
+        let fetched_at = st.clock.system();
         let body = st
             .retrieve_body(id)
             .ok_or_else(|| http(Host::Api, 404, context.clone()))?;
@@ -511,7 +525,7 @@ impl MemoryApi {
             st.refused += 1;
             return Err(http(Host::Files, 403, context));
         };
-        if issued.at.elapsed() >= issued.lifetime {
+        if st.clock.since(issued.at) >= issued.lifetime {
             st.refused += 1;
             return Err(http(Host::Files, 403, context));
         }
@@ -565,7 +579,7 @@ impl State {
         self.events.push(Event {
             id: format!("evt_{n:08}"),
             name: name.to_string(),
-            created_at: Some(Utc::now()),
+            created_at: Some(self.clock.utc()),
             object_type: Some(object_type.to_string()),
             object_id: Some(object_id.to_string()),
             inquiry_id: Some(inquiry_id.to_string()),
@@ -599,7 +613,7 @@ impl State {
             token.clone(),
             Issued {
                 file_key,
-                at: Instant::now(),
+                at: self.clock.now(),
                 lifetime: self.url_lifetime,
             },
         );
@@ -778,7 +792,7 @@ impl PersonaApi for MemoryApi {
             if let Some(status) = st.search_refused {
                 return Err(http(Host::Api, status, context.into()));
             }
-            let visible_until = Utc::now() - st.search_lag;
+            let visible_until = st.clock.utc() - st.search_lag;
             let since = crate::search::whole_millis(since);
             // Oldest change first; ties by id, so the order is total.
             let mut items: Vec<&InquiryRec> = (st.inquiries.values())
@@ -966,9 +980,11 @@ mod tests {
     #[tokio::test]
     async fn expired_and_unknown_urls_are_refused_like_the_files_host() {
         let api = api();
+        let clock = Clock::manual();
+        api.set_clock(clock.clone());
         api.set_url_lifetime(Duration::from_millis(30));
         let url = api.files_of("inq_a")[0].url.clone();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        clock.advance(Duration::from_millis(50));
         let e = api.download(&url, 0, &mut Vec::new()).await.unwrap_err();
         assert!(
             matches!(

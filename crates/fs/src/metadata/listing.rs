@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::TryStreamExt;
 use parking_lot::Mutex;
+use personafs_client::clock::Clock;
 
 use super::delta::DeltaConfig;
 #[path = "listing_deltas.rs"]
@@ -178,6 +179,8 @@ pub(crate) struct Lister {
     deltas: Option<deltas::DeltaState>,
     /// Where deltas are shared with the other mounts of the environment, if anywhere.
     shared: std::sync::OnceLock<Arc<dyn personafs_client::shared_state::SharedViews>>,
+    /// What ages are measured with (the listing's, the seed's, a delta's vouch).
+    clock: Clock,
 }
 
 type ListedHook = Box<dyn Fn(&Listing, Option<&Listing>) + Send + Sync>;
@@ -199,6 +202,7 @@ impl Lister {
         persisted: Option<Persisted>,
         rt: tokio::runtime::Handle,
         deltas: Option<DeltaConfig>,
+        clock: Clock,
     ) -> Lister {
         Lister {
             api,
@@ -216,6 +220,7 @@ impl Lister {
             warned_cursors: Mutex::default(),
             deltas: deltas.map(deltas::DeltaState::new),
             shared: std::sync::OnceLock::new(),
+            clock,
         }
     }
 
@@ -236,7 +241,7 @@ impl Lister {
     }
 
     pub(crate) fn seed(&self, page: InquiryPage) {
-        *self.seed.lock() = Some((page, Instant::now()));
+        *self.seed.lock() = Some((page, self.clock.now()));
     }
 
     /// The last listing, of any age (never asks the API).
@@ -249,7 +254,8 @@ impl Lister {
     pub(crate) fn fresh_now(&self) -> Option<Arc<Listing>> {
         let generation = self.generation.load(Ordering::SeqCst);
         self.current().filter(|l| {
-            l.generation == generation && (l.at.elapsed() < self.ttl || self.listing_vouched())
+            l.generation == generation
+                && (self.clock.since(l.at) < self.ttl || self.listing_vouched())
         })
     }
 
@@ -448,9 +454,8 @@ impl Lister {
             }
             listed = listed.changed(joined, &left);
         }
-        let at = Instant::now()
-            .checked_sub(self.ttl)
-            .unwrap_or_else(Instant::now);
+        let now = self.clock.now();
+        let at = now.checked_sub(self.ttl).unwrap_or(now);
         let generation = self.generation.load(Ordering::SeqCst);
         Some(Arc::new(Listing::new(
             listed,
@@ -463,7 +468,7 @@ impl Lister {
 
     async fn list_all(&self) -> personafs_client::Result<Listing> {
         let before = self.current();
-        let (started, began) = (SystemTime::now(), Instant::now());
+        let (started, began) = (self.clock.system(), self.clock.now());
         self.progress.start(before.as_ref().map(|l| l.rows.len()));
         let result = self.take_listing(before.as_deref()).await;
         let cut_at = result.as_ref().ok().and_then(|(_, cut)| cut.clone());
@@ -483,7 +488,7 @@ impl Lister {
             .seed
             .lock()
             .take()
-            .filter(|(_, at)| at.elapsed() < self.ttl);
+            .filter(|(_, at)| self.clock.since(*at) < self.ttl);
         let generation = self.generation.load(Ordering::SeqCst);
         tracing::debug!(filters = ?self.filters, "listing inquiries");
         // Taken page by page: a million summaries are never all in memory at once.
@@ -498,7 +503,7 @@ impl Lister {
         let mut saving = self
             .persisted
             .as_ref()
-            .map(|p| ListingSave::begin(p, self.scope()));
+            .map(|p| ListingSave::begin(p, self.scope(), self.clock.clone()));
         let (mut fetched, mut cut_at) = (0, None);
         while let Some(item) = stream.try_next().await? {
             let s = match item {
@@ -563,9 +568,9 @@ impl Lister {
         let listing = Listing::new(
             listed,
             redacted,
-            Instant::now(),
+            self.clock.now(),
             generation,
-            Some(SystemTime::now()),
+            Some(self.clock.system()),
         );
         Ok((listing, cut_at))
     }
@@ -596,13 +601,14 @@ struct ListingSave {
     cache: Arc<DiskCache>,
     build: Arc<Mutex<Option<ListingBuild>>>,
     chunk: Vec<ListedInquiry>,
+    clock: Clock,
 }
 
 /// Rows handed to the store writer at a time.
 const SAVE_CHUNK: usize = 1_000;
 
 impl ListingSave {
-    fn begin(p: &Persisted, scope: String) -> ListingSave {
+    fn begin(p: &Persisted, scope: String, clock: Clock) -> ListingSave {
         let build = Arc::new(Mutex::new(None));
         let b = build.clone();
         p.writer
@@ -615,6 +621,7 @@ impl ListingSave {
             cache: p.cache.clone(),
             build,
             chunk: Vec::with_capacity(SAVE_CHUNK),
+            clock,
         }
     }
 
@@ -649,10 +656,10 @@ impl ListingSave {
 
     fn finish(mut self) {
         self.flush();
-        let build = self.build.clone();
+        let (build, taken) = (self.build.clone(), self.clock.system());
         self.writer.write(move |store| {
             if let Some(b) = build.lock().take()
-                && let Err(e) = store.finish_listing(b, SystemTime::now())
+                && let Err(e) = store.finish_listing(b, taken)
             {
                 tracing::warn!("metadata store: cannot save the listing: {e}");
             }

@@ -189,7 +189,7 @@ impl Lister {
         let bytes = self.shared.get()?.fetch_delta().await?;
         let shared: SharedChanges = serde_json::from_slice(&bytes).ok()?;
         let taken = DateTime::from_timestamp_millis(shared.taken_ms)?;
-        let age = (Utc::now() - taken).to_std().ok()?;
+        let age = (self.clock.utc() - taken).to_std().ok()?;
         if shared.since_ms > since.timestamp_millis() || age >= self.ttl {
             return None;
         }
@@ -217,7 +217,7 @@ impl Lister {
         };
         let shared = SharedChanges {
             since_ms: since.timestamp_millis(),
-            taken_ms: Utc::now().timestamp_millis(),
+            taken_ms: self.clock.utc().timestamp_millis(),
             inquiries: changes.inquiries.clone(),
         };
         if let Ok(bytes) = serde_json::to_vec(&shared) {
@@ -256,7 +256,7 @@ impl Lister {
         }
         match *d.vouched.lock() {
             Some((_, all)) if !(all || listed) => Vouch::Unknown,
-            Some((at, _)) if at.elapsed() < self.ttl => Vouch::Fresh,
+            Some((at, _)) if self.clock.since(at) < self.ttl => Vouch::Fresh,
             Some(_) => Vouch::Due,
             None if d.live.load(Ordering::Relaxed) => Vouch::Due,
             None => Vouch::Unknown,
@@ -289,9 +289,9 @@ impl Lister {
         if self.failing() {
             let due = {
                 let mut last = d.last_try.lock();
-                let due = last.is_none_or(|t| t.elapsed() >= RETRY.min(self.ttl));
+                let due = last.is_none_or(|t| self.clock.since(t) >= RETRY.min(self.ttl));
                 if due {
-                    *last = Some(Instant::now());
+                    *last = Some(self.clock.now());
                 }
                 due
             };
@@ -314,7 +314,7 @@ impl Lister {
         if self.next_refresh().await.is_none() {
             self.refresh_in_background(); // a whole listing is due
         } else {
-            *d.last_try.lock() = Some(Instant::now());
+            *d.last_try.lock() = Some(self.clock.now());
             let took = {
                 let _refreshing = self.refresh.lock().await;
                 self.vouches(true) || self.take_delta(false).await.is_some()
@@ -340,7 +340,7 @@ impl Lister {
             !self.failing()
                 && d.listing_vouched
                     .lock()
-                    .is_some_and(|at| at.elapsed() < self.ttl)
+                    .is_some_and(|at| self.clock.since(at) < self.ttl)
         })
     }
 
@@ -389,7 +389,12 @@ impl Lister {
             return None;
         }
         let k = self.known(d).await;
-        match delta::next(&d.cfg, k.watermark.as_ref(), k.last_full, SystemTime::now()) {
+        match delta::next(
+            &d.cfg,
+            k.watermark.as_ref(),
+            k.last_full,
+            self.clock.system(),
+        ) {
             Next::Delta { since } => Some(since),
             Next::Full(reason) => {
                 d.whole_listing_due(reason, false);
@@ -430,7 +435,7 @@ impl Lister {
                     .seed
                     .lock()
                     .take()
-                    .filter(|(_, at)| at.elapsed() < self.ttl),
+                    .filter(|(_, at)| self.clock.since(*at) < self.ttl),
                 false => None,
             };
             let newest = match (for_listing, seeded) {
@@ -490,7 +495,7 @@ impl Lister {
         if let Some(sink) = d.sink.get() {
             sink.apply(&planned).await;
         }
-        let now = SystemTime::now();
+        let now = self.clock.system();
         let listing = match planned.moves_listing() {
             true => {
                 let left: HashSet<Arc<str>> = planned.left.iter().cloned().collect();
@@ -499,7 +504,7 @@ impl Lister {
                 Arc::new(Listing::new(
                     rows,
                     current.redacted_without(&left),
-                    Instant::now(),
+                    self.clock.now(),
                     generation,
                     Some(now),
                 ))
@@ -523,7 +528,7 @@ impl Lister {
             w
         };
         self.persist_delta(&planned, &watermark).await;
-        let started = Instant::now();
+        let started = self.clock.now();
         let started = started.checked_sub(age).unwrap_or(started);
         self.vouched_now(d, started, true);
         if for_listing {
@@ -602,7 +607,7 @@ impl Lister {
         d.stats.full(reason, started);
         let w = Watermark {
             updated: started.into(),
-            taken: SystemTime::now(),
+            taken: self.clock.system(),
         };
         *d.known.lock().await = Some(Known {
             watermark: Some(w),

@@ -7,17 +7,20 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use parking_lot::Mutex;
+use personafs_client::clock::Clock;
 
 pub(crate) struct NegativeCache {
     ttl: Duration,
     until: Mutex<LruCache<Arc<str>, Instant>>,
+    clock: Clock,
 }
 
 impl NegativeCache {
-    pub(crate) fn new(ttl: Duration, capacity: usize) -> NegativeCache {
+    pub(crate) fn new(ttl: Duration, capacity: usize, clock: Clock) -> NegativeCache {
         NegativeCache {
             ttl,
             until: Mutex::new(LruCache::new(capacity_of(capacity))),
+            clock,
         }
     }
 
@@ -25,7 +28,7 @@ impl NegativeCache {
     pub(crate) fn is_missing(&self, id: &str) -> bool {
         let mut until = self.until.lock();
         match until.get(id) {
-            Some(&t) if Instant::now() < t => true,
+            Some(&t) if self.clock.now() < t => true,
             Some(_) => {
                 until.pop(id);
                 false
@@ -35,7 +38,9 @@ impl NegativeCache {
     }
 
     pub(crate) fn insert(&self, id: &Arc<str>) {
-        self.until.lock().put(id.clone(), Instant::now() + self.ttl);
+        self.until
+            .lock()
+            .put(id.clone(), self.clock.now() + self.ttl);
     }
 
     /// `id` may exist after all (an event said it appeared).
@@ -59,14 +64,15 @@ mod tests {
 
     #[test]
     fn answers_expire_and_the_cache_stays_bounded() {
-        let neg = NegativeCache::new(Duration::from_millis(50), 3);
+        let clock = Clock::manual();
+        let neg = NegativeCache::new(Duration::from_secs(10), 3, clock.clone());
         for i in 0..10 {
             neg.insert(&Arc::from(format!("inq_{i}")));
         }
         assert_eq!(neg.len(), 3);
         assert!(neg.is_missing("inq_9"));
         assert!(!neg.is_missing("inq_0"), "the oldest answers were evicted");
-        std::thread::sleep(Duration::from_millis(60));
+        clock.advance(Duration::from_secs(11));
         assert!(!neg.is_missing("inq_9"), "the answer expired");
     }
 }

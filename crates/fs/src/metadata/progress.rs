@@ -1,5 +1,7 @@
 //! How far the listing under way has come, for `personafs status` and the log: the first
 //! listing of a large organization takes minutes (1,000 pages at 300 requests a minute).
+//! It measures with the host's clock, not the core's (`CoreConfig::clock`): it decides
+//! nothing, it reports how long a listing really took.
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! access token or the API key: a mount that needs URLs retrieves the inquiry itself.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::view::InquiryView;
 use crate::store::{StoredFile, StoredInquiry};
 use personafs_client::Section;
+use personafs_client::clock::Clock;
 use personafs_client::redact::REDACTED;
 
 /// Bumped when the wire form changes: a view of another version is ignored.
@@ -94,7 +95,7 @@ pub(crate) fn encode(view: &InquiryView, checked: SystemTime) -> Option<Vec<u8>>
 
 /// A view another mount published for `id`, as a view of this mount (no URLs: a download
 /// retrieves first), and when it was retrieved. `None` if it is not a valid view of `id`.
-pub(crate) fn decode(id: &str, bytes: &[u8]) -> Option<(InquiryView, SystemTime)> {
+pub(crate) fn decode(id: &str, bytes: &[u8], clock: &Clock) -> Option<(InquiryView, SystemTime)> {
     let wire: Wire = serde_json::from_slice(bytes).ok()?;
     if wire.v != VERSION || wire.id != id {
         return None;
@@ -124,8 +125,9 @@ pub(crate) fn decode(id: &str, bytes: &[u8]) -> Option<(InquiryView, SystemTime)
         files,
     };
     // Its age counts: a view retrieved 50 s ago elsewhere is 50 s old here too.
-    let age = checked.elapsed().unwrap_or_default();
-    let fetched_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+    let age = clock.system().duration_since(checked).unwrap_or_default();
+    let now = clock.now();
+    let fetched_at = now.checked_sub(age).unwrap_or(now);
     let view = InquiryView::from_stored(stored, wire.json.into_bytes(), fetched_at);
     Some((view, checked))
 }

@@ -21,12 +21,12 @@ fn fetches_of(env: &Env, file: &str) -> Vec<FetchRecord> {
 #[tokio::test]
 async fn a_view_older_than_the_url_budget_is_retrieved_again_before_downloading() {
     let mut cfg = config();
-    cfg.file_url_lifetime = Duration::from_millis(100);
+    cfg.file_url_lifetime = Duration::from_secs(20);
     cfg.url_refresh_margin = 0.0;
     let env = Env::new(sample_api(), cfg);
     env.lookup(FRONT).await.unwrap();
     assert_eq!(env.calls(Call::Retrieve), 1);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    env.clock.advance(Duration::from_secs(30));
     let got = env.read_all(FRONT).await.unwrap();
     assert!(got == env.bytes("inq_a", "doc_1-front-photo.jpg"));
     assert_eq!(env.calls(Call::Retrieve), 2, "retrieved again first");
@@ -37,11 +37,11 @@ async fn a_view_older_than_the_url_budget_is_retrieved_again_before_downloading(
 #[tokio::test]
 async fn the_margin_counts_against_the_lifetime() {
     let mut cfg = config();
-    cfg.file_url_lifetime = Duration::from_millis(400);
-    cfg.url_refresh_margin = 0.75; // a budget of 100 ms
+    cfg.file_url_lifetime = Duration::from_secs(40);
+    cfg.url_refresh_margin = 0.75; // a budget of 10 s
     let env = Env::new(sample_api(), cfg);
     env.lookup(FRONT).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    env.clock.advance(Duration::from_secs(15));
     env.read_all(FRONT).await.unwrap();
     assert_eq!(env.calls(Call::Retrieve), 2);
 }
@@ -65,9 +65,9 @@ async fn fresh_urls_are_used_without_a_retrieve() {
 #[tokio::test]
 async fn a_refused_url_triggers_one_retrieve_and_a_retry() {
     let env = Env::new(sample_api(), config()); // believes URLs live 6 h
-    env.mem().set_url_lifetime(Duration::from_millis(50));
+    env.mem().set_url_lifetime(Duration::from_secs(20));
     env.names("inq_a/document").await;
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    env.clock.advance(Duration::from_secs(30));
     env.mem().set_url_lifetime(Duration::from_secs(3600));
     let got = env.read_all(FRONT).await.unwrap();
     assert!(got == env.bytes("inq_a", "doc_1-front-photo.jpg"));
@@ -126,7 +126,7 @@ async fn a_url_refused_again_without_progress_fails_with_eio() {
 async fn concurrent_readers_of_a_stale_inquiry_share_one_retrieve() {
     let mut cfg = config();
     // Long enough that the one retrieve's view stays fresh for every waiter.
-    cfg.file_url_lifetime = Duration::from_millis(500);
+    cfg.file_url_lifetime = Duration::from_secs(20);
     cfg.url_refresh_margin = 0.0;
     let env = Env::new(sample_api(), cfg);
     let paths: Vec<String> = SAMPLE_FILES
@@ -136,7 +136,7 @@ async fn concurrent_readers_of_a_stale_inquiry_share_one_retrieve() {
     for p in &paths {
         env.lookup(p).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(550)).await;
+    env.clock.advance(Duration::from_secs(30));
     env.api.delay(Call::Retrieve, Duration::from_millis(30));
     let reads = (0..16).map(|i| env.read_all(&paths[i % 4]));
     for (i, got) in futures::future::join_all(reads)

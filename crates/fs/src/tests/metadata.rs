@@ -43,7 +43,7 @@ async fn different_inquiries_are_retrieved_once_each() {
 #[tokio::test]
 async fn a_missing_id_is_asked_once_within_the_negative_ttl_and_again_after() {
     let mut cfg = config();
-    cfg.negative_ttl = Duration::from_millis(300);
+    cfg.negative_ttl = Duration::from_secs(10);
     let env = Env::new(sample_api(), cfg);
     assert_eq!(errno(env.lookup("inq_late").await), libc::ENOENT);
     assert_eq!(errno(env.lookup("inq_late").await), libc::ENOENT);
@@ -54,7 +54,7 @@ async fn a_missing_id_is_asked_once_within_the_negative_ttl_and_again_after() {
         "the answer is believed for the negative TTL"
     );
     assert_eq!(env.calls(Call::Retrieve), 1);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    env.clock.advance(Duration::from_secs(11));
     assert_eq!(env.lookup("inq_late").await.unwrap().kind, Kind::Dir);
     assert_eq!(env.calls(Call::Retrieve), 2);
 }
@@ -65,7 +65,7 @@ async fn a_pending_inquiry_is_retrieved_again_after_the_metadata_ttl_a_final_one
     mem.add_inquiry(sample_inquiry("inq_p", 1).status("pending"));
     mem.add_inquiry(sample_inquiry("inq_f", 2).status("approved"));
     let mut cfg = config();
-    cfg.metadata_ttl = Duration::from_millis(300);
+    cfg.metadata_ttl = Duration::from_secs(60);
     let env = Env::new(mem, cfg);
     for id in ["inq_p", "inq_f"] {
         env.names(&format!("{id}/document")).await;
@@ -81,7 +81,7 @@ async fn a_pending_inquiry_is_retrieved_again_after_the_metadata_ttl_a_final_one
         "doc_3",
         FileSpec::file("late.pdf", b"%PDF-late".to_vec()),
     );
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    env.clock.advance(Duration::from_secs(61));
     let pending = env.names("inq_p/document").await;
     let approved = env.names("inq_f/document").await;
     assert!(
@@ -100,11 +100,11 @@ async fn a_failed_refresh_serves_the_last_view() {
     let mem = MemoryApi::new();
     mem.add_inquiry(sample_inquiry("inq_p", 1).status("pending"));
     let mut cfg = config();
-    cfg.metadata_ttl = Duration::from_millis(50);
+    cfg.metadata_ttl = Duration::from_secs(60);
     let env = Env::new(mem, cfg);
     let before = env.names("inq_p/document").await;
     env.api.fail_next(Call::Retrieve, 1, Fault::Status(502));
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    env.clock.advance(Duration::from_secs(61));
     assert_eq!(env.names("inq_p/document").await, before);
     let attr = env
         .lookup("inq_p/document/doc_2-statement.pdf")
@@ -151,7 +151,7 @@ async fn a_file_without_byte_size_is_sized_by_one_head() {
 #[tokio::test]
 async fn a_failed_head_leaves_the_file_out_never_empty_and_it_is_tried_again() {
     let mut cfg = config();
-    cfg.negative_ttl = Duration::from_millis(300);
+    cfg.negative_ttl = Duration::from_secs(10);
     let env = Env::new(unsized_api(), cfg);
     env.api.fail_next(Call::Head, 1, Fault::Status(500));
     let entries = env
@@ -166,7 +166,7 @@ async fn a_failed_head_leaves_the_file_out_never_empty_and_it_is_tried_again() {
         errno(env.lookup("inq_u/document/doc_1-front-photo.jpg").await),
         libc::ENOENT
     );
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    env.clock.advance(Duration::from_secs(11));
     let attr = env
         .lookup("inq_u/document/doc_1-front-photo.jpg")
         .await
@@ -179,12 +179,12 @@ async fn a_failed_head_leaves_the_file_out_never_empty_and_it_is_tried_again() {
 #[tokio::test]
 async fn a_size_learned_by_head_is_kept_when_urls_are_refreshed() {
     let mut cfg = config();
-    cfg.file_url_lifetime = Duration::from_millis(60);
+    cfg.file_url_lifetime = Duration::from_secs(20);
     cfg.url_refresh_margin = 0.0;
     let env = Env::new(unsized_api(), cfg);
     env.names("inq_u/document").await;
     assert_eq!(env.calls(Call::Head), 1);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    env.clock.advance(Duration::from_secs(30));
     let got = env
         .read_all("inq_u/document/doc_1-front-photo.jpg")
         .await
@@ -232,7 +232,7 @@ async fn attributes_follow_the_config_and_the_api() {
 #[tokio::test]
 async fn inode_numbers_are_stable() {
     let mut cfg = config();
-    cfg.metadata_ttl = Duration::from_millis(40);
+    cfg.metadata_ttl = Duration::from_secs(60);
     let mem = MemoryApi::new();
     mem.add_inquiry(sample_inquiry("inq_s", 1).status("pending"));
     let env = Env::new(mem, cfg);
@@ -249,14 +249,14 @@ async fn inode_numbers_are_stable() {
         .unwrap();
     assert_eq!(in_dir.attr.ino, first);
     env.mem().remove_file("inq_s", "doc_2", "statement.pdf");
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    env.clock.advance(Duration::from_secs(61));
     assert_eq!(errno(env.lookup(path).await), libc::ENOENT);
     env.mem().add_file(
         "inq_s",
         "doc_2",
         FileSpec::file("statement.pdf", b"back".to_vec()),
     );
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    env.clock.advance(Duration::from_secs(61));
     assert_eq!(env.ino(path).await, first, "a path keeps its inode");
     let count = env.core.inode_count();
     env.ino(path).await;

@@ -1,7 +1,8 @@
 //! Component tests of the filesystem's rules (SEMANTICS.md): the core over an in-memory
 //! Persona (`MemoryApi`) wrapped in a fault injector (`FaultyApi`), with a real disk cache in
 //! a temp dir. No FUSE, no HTTP. Assertions are on bytes, errnos and call counts; time only
-//! passes (short TTLs and small sleeps), it is never measured.
+//! passes, by the tests' own clock (`Env::clock`, shared by the core and the fake Persona):
+//! a test advances it past a TTL rather than sleeping, and is never measured.
 
 mod changes;
 mod errors;
@@ -25,7 +26,7 @@ use personafs_client::PersonaApi;
 use personafs_client::testing::{Call, FaultyApi, FileSpec, InquirySpec, MemoryApi};
 
 use crate::cache::{CacheKey, CacheLimits, DiskCache};
-use crate::{Attr, CoreConfig, FsCore, INQUIRIES, PrefetchConfig};
+use crate::{Attr, Clock, CoreConfig, FsCore, INQUIRIES, PrefetchConfig};
 
 /// The one place the core is built: adapt here when its constructor changes.
 fn build_core(api: Arc<dyn PersonaApi>, cache: Arc<DiskCache>, cfg: CoreConfig) -> Arc<FsCore> {
@@ -47,12 +48,16 @@ struct Env {
     core: Arc<FsCore>,
     api: Arc<FaultyApi<MemoryApi>>,
     cache: Arc<DiskCache>,
+    /// The core's and Persona's clock (the config's, `config()` gives a manual one).
+    clock: Clock,
     _dir: tempfile::TempDir,
 }
 
-/// Defaults of the tests: read-ahead off (tests of it turn it on), a short I/O timeout.
+/// Defaults of the tests: read-ahead off (tests of it turn it on), a short I/O timeout, a
+/// clock the test advances.
 fn config() -> CoreConfig {
     CoreConfig {
+        clock: Clock::manual(),
         prefetch: PrefetchConfig {
             enabled: false,
             ..PrefetchConfig::default()
@@ -78,12 +83,16 @@ impl Env {
     fn with_limits(mem: MemoryApi, cfg: CoreConfig, limits: CacheLimits) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let cache = DiskCache::open_dir(&dir.path().join("cache"), limits).expect("cache");
+        let clock = cfg.clock.clone();
+        mem.set_clock(clock.clone());
         let api = Arc::new(FaultyApi::new(mem));
+        api.set_clock(clock.clone());
         let core = build_core(api.clone(), cache.clone(), cfg);
         Env {
             core,
             api,
             cache,
+            clock,
             _dir: dir,
         }
     }

@@ -167,6 +167,7 @@ async fn the_cache_outlives_its_core() {
         core,
         api: env.api.clone(),
         cache: env.cache.clone(),
+        clock: env.clock.clone(),
         _dir: tempfile::tempdir().unwrap(),
     };
     for (section, name, _) in SAMPLE_FILES {

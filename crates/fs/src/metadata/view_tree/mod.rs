@@ -256,6 +256,7 @@ pub(crate) struct ViewTree {
     looked: Mutex<LruCache<LookupKey, Looked>>,
     /// One key asked at a time: the same key asked twice at once costs one request.
     asking: tokio::sync::Mutex<()>,
+    clock: personafs_client::clock::Clock,
 }
 
 impl ViewTree {
@@ -279,6 +280,7 @@ impl ViewTree {
             grouping: tokio::sync::Mutex::new(()),
             looked: Mutex::new(LruCache::new(capacity_of(cfg.max_views))),
             asking: tokio::sync::Mutex::new(()),
+            clock: cfg.clock.clone(),
         }
     }
 
@@ -600,7 +602,7 @@ impl ViewTree {
 
     /// Days that answers of Persona have inquiries on.
     fn looked_days(&self) -> Vec<Ymd> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let looked = self.looked.lock();
         let mut days = Vec::new();
         for (key, l) in looked.iter().filter(|(_, l)| l.until > now) {
@@ -618,7 +620,7 @@ impl ViewTree {
     fn looked(&self, key: &LookupKey) -> Option<Arc<[Found]>> {
         let mut looked = self.looked.lock();
         match looked.get(key) {
-            Some(l) if Instant::now() < l.until => Some(l.found.clone()),
+            Some(l) if self.clock.now() < l.until => Some(l.found.clone()),
             Some(_) => {
                 looked.pop(key);
                 None
@@ -676,7 +678,7 @@ impl ViewTree {
         self.looked.lock().put(
             key.clone(),
             Looked {
-                until: Instant::now() + self.ttl,
+                until: self.clock.now() + self.ttl,
                 found: found.clone(),
             },
         );

@@ -7,7 +7,6 @@
 //! redaction deletes this mount's cached files of it, as a retrieve would.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use super::{Need, Views};
 use crate::metadata::shared;
@@ -83,7 +82,7 @@ impl Views {
 
     pub(super) async fn publish(&self, views: &dyn SharedViews, view: &InquiryView) {
         // When it was retrieved, not now: its age goes with it.
-        let checked = SystemTime::now() - view.fetched_at.elapsed();
+        let checked = self.clock.system() - self.clock.since(view.fetched_at);
         if let Some(bytes) = shared::encode(view, checked) {
             views.publish(&view.id, &bytes).await;
         }
@@ -97,9 +96,9 @@ impl Views {
         id: &Arc<str>,
         bytes: Option<&[u8]>,
     ) -> Option<Arc<InquiryView>> {
-        let (view, checked) = shared::decode(id, bytes?)?;
+        let (view, checked) = shared::decode(id, bytes?, &self.clock)?;
         if !self.is_fresh(&view, Need::Metadata) {
-            tracing::debug!(inquiry = %id, age = ?view.fetched_at.elapsed(), status = ?view.status,
+            tracing::debug!(inquiry = %id, age = ?self.clock.since(view.fetched_at), status = ?view.status,
                 "the shared view is too old here");
             return None;
         }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lru::LruCache;
 use parking_lot::Mutex;
+use personafs_client::clock::Clock;
 
 use self::marks::Marks;
 use self::trust::Trust;
@@ -89,6 +90,8 @@ pub(crate) struct Views {
     shared: Option<Arc<dyn SharedViews>>,
     /// When this mount started: what it retrieved since is as good as what it holds in memory.
     started: SystemTime,
+    /// What a view's age and a negative answer's are measured with.
+    clock: Clock,
 }
 
 impl Views {
@@ -110,10 +113,11 @@ impl Views {
             negative_ttl: cfg.negative_ttl,
             url_budget: cfg.url_budget(),
             cells: Mutex::new(LruCache::new(capacity_of(cfg.max_views))),
-            negative: NegativeCache::new(cfg.negative_ttl, cfg.max_views),
+            negative: NegativeCache::new(cfg.negative_ttl, cfg.max_views, cfg.clock.clone()),
             marks: Marks::default(),
             shared: cfg.shared_views.clone(),
-            started: SystemTime::now(),
+            started: cfg.clock.system(),
+            clock: cfg.clock.clone(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! inquiry, its cached files and stored rows deleted before the reply.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use futures::StreamExt;
 
@@ -22,7 +22,7 @@ impl Views {
         previous: Option<&InquiryView>,
         why: &'static str,
     ) -> personafs_client::Result<Arc<InquiryView>> {
-        let fetched_at = Instant::now();
+        let fetched_at = self.clock.now();
         tracing::debug!(inquiry = %id, why, previous = previous.is_some(), "retrieving inquiry");
         let inquiry = self.api.retrieve_inquiry(id).await?;
         let files = files_of(&inquiry);
@@ -79,7 +79,7 @@ impl Views {
         if !view.complete {
             return; // a file is missing for now: the next retrieve saves the whole view
         }
-        self.write_back(writer, view, SystemTime::now());
+        self.write_back(writer, view, self.clock.system());
     }
 
     /// Store `view`, confirmed at `checked`, in the background; a view retrieved (or shared)
@@ -107,7 +107,7 @@ impl Views {
                 // Its files and file rows go before the reply; what is left is what the
                 // redacted body shows (no files), so a remount or an offline mount shows
                 // the inquiry empty without asking again.
-                let empty = view.to_stored(SystemTime::now());
+                let empty = view.to_stored(self.clock.system());
                 let json = view.json.clone();
                 writer
                     .write_and_wait(move |store| {

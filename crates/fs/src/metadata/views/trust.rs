@@ -5,7 +5,7 @@
 //! listing stale): in memory it would never be checked again either.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use super::{Need, Views};
 use crate::metadata::listing::Vouch;
@@ -69,7 +69,7 @@ impl Views {
         if !view.redacted && self.listing.shows_redacted(&view.id) {
             return false; // redacted since: retrieved again, which applies the redaction
         }
-        let age = view.fetched_at.elapsed();
+        let age = self.clock.since(view.fetched_at);
         match need {
             Need::Metadata | Need::Open if !view.complete => age < self.negative_ttl,
             Need::Metadata | Need::Open if let Some(vouched) = self.vouched(view) => vouched,
@@ -104,7 +104,7 @@ impl Views {
             .ok()??;
         let (stored, json, stale) = found;
         let checked_at = stored.checked_at;
-        let view = InquiryView::from_stored(stored, json, Instant::now());
+        let view = InquiryView::from_stored(stored, json, self.clock.now());
         let stale = stale.is_some_and(|at| view.updated.is_none_or(|u| u < at));
         if matches!(trust, Trust::Confirmed(_)) && !stale && self.vouch_due(&view) {
             // The vouch this request asked for ran out meanwhile (a short TTL): a delta, not
@@ -128,8 +128,7 @@ impl Views {
                 // in memory (it only left memory for the bound): a long walk does not retrieve
                 // again what it saw minutes ago.
                 None => {
-                    checked_at
-                        .elapsed()
+                    (self.clock.system().duration_since(checked_at))
                         .is_ok_and(|age| age < self.metadata_ttl)
                         || (view.is_final()
                             && checked_at >= self.started
