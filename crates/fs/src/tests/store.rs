@@ -16,21 +16,28 @@ use personafs_client::testing::{Call, Fault, FaultyApi, MemoryApi};
 use super::{SAMPLE_FILES, build_core, config, limits, sample_inquiry, sample_size, wait_for};
 use crate::cache::{CacheKey, DiskCache};
 use crate::store::MetadataStore;
-use crate::{CoreConfig, FsCore, FsResult, INQUIRIES};
+use crate::{Clock, CoreConfig, FsCore, FsResult, INQUIRIES};
 
 use super::{THREE_IDS as IDS, three_approved as api};
 
-/// A cache directory: the disk cache and the store in it, as a mount has them.
+/// A cache directory: the disk cache and the store in it, as a mount has them, and the
+/// clock of every mount over it (and of Persona): a remount sees the views as old as the
+/// test advanced it.
 struct Disk {
     dir: tempfile::TempDir,
     cache: Arc<DiskCache>,
+    clock: Clock,
 }
 
 impl Disk {
     fn new() -> Disk {
         let dir = tempfile::tempdir().expect("temp dir");
         let cache = DiskCache::open_dir(dir.path(), limits(1 << 30)).expect("cache");
-        Disk { dir, cache }
+        Disk {
+            dir,
+            cache,
+            clock: Clock::manual(),
+        }
     }
 
     /// The store, opened anew from its file (as a remount does).
@@ -41,9 +48,12 @@ impl Disk {
     /// A core (a mount) over `mem` behind a fault injector, with a freshly opened store.
     fn core(&self, mem: &Arc<MemoryApi>, cfg: CoreConfig) -> Mounted {
         let store = self.store();
+        mem.set_clock(self.clock.clone());
         let api = Arc::new(FaultyApi::shared(mem.clone()));
+        api.set_clock(self.clock.clone());
         let cfg = CoreConfig {
             store: Some(store.clone()),
+            clock: self.clock.clone(),
             ..cfg
         };
         let core = build_core(api.clone(), self.cache.clone(), cfg);
@@ -145,8 +155,8 @@ async fn a_second_core_over_the_same_store_and_cache_shows_the_tree_with_no_retr
     let disk = Disk::new();
     let before = first_mount(&disk, &mem).await;
     // Older than the metadata TTL: only the listing's matching `updated-at` vouches for them.
-    let ttl = Duration::from_millis(400);
-    tokio::time::sleep(ttl).await;
+    let ttl = Duration::from_secs(60);
+    disk.clock.advance(ttl);
     let second = disk.core(
         &mem,
         CoreConfig {
@@ -213,8 +223,8 @@ async fn a_redaction_seen_by_a_retrieve_leaves_only_an_empty_view_in_the_store()
     assert!(mem.redact("inq_c"));
     // Looked up directly (no listing) after the TTL: the stored view is not trusted, and the
     // retrieve sees the redaction.
-    let ttl = Duration::from_millis(100);
-    tokio::time::sleep(ttl).await;
+    let ttl = Duration::from_secs(60);
+    disk.clock.advance(ttl);
     let second = disk.core(
         &mem,
         CoreConfig {
@@ -333,15 +343,15 @@ async fn offline_the_breaker_opens_answers_from_the_store_at_once_and_recovers()
     let mem = api();
     let disk = Disk::new();
     let before = first_mount(&disk, &mem).await;
-    let ttl = Duration::from_millis(50);
-    let probe = Duration::from_millis(300);
+    let ttl = Duration::from_secs(60);
+    let probe = Duration::from_secs(120); // longer than the TTL, as a mount has it
     let cfg = CoreConfig {
         metadata_ttl: ttl,
         offline_probe: probe,
         ..config()
     };
     let telemetry = cfg.telemetry.clone();
-    tokio::time::sleep(ttl).await; // stored views are too old to trust while online
+    disk.clock.advance(ttl); // stored views are too old to trust while online
     let second = disk.core(&mem, cfg);
     unplug(&second);
     let after = ok(copy_all(&second.core).await);
@@ -363,7 +373,7 @@ async fn offline_the_breaker_opens_answers_from_the_store_at_once_and_recovers()
     );
     // Persona is back: a probe after `probe` closes the breaker by itself.
     second.api.clear();
-    tokio::time::sleep(probe).await;
+    disk.clock.advance(probe);
     copy_all(&second.core).await;
     assert!(!second.core.is_offline());
     assert!(!telemetry.is_offline());
@@ -376,8 +386,8 @@ async fn offline_an_uncached_file_is_eio_at_once() {
     let disk = Disk::new();
     first_mount(&disk, &mem).await;
     assert_eq!(disk.cache.purge_inquiry("inq_b"), SAMPLE_FILES.len());
-    let ttl = Duration::from_millis(50);
-    tokio::time::sleep(ttl).await;
+    let ttl = Duration::from_secs(60);
+    disk.clock.advance(ttl);
     let second = disk.core(
         &mem,
         CoreConfig {
@@ -426,8 +436,9 @@ async fn a_listing_slower_than_the_ttl_still_confirms_the_stored_views() {
     let mem = api();
     let disk = Disk::new();
     let before = first_mount(&disk, &mem).await;
+    // Short: the listing below really takes longer than it (a delay of the fake Persona).
     let ttl = Duration::from_millis(150);
-    tokio::time::sleep(ttl).await; // stored views are too old to trust on their own
+    disk.clock.advance(ttl); // stored views are too old to trust on their own
     let second = disk.core(
         &mem,
         CoreConfig {
@@ -449,7 +460,7 @@ async fn a_listing_slower_than_the_ttl_still_confirms_the_stored_views() {
 #[tokio::test]
 async fn a_walk_longer_than_the_ttl_does_not_retrieve_final_inquiries_again() {
     let disk = Disk::new();
-    let ttl = Duration::from_millis(50);
+    let ttl = Duration::from_secs(60);
     let m = disk.core(
         &api(),
         CoreConfig {
@@ -470,7 +481,7 @@ async fn a_walk_longer_than_the_ttl_does_not_retrieve_final_inquiries_again() {
     m.stored(&IDS).await;
     // Later than the TTL, no fresh listing: the approved inquiries that left memory come
     // back from the store, as they would have stayed in memory without the bound.
-    tokio::time::sleep(2 * ttl).await;
+    disk.clock.advance(2 * ttl);
     walk(m.core.clone()).await;
     assert_eq!(m.calls(Call::Retrieve), IDS.len() as u64, "retrieved again");
 }
@@ -481,7 +492,7 @@ async fn after_a_remount_a_listing_older_than_the_ttl_still_vouches_for_final_in
     assert!(mem.set_status("inq_c", "pending"));
     let disk = Disk::new();
     let before = first_mount(&disk, &mem).await;
-    let ttl = Duration::from_millis(200);
+    let ttl = Duration::from_secs(60);
     // The TTL's rules, as when Persona refuses search (deltas: `deltas.rs`).
     let second = disk.core(
         &mem,
@@ -494,7 +505,12 @@ async fn after_a_remount_a_listing_older_than_the_ttl_still_vouches_for_final_in
     // The listing is taken (as `find` reads inquiries/ once), then ages past the TTL before
     // the walk reaches the inquiries.
     second.core.readdir(INQUIRIES).await.unwrap();
-    tokio::time::sleep(2 * ttl).await;
+    // The stored listing answered; the new one is taken in the background.
+    wait_for("the listing taken", || {
+        second.calls(Call::List) == 1 && second.core.listing_progress().is_none()
+    })
+    .await;
+    disk.clock.advance(2 * ttl);
     for id in IDS {
         let inq = second.core.lookup(INQUIRIES, id).await.unwrap();
         let doc = second.core.lookup(inq.ino, "document").await.unwrap();
@@ -538,7 +554,7 @@ async fn offline_a_view_with_valid_urls_does_not_try_the_files_host() {
 async fn a_redaction_in_the_listing_hides_the_files_of_a_view_in_memory() {
     let mem = api();
     let disk = Disk::new();
-    let ttl = Duration::from_millis(100);
+    let ttl = Duration::from_secs(60);
     let m = disk.core(
         &mem,
         CoreConfig {
@@ -550,7 +566,7 @@ async fn a_redaction_in_the_listing_hides_the_files_of_a_view_in_memory() {
     copy_all(&m.core).await;
     let retrieves = m.calls(Call::Retrieve);
     assert!(mem.redact("inq_a"));
-    tokio::time::sleep(ttl).await;
+    disk.clock.advance(ttl);
     m.core.readdir(INQUIRIES).await.unwrap();
     let inq = m.core.lookup(INQUIRIES, "inq_a").await.unwrap();
     for section in ["document", "selfie"] {
@@ -567,7 +583,7 @@ async fn a_redaction_in_the_listing_hides_the_files_of_a_view_in_memory() {
 async fn stat_of_inquiries_never_lists_again() {
     let mem = api();
     let disk = Disk::new();
-    let ttl = Duration::from_millis(50);
+    let ttl = Duration::from_secs(60);
     let m = disk.core(
         &mem,
         CoreConfig {
@@ -577,7 +593,7 @@ async fn stat_of_inquiries_never_lists_again() {
     );
     m.core.readdir(INQUIRIES).await.unwrap();
     assert_eq!(m.calls(Call::List), 1);
-    tokio::time::sleep(ttl * 2).await;
+    disk.clock.advance(ttl * 2);
     let attr = m.core.getattr(INQUIRIES).await.unwrap();
     assert_eq!(attr.nlink, 2 + IDS.len() as u32, "from the listing at hand");
     assert_eq!(
