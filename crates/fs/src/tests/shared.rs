@@ -53,6 +53,9 @@ fn mount_with(
     let dir = tempfile::tempdir().unwrap();
     let cache = DiskCache::open_dir(&dir.path().join("cache"), limits(1 << 30)).unwrap();
     cfg.shared_views = Some(shared);
+    // Persona runs on the mount's clock (mounts given one config share one clock).
+    api.set_clock(cfg.clock.clone());
+    api.inner().set_clock(cfg.clock.clone());
     let api: Arc<dyn PersonaApi> = api.clone();
     Mount {
         core: build_core(api, cache.clone(), cfg),
@@ -192,7 +195,8 @@ async fn a_redaction_seen_by_one_mount_deletes_the_others_cached_files_too() {
     };
     let api = api_of(2);
     let mut cfg = config();
-    cfg.metadata_ttl = Duration::from_millis(100);
+    cfg.metadata_ttl = Duration::from_secs(60);
+    let clock = cfg.clock.clone();
     let a = mount_with(&api, views(&redis), cfg.clone());
     let b = mount_with(&api, views(&redis), cfg);
     walk(&a.core).await;
@@ -203,7 +207,7 @@ async fn a_redaction_seen_by_one_mount_deletes_the_others_cached_files_too() {
     assert_eq!(read_all(&b.core, file.ino).await, bytes(0, 150_000));
     wait_for("B's file cached", || b.cache.stats().entries >= 1).await;
     assert!(api.inner().redact("inq_000"));
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    clock.advance(Duration::from_secs(61));
     // A sees the redaction first (its retrieve is shared), then B takes A's redacted view.
     let before = api.calls(Call::Retrieve);
     // `ls inquiries/` on each: the listing (taken again after the TTL) shows the redaction.
@@ -282,15 +286,16 @@ async fn a_view_gone_stale_everywhere_is_retrieved_again_by_one_mount() {
     let api = Arc::new(FaultyApi::new(mem));
     api.delay(Call::Retrieve, Duration::from_millis(300));
     let mut cfg = config();
-    cfg.metadata_ttl = Duration::from_secs(1);
+    cfg.metadata_ttl = Duration::from_secs(60);
     // By the TTL's rule (search refused): a delta would vouch for the unchanged view.
     cfg.deltas = None;
+    let clock = cfg.clock.clone();
     let a = mount_with(&api, views(&redis), cfg.clone());
     let b = mount_with(&api, views(&redis), cfg);
     let (seen_a, seen_b) = tokio::join!(walk(&a.core), walk(&b.core));
     assert_eq!(seen_a, seen_b);
     assert_eq!(api.calls(Call::Retrieve), 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(61));
     let (again_a, again_b) = tokio::join!(walk(&a.core), walk(&b.core));
     assert_eq!((again_a, again_b), (seen_a, seen_b));
     assert_eq!(
@@ -313,12 +318,13 @@ async fn mounts_sharing_the_state_take_one_delta_between_them() {
     }
     let api = Arc::new(FaultyApi::new(mem));
     let mut cfg = config();
-    cfg.metadata_ttl = Duration::from_secs(2);
+    cfg.metadata_ttl = Duration::from_secs(60);
+    let clock = cfg.clock.clone();
     let a = mount_with(&api, views(&redis), cfg.clone());
     let b = mount_with(&api, views(&redis), cfg);
     walk(&a.core).await;
     walk(&b.core).await;
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    clock.advance(Duration::from_secs(61));
     assert!(api.inner().set_status("inq_002", "completed"));
     let searches = api.calls(Call::Search);
     let retrieves = api.calls(Call::Retrieve);
