@@ -397,6 +397,12 @@ impl FsCore {
         self.downloads.registered()
     }
 
+    /// Whether read-ahead has nothing running or waiting (for tests).
+    #[cfg(test)]
+    pub(crate) fn readahead_idle(&self) -> bool {
+        self.readahead.is_idle()
+    }
+
     /// Files open through this core now (for diagnostics and tests).
     pub fn open_handles(&self) -> usize {
         self.handles.len()
@@ -993,11 +999,13 @@ mod tests {
             ..FakeApi::new(4)
         });
         let dir = tempfile::tempdir().unwrap();
-        let ttl = Duration::from_millis(300);
+        let ttl = Duration::from_secs(60);
         let mut cfg = CoreConfig {
             metadata_ttl: ttl,
+            clock: crate::Clock::manual(),
             ..CoreConfig::default()
         };
+        let clock = cfg.clock.clone();
         cfg.prefetch.inquiries_ahead = 2;
         let core = core_prefetching(api.clone(), dir.path(), cfg);
         core.readdir(INQUIRIES).await.unwrap();
@@ -1005,10 +1013,11 @@ mod tests {
         core.lookup(INQUIRIES, "inq_0000").await.unwrap();
         eventually("two inquiries read ahead", || api.retrieves() == 2).await;
         core.lookup(INQUIRIES, "inq_0000").await.unwrap();
+        // A negative check: a read-ahead wrongly started would need a moment to show.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(api.retrieves(), 2, "read ahead once within the TTL");
         // A second walk after the TTL: the neighbours' views are stale and are read ahead again.
-        tokio::time::sleep(ttl).await;
+        clock.advance(ttl);
         core.readdir(INQUIRIES).await.unwrap();
         core.lookup(INQUIRIES, "inq_0000").await.unwrap();
         eventually("the same two read ahead again", || api.retrieves() == 4).await;

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -110,6 +110,17 @@ pub(crate) struct Readahead {
     /// window went by name (see `window`).
     last_entered: Mutex<Option<(usize, bool)>>,
     clock: Clock,
+    /// Read-ahead tasks spawned and not finished (so a test can wait for them to end).
+    tasks: Arc<AtomicUsize>,
+}
+
+/// Counts one read-ahead task while it lives.
+struct Task(Arc<AtomicUsize>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Readahead {
@@ -139,7 +150,20 @@ impl Readahead {
             views,
             downloads,
             clock,
+            tasks: Arc::default(),
         }
+    }
+
+    /// Counted before it is spawned, so no task is ever running uncounted.
+    fn task(&self) -> Task {
+        self.tasks.fetch_add(1, Ordering::SeqCst);
+        Task(self.tasks.clone())
+    }
+
+    /// No read-ahead task is running or waiting for a permit.
+    #[cfg(test)]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.tasks.load(Ordering::SeqCst) == 0
     }
 
     /// `id` and the `ahead` inquiries after it, in the order the walk is going: by name
@@ -191,19 +215,21 @@ impl Readahead {
         if next.is_empty() {
             return;
         }
-        let this = self.clone();
+        let (this, task) = (self.clone(), self.task());
         self.rt.spawn(async move {
             for next in next {
                 let Ok(permit) = this.retrieve_permits.clone().acquire_owned().await else {
                     return;
                 };
-                let views = this.views.clone();
+                let (views, task) = (this.views.clone(), this.task());
                 this.rt.spawn(async move {
                     tracing::trace!(inquiry = %next, "reading ahead");
                     let _ = views.view(&next, Need::Metadata).await;
                     drop(permit);
+                    drop(task);
                 });
             }
+            drop(task);
         });
     }
 
@@ -214,8 +240,9 @@ impl Readahead {
         }
         // Taken now, in the order files are opened (see `metadata_from`).
         let window = self.window(id, self.cfg.inquiries_ahead);
-        let this = self.clone();
+        let (this, task) = (self.clone(), self.task());
         self.rt.spawn(async move {
+            let _task = task;
             for inquiry in window {
                 if !this.files_queued.insert(&inquiry) {
                     continue;
@@ -290,9 +317,11 @@ impl Readahead {
             self.unread_bytes.fetch_add(info.size, Ordering::Relaxed);
             match self.downloads.download_of(id, *section, name, key) {
                 Ok(Some(dl)) => {
+                    let task = self.task();
                     self.rt.spawn(async move {
                         dl.finished().await;
                         drop(permit);
+                        drop(task);
                     });
                 }
                 // Read (and cached) while we waited for a permit.

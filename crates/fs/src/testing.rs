@@ -173,7 +173,15 @@ pub(crate) async fn eventually(what: &str, done: impl Fn() -> bool) {
         if done() {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        poll_step().await;
     }
     panic!("never happened: {what}");
+}
+
+/// Between two looks of a poll (`eventually`, the component tests' `wait_for`): a poll waits
+/// for its condition, never for an amount of time.
+pub(crate) async fn poll_step() {
+    // The polling interval, the one real wait the polls share: short, so a poll ends soon
+    // after its condition holds, and long enough to leave the runtime to the work awaited.
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
 }

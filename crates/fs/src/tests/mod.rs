@@ -239,26 +239,19 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        crate::testing::poll_step().await;
     }
 }
 
-/// Let background work (read-ahead) run until the API has been quiet for a while.
+/// Wait until background work has ended: no read-ahead task left, no download running, no
+/// call to the API in flight.
 async fn settle(env: &Env) {
-    let count = || Call::ALL.map(|c| env.calls(c));
-    let mut last = count();
-    let mut quiet = Instant::now();
-    let start = Instant::now();
-    let busy = || Call::ALL.iter().any(|&c| env.api.in_flight(c) > 0);
-    while busy() || quiet.elapsed() < Duration::from_millis(150) {
-        assert!(start.elapsed() < Duration::from_secs(10), "never settled");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let now = count();
-        if now != last {
-            last = now;
-            quiet = Instant::now();
-        }
-    }
+    wait_for("background work ended", || {
+        env.core.readahead_idle()
+            && env.core.downloads_registered() == 0
+            && Call::ALL.iter().all(|&c| env.api.in_flight(c) == 0)
+    })
+    .await;
 }
 
 /// The errno of a failed call; panics on success.

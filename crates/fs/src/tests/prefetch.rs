@@ -186,7 +186,10 @@ async fn read_ahead_does_not_download_again_a_file_read_while_it_waited() {
         .delay_next(Call::Download, 2, Duration::from_millis(300));
     let ino = env.ino("inq_a/document/doc_1-back-photo.jpg").await;
     let first = env.core.open(ino).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    wait_for("read-ahead started on the front", || {
+        env.api.in_flight(Call::Download) == 2
+    })
+    .await;
     // The user reads the statement whole, before read-ahead gets its slot.
     let statement = env.read_all("inq_a/document/doc_2-statement.pdf").await;
     assert!(statement.unwrap() == env.bytes("inq_a", "doc_2-statement.pdf"));
