@@ -42,8 +42,7 @@ async fn network_and_server_failures_are_eio() {
 #[tokio::test]
 async fn a_rate_limited_api_is_eio_until_its_reset() {
     let env = Env::new(sample_api(), config());
-    env.api
-        .rate_limit(Call::Retrieve, Duration::from_secs(60));
+    env.api.rate_limit(Call::Retrieve, Duration::from_secs(60));
     assert_eq!(errno(env.lookup("inq_a").await), libc::EIO);
     env.clock.advance(Duration::from_secs(61));
     assert!(env.lookup("inq_a").await.is_ok());
