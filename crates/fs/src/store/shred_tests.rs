@@ -185,6 +185,7 @@ fn a_reader_holding_an_old_snapshot_delays_the_purge_but_leaves_nothing() {
         .query_row("SELECT COUNT(*) FROM inquiry", [], |r| r.get(0))
         .unwrap();
     let release = std::thread::spawn(move || {
+        // Real time: SQLite's own busy wait is what is measured (the purge waits this long).
         std::thread::sleep(Duration::from_millis(300));
         reader.execute_batch("COMMIT").unwrap();
         drop(reader);
@@ -245,6 +246,7 @@ fn kill_9_right_after_a_purge_leaves_nothing_then_or_after_the_next_open() {
         .unwrap()
         .ends_with("purged")
     {}
+    // Real time: the kill lands at a random moment of the child's writing, by design.
     std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 30));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };

@@ -570,6 +570,7 @@ fn write_then_kill_9(dir: &Path, first: u64) -> u64 {
             committed = Some(r.parse::<u64>().unwrap());
         }
     }
+    // Real time: the kill lands at a random moment of the child's writing, by design.
     std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 60));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
