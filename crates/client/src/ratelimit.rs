@@ -11,7 +11,9 @@
 //! for every mount of an environment at once, in Redis.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;

@@ -274,10 +274,12 @@ mod tests {
         api.clear();
         // Reversed, a page of changes made a few milliseconds apart goes backwards.
         let inner = organization(5);
+        let clock = crate::clock::Clock::manual();
+        inner.set_clock(clock.clone());
         let since = Utc::now();
         for k in 0..5 {
             inner.set_status(&format!("inq_{k:04}"), "declined");
-            std::thread::sleep(Duration::from_millis(2));
+            clock.advance(Duration::from_millis(2));
         }
         let api = FaultyApi::new(inner);
         api.garble_search(1, SearchGarble::Backwards);

@@ -200,7 +200,7 @@ impl Budget for SharedBudget {
                 Ok(Booked::Go(wait)) => {
                     self.outage.note(&Ok(()));
                     // Counted here too, for this mount's own figures.
-                    self.local.record(std::time::Instant::now() + wait);
+                    self.local.record(tokio::time::Instant::now() + wait);
                     if wait.is_zero() {
                         return;
                     }

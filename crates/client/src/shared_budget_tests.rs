@@ -1,6 +1,6 @@
 //! `SharedBudget` against a real `redis-server`, started by each test on a free port.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::*;
 use crate::redis_link::RedisLink;
