@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 
+use crate::clock::Clock;
 use crate::redact::redact_text;
 use crate::{Error, Result};
 
@@ -20,6 +21,8 @@ pub struct RedisLink {
     client: redis::Client,
     conn: Mutex<Connection>,
     pub(crate) reconnect_after: Duration,
+    /// When Redis may be tried again is measured with it.
+    pub(crate) clock: Clock,
 }
 
 enum Connection {
@@ -57,6 +60,7 @@ impl RedisLink {
                 retry_at: Instant::now(),
             }),
             reconnect_after: RECONNECT_AFTER,
+            clock: Clock::host(),
         })
     }
 
@@ -66,7 +70,7 @@ impl RedisLink {
             let conn = self.conn.lock();
             match &*conn {
                 Connection::Up(c) => return Ok(c.clone()),
-                Connection::Down { retry_at } if Instant::now() < *retry_at => {
+                Connection::Down { retry_at } if self.clock.now() < *retry_at => {
                     return Err("not reachable".into());
                 }
                 Connection::Down { .. } => {}
@@ -93,7 +97,7 @@ impl RedisLink {
 
     fn down(&self) {
         *self.conn.lock() = Connection::Down {
-            retry_at: Instant::now() + self.reconnect_after,
+            retry_at: self.clock.now() + self.reconnect_after,
         };
     }
 

@@ -104,6 +104,8 @@ async fn a_waiting_request_waits_for_a_hold_set_meanwhile() {
             started.elapsed()
         })
     };
+    // Real time: the budget's time is Redis's and the host's, and the hold asserted below
+    // runs from this answer, 100 ms after the waiter booked its slot.
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Another mount's answer: nothing left, 1 s to the reset.
     b.observe(headers(4, 0, 1)).await;
@@ -120,6 +122,8 @@ async fn unreachable_redis_falls_back_to_the_local_budget_and_recovers() {
     let url = format!("redis://127.0.0.1:{port}/");
     let mut link = RedisLink::open(&url).unwrap();
     link.reconnect_after = Duration::from_millis(200);
+    let clock = crate::clock::Clock::manual();
+    link.clock = clock.clone();
     let budget = SharedBudget::with_link(
         Arc::new(link),
         &["org_FALLBACK"],
@@ -147,7 +151,7 @@ async fn unreachable_redis_falls_back_to_the_local_budget_and_recovers() {
     let Some(_redis) = RedisServer::start_on(port) else {
         return;
     };
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    clock.advance(Duration::from_millis(250));
     budget.acquire().await;
     assert!(
         budget.is_shared(),

@@ -8,6 +8,36 @@ fn views(url: &str, claim_ttl: Duration) -> RedisViews {
     RedisViews::new(link, "org_A", "env_A", Duration::from_secs(60), claim_ttl).unwrap()
 }
 
+/// How many times the waiters have looked in Redis so far (each look asks EXISTS of the
+/// claim, and nothing else does).
+async fn looks(url: &str) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    looks_on(&mut client.get_multiplexed_async_connection().await.unwrap()).await
+}
+
+async fn looks_on(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
+        .and_then(|l| l.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Wait until the waiters have looked `n` more times than `before` (the waiter is waiting,
+/// having found the claim held `n` times), or 5 s have passed (the test's own assertion then
+/// says what went wrong).
+async fn looked(url: &str, before: u64, n: u64) {
+    let started = Instant::now();
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    // Each look of ours is a round trip to Redis, which lets the waiter run meanwhile.
+    while looks_on(&mut c).await < before + n && started.elapsed() < Duration::from_secs(5) {}
+}
+
 async fn get(url: &str, key: &str) -> Option<String> {
     let client = redis::Client::open(url).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
@@ -64,6 +94,7 @@ async fn a_claim_expires_and_an_expired_claim_is_not_released_by_its_old_holder(
         panic!("free inquiry not claimed")
     };
     assert!(matches!(b.claim("inq_1").await, Claim::Taken));
+    // Real time: Redis expires the claim by its own clock.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let Claim::Mine(new) = b.claim("inq_1").await else {
         panic!("the expired claim was not given to the next contender")
@@ -86,11 +117,12 @@ async fn a_published_view_is_fetched_and_awaited_by_others() {
         panic!("free inquiry not claimed")
     };
     // B waits while A "retrieves", and gets A's view as soon as it is published.
+    let before = looks(&redis.url()).await;
     let waiter = {
         let b = b.clone();
         tokio::spawn(async move { b.wait_for("inq_1", None).await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    looked(&redis.url(), before, 1).await;
     a.publish("inq_1", b"{\"view\":1}").await;
     a.release(lease).await;
     assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"{\"view\":1}"[..]));
@@ -112,11 +144,12 @@ async fn a_published_view_is_fetched_and_awaited_by_others() {
         panic!("free inquiry not claimed")
     };
     let started = Instant::now();
+    let before = looks(&redis.url()).await;
     let waiter = {
         let b = b.clone();
         tokio::spawn(async move { b.wait_for("inq_2", None).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    looked(&redis.url(), before, 1).await;
     a.release(lease).await;
     assert_eq!(waiter.await.unwrap(), None);
     assert!(
@@ -150,6 +183,7 @@ async fn a_renewed_claim_outlives_its_lifetime_and_the_waiter_gets_the_view() {
     };
     // Three lifetimes of work, renewed as the holder does.
     for _ in 0..9 {
+        // Real time: the claim's lifetime runs in Redis, which only a renewal extends.
         tokio::time::sleep(lease.renew_every()).await;
         assert!(
             a.renew(&lease).await,
@@ -189,11 +223,13 @@ async fn a_waiter_waits_for_a_view_newer_than_the_one_it_had() {
         panic!("free inquiry not claimed")
     };
     let seen = b.fetch("inq_1").await.unwrap();
+    let before = looks(&redis.url()).await;
     let waiter = {
         let b = b.clone();
         tokio::spawn(async move { b.wait_for("inq_1", Some(&seen)).await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Looked twice: the old view was there the first time, and it kept waiting.
+    looked(&redis.url(), before, 2).await;
     assert!(!waiter.is_finished(), "the waiter took the old view");
     a.publish("inq_1", b"new").await;
     a.release(lease).await;
@@ -202,11 +238,12 @@ async fn a_waiter_waits_for_a_view_newer_than_the_one_it_had() {
     let Claim::Mine(lease) = a.claim("inq_1").await else {
         panic!("free inquiry not claimed")
     };
+    let before = looks(&redis.url()).await;
     let waiter = {
         let b = b.clone();
         tokio::spawn(async move { b.wait_for("inq_1", Some(b"new")).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    looked(&redis.url(), before, 1).await;
     a.release(lease).await;
     assert_eq!(waiter.await.unwrap(), None);
 }
@@ -217,6 +254,8 @@ async fn unreachable_redis_shares_nothing_at_once_and_recovers() {
     let url = format!("redis://127.0.0.1:{port}/");
     let mut link = RedisLink::open(&url).unwrap();
     link.reconnect_after = Duration::from_millis(200);
+    let clock = crate::clock::Clock::manual();
+    link.clock = clock.clone();
     let views = RedisViews::new(
         Arc::new(link),
         "org_A",
@@ -241,7 +280,7 @@ async fn unreachable_redis_shares_nothing_at_once_and_recovers() {
     let Some(_redis) = RedisServer::start_on(port) else {
         return;
     };
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    clock.advance(Duration::from_millis(250));
     assert!(matches!(views.claim("inq_1").await, Claim::Mine(_)));
     assert!(
         views.is_shared(),
