@@ -712,7 +712,7 @@ impl ViewTree {
                 };
                 let start = bound(&f.created_after, Bound::Start).map_or(start, |s| s.max(start));
                 let end = bound(&f.created_before, Bound::End).map_or(end, |e| e.min(end));
-                if start > end || start > Utc::now() {
+                if start > end || start > self.clock.utc() {
                     return None;
                 }
                 let text = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
