@@ -1165,5 +1165,5 @@ async fn every_api_attempt_draws_from_the_budget_and_reports_the_headers() {
 
 /// The errno the filesystem answers for a client error (its one errno table).
 fn errno(e: personafs_client::Error) -> i32 {
-    personafs_fs::FsError::from(e).errno()
+    personafs_fs::errno_of(&personafs_fs::FsError::from(e))
 }

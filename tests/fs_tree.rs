@@ -460,6 +460,6 @@ fn answers_from_memory_match_the_core_and_cost_no_request() {
     let missing = core
         .at_once(core.lookup(doc.ino, "no-such-file.jpg"))
         .unwrap();
-    assert_eq!(missing.unwrap_err().errno(), libc::ENOENT);
+    assert_eq!(personafs_fs::errno_of(&missing.unwrap_err()), libc::ENOENT);
     assert_eq!(requests(), before, "answers from memory made requests");
 }

@@ -1,5 +1,6 @@
 //! The Persona client's error: what went wrong talking to Persona, safe to log. The filesystem
-//! turns it into an errno in one place (`personafs_fs::FsError`).
+//! carries it as the source of its own error and turns it into an errno in one place (its
+//! FUSE adapter's `errno_of`).
 
 use std::fmt;
 
@@ -92,6 +93,30 @@ impl Error {
             Error::Http {
                 host: Host::Files,
                 status: 401 | 403 | 410,
+                ..
+            }
+        )
+    }
+
+    /// Persona has no such thing: a 404 from the API host, or an id that cannot be one.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::Http {
+                host: Host::Api,
+                status: 404,
+                ..
+            } | Error::NotFound(_)
+        )
+    }
+
+    /// The API host refused the key (401 or 403): every caller is refused alike.
+    pub fn is_refused_key(&self) -> bool {
+        matches!(
+            self,
+            Error::Http {
+                host: Host::Api,
+                status: 401 | 403,
                 ..
             }
         )

@@ -643,7 +643,7 @@ impl FsCore {
                 return Ok(self.open_json(ino, &view));
             }
             Node::File(id, section, name) => self.open_file(&id, section, &name, kept).await?,
-            _ => return Err(FsError::is_dir()),
+            _ => return Err(FsError::IsDir),
         };
         let opened = self.handles.register(handle);
         self.count_open(&opened);
@@ -759,7 +759,7 @@ impl FsCore {
                 .rt
                 .spawn_blocking(move || cache.open(&k))
                 .await
-                .map_err(|e| FsError::io(format!("opening a cached file: {e}")))?
+                .map_err(FsError::task("opening a cached file"))?
             {
                 tracing::trace!(inquiry = %id, file = %name, "served from the cache");
                 self.readahead.files_from(id);
@@ -843,7 +843,7 @@ mod tests {
         core.forget(json.ino, 1);
         assert_eq!(core.inode_count(), 4);
         assert_eq!(
-            core.getattr(json.ino).await.unwrap_err().errno(),
+            crate::errno_of(&core.getattr(json.ino).await.unwrap_err()),
             libc::ENOENT
         );
         core.forget(doc.ino, 1);
@@ -950,7 +950,7 @@ mod tests {
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
         for _ in 0..3 {
             let e = core.lookup(INQUIRIES, "inq_missing").await.unwrap_err();
-            assert_eq!(e.errno(), libc::ENOENT);
+            assert_eq!(crate::errno_of(&e), libc::ENOENT);
         }
         assert_eq!(
             api.retrieves(),
@@ -979,7 +979,7 @@ mod tests {
             .at_once(core.lookup(inq.ino, "nothing"))
             .unwrap()
             .unwrap_err();
-        assert_eq!(e.errno(), libc::ENOENT);
+        assert_eq!(crate::errno_of(&e), libc::ENOENT);
         let json = core
             .at_once(core.lookup(inq.ino, "inquiry.json"))
             .unwrap()
@@ -988,7 +988,7 @@ mod tests {
             .at_once(core.lookup(json.ino, "x"))
             .unwrap()
             .unwrap_err();
-        assert_eq!(e.errno(), libc::ENOTDIR);
+        assert_eq!(crate::errno_of(&e), libc::ENOTDIR);
         assert_eq!(api.retrieves(), 1);
     }
 

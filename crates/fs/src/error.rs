@@ -1,145 +1,90 @@
-//! The filesystem's error: the errno a FUSE reply carries and a message safe to log. The one
-//! place where a Persona client error becomes an errno (the contract's errno table).
+//! The filesystem's error: what went wrong, with its source when another layer's error caused
+//! it. Which errno the kernel is answered with is the FUSE adapter's to say, in one place
+//! (`fuse::errno::errno_of`, the contract's errno table); code here decides on variants.
 
-use std::fmt;
 use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
-use personafs_client::error::Host;
-
-/// A failed filesystem operation. The message never holds an API key, an access token or a
-/// signed URL (client messages are redacted where they are made).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FsError {
-    errno: i32,
-    message: String,
+/// A failed filesystem operation. Its text never holds an API key, an access token or a
+/// signed URL (client messages are redacted where they are made). `Clone`: one failed
+/// download answers every reader waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FsError {
+    /// No such inode, name or inquiry here.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The file existed when it was opened but is gone now (removed, inquiry redacted, size
+    /// changed on the server, left the cache).
+    #[error("file is gone: {0}")]
+    Gone(String),
+    /// A directory operation on a file.
+    #[error("not a directory")]
+    NotDir,
+    /// A file operation (open) on a directory.
+    #[error("is a directory")]
+    IsDir,
+    /// `readlink` of an inode that is not a view link.
+    #[error("inode {0} is not a link")]
+    NotLink(u64),
+    /// A file handle the kernel never got, or one already released.
+    #[error("bad file handle")]
+    BadHandle,
+    /// Persona (or the client on the way to it) failed, after any retries.
+    #[error("{0}")]
+    Persona(#[source] Arc<personafs_client::Error>),
+    /// A local file operation failed (the cache's files, a download's temp file).
+    #[error("{0}")]
+    Io(#[source] Arc<io::Error>),
+    /// A read waited longer than the I/O timeout for bytes from the network.
+    #[error("reading {what}: no data for {after:?}")]
+    TimedOut { what: String, after: Duration },
+    /// A download ended, without an error of its own, before the bytes a read needs.
+    #[error("{0} ended short")]
+    EndedShort(String),
+    /// Work handed to another task ended without an answer (it panicked or was cancelled).
+    #[error("{doing}: {source}")]
+    Task {
+        doing: String,
+        #[source]
+        source: Arc<tokio::task::JoinError>,
+    },
+    /// Something that always answers went quiet: a request allowed to wait came back
+    /// without an answer, a download's progress ended without a word.
+    #[error("{0}")]
+    NoAnswer(&'static str),
 }
 
 pub type FsResult<T> = Result<T, FsError>;
 
 impl FsError {
-    pub fn new(errno: i32, message: impl Into<String>) -> FsError {
-        FsError {
-            errno,
-            message: message.into(),
-        }
-    }
-
-    /// The errno to answer the kernel with.
-    pub fn errno(&self) -> i32 {
-        self.errno
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    pub(crate) fn not_found(what: impl fmt::Display) -> FsError {
-        FsError::new(libc::ENOENT, format!("not found: {what}"))
+    pub(crate) fn not_found(what: impl std::fmt::Display) -> FsError {
+        FsError::NotFound(what.to_string())
     }
 
     /// The file existed when it was opened but is gone now (removed, inquiry redacted).
-    pub(crate) fn gone(what: impl fmt::Display) -> FsError {
-        FsError::new(libc::ESTALE, format!("file is gone: {what}"))
+    pub(crate) fn gone(what: impl std::fmt::Display) -> FsError {
+        FsError::Gone(what.to_string())
     }
 
-    pub(crate) fn not_dir() -> FsError {
-        FsError::new(libc::ENOTDIR, "not a directory")
-    }
-
-    pub(crate) fn is_dir() -> FsError {
-        FsError::new(libc::EISDIR, "is a directory")
-    }
-
-    pub(crate) fn bad_handle() -> FsError {
-        FsError::new(libc::EBADF, "bad file handle")
-    }
-
-    pub(crate) fn io(message: impl Into<String>) -> FsError {
-        FsError::new(libc::EIO, message)
+    /// For `map_err` on a task's `JoinError`: what the task was doing.
+    pub(crate) fn task(doing: impl Into<String>) -> impl FnOnce(tokio::task::JoinError) -> FsError {
+        let doing = doing.into();
+        move |e| FsError::Task {
+            doing,
+            source: Arc::new(e),
+        }
     }
 }
-
-impl fmt::Display for FsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (errno {})", self.message, self.errno)
-    }
-}
-
-impl std::error::Error for FsError {}
 
 impl From<io::Error> for FsError {
     fn from(e: io::Error) -> FsError {
-        FsError::new(e.raw_os_error().unwrap_or(libc::EIO), e.to_string())
+        FsError::Io(Arc::new(e))
     }
 }
 
 impl From<personafs_client::Error> for FsError {
     fn from(e: personafs_client::Error) -> FsError {
-        use personafs_client::Error as E;
-        let errno = match &e {
-            // A refused key answers every caller with "permission denied".
-            E::Http {
-                host: Host::Api,
-                status: 401 | 403,
-                ..
-            } => libc::EACCES,
-            E::Http {
-                host: Host::Api,
-                status: 404,
-                ..
-            } => libc::ENOENT,
-            // The client's answer to a string that cannot be an inquiry id.
-            E::NotFound(_) => libc::ENOENT,
-            // A local failure (writing a download to disk): its own errno, e.g. ENOSPC.
-            E::Io(io) => io.raw_os_error().unwrap_or(libc::EIO),
-            _ => libc::EIO,
-        };
-        FsError::new(errno, e.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use personafs_client::Error;
-
-    fn http(host: Host, status: u16) -> Error {
-        Error::Http {
-            host,
-            status,
-            title: None,
-            details: None,
-            request_id: None,
-            context: "test".into(),
-        }
-    }
-
-    #[test]
-    fn client_errors_map_to_the_contracts_errnos() {
-        let cases = [
-            (http(Host::Api, 401), libc::EACCES),
-            (http(Host::Api, 403), libc::EACCES),
-            (http(Host::Api, 404), libc::ENOENT),
-            (http(Host::Api, 500), libc::EIO),
-            (http(Host::Files, 403), libc::EIO),
-            (http(Host::Files, 404), libc::EIO),
-            (
-                Error::Network {
-                    context: "c".into(),
-                    message: "m".into(),
-                },
-                libc::EIO,
-            ),
-            (
-                Error::Io(io::Error::from_raw_os_error(libc::ENOSPC)),
-                libc::ENOSPC,
-            ),
-        ];
-        for (e, errno) in cases {
-            let shown = e.to_string();
-            let fs = FsError::from(e);
-            assert_eq!(fs.errno(), errno, "{shown}");
-            assert_eq!(fs.message(), shown);
-        }
+        FsError::Persona(Arc::new(e))
     }
 }

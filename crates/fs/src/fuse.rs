@@ -33,6 +33,9 @@ use crate::kernel_cache::Ttls;
 use crate::metadata::{Attr, Kind};
 use crate::passthrough::{Offer, Passthrough};
 
+pub mod errno;
+pub use errno::{errno_name, errno_of};
+
 /// How the kernel side of the mount is set up.
 #[derive(Debug, Clone)]
 pub struct FuseOptions {
@@ -93,17 +96,19 @@ fn audit_open(
     });
 }
 
-/// The errno of a failed request, logged once here with the operation: a missing name is
-/// routine (shells probe for files all the time), anything else is worth a warning.
+/// The errno of a failed request (`errno_of`), logged once here with the operation: a
+/// missing name is routine (shells probe for files all the time), anything else is worth a
+/// warning.
 fn failed(core: &FsCore, op: &'static str, e: &FsError) -> Errno {
-    core.counters.error(e.errno());
-    match e.errno() {
+    let errno = errno_of(e);
+    core.counters.error(errno);
+    match errno {
         libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::EBADF => {
-            tracing::debug!(op, errno = e.errno(), "{op} failed: {e}")
+            tracing::debug!(op, errno, "{op} failed: {e}")
         }
-        _ => tracing::warn!(op, errno = e.errno(), "{op} failed: {e}"),
+        _ => tracing::warn!(op, errno, "{op} failed: {e}"),
     }
-    Errno::from_i32(e.errno())
+    Errno::from_i32(errno)
 }
 
 fn file_type(kind: Kind) -> FileType {

@@ -46,7 +46,7 @@ impl KeptEntry {
         let entry = self.entry.clone();
         let opened = tokio::task::spawn_blocking(move || entry.open())
             .await
-            .map_err(|e| FsError::io(format!("opening a cached file: {e}")))?
+            .map_err(FsError::task("opening a cached file"))?
             .ok_or_else(|| FsError::gone("the cached file left the cache"))?;
         Ok(self.file.get_or_init(|| Arc::new(opened)).clone())
     }
@@ -181,11 +181,7 @@ impl Handles {
     }
 
     fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
-        self.open
-            .lock()
-            .get(&fh)
-            .cloned()
-            .ok_or_else(FsError::bad_handle)
+        self.open.lock().get(&fh).cloned().ok_or(FsError::BadHandle)
     }
 }
 

@@ -40,7 +40,7 @@ pub use self::config::{CoreConfig, PrefetchConfig, ViewSet};
 pub use self::core::{DirSlot, FsCore, FsStats};
 pub use self::kernel_cache::KernelCaches;
 pub use error::{FsError, FsResult};
-pub use fuse::{FuseOptions, PersonaFs, mount};
+pub use fuse::{FuseOptions, PersonaFs, errno_name, errno_of, mount};
 pub use handles::{CacheBacking, FileRange, Opened, ReadData};
 pub use metadata::delta::{DeltaConfig, FullReason};
 pub use metadata::inode::{INQUIRIES, ROOT};

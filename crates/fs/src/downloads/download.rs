@@ -80,18 +80,18 @@ impl Download {
         .await;
         let progress = match waited {
             Ok(Ok(p)) => p.clone(),
-            Ok(Err(_)) => return Err(FsError::io("the download ended without a word")),
+            Ok(Err(_)) => return Err(FsError::NoAnswer("the download ended without a word")),
             Err(_) => {
-                return Err(FsError::io(format!(
-                    "reading {}: no data for {timeout:?}",
-                    self.path()
-                )));
+                return Err(FsError::TimedOut {
+                    what: self.path(),
+                    after: timeout,
+                });
             }
         };
         if progress.written < end {
             return Err(progress
                 .failed
-                .unwrap_or_else(|| FsError::io(format!("{} ended short", self.path()))));
+                .unwrap_or_else(|| FsError::EndedShort(self.path())));
         }
         Ok(())
     }

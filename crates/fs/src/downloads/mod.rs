@@ -217,7 +217,7 @@ impl Downloads {
                 dl.progress.send_modify(|p| p.failed = Some(e));
             }
             Err(e) => {
-                tracing::warn!(inquiry = %id, file = %name, errno = e.errno(), "download failed: {e}");
+                tracing::warn!(inquiry = %id, file = %name, "download failed: {e}");
                 dl.progress.send_modify(|p| p.failed = Some(e));
             }
         }
@@ -268,7 +268,7 @@ impl Downloads {
             .rt
             .spawn(async move { views.view(&id, need).await })
             .await
-            .map_err(|e| FsError::io(format!("retrieving {}: {e}", dl.id)))??;
+            .map_err(FsError::task(format!("retrieving {}", dl.id)))??;
         let info = view.file(dl.section, &dl.name).ok_or_else(|| {
             FsError::gone(format_args!("{} is no longer in the inquiry", dl.path()))
         })?;

@@ -370,7 +370,7 @@ impl Lister {
             }
             Err(e) => {
                 self.last_failed.store(true, Ordering::Relaxed);
-                let offline = unreachable(&e);
+                let (offline, status) = (unreachable(&e), e.status());
                 let e = FsError::from(e);
                 let last = self.current();
                 // Logged here only when the last listing hides the failure from the caller;
@@ -380,7 +380,7 @@ impl Lister {
                         tracing::debug!("Persona unreachable; serving the last listing: {e}");
                     } else {
                         tracing::warn!(
-                            errno = e.errno(),
+                            status,
                             "listing inquiries failed; serving the last listing: {e}"
                         );
                     }

@@ -351,7 +351,7 @@ impl Metadata {
                     .ok_or_else(missing)?;
                 Node::File(id.clone(), section, name.clone())
             }
-            Node::File(..) | Node::InquiryJson(_) => return Err(FsError::not_dir()),
+            Node::File(..) | Node::InquiryJson(_) => return Err(FsError::NotDir),
             Node::View(v) => Node::View(self.tree.lookup(&v, name).await?),
             _ => return Err(missing()),
         };
@@ -429,7 +429,7 @@ impl Metadata {
                         .collect(),
                 ))
             }
-            Node::File(..) | Node::InquiryJson(_) => Err(FsError::not_dir()),
+            Node::File(..) | Node::InquiryJson(_) => Err(FsError::NotDir),
             Node::View(v) => self.tree.readdir(&v).await,
         }
     }
@@ -480,7 +480,7 @@ impl Metadata {
 
     /// Where the view link `ino` points.
     pub(crate) fn link_target(&self, ino: u64) -> FsResult<String> {
-        let not_link = || FsError::new(libc::EINVAL, format!("inode {ino} is not a link"));
+        let not_link = || FsError::NotLink(ino);
         match self.node(ino)? {
             Node::View(v) => v.link_target().ok_or_else(not_link),
             _ => Err(not_link()),

@@ -269,7 +269,7 @@ fn three_approved() -> Arc<MemoryApi> {
 fn errno<T>(r: crate::FsResult<T>) -> i32 {
     match r {
         Ok(_) => panic!("expected an error, got a success"),
-        Err(e) => e.errno(),
+        Err(e) => crate::errno_of(&e),
     }
 }
 

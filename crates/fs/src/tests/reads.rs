@@ -145,7 +145,7 @@ async fn an_open_that_trusts_a_kept_backing_still_reads_if_a_read_comes() {
         .unwrap();
     assert_eq!(env.cache.purge_inquiry("inq_a"), 1);
     let err = env.read_fh(opened.fh).await.unwrap_err();
-    assert_eq!(err.errno(), libc::ESTALE);
+    assert_eq!(crate::errno_of(&err), libc::ESTALE);
     env.core.release(opened.fh);
 }
 

@@ -402,7 +402,7 @@ async fn offline_an_uncached_file_is_eio_at_once() {
     for (p, r) in &copied {
         match r {
             Err(e) => assert!(
-                p.starts_with("inq_b/") && e.errno() == libc::EIO,
+                p.starts_with("inq_b/") && crate::errno_of(e) == libc::EIO,
                 "{p}: {e}"
             ),
             Ok(_) => assert!(
@@ -422,7 +422,7 @@ async fn offline_an_uncached_file_is_eio_at_once() {
         .unwrap();
     assert_eq!(file.size, 40_000, "its size is known from the store");
     let e = read(&second.core, file.ino).await.unwrap_err();
-    assert_eq!(e.errno(), libc::EIO);
+    assert_eq!(crate::errno_of(&e), libc::EIO);
     assert_eq!(
         Call::ALL.map(|c| second.calls(c)),
         reached,
@@ -545,7 +545,7 @@ async fn offline_a_view_with_valid_urls_does_not_try_the_files_host() {
     unplug(&m);
     m.core.start_offline();
     let e = read(&m.core, file.ino).await.unwrap_err();
-    assert_eq!(e.errno(), libc::EIO);
+    assert_eq!(crate::errno_of(&e), libc::EIO);
     assert_eq!(m.calls(Call::Download), 0, "the files host was tried");
     assert_eq!(m.calls(Call::Head), 0);
 }

@@ -370,7 +370,7 @@ impl ViewTree {
             ViewNode::Group(g) if plausible_inquiry_id(name) => {
                 ViewNode::Link(g.clone(), Arc::from(name))
             }
-            ViewNode::Link(..) => return Err(FsError::not_dir()),
+            ViewNode::Link(..) => return Err(FsError::NotDir),
             _ => return Err(missing()),
         };
         if let ViewNode::Group(g) = &node
@@ -476,7 +476,7 @@ impl ViewTree {
                         .collect(),
                 ))
             }
-            ViewNode::Link(..) => Err(FsError::not_dir()),
+            ViewNode::Link(..) => Err(FsError::NotDir),
         }
     }
 
@@ -561,7 +561,7 @@ impl ViewTree {
             self.rt
                 .spawn_blocking(move || ViewIndex::build(&l.rows))
                 .await
-                .map_err(|e| FsError::io(format!("grouping the listing: {e}")))?
+                .map_err(FsError::task("grouping the listing"))?
         } else {
             ViewIndex::build(&listing.rows)
         };

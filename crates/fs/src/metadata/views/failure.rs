@@ -22,9 +22,9 @@ impl Views {
         cell: &Arc<Cell>,
         mut slot: tokio::sync::MutexGuard<'_, Option<Arc<InquiryView>>>,
     ) -> FsResult<Arc<InquiryView>> {
-        let offline = unreachable(&e);
+        let (offline, missing, status) = (unreachable(&e), e.is_not_found(), e.status());
         let e = FsError::from(e);
-        if e.errno() == libc::ENOENT {
+        if missing {
             self.negative.insert(id);
             *slot = None;
             *cell.created.lock() = None;
@@ -41,7 +41,7 @@ impl Views {
                 if offline {
                     tracing::debug!(inquiry = %id, "Persona unreachable; serving the last view: {e}");
                 } else {
-                    tracing::warn!(inquiry = %id, errno = e.errno(),
+                    tracing::warn!(inquiry = %id, status,
                         "retrieve failed; serving the last view: {e}");
                 }
                 Ok(old.clone())
