@@ -93,11 +93,7 @@ fn process_name(pid: u32) -> String {
 pub fn line(rec: &OpenRecord, time: chrono::DateTime<chrono::Utc>, process: &str) -> String {
     let (result, source, errno) = match rec.outcome {
         Ok(source) => ("ok", Some(source.name()), None),
-        Err(e) => (
-            "refused",
-            None,
-            Some(personafs_client::telemetry::errno_name(e)),
-        ),
+        Err(e) => ("refused", None, Some(personafs_fs::errno_name(e))),
     };
     let file = rec.file.as_ref();
     let value = serde_json::json!({

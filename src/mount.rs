@@ -9,12 +9,13 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::MountConfig;
+use crate::webhook::WebhookCounts;
 use personafs_client::shared_state::SharedViews;
 use personafs_client::telemetry::{Snapshot, Telemetry};
 use personafs_client::{ClientConfig, InquiryPage, PersonaApi};
 use personafs_fs::cache::{CacheLimits, CacheLock, DiskCache};
 use personafs_fs::store::MetadataStore;
-use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
+use personafs_fs::{CoreConfig, Counters, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
 
 /// The parts of `MountConfig` the core needs.
 pub fn core_config(cfg: &MountConfig) -> CoreConfig {
@@ -197,9 +198,10 @@ pub fn serve(
             None
         }
     };
+    let (counters, webhooks) = (Arc::new(Counters::default()), Arc::default());
     let core_cfg = CoreConfig {
         runtime: Some(rt.handle().clone()),
-        telemetry: tele.clone(),
+        counters: counters.clone(),
         store,
         shared_views,
         ..core_config(cfg)
@@ -210,7 +212,7 @@ pub fn serve(
         Some(page) => core.seed_listing(page),
         None => core.start_offline(),
     }
-    let snapshot = snapshot_fn(&core, &cache, &tele, cfg);
+    let snapshot = snapshot_fn(&core, &cache, &tele, &counters, &webhooks, cfg);
     let _status =
         crate::status::StatusServer::start(rt.handle(), &cfg.mountpoint, snapshot.clone())
             .map_err(|e| tracing::warn!("personafs status will not reach this mount: {e:#}"))
@@ -218,7 +220,7 @@ pub fn serve(
     if let Some(addr) = cfg.metrics_listen {
         crate::metrics::serve(rt.handle(), addr, snapshot)?;
     }
-    start_changes(rt, &core, &tele, cfg)?;
+    start_changes(rt, &core, &webhooks, cfg)?;
     let kernel_of = core.clone();
     let opts = fuse_options(cfg);
     let mut fs = PersonaFs::new(core, rt.handle().clone(), &opts);
@@ -298,7 +300,7 @@ pub fn serve(
 fn start_changes(
     rt: &tokio::runtime::Runtime,
     core: &Arc<FsCore>,
-    tele: &Arc<Telemetry>,
+    webhooks: &Arc<WebhookCounts>,
     cfg: &MountConfig,
 ) -> anyhow::Result<()> {
     if let Some(addr) = cfg.webhook_listen {
@@ -307,7 +309,7 @@ fn start_changes(
             .as_deref()
             .context("--webhook-listen needs --webhook-secret-file")?;
         let secrets = crate::webhook::Secrets::load(path)?;
-        crate::webhook::serve(rt.handle(), addr, secrets, core.clone(), tele.clone())?;
+        crate::webhook::serve(rt.handle(), addr, secrets, core.clone(), webhooks.clone())?;
     }
     if let Some(every) = cfg.watch_events {
         tracing::info!(every = ?every, "watching Persona's events");
@@ -316,18 +318,23 @@ fn start_changes(
     Ok(())
 }
 
-/// What `personafs status` and `/metrics` read: the counters, plus what the core and the
-/// cache hold now.
+/// What `personafs status` and `/metrics` read: the counters (the client's, the
+/// filesystem's, the webhook receiver's), plus what the core and the cache hold now.
 fn snapshot_fn(
     core: &Arc<FsCore>,
     cache: &Arc<DiskCache>,
     tele: &Arc<Telemetry>,
+    counters: &Arc<Counters>,
+    webhooks: &Arc<WebhookCounts>,
     cfg: &MountConfig,
 ) -> crate::status::SnapshotFn {
     let (core, cache, tele) = (Arc::downgrade(core), cache.clone(), tele.clone());
+    let (counters, webhooks) = (counters.clone(), webhooks.clone());
     let mountpoint = cfg.mountpoint.display().to_string();
     Arc::new(move || {
         let mut s: Snapshot = tele.snapshot();
+        counters.fill(&mut s);
+        webhooks.fill(&mut s);
         s.mountpoint = mountpoint.clone();
         s.pid = std::process::id();
         s.rate_limit_per_minute = s.budget.as_ref().map_or(0, |b| b.per_minute());

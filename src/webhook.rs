@@ -11,14 +11,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use parking_lot::Mutex;
-use personafs_client::telemetry::Telemetry;
+use personafs_client::telemetry::Snapshot;
 use personafs_client::webhook::{SignatureError, parse_secrets, verify};
 use personafs_fs::FsCore;
 
@@ -85,16 +85,33 @@ impl Secrets {
     }
 }
 
+/// What the receiver did, counted for `personafs status` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct WebhookCounts {
+    /// Webhooks verified and accepted.
+    pub accepted: AtomicU64,
+    /// Webhooks refused (bad or missing signature, stale time, bad request).
+    pub refused: AtomicU64,
+}
+
+impl WebhookCounts {
+    /// Put these counts into a snapshot of the mount's state.
+    pub fn fill(&self, s: &mut Snapshot) {
+        s.webhooks_accepted = self.accepted.load(Ordering::Relaxed);
+        s.webhooks_refused = self.refused.load(Ordering::Relaxed);
+    }
+}
+
 struct Receiver {
     core: Arc<FsCore>,
     secrets: Secrets,
-    tele: Arc<Telemetry>,
+    counts: Arc<WebhookCounts>,
     last_warn: Mutex<Option<Instant>>,
 }
 
 impl Receiver {
     fn refuse(&self, status: StatusCode, why: &str) -> StatusCode {
-        self.tele.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+        self.counts.refused.fetch_add(1, Ordering::Relaxed);
         let mut last = self.last_warn.lock();
         if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
             *last = Some(Instant::now());
@@ -140,7 +157,7 @@ async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes
         Ok(event) => event,
         Err(_) => return r.refuse(StatusCode::BAD_REQUEST, "the body is not an event"),
     };
-    r.tele.webhooks_accepted.fetch_add(1, Ordering::Relaxed);
+    r.counts.accepted.fetch_add(1, Ordering::Relaxed);
     let core = r.core.clone();
     tokio::spawn(async move {
         core.apply_event(&event).await;
@@ -154,7 +171,7 @@ pub fn serve(
     addr: std::net::SocketAddr,
     secrets: Secrets,
     core: Arc<FsCore>,
-    tele: Arc<Telemetry>,
+    counts: Arc<WebhookCounts>,
 ) -> anyhow::Result<()> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(addr))
@@ -162,7 +179,7 @@ pub fn serve(
     let receiver = Arc::new(Receiver {
         core,
         secrets,
-        tele,
+        counts,
         last_warn: Mutex::new(None),
     });
     let app = axum::Router::new()

@@ -1,14 +1,14 @@
-//! What a mount has done, counted as it happens: API calls, retries, downloads, cache hits,
-//! errors. One `Telemetry` per mount, shared by the client and the filesystem; `personafs
-//! status` and `/metrics` read a [`Snapshot`] of it.
+//! What the client has done, counted as it happens: API calls by kind, 429s, retries, the
+//! request budget. One `Telemetry` per mount; `personafs status` and `/metrics` read a
+//! [`Snapshot`] of it, which the filesystem's own counters (opens, reads, cache hits,
+//! downloads, errors by errno: `personafs_fs::Counters`) fill in further.
 //!
 //! Nothing here ever holds an inquiry id, a file name, a URL or a token: only counts by kind.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 /// The kinds of request personafs makes to Persona.
@@ -47,7 +47,7 @@ impl ApiCall {
     }
 }
 
-/// Counters of one mount. Cheap to update from any thread.
+/// The client's counters of one mount. Cheap to update from any thread.
 #[derive(Debug)]
 pub struct Telemetry {
     started: Instant,
@@ -55,46 +55,12 @@ pub struct Telemetry {
     api_calls: [AtomicU64; 7],
     pub rate_limited: AtomicU64,
     pub retries: AtomicU64,
-    pub url_refreshes: AtomicU64,
-    pub downloads_active: AtomicU64,
-    pub downloads_done: AtomicU64,
-    pub downloads_failed: AtomicU64,
-    pub bytes_downloaded: AtomicU64,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub opens: AtomicU64,
-    /// `read` requests that reached personafs (passthrough reads do not).
-    pub reads: AtomicU64,
-    /// Opens answered with a kernel backing file (FUSE passthrough).
-    pub passthrough_opens: AtomicU64,
-    /// Of those, the ones answered by a backing kept from an earlier open (no cache file
-    /// opened, nothing registered with the kernel).
-    pub passthrough_kept_opens: AtomicU64,
-    /// Kernel backing ids kept for reuse now (each holds its cache file open).
-    pub passthrough_kept: AtomicU64,
-    /// Downloads started (each shared by all openers of its file).
-    pub downloads: AtomicU64,
-    /// Reads far ahead of a download, served by their own ranged requests.
-    pub far_reads: AtomicU64,
     /// Requests per minute still allowed by the client's budget (updated as it is drawn).
     pub rate_budget_left: AtomicU64,
-    /// Changes applied from the events feed or webhooks (`FsCore::apply_change`).
-    pub events_applied: AtomicU64,
-    /// Directory listings the kernel read from personafs (each from its first entry): a
-    /// walk of directories whose listings the kernel keeps reads none.
-    pub dir_reads: AtomicU64,
-    /// Listings the kernel kept that it was told to drop (changed, or due a refresh).
-    pub dir_drops: AtomicU64,
-    /// Webhooks verified and accepted by the receiver.
-    pub webhooks_accepted: AtomicU64,
-    /// Webhooks refused (bad or missing signature, stale time, bad request).
-    pub webhooks_refused: AtomicU64,
     /// Milliseconds API requests spent waiting for the request budget, all together.
     pub budget_waited_ms: AtomicU64,
     /// The budget requests draw from, asked for its figures at each snapshot.
     budget: BudgetSource,
-    offline: AtomicBool,
-    errors: Mutex<BTreeMap<i32, u64>>,
 }
 
 /// The budget a snapshot asks (set once the client is built).
@@ -118,30 +84,9 @@ impl Default for Telemetry {
             api_calls: Default::default(),
             rate_limited: AtomicU64::new(0),
             retries: AtomicU64::new(0),
-            url_refreshes: AtomicU64::new(0),
-            downloads_active: AtomicU64::new(0),
-            downloads_done: AtomicU64::new(0),
-            downloads_failed: AtomicU64::new(0),
-            bytes_downloaded: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
-            cache_misses: AtomicU64::new(0),
-            opens: AtomicU64::new(0),
-            reads: AtomicU64::new(0),
-            passthrough_opens: AtomicU64::new(0),
-            passthrough_kept_opens: AtomicU64::new(0),
-            passthrough_kept: AtomicU64::new(0),
-            downloads: AtomicU64::new(0),
-            far_reads: AtomicU64::new(0),
             rate_budget_left: AtomicU64::new(0),
-            events_applied: AtomicU64::new(0),
-            dir_reads: AtomicU64::new(0),
-            dir_drops: AtomicU64::new(0),
-            webhooks_accepted: AtomicU64::new(0),
-            webhooks_refused: AtomicU64::new(0),
             budget_waited_ms: AtomicU64::new(0),
             budget: BudgetSource::default(),
-            offline: AtomicBool::new(false),
-            errors: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -155,11 +100,6 @@ impl Telemetry {
         self.api_calls[kind as usize].load(Relaxed)
     }
 
-    /// A request answered to the kernel with this errno.
-    pub fn error(&self, errno: i32) {
-        *self.errors.lock().entry(errno).or_insert(0) += 1;
-    }
-
     /// Where API requests take their budget from: its figures are in every snapshot.
     pub fn set_budget(&self, budget: std::sync::Arc<dyn crate::ratelimit::Budget>) {
         *self.budget.0.write() = Some(budget);
@@ -171,20 +111,12 @@ impl Telemetry {
             .fetch_add(waited.as_millis() as u64, Relaxed);
     }
 
-    pub fn set_offline(&self, offline: bool) {
-        self.offline.store(offline, Relaxed);
-    }
-
-    pub fn is_offline(&self) -> bool {
-        self.offline.load(Relaxed)
-    }
-
-    /// The counters as they stand; the caller fills in what only it knows (cache, metadata).
+    /// The counters as they stand; the caller fills in what only it knows (the filesystem's
+    /// counters, cache, metadata).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             uptime_secs: self.started.elapsed().as_secs(),
             started_unix: self.started_unix,
-            online: !self.is_offline(),
             api_calls: ApiCall::ALL
                 .iter()
                 .map(|k| (k.name().to_string(), self.api_calls(*k)))
@@ -192,27 +124,8 @@ impl Telemetry {
             rate_limited: self.rate_limited.load(Relaxed),
             rate_budget_left: self.rate_budget_left.load(Relaxed),
             retries: self.retries.load(Relaxed),
-            url_refreshes: self.url_refreshes.load(Relaxed),
-            downloads_active: self.downloads_active.load(Relaxed),
-            downloads_done: self.downloads_done.load(Relaxed),
-            downloads_failed: self.downloads_failed.load(Relaxed),
-            bytes_downloaded: self.bytes_downloaded.load(Relaxed),
-            cache_hits: self.cache_hits.load(Relaxed),
-            cache_misses: self.cache_misses.load(Relaxed),
-            opens: self.opens.load(Relaxed),
-            events_applied: self.events_applied.load(Relaxed),
-            dir_reads: self.dir_reads.load(Relaxed),
-            dir_drops: self.dir_drops.load(Relaxed),
-            webhooks_accepted: self.webhooks_accepted.load(Relaxed),
-            webhooks_refused: self.webhooks_refused.load(Relaxed),
             budget: self.budget.0.read().as_ref().map(|b| b.status()),
             budget_waited_ms: self.budget_waited_ms.load(Relaxed),
-            errors: self
-                .errors
-                .lock()
-                .iter()
-                .map(|(e, n)| (errno_name(*e).to_string(), *n))
-                .collect(),
             ..Snapshot::default()
         }
     }
@@ -300,30 +213,8 @@ pub struct ListingProgress {
     pub expected_inquiries: Option<u64>,
 }
 
-/// The symbolic name of the errnos a mount answers with.
-pub fn errno_name(errno: i32) -> &'static str {
-    match errno {
-        libc::ENOENT => "ENOENT",
-        libc::EIO => "EIO",
-        libc::EACCES => "EACCES",
-        libc::EROFS => "EROFS",
-        libc::ESTALE => "ESTALE",
-        libc::EBADF => "EBADF",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EISDIR => "EISDIR",
-        libc::ENOSPC => "ENOSPC",
-        libc::EINTR => "EINTR",
-        libc::EAGAIN => "EAGAIN",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EPERM => "EPERM",
-        libc::ENOSYS => "ENOSYS",
-        libc::EINVAL => "EINVAL",
-        _ => "other",
-    }
-}
-
 /// A `PersonaApi` that counts every call by kind. (Whether Persona answers at all is the
-/// filesystem's circuit breaker's to say: it sets [`Telemetry::set_offline`].)
+/// filesystem's circuit breaker's to say, in its own counters.)
 pub struct CountedApi {
     inner: std::sync::Arc<dyn crate::PersonaApi>,
     tele: std::sync::Arc<Telemetry>,
@@ -409,22 +300,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshot_counts_by_kind_and_errno_name() {
+    fn snapshot_counts_api_calls_by_kind() {
         let t = Telemetry::default();
         t.api_call(ApiCall::Retrieve);
         t.api_call(ApiCall::Retrieve);
         t.api_call(ApiCall::List);
-        t.error(libc::ENOENT);
-        t.error(libc::EIO);
-        t.error(libc::ENOENT);
-        t.set_offline(true);
         let s = t.snapshot();
         assert_eq!(s.api_calls["retrieve"], 2);
         assert_eq!(s.api_calls["list"], 1);
         assert_eq!(s.api_calls["head"], 0);
-        assert_eq!(s.errors["ENOENT"], 2);
-        assert_eq!(s.errors["EIO"], 1);
-        assert!(!s.online);
         let json = serde_json::to_string(&s).unwrap();
         let back: Snapshot = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);

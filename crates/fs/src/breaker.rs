@@ -15,10 +15,11 @@ use personafs_client::clock::Clock;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use personafs_client::telemetry::Telemetry;
 use personafs_client::{
     Error, EventPage, EventsFrom, InquiryPage, ListFilters, PersonaApi, Result, RetrievedInquiry,
 };
+
+use crate::counters::Counters;
 
 /// Consecutive failures to reach Persona that open the breaker.
 pub(crate) const OPEN_AFTER: u32 = 3;
@@ -41,16 +42,16 @@ struct State {
 pub(crate) struct Breaker {
     state: Mutex<State>,
     probe_after: Duration,
-    telemetry: Arc<Telemetry>,
+    counters: Arc<Counters>,
     clock: Clock,
 }
 
 impl Breaker {
-    pub(crate) fn new(probe_after: Duration, telemetry: Arc<Telemetry>, clock: Clock) -> Breaker {
+    pub(crate) fn new(probe_after: Duration, counters: Arc<Counters>, clock: Clock) -> Breaker {
         Breaker {
             state: Mutex::default(),
             probe_after,
-            telemetry,
+            counters,
             clock,
         }
     }
@@ -82,7 +83,7 @@ impl Breaker {
             st.open_until = Some(self.clock.now() + self.probe_after);
             tracing::warn!(probe_every = ?self.probe_after,
                 "Persona cannot be reached; offline mode: answering from the metadata store and the cache");
-            self.telemetry.set_offline(true);
+            self.counters.set_offline(true);
         }
     }
 
@@ -96,7 +97,7 @@ impl Breaker {
             st.failures = 0;
             if st.open_until.take().is_some() {
                 tracing::info!("Persona is reachable again; leaving offline mode");
-                self.telemetry.set_offline(false);
+                self.counters.set_offline(false);
             }
             return;
         }
@@ -108,7 +109,7 @@ impl Breaker {
                 probe_every = ?self.probe_after,
                 "Persona cannot be reached; offline mode: answering from the metadata store and the cache"
             );
-            self.telemetry.set_offline(true);
+            self.counters.set_offline(true);
         }
     }
 

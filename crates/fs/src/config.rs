@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::counters::Counters;
+use crate::store::MetadataStore;
 use personafs_client::ListFilters;
 use personafs_client::clock::Clock;
 use personafs_client::shared_state::SharedViews;
-use personafs_client::telemetry::Telemetry;
-
-use crate::store::MetadataStore;
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -32,7 +31,7 @@ pub struct CoreConfig {
     /// is called in (it then panics outside one).
     pub runtime: Option<tokio::runtime::Handle>,
     /// Where the core counts what it does (for `personafs status` and `/metrics`).
-    pub telemetry: Arc<Telemetry>,
+    pub counters: Arc<Counters>,
     /// The persisted metadata store of the cache directory: views and the listing survive a
     /// remount, and the mount answers from it when Persona cannot be reached. `None`: memory
     /// only.
@@ -71,7 +70,7 @@ impl Default for CoreConfig {
             prefetch: PrefetchConfig::default(),
             max_views: 2_000,
             runtime: None,
-            telemetry: Arc::default(),
+            counters: Arc::default(),
             store: None,
             offline_probe: Duration::from_secs(15),
             shared_views: None,

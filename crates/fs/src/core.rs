@@ -11,6 +11,7 @@ use crate::cache::{CacheKey, DiskCache};
 use crate::changes::Change;
 use crate::changes::feed::{Feed, Polled};
 use crate::config::CoreConfig;
+use crate::counters::Counters;
 use crate::dirs::{DirSnapshot, Dirs};
 use crate::downloads::Downloads;
 use crate::error::{FsError, FsResult};
@@ -24,7 +25,6 @@ use crate::metadata::view::InquiryView;
 use crate::metadata::views::Views;
 use crate::metadata::{Attr, DirEntry, Entries, Kind, Metadata};
 use crate::readahead::Readahead;
-use personafs_client::telemetry::Telemetry;
 use personafs_client::{Event, InquiryPage, PersonaApi, Section};
 
 /// What `statfs` reports.
@@ -54,9 +54,9 @@ pub struct FsCore {
     readahead: Arc<Readahead>,
     handles: Handles,
     dirs: Dirs,
-    /// What the core did, counted (`CoreConfig::telemetry`, shared with the client and the
-    /// binary's status and metrics).
-    pub counters: Arc<Telemetry>,
+    /// What the core did, counted (`CoreConfig::counters`, read by the binary's status and
+    /// metrics).
+    pub counters: Arc<Counters>,
     breaker: Arc<Breaker>,
     /// Where the metadata store is written (in order): changes delete through it too.
     writer: Option<Arc<StoreWriter>>,
@@ -73,13 +73,13 @@ impl FsCore {
             .runtime
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current);
-        let counters = cfg.telemetry.clone();
+        let counters = cfg.counters.clone();
         let counters_for_kernel = counters.clone();
         // Every call to Persona goes through the breaker: offline, they fail at once and the
         // answers come from the store and the cache.
         let breaker = Arc::new(Breaker::new(
             cfg.offline_probe,
-            cfg.telemetry.clone(),
+            cfg.counters.clone(),
             cfg.clock.clone(),
         ));
         let api: Arc<dyn PersonaApi> = Arc::new(BreakerApi::new(api, breaker.clone()));

@@ -101,7 +101,7 @@ fn audit_open(
 /// warning.
 fn failed(core: &FsCore, op: &'static str, e: &FsError) -> Errno {
     let errno = errno_of(e);
-    core.counters.error(errno);
+    core.counters.error(errno_name(errno));
     match errno {
         libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::EBADF => {
             tracing::debug!(op, errno, "{op} failed: {e}")
@@ -193,7 +193,7 @@ impl PersonaFs {
                     Err(e) => reply.fail(failed(&core, op, &e)),
                 },
                 () = caller_signalled(caller) => {
-                    core.counters.error(libc::EINTR);
+                    core.counters.error(errno_name(libc::EINTR));
                     tracing::debug!(op, "{op} interrupted by the caller's signal");
                     reply.fail(Errno::EINTR)
                 }
@@ -467,7 +467,7 @@ impl fuser::Filesystem for PersonaFs {
             pid: req.pid(),
         };
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
-            self.core.counters.error(libc::EROFS);
+            self.core.counters.error(errno_name(libc::EROFS));
             audit_open(&self.audit, &self.core, who, ino.0, Err(libc::EROFS));
             return reply.error(Errno::EROFS);
         }

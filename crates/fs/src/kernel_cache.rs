@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::counters::Counters;
 use crate::metadata::Attr;
-use personafs_client::telemetry::Telemetry as Counters;
 
 /// The kernel's caches of names and attributes, as far as personafs can reach them.
 pub trait KernelCaches: Send + Sync {

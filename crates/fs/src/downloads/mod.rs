@@ -24,9 +24,9 @@ use self::download::{Progress, ProgressSink};
 use self::far_read::FarBlocks;
 pub(crate) use self::far_read::is_far;
 use crate::cache::{CacheKey, Checksum, DiskCache, TempEntry};
+use crate::counters::Counters;
 use crate::error::{FsError, FsResult};
 use crate::metadata::views::{Need, Views};
-use personafs_client::telemetry::Telemetry;
 use personafs_client::{Error, PersonaApi, Section};
 
 /// The files host refused a signed URL: it went bad earlier than we thought, or the file is
@@ -51,7 +51,7 @@ pub(crate) struct Downloads {
     cache: Arc<DiskCache>,
     views: Arc<Views>,
     rt: tokio::runtime::Handle,
-    tele: Arc<Telemetry>,
+    tele: Arc<Counters>,
     /// Downloads in progress by cache-key digest; each leaves when it ends.
     registry: Arc<Registry>,
 }
@@ -70,7 +70,7 @@ impl Downloads {
         cache: Arc<DiskCache>,
         views: Arc<Views>,
         rt: tokio::runtime::Handle,
-        tele: Arc<Telemetry>,
+        tele: Arc<Counters>,
     ) -> Downloads {
         let registry: Arc<Registry> = Arc::default();
         // A redaction stops the inquiry's downloads before its files are deleted.

@@ -134,4 +134,16 @@ mod tests {
             assert_eq!(errno_of(&e), errno, "{e}");
         }
     }
+
+    #[test]
+    fn errors_are_counted_by_errno_name() {
+        let c = crate::Counters::default();
+        for errno in [libc::ENOENT, libc::EIO, libc::ENOENT] {
+            c.error(errno_name(errno));
+        }
+        let mut s = personafs_client::telemetry::Snapshot::default();
+        c.fill(&mut s);
+        assert_eq!(s.errors["ENOENT"], 2);
+        assert_eq!(s.errors["EIO"], 1);
+    }
 }

@@ -350,7 +350,7 @@ async fn offline_the_breaker_opens_answers_from_the_store_at_once_and_recovers()
         offline_probe: probe,
         ..config()
     };
-    let telemetry = cfg.telemetry.clone();
+    let telemetry = cfg.counters.clone();
     disk.clock.advance(ttl); // stored views are too old to trust while online
     let second = disk.core(&mem, cfg);
     unplug(&second);
