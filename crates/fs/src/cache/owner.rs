@@ -57,27 +57,14 @@ impl fmt::Display for Busy {
     }
 }
 
-#[derive(Debug)]
+/// Why a cache directory could not be locked.
+#[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// Another process holds it.
+    #[error("{0}")]
     Busy(Busy),
-    Io(io::Error),
-}
-
-impl fmt::Display for LockError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::Busy(b) => b.fmt(f),
-            LockError::Io(e) => write!(f, "cannot lock the cache directory: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for LockError {}
-
-impl From<io::Error> for LockError {
-    fn from(e: io::Error) -> Self {
-        LockError::Io(e)
-    }
+    #[error("cannot lock the cache directory: {0}")]
+    Io(#[from] io::Error),
 }
 
 /// The held lock of a cache directory; released when dropped (or when the process ends).
