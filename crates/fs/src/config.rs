@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::counters::Counters;
-use crate::store::MetadataStore;
 use personafs_client::ListFilters;
 use personafs_client::clock::Clock;
 use personafs_client::shared_state::SharedViews;
+
+use crate::counters::Counters;
+use crate::store::MetadataStore;
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {

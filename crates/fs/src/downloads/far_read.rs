@@ -77,7 +77,7 @@ impl Downloads {
             out.extend_from_slice(&block[from..to]);
             at = start + to as u64;
         }
-        self.tele
+        self.counters
             .far_reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(out)
@@ -100,7 +100,7 @@ impl Downloads {
                     .into());
                 }
                 Err(e) if url_refused(&e) && matches!(need, Need::Urls) => {
-                    self.tele
+                    self.counters
                         .url_refreshes
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     need = Need::NewerThan(fetched_at);

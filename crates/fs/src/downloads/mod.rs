@@ -51,7 +51,7 @@ pub(crate) struct Downloads {
     cache: Arc<DiskCache>,
     views: Arc<Views>,
     rt: tokio::runtime::Handle,
-    tele: Arc<Counters>,
+    counters: Arc<Counters>,
     /// Downloads in progress by cache-key digest; each leaves when it ends.
     registry: Arc<Registry>,
 }
@@ -70,7 +70,7 @@ impl Downloads {
         cache: Arc<DiskCache>,
         views: Arc<Views>,
         rt: tokio::runtime::Handle,
-        tele: Arc<Counters>,
+        counters: Arc<Counters>,
     ) -> Downloads {
         let registry: Arc<Registry> = Arc::default();
         // A redaction stops the inquiry's downloads before its files are deleted.
@@ -85,7 +85,7 @@ impl Downloads {
             cache,
             views,
             rt,
-            tele,
+            counters,
             registry,
         }
     }
@@ -143,8 +143,10 @@ impl Downloads {
         registry.insert(digest.clone(), Arc::downgrade(&dl));
         drop(registry);
         tracing::debug!(inquiry = %id, file = %name, size = key.size, "download started");
-        self.tele.downloads.fetch_add(1, Ordering::Relaxed);
-        self.tele.downloads_active.fetch_add(1, Ordering::Relaxed);
+        self.counters.downloads.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .downloads_active
+            .fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         let task_dl = dl.clone();
         self.rt.spawn(async move {
@@ -167,7 +169,7 @@ impl Downloads {
             r = self.fetch(&mut sink) => r,
             () = dl.stopped() => Err(redacted(id)),
         };
-        let t = &self.tele;
+        let t = &self.counters;
         t.downloads_active.fetch_sub(1, Ordering::Relaxed);
         t.bytes_downloaded
             .fetch_add(dl.written(), Ordering::Relaxed);
@@ -249,7 +251,7 @@ impl Downloads {
                 Err(e) if url_refused(&e) && refused_at != Some(dl.written()) => {
                     tracing::debug!(inquiry = %dl.id, status = ?e.status(), "file URL refused; retrieving the inquiry again");
                     refused_at = Some(dl.written());
-                    self.tele.url_refreshes.fetch_add(1, Ordering::Relaxed);
+                    self.counters.url_refreshes.fetch_add(1, Ordering::Relaxed);
                     need = Need::NewerThan(fetched_at);
                 }
                 Err(e) => return Err(e.into()),
