@@ -202,9 +202,6 @@ impl FsCore {
             self.meta.mark_redacted(id);
         }
         self.forget_all_redacted(&redacted).await;
-        for id in &redacted {
-            tracing::info!(inquiry = %id, "redaction applied");
-        }
         redacted
     }
 
@@ -301,13 +298,14 @@ impl FsCore {
     /// The kernel keeps a final inquiry's names for the metadata TTL: after a redaction, its
     /// files' paths must not answer `stat` from there either. Dropping the inquiry's entry
     /// in `inquiries/` drops everything the kernel holds under it.
+    /// Its end is the end of the redaction's work: logged then, not before.
     async fn forget_in_kernel(&self, id: &Arc<str>) {
-        if self.meta.peek_ino(&Node::Inquiry(id.clone())).is_none() {
-            return; // the kernel holds nothing of it
+        if self.meta.peek_ino(&Node::Inquiry(id.clone())).is_some() {
+            self.kernel
+                .drop_entry(&self.rt, INQUIRIES, id.to_string())
+                .await;
         }
-        self.kernel
-            .drop_entry(&self.rt, INQUIRIES, id.to_string())
-            .await;
+        tracing::info!(inquiry = %id, "redaction applied");
     }
 
     /// Redacted inquiries' cached files and stored views go (through the store's writer, so a
