@@ -822,12 +822,13 @@ impl DeltaSink for CoreDeltas {
 mod tests {
     use super::*;
     use crate::metadata::inode::ROOT;
-    use crate::testing::{FakeApi, core_prefetching, core_with, eventually};
+    use crate::testing::{core_prefetching, core_with, eventually, fileless};
+    use personafs_client::testing::Call;
     use std::time::Duration;
 
     #[tokio::test]
     async fn forget_shrinks_the_inode_table_and_numbers_are_not_reused() {
-        let api = FakeApi::with(3);
+        let api = fileless(3, "completed");
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
         assert_eq!(core.inode_count(), 2);
@@ -862,7 +863,7 @@ mod tests {
 
     #[tokio::test]
     async fn readdirplus_entries_count_as_references() {
-        let api = FakeApi::with(4);
+        let api = fileless(4, "completed");
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
         assert_eq!(
@@ -914,7 +915,7 @@ mod tests {
 
     #[tokio::test]
     async fn views_beyond_the_bound_leave_memory_and_are_retrieved_again() {
-        let api = FakeApi::with(5);
+        let api = fileless(5, "completed");
         let dir = tempfile::tempdir().unwrap();
         let cfg = CoreConfig {
             max_views: 2,
@@ -927,14 +928,14 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(api.retrieves(), 5);
+        assert_eq!(api.calls(Call::Retrieve), 5);
         assert_eq!(core.view_count(), 2, "at most max_views views in memory");
         // A recent view is still at hand...
         let recent = core.lookup(INQUIRIES, "inq_0004").await.unwrap();
-        assert_eq!(api.retrieves(), 5);
+        assert_eq!(api.calls(Call::Retrieve), 5);
         // ...an evicted one is simply retrieved again, with the same inode.
         let first = core.lookup(INQUIRIES, "inq_0000").await.unwrap();
-        assert_eq!(api.retrieves(), 6);
+        assert_eq!(api.calls(Call::Retrieve), 6);
         assert_eq!(core.view_count(), 2);
         let json = core.lookup(first.ino, "inquiry.json").await.unwrap();
         assert!(json.size > 0);
@@ -943,7 +944,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_inquiries_are_remembered_without_keeping_views() {
-        let api = FakeApi::with(1);
+        let api = fileless(1, "completed");
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
         for _ in 0..3 {
@@ -951,7 +952,7 @@ mod tests {
             assert_eq!(crate::errno_of(&e), libc::ENOENT);
         }
         assert_eq!(
-            api.retrieves(),
+            api.calls(Call::Retrieve),
             1,
             "the negative cache answered the repeats"
         );
@@ -961,12 +962,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_fast_path_answers_from_memory_or_not_at_all() {
-        let api = FakeApi::with(2);
+        let api = fileless(2, "completed");
         let dir = tempfile::tempdir().unwrap();
         let core = core_with(api.clone(), dir.path(), CoreConfig::default());
         assert!(core.at_once(core.lookup(INQUIRIES, "inq_0000")).is_none());
         assert!(core.at_once(core.readdir(INQUIRIES)).is_none());
-        assert_eq!(api.retrieves(), 0);
+        assert_eq!(api.calls(Call::Retrieve), 0);
         let inq = core.lookup(INQUIRIES, "inq_0000").await.unwrap();
         let now = core
             .at_once(core.lookup(INQUIRIES, "inq_0000"))
@@ -987,15 +988,13 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert_eq!(crate::errno_of(&e), libc::ENOTDIR);
-        assert_eq!(api.retrieves(), 1);
+        assert_eq!(api.calls(Call::Retrieve), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_walk_after_the_metadata_ttl_reads_ahead_again() {
-        let api = Arc::new(FakeApi {
-            pending: true,
-            ..FakeApi::new(4)
-        });
+        let api = fileless(4, "pending");
+        let retrieves = || api.calls(Call::Retrieve);
         let dir = tempfile::tempdir().unwrap();
         let ttl = Duration::from_secs(60);
         let mut cfg = CoreConfig {
@@ -1009,15 +1008,15 @@ mod tests {
         core.readdir(INQUIRIES).await.unwrap();
         // Listed with their created-at: entering one asks nothing; its next two are read ahead.
         core.lookup(INQUIRIES, "inq_0000").await.unwrap();
-        eventually("two inquiries read ahead", || api.retrieves() == 2).await;
+        eventually("two inquiries read ahead", || retrieves() == 2).await;
         core.lookup(INQUIRIES, "inq_0000").await.unwrap();
         // A read-ahead started by this lookup is counted at once: its retrieves show once it ends.
         eventually("read-ahead idle", || core.readahead_idle()).await;
-        assert_eq!(api.retrieves(), 2, "read ahead once within the TTL");
+        assert_eq!(retrieves(), 2, "read ahead once within the TTL");
         // A second walk after the TTL: the neighbours' views are stale and are read ahead again.
         clock.advance(ttl);
         core.readdir(INQUIRIES).await.unwrap();
         core.lookup(INQUIRIES, "inq_0000").await.unwrap();
-        eventually("the same two read ahead again", || api.retrieves() == 4).await;
+        eventually("the same two read ahead again", || retrieves() == 4).await;
     }
 }
