@@ -15,7 +15,7 @@ use personafs_client::telemetry::{Snapshot, Telemetry};
 use personafs_client::{ClientConfig, InquiryPage, PersonaApi};
 use personafs_fs::cache::{CacheLimits, CacheLock, DiskCache};
 use personafs_fs::store::MetadataStore;
-use personafs_fs::{CoreConfig, Counters, FsCore, FuseOptions, PersonaFs, PrefetchConfig};
+use personafs_fs::{CoreConfig, Counters, FsCore, FuseOptions, PrefetchConfig};
 
 /// The parts of `MountConfig` the core needs.
 pub fn core_config(cfg: &MountConfig) -> CoreConfig {
@@ -149,7 +149,8 @@ pub async fn check_api(
 /// Why a foreground mount ended.
 enum Event {
     Signal(&'static str),
-    SessionEnded(std::io::Result<()>),
+    /// The session ended: [`personafs_fs::mount::Mount::join`] says how.
+    SessionEnded,
 }
 
 /// Mount and serve until SIGINT/SIGTERM or an external unmount. `ready` is called once the
@@ -199,14 +200,31 @@ pub fn serve(
         }
     };
     let (counters, webhooks) = (Arc::new(Counters::default()), Arc::default());
-    let core_cfg = CoreConfig {
-        runtime: Some(rt.handle().clone()),
-        counters: counters.clone(),
-        store,
-        shared_views,
-        ..core_config(cfg)
+    // With an audit log, every open of a file is recorded; SIGHUP reopens it (rotation).
+    let audit = match &cfg.audit_log {
+        Some(path) => {
+            let log = crate::audit::AuditLog::open(path)?;
+            log.reopen_on_sighup(rt.handle())?;
+            Some(log as Arc<dyn personafs_fs::audit::AuditSink>)
+        }
+        None => None,
     };
-    let core = FsCore::new(api, cache.clone(), core_cfg);
+    let wired = personafs_fs::mount::wire(
+        personafs_fs::mount::Parts {
+            api,
+            cache: cache.clone(),
+            core: CoreConfig {
+                counters: counters.clone(),
+                store,
+                shared_views,
+                ..core_config(cfg)
+            },
+            fuse: fuse_options(cfg),
+            audit,
+        },
+        rt.handle().clone(),
+    );
+    let core = wired.core().clone();
     crate::heap::trim_periodically(rt.handle());
     match first_page {
         Some(page) => core.seed_listing(page),
@@ -221,31 +239,13 @@ pub fn serve(
         crate::metrics::serve(rt.handle(), addr, snapshot)?;
     }
     start_changes(rt, &core, &webhooks, cfg)?;
-    let kernel_of = core.clone();
-    let opts = fuse_options(cfg);
-    let mut fs = PersonaFs::new(core, rt.handle().clone(), &opts);
-    if let Some(path) = &cfg.audit_log {
-        let log = crate::audit::AuditLog::open(path)?;
-        log.reopen_on_sighup(rt.handle())?;
-        fs = fs.with_audit(log);
-    }
-    let mut session = fuser::Session::new(
-        fs,
-        &cfg.mountpoint,
-        &personafs_fs::fuse::session_config(&opts),
-    )
-    .map_err(|e| mount_error(e, &cfg.mountpoint))?;
-    kernel_of.set_kernel_caches(Arc::new(personafs_fs::fuse::KernelNotifier::new(
-        session.notifier(),
-    )));
-    let mut unmounter = session.unmount_callable();
     let (tx, rx) = mpsc::channel();
     let session_tx = tx.clone();
-    let worker = std::thread::Builder::new()
-        .name("fuse-session".into())
-        .spawn(move || {
-            let _ = session_tx.send(Event::SessionEnded(session.run()));
-        })?;
+    let mut mount = wired
+        .mount(&cfg.mountpoint, move || {
+            let _ = session_tx.send(Event::SessionEnded);
+        })
+        .map_err(|e| mount_error(e, &cfg.mountpoint))?;
     // With an audit log, SIGHUP means "reopen it" (log rotation), not "unmount".
     let hup_unmounts = cfg.audit_log.is_none();
     // The handlers are in place before "mounted" and READY=1: a SIGTERM right after them
@@ -277,21 +277,18 @@ pub fn serve(
         Ok(Event::Signal(name)) => {
             tracing::info!("{name}: unmounting");
             crate::notify::stopping(&format!("{name}: unmounting"));
-            unmounter
+            mount
                 .unmount()
                 .context("unmounting failed; run `personafs unmount` on the mountpoint")?;
-            if let Ok(Event::SessionEnded(r)) = rx.recv() {
-                r?;
-            }
+            mount.join()?;
         }
-        Ok(Event::SessionEnded(r)) => {
+        Ok(Event::SessionEnded) => {
             tracing::info!("unmounted");
             crate::notify::stopping("unmounted");
-            r?;
+            mount.join()?;
         }
         Err(_) => {}
     }
-    let _ = worker.join();
     Ok(())
 }
 

@@ -22,10 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use binary::bounded;
 use common::{TestMount, fuse_available};
-use fuser::BackgroundSession;
 use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
 use personafs_fs::cache::{CacheLimits, DiskCache};
-use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
+use personafs_fs::mount::{Mount, Parts};
+use personafs_fs::{CoreConfig, FuseOptions};
 use personafs_mock::MockConfig;
 use serde_json::{Value, json};
 
@@ -283,7 +283,7 @@ fn hostile_names_foreign_urls_and_lying_sizes_are_safe_through_the_mount() {
 /// A mount of personafs on an arbitrary API base, with the given core settings.
 struct ApiMount {
     _rt: tokio::runtime::Runtime,
-    session: Option<BackgroundSession>,
+    session: Option<Mount>,
     mountpoint: tempfile::TempDir,
     _cache: tempfile::TempDir,
 }
@@ -297,7 +297,7 @@ impl ApiMount {
 impl Drop for ApiMount {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
-            let _ = s.umount_and_join();
+            let _ = s.unmount_and_join();
         }
     }
 }
@@ -442,19 +442,20 @@ fn hostile_api(foreign: SocketAddr) -> (ApiMount, Arc<AtomicU64>) {
         },
     )
     .unwrap();
-    let core = FsCore::new(
+    let parts = Parts {
         api,
         cache,
-        CoreConfig {
+        core: CoreConfig {
             io_timeout: Duration::from_secs(20),
-            runtime: Some(rt.handle().clone()),
             ..Default::default()
         },
-    );
-    let opts = FuseOptions::default();
-    let fs = PersonaFs::new(core, rt.handle().clone(), &opts);
+        fuse: FuseOptions::default(),
+        audit: None,
+    };
     let mountpoint = tempfile::tempdir().unwrap();
-    let session = personafs_fs::mount(fs, mountpoint.path(), &opts).unwrap();
+    let session = personafs_fs::mount::wire(parts, rt.handle().clone())
+        .mount(mountpoint.path(), || {})
+        .unwrap();
     (
         ApiMount {
             _rt: rt,

@@ -1,6 +1,6 @@
 //! Shared harness of the end-to-end tests: a mock Persona server over loopback (`generated`,
 //! `unlimited`, `mock`), a real FUSE mount of personafs on a temp directory in this process
-//! (`TestMount`, unmounted with `umount_and_join()`), waits (`wait_for`, `wait_until`) and
+//! (`TestMount`, unmounted with `unmount()`), waits (`wait_for`, `wait_until`) and
 //! commands (`run`, `stdout_of`). The binary as a process of its own is in `binary`.
 #![allow(dead_code)]
 
@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fuser::BackgroundSession;
 use personafs_client::{ApiKey, ClientConfig, HttpClient, PersonaApi, files_of};
 use personafs_fs::cache::{CacheLimits, DiskCache};
-use personafs_fs::{CoreConfig, FsCore, FuseOptions, PersonaFs};
+use personafs_fs::mount::{Mount, Parts};
+use personafs_fs::{CoreConfig, FsCore, FuseOptions};
 use personafs_mock::{MockConfig, MockServer, MockStats};
 
 /// A mock organization of `n` generated inquiries, the same for the same `seed`.
@@ -111,7 +111,7 @@ pub struct TestMount {
     pub mountpoint: tempfile::TempDir,
     pub cache_dir: PathBuf,
     _cache_tmp: Option<tempfile::TempDir>,
-    session: Option<BackgroundSession>,
+    session: Option<Mount>,
 }
 
 pub struct Options {
@@ -178,15 +178,18 @@ impl TestMount {
             }
         };
         let cache = DiskCache::open_dir(&cache_dir, opts.cache_limits).unwrap();
-        let core_cfg = CoreConfig {
-            runtime: Some(rt.handle().clone()),
-            ..opts.core
+        let parts = Parts {
+            api: api.clone(),
+            cache,
+            core: opts.core,
+            fuse: opts.fuse,
+            audit: None,
         };
-        let core = FsCore::new(api.clone(), cache, core_cfg);
-        let fs = PersonaFs::new(core.clone(), rt.handle().clone(), &opts.fuse);
         let mountpoint = tempfile::tempdir().unwrap();
-        let session =
-            personafs_fs::mount(fs, mountpoint.path(), &opts.fuse).expect("mount succeeds");
+        let session = personafs_fs::mount::wire(parts, rt.handle().clone())
+            .mount(mountpoint.path(), || {})
+            .expect("mount succeeds");
+        let core = session.core().clone();
         TestMount {
             mock: HeldMock(Some(mock)),
             rt,
@@ -242,14 +245,14 @@ impl TestMount {
 
     pub fn unmount(mut self) {
         if let Some(s) = self.session.take() {
-            s.umount_and_join().unwrap();
+            s.unmount_and_join().unwrap();
         }
     }
 
     /// Unmount, keeping the mock running (for a remount over the same organization).
     pub fn into_mock(mut self) -> MockServer {
         if let Some(s) = self.session.take() {
-            s.umount_and_join().unwrap();
+            s.unmount_and_join().unwrap();
         }
         self.mock.0.take().expect("the mock is held until now")
     }
@@ -269,7 +272,7 @@ impl std::ops::Deref for HeldMock {
 impl Drop for TestMount {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
-            let _ = s.umount_and_join();
+            let _ = s.unmount_and_join();
         }
     }
 }

@@ -10,16 +10,15 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fuser::{
-    AccessFlags, BackgroundSession, BackingId, Config, Errno, FileAttr, FileHandle, FileType,
-    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, MountOption, OpenAccMode, OpenFlags,
-    ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, Request, SessionACL,
+    AccessFlags, BackingId, Config, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    SessionACL,
 };
 use tokio::runtime::Handle as Runtime;
 
@@ -394,20 +393,6 @@ pub fn kernel_settings(config: &mut KernelConfig) -> bool {
     // so a stacking depth of 1 is enough.
     config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
         && config.set_max_stack_depth(1).is_ok()
-}
-
-/// Mount `fs` at `mountpoint`; the session runs on its own threads until
-/// `umount_and_join()`.
-pub fn mount(
-    fs: PersonaFs,
-    mountpoint: &Path,
-    opts: &FuseOptions,
-) -> io::Result<BackgroundSession> {
-    let core = fs.core.clone();
-    let session = fuser::spawn_mount(fs, mountpoint, &session_config(opts))?;
-    // Changed listings and redactions must reach the kernel's caches.
-    core.set_kernel_caches(Arc::new(KernelNotifier::new(session.notifier())));
-    Ok(session)
 }
 
 impl fuser::Filesystem for PersonaFs {

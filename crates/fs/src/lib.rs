@@ -10,6 +10,7 @@
 //!   it must let go, and the TTLs it is given
 //! - `answer`: how a request is answered from memory or finished on the runtime
 //! - `core`: the façade; `fuse`: the adapter; `cache/`: the disk cache
+//! - `mount`: a mount put together (core, adapter, session), for the binary and the tests
 
 pub mod answer;
 pub mod audit;
@@ -27,6 +28,7 @@ mod handles;
 mod interrupts;
 mod kernel_cache;
 mod metadata;
+pub mod mount;
 mod passthrough;
 mod readahead;
 pub mod store;
@@ -42,7 +44,7 @@ pub use self::core::{DirSlot, FsCore, FsStats};
 pub use self::kernel_cache::KernelCaches;
 pub use counters::Counters;
 pub use error::{FsError, FsResult};
-pub use fuse::{FuseOptions, PersonaFs, errno_name, errno_of, mount};
+pub use fuse::{FuseOptions, PersonaFs, errno_name, errno_of};
 pub use handles::{CacheBacking, FileRange, Opened, ReadData};
 pub use metadata::delta::{DeltaConfig, FullReason};
 pub use metadata::inode::{INQUIRIES, ROOT};
