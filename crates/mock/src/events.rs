@@ -106,7 +106,11 @@ impl Events {
 
     /// Drop what the retention bound no longer keeps.
     pub fn prune(&self, retention: Retention) {
-        let now = Utc::now();
+        self.prune_at(Utc::now(), retention);
+    }
+
+    /// `prune` at the time `now`.
+    fn prune_at(&self, now: DateTime<Utc>, retention: Retention) {
         let mut log = self.log.lock();
         let mut dropped = 0;
         while let Some(oldest) = log.events.front() {
@@ -375,11 +379,14 @@ mod tests {
             max_count: 100,
             max_age: Duration::ZERO,
         });
-        std::thread::sleep(Duration::from_millis(5));
-        events.prune(Retention {
-            max_count: 100,
-            max_age: Duration::ZERO,
-        });
+        let later = Utc::now() + chrono::Duration::milliseconds(5);
+        events.prune_at(
+            later,
+            Retention {
+                max_count: 100,
+                max_age: Duration::ZERO,
+            },
+        );
         assert_eq!(events.counts(), (5, 5), "all older than zero seconds");
     }
 }

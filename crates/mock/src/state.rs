@@ -480,7 +480,11 @@ impl RateWindow {
 
     /// Count one request (when `take`) against `limit` per `window` and report the budget.
     pub fn check(&mut self, limit: u32, window: Duration, take: bool) -> RateDecision {
-        let now = Instant::now();
+        self.check_at(Instant::now(), limit, window, take)
+    }
+
+    /// `check` at the time `now`.
+    fn check_at(&mut self, now: Instant, limit: u32, window: Duration, take: bool) -> RateDecision {
         if now.duration_since(self.started) >= window {
             self.started = now;
             self.used = 0;
@@ -606,8 +610,8 @@ mod tests {
         let refused = w.check(1, window, true);
         assert!(!refused.allowed);
         assert_eq!(refused.reset_secs, 1, "rounded up to a whole second");
-        std::thread::sleep(window);
-        assert!(w.check(1, window, true).allowed, "a new window");
+        let later = Instant::now() + window;
+        assert!(w.check_at(later, 1, window, true).allowed, "a new window");
     }
 
     #[test]

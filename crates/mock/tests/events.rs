@@ -125,13 +125,20 @@ fn event_ids(body: &Value) -> Vec<String> {
 }
 
 async fn wait_for(received: &Received, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while received.lock().len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {count} webhooks arrived",
-            received.lock().len()
-        );
+    wait_until(
+        Duration::from_secs(20),
+        || received.lock().len() >= count,
+        || format!("only {} of {count} webhooks arrived", received.lock().len()),
+    )
+    .await;
+}
+
+/// Poll `ready` until it holds; panic with `what()` after `limit` (a hang detector).
+async fn wait_until(limit: Duration, ready: impl Fn() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{}", what());
+        // The poll interval: a delivery has no signal to wait on.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -301,11 +308,12 @@ async fn a_failing_receiver_is_retried_and_a_rotation_changes_the_signatures() {
             assert!(signed_with(signature, "wbhsec_one", body));
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.stats().webhooks_failed < 3 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || server.stats().webhooks_failed >= 3,
+        || format!("{} webhooks failed", server.stats().webhooks_failed),
+    )
+    .await;
     server.set_webhook_secrets(vec!["wbhsec_two".into()]);
     assert!(server.add_inquiry("created", false).is_some());
     wait_for(&received, 4).await;

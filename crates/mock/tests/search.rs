@@ -102,6 +102,15 @@ async fn post_json(client: &Client, url: String, body: Value) -> reqwest::Respon
         .unwrap()
 }
 
+/// Returns once the wall clock is in a later millisecond than when called: a change made
+/// after it is stamped later than one made before (the mock stamps in whole milliseconds).
+fn next_millisecond() {
+    let now = chrono::Utc::now().timestamp_millis();
+    while chrono::Utc::now().timestamp_millis() <= now {
+        std::hint::spin_loop();
+    }
+}
+
 fn ids_of(page: &Value) -> Vec<String> {
     (page["data"].as_array().unwrap().iter())
         .map(|i| i["id"].as_str().unwrap().to_string())
@@ -563,9 +572,9 @@ async fn search_shows_the_organization_as_it_was_search_lag_ago() {
     let before = chrono::Utc::now().to_rfc3339();
     let changes_at = Instant::now();
     assert!(server.set_status(&changed, "approved"));
-    std::thread::sleep(Duration::from_millis(3));
+    next_millisecond();
     assert!(server.redact(&redacted));
-    std::thread::sleep(Duration::from_millis(3));
+    next_millisecond();
     let added = server.add_inquiry("completed", false).unwrap();
     let recent = json!({
         "query": {"attribute": "updated_at", "operator": "gte", "value": before},
@@ -603,7 +612,8 @@ async fn search_shows_the_organization_as_it_was_search_lag_ago() {
         "the redaction is not visible yet"
     );
     assert!(old(&redacted)["attributes"]["name-first"].is_string());
-    // Once the lag has passed, all three are there, in updated_at order.
+    // Once the lag has passed, all three are there, in updated_at order. (The lag is the
+    // mock's real time: it is what is tested.)
     tokio::time::sleep(Duration::from_millis(1600).saturating_sub(changes_at.elapsed())).await;
     let (_, page) = search(&client, &server, "", &recent).await;
     assert_eq!(
@@ -699,11 +709,11 @@ async fn a_delta_search_over_100_000_inquiries_builds_only_what_changed() {
         .iter()
         .map(|&p| server.inquiry_id_at(p).unwrap())
         .collect();
-    // A few ms apart, so their updated-at order is theirs.
+    // In different milliseconds, so their updated-at order is theirs.
     assert!(server.set_status(&ids[0], "approved"));
-    std::thread::sleep(Duration::from_millis(3));
+    next_millisecond();
     assert!(server.add_document(&ids[1], "a.pdf", 100).is_some());
-    std::thread::sleep(Duration::from_millis(3));
+    next_millisecond();
     assert!(server.redact(&ids[2]));
     let body = json!({
         "query": {"attribute": "updated_at", "operator": "gte", "value": since},
