@@ -56,6 +56,7 @@ fn proactive_refresh_keeps_reads_working_at_one_retrieve_per_lifetime() {
         // Spread the reads over ~10 s: several lifetimes pass.
         let due = Duration::from_millis(10_000 * i as u64 / all.len() as u64);
         if let Some(wait) = due.checked_sub(start.elapsed()) {
+            // Real time: the reads are spread over the lifetimes of real signed URLs.
             std::thread::sleep(wait);
         }
         let got = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -90,7 +91,7 @@ fn reactive_refresh_when_the_lifetime_is_shorter_than_configured() {
             .unwrap()
             .count();
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    m.mock.advance_url_clock(Duration::from_millis(1500));
     for (_, files) in &groups {
         for (path, bytes) in files {
             assert!(std::fs::read(path).unwrap() == *bytes, "{}", path.display());
@@ -122,7 +123,8 @@ fn concurrent_readers_of_stale_inquiries_share_one_retrieve_each() {
             .unwrap()
             .count();
     }
-    std::thread::sleep(Duration::from_millis(1200)); // every URL is stale now
+    // Real time: the mount's URLs live 1 s by its clock; every one is stale after this.
+    std::thread::sleep(Duration::from_millis(1200));
     let before = m.stats().api_retrieve;
     let barrier = Arc::new(Barrier::new(32));
     let readers: Vec<_> = (0..32)

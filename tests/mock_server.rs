@@ -373,6 +373,7 @@ async fn expired_url_gets_403_and_a_new_retrieve_gives_a_working_one() {
         h.client.head(&url).send().await.unwrap().status(),
         StatusCode::OK
     );
+    // Real time: the URL's 1 s lifetime by the mock's clock is what is tested.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let expired = h.client.get(&url).send().await.unwrap();
     assert_eq!(expired.status(), StatusCode::FORBIDDEN);
@@ -384,6 +385,34 @@ async fn expired_url_gets_403_and_a_new_retrieve_gives_a_working_one() {
     assert_eq!(
         h.client.get(&fresh).send().await.unwrap().status(),
         StatusCode::OK
+    );
+}
+
+/// What tests use instead of waiting out a lifetime: the URLs' clock moved ahead expires
+/// the URLs issued before, exactly as time passing does, and not those issued after.
+#[tokio::test]
+async fn a_url_clock_moved_ahead_expires_the_urls_issued_before() {
+    let h = Harness::new();
+    let changed = h.configure(json!({"file_url_lifetime": "60s"})).await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    let url = h.front_url().await;
+    h.server.advance_url_clock(Duration::from_secs(59));
+    assert_eq!(
+        h.client.head(&url).send().await.unwrap().status(),
+        StatusCode::OK,
+        "within its lifetime"
+    );
+    h.server.advance_url_clock(Duration::from_secs(1));
+    let expired = h.client.get(&url).send().await.unwrap();
+    assert_eq!(expired.status(), StatusCode::FORBIDDEN);
+    let body: Value = expired.json_body().await;
+    assert!(body["errors"][0]["title"].is_string());
+    assert_eq!(h.server.stats().file_expired, 1);
+    let fresh = h.front_url().await;
+    assert_eq!(
+        h.client.get(&fresh).send().await.unwrap().status(),
+        StatusCode::OK,
+        "a URL issued after lives its whole lifetime"
     );
 }
 
@@ -506,6 +535,7 @@ async fn a_short_window_is_announced_and_429s_are_counted_per_client() {
     assert_eq!(backend.requests + backend.rate_limited, 3);
     assert!(stats.clients["untagged"].rate_limited >= 1);
     // After the short window, requests go through again.
+    // Real time: the 2 s window by the mock's clock is what is tested.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(tagged("backend").await.unwrap().status(), StatusCode::OK);
 }

@@ -105,7 +105,7 @@ fn key_and_tokens_appear_nowhere_even_at_trace_level() {
     for id in &ids[..4] {
         read_all(id);
     }
-    std::thread::sleep(Duration::from_millis(1600));
+    mock.advance_url_clock(Duration::from_millis(1600));
     mock.set_runtime(RuntimeConfig {
         fail_rate: 0.1,
         reset_rate: 0.2,

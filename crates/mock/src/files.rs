@@ -13,7 +13,7 @@ use rand::Rng;
 
 use super::data::{Content, MockFile};
 use super::respond::{error, injected_failure, not_found, roll};
-use super::state::{State, bump, now_ms};
+use super::state::{State, bump};
 use super::token::{TokenError, TokenKind};
 
 // The largest chunk handed to hyper at once is the memo's, so that each is one kept chunk.
@@ -50,7 +50,10 @@ pub async fn signed_file(
         return injected_failure();
     }
     let token = query.access_token.unwrap_or_default();
-    let key = match state.signer.verify(TokenKind::Signed, &token, now_ms()) {
+    let key = match state
+        .signer
+        .verify(TokenKind::Signed, &token, state.url_now_ms())
+    {
         Ok(key) => key,
         Err(TokenError::Expired) => {
             bump(&state.stats.file_expired);

@@ -279,6 +279,15 @@ impl MockServer {
             .key_revoked
             .store(revoked, std::sync::atomic::Ordering::Relaxed);
     }
+    /// Moves the clock of signed URLs ahead by `by`: the URLs issued so far expire as if `by`
+    /// had passed (those issued later live their whole lifetime from then). Only their
+    /// lifetimes see it; a test waits out a URL lifetime with it instead of sleeping.
+    pub fn advance_url_clock(&self, by: std::time::Duration) {
+        self.running
+            .state
+            .url_clock_ahead_ms
+            .fetch_add(by.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
     /// Every access token the server has put in a URL so far (both URL forms).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.running.state.issued_tokens.lock().clone()

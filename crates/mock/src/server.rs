@@ -63,6 +63,7 @@ pub fn start(config: &MockConfig, generator: Generator, dataset: Dataset) -> io:
         rate: Mutex::new(RateWindow::new()),
         files_down: Default::default(),
         key_revoked: Default::default(),
+        url_clock_ahead_ms: Default::default(),
         issued_tokens: Default::default(),
         events: Events::new(config.seed),
         webhook_secrets: RwLock::new(config.webhook_secrets.clone()),

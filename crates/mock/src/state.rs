@@ -525,6 +525,8 @@ pub struct State {
     /// Test switches (in-process only): see `MockServer::set_files_down` and `set_key_revoked`.
     pub files_down: AtomicBool,
     pub key_revoked: AtomicBool,
+    /// How far the signed URLs' clock is ahead of real time (`MockServer::advance_url_clock`).
+    pub url_clock_ahead_ms: AtomicU64,
     /// Every access token minted, so tests can prove none leaks (capped, oldest kept).
     pub issued_tokens: Mutex<Vec<String>>,
     pub events: Events,
@@ -542,6 +544,12 @@ pub const MAX_RECORDED_TOKENS: usize = 200_000;
 impl State {
     pub fn runtime(&self) -> RuntimeConfig {
         self.runtime.read().clone()
+    }
+
+    /// The time signed URLs are minted and checked at: real time, plus what a test moved
+    /// their clock ahead.
+    pub fn url_now_ms(&self) -> u64 {
+        now_ms().saturating_add(self.url_clock_ahead_ms.load(Ordering::Relaxed))
     }
 
     /// The events retention bound now (0 turns a bound off).

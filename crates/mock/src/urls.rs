@@ -4,7 +4,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use super::data::FILE_URL_PLACEHOLDER;
-use super::state::{State, Store, now_ms};
+use super::state::{State, Store};
 use super::token::TokenKind;
 
 /// Characters kept as they are in a filename path segment.
@@ -21,7 +21,9 @@ pub fn encode_segment(s: &str) -> String {
 /// Replace every placeholder in `value` by a fresh URL of the requested form; a placeholder
 /// whose file is gone (redacted) or unknown becomes `null`.
 pub fn mint_urls(state: &State, store: &Store, value: &mut Value, legacy: bool) {
-    let expires = now_ms().saturating_add(state.runtime.read().file_url_lifetime_ms);
+    let expires = state
+        .url_now_ms()
+        .saturating_add(state.runtime.read().file_url_lifetime_ms);
     walk(value, &mut |s: &str| {
         let key = s.strip_prefix(FILE_URL_PLACEHOLDER)?;
         let Some(file) = store.file(key) else {
