@@ -43,7 +43,7 @@ async fn changes_since_walks_the_mocks_search_pages() {
             changed.push(id);
         }
         if k % 10 == 0 {
-            std::thread::sleep(Duration::from_millis(2));
+            common::next_millisecond();
         }
     }
     let changes = changes_since(&api, since, 10).await.unwrap();

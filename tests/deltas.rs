@@ -282,16 +282,19 @@ fn redaction_stops_new_opens(refuse_search: bool) {
     let (before, deltas_before) = (m.stats(), m.core.delta_stats().unwrap().status().deltas);
     assert!(m.mock.redact(&listed_id) && m.mock.redact(&outside_id));
     let redacted_at = Instant::now();
+    // When each file stopped opening.
     let (mut a, mut b) = (None, None);
-    while (a.is_none() || b.is_none()) && redacted_at.elapsed() < LIMIT {
+    let (a, b) = common::wait_for("both redacted files refused", LIMIT, || {
         for (file, done) in [(&file_a, &mut a), (&file_b, &mut b)] {
             if done.is_none() && std::fs::read(file).is_err() {
                 *done = Some(redacted_at.elapsed());
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (a, b) = (a.expect("the listed one"), b.expect("the one outside"));
+        match (a, b) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            refused => Err(refused),
+        }
+    });
     // Nobody listed: the listing was never taken again.
     let (lists, _, _) = calls_since(&m, &before);
     let deltas = m.core.delta_stats().unwrap().status().deltas - deltas_before;
@@ -330,7 +333,8 @@ fn a_remount_walk_costs_no_retrieve_and_no_whole_listing() {
     let cache = work.path().join("cache");
     let first = mount(mock(|_| {}), &cache, Duration::from_secs(60), &[]);
     let tree = walk(&first);
-    // The store writes in the background: let it finish before the unmount.
+    // The store writes in the background: let it finish before the unmount. (Real time: the
+    // core has no way to wait for the store's pending writes.)
     std::thread::sleep(Duration::from_millis(500));
     let mock = first.into_mock();
     let before = mock.stats();

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -113,6 +114,7 @@ fn blocked(cmd: &str, path: &Path) -> Child {
             return child;
         }
         seen = now;
+        // Real time: a syscall the same 200 ms apart is one blocked in; nothing signals it.
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = child.kill();
@@ -126,16 +128,36 @@ fn signal(child: &Child, sig: i32) {
     assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
 }
 
+/// Wait for `child` to end (its pidfd wakes the wait), at most `EXIT_WITHIN`, and check that
+/// `signal` ended it.
 fn exits_by(child: &mut Child, signal: i32) {
     let start = Instant::now();
+    // SAFETY: pidfd_open(2) on our own child, not yet waited for: the pid is still its own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+    assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: the descriptor pidfd_open just returned, owned here alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let deadline = start + EXIT_WITHIN;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one pollfd of ours; readable once the process has ended.
+        let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if ready > 0 {
+            let status = child.wait().unwrap();
             assert_eq!(status.signal(), Some(signal), "ended by {status:?}");
             eprintln!("signal {signal}: gone after {:?}", start.elapsed());
             return;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let interrupted =
+            ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+        if !interrupted || left.is_zero() {
+            break;
+        }
     }
     let _ = child.kill();
     panic!("still waiting {EXIT_WITHIN:?} after the signal: the interrupt was not honoured");

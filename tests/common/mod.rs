@@ -64,6 +64,7 @@ pub fn wait_for<T, E: std::fmt::Debug>(
                 "{what}: not within {limit:?}; last: {last:?}"
             ),
         }
+        // The poll interval: what is polled for has no signal to wait on.
         std::thread::sleep(POLL);
     }
 }
@@ -71,6 +72,15 @@ pub fn wait_for<T, E: std::fmt::Debug>(
 /// Poll `ready` until it holds; panic with `what` after `limit` (a hang detector).
 pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     wait_for(what, limit, || if ready() { Ok(()) } else { Err(false) })
+}
+
+/// Returns once the wall clock is in a later millisecond than when called: a change made
+/// after it is stamped later than one made before (the mock stamps in whole milliseconds).
+pub fn next_millisecond() {
+    let now = chrono::Utc::now().timestamp_millis();
+    while chrono::Utc::now().timestamp_millis() <= now {
+        std::hint::spin_loop();
+    }
 }
 
 /// FUSE tests need `/dev/fuse`. Elsewhere they skip loudly; in CI (`CI` set) they fail.
