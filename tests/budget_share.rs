@@ -414,7 +414,8 @@ fn below_the_reserve_a_mount_sends_nothing_until_the_reset() {
     let mut after_burst = Vec::new();
     let mut seen_held = false;
     for _ in 0..3 {
-        // Wait for the window to end: the next request starts a fresh one.
+        // Wait for the window to end: the next request starts a fresh one. (Real time: the
+        // window is the mock's clock, and only a request shows where it stands.)
         let (_, _, reset) = rt.block_on(send());
         std::thread::sleep(Duration::from_secs(reset) + Duration::from_millis(200));
         let mut last = (reqwest::StatusCode::OK, 0, 0);
@@ -425,6 +426,7 @@ fn below_the_reserve_a_mount_sends_nothing_until_the_reset() {
         let (_, left, reset) = last;
         // From here the mount may only finish what it had sent: it sees at most `left`.
         let at_burst = personafs();
+        // Real time: what the mount sends in the rest of the window is what is measured.
         std::thread::sleep(Duration::from_secs(reset.saturating_sub(2)));
         seen_held |= held() > 0;
         after_burst.push((left, personafs() - at_burst));

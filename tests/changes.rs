@@ -372,6 +372,7 @@ fn signed_webhooks_apply_a_redaction_and_a_wrong_signature_changes_nothing() {
         ),
         415
     );
+    // Real time: that the refused deliveries change nothing has no event to wait for.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         read_tree(&inquiries.join(b)),

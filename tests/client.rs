@@ -673,6 +673,7 @@ async fn files_server(cut_first: usize, ranges: bool) -> (String, Arc<Script>) {
                                 match part {
                                     Some(half) => Ok(bytes::Bytes::from(half)),
                                     None => {
+                                        // Real time: the half leaves before the cut.
                                         tokio::time::sleep(Duration::from_millis(30)).await;
                                         Err(std::io::Error::other("connection dropped"))
                                     }
@@ -903,6 +904,7 @@ async fn an_api_body_cut_short_is_requested_again() {
                         match p {
                             Some(half) => Ok(bytes::Bytes::from(half)),
                             None => {
+                                // Real time: the half leaves before the cut.
                                 tokio::time::sleep(Duration::from_millis(30)).await;
                                 Err(std::io::Error::other("connection dropped"))
                             }

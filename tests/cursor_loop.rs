@@ -80,6 +80,7 @@ fn a_repeating_cursor_shows_what_was_gathered_and_warns_once() {
     wait_until("a listing cut short again", LIMIT, || {
         entries(&inquiries) == 250 && mock.stats().api_list >= before + 2
     });
+    // Real time: past the daemon's 1 s metadata TTL, so the next look lists again.
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(
         entries(&inquiries),

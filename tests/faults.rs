@@ -399,6 +399,7 @@ fn concurrent_readers_get_identical_bytes_with_bounded_fds() {
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 max_fds.fetch_max(fd_count(&roots), Ordering::Relaxed);
+                // The sampling interval of the count.
                 std::thread::sleep(Duration::from_millis(20));
             }
         })

@@ -650,6 +650,7 @@ mod attacks {
                         Some(r) => p.fetch_max(r, Ordering::Relaxed),
                         None => break,
                     };
+                    // The sampling interval of the peak.
                     std::thread::sleep(Duration::from_millis(20));
                 }
             });
@@ -944,6 +945,7 @@ mod attacks {
         // The listing is taken again once its TTL is over: now from a 2 GB page. The mount
         // answers in time — with the listing it has, or EIO — and the refresh fails at the cap.
         server.set_list_mode(ListMode::Huge);
+        // Real time: past the daemon's 1 s metadata TTL, so the next look lists again.
         std::thread::sleep(Duration::from_millis(1500));
         for round in 0..3 {
             let dir = inquiries.clone();
@@ -964,6 +966,7 @@ mod attacks {
             if let Err(errno) = result {
                 assert_eq!(errno, Some(libc::EIO));
             }
+            // Real time: the TTL again, for the next round's listing.
             std::thread::sleep(Duration::from_millis(1500));
         }
         server.set_list_mode(ListMode::Normal);

@@ -86,6 +86,7 @@ fn status_shows_a_listing_in_progress() {
         let s = status(&mps);
         s.listing.is_none() && s.api_calls.get("list").is_some_and(|n| *n >= 6)
     });
+    // Real time: past the daemon's 1 s metadata TTL, so the next look lists again.
     std::thread::sleep(Duration::from_millis(1100));
     let walk = std::thread::spawn(ls);
     let second = listing_under_way(&mps);

@@ -98,6 +98,7 @@ fn a_single_fuse_thread_serves_every_request_and_sleeps_when_idle() {
     // would use ~200 ticks; allow a few for the scheduler's accounting.
     // SAFETY: sysconf only reads a constant of the system.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    // Real time, both: the reads' last replies leave, then 2 s of idle CPU time is measured.
     std::thread::sleep(Duration::from_millis(200));
     let before = thread_ticks("fuser-0");
     std::thread::sleep(Duration::from_secs(2));

@@ -309,6 +309,7 @@ fn a_redaction_from_the_feed_stops_the_download_and_leaves_no_byte_even_after_ki
     eprintln!("applied {:?} after the redaction", applied - redacted_at);
     // Within a second: nothing written for it any more, nothing of it on disk.
     let before = written_by(pid);
+    // Real time: the bytes written over 300 ms are what is measured.
     std::thread::sleep(Duration::from_millis(300));
     let during = written_by(pid) - before;
     let held = open_under(pid, &cache.join("tmp"));
@@ -433,6 +434,8 @@ fn a_redaction_learned_from_a_listing_leaves_no_byte() {
     let (secrets, _) = secrets_of(&inquiries.join(&id), &others);
     wait_all_found(&m.cache_dir, &secrets);
     assert!(m.mock.redact(&id));
+    // Real time: past the TTL without a look at the inquiry, so the listing (not a retrieve)
+    // is what learns of the redaction.
     std::thread::sleep(ttl + Duration::from_millis(100));
     // The listing taken again shows the redaction.
     let started = Instant::now();
@@ -466,6 +469,7 @@ fn a_redaction_learned_from_a_retrieve_leaves_no_byte() {
     let (secrets, _) = secrets_of(&inquiries.join(&id), &others);
     wait_all_found(&m.cache_dir, &secrets);
     assert!(m.mock.redact(&id));
+    // Real time: past the TTL without a look at the inquiry, so the next use retrieves it.
     std::thread::sleep(ttl + Duration::from_millis(100));
     // The next use retrieves it; the redaction is applied before the reply.
     let document = inquiries.join(&id).join("document");

@@ -247,7 +247,8 @@ fn two_mounts_take_one_delta_between_them() {
     } else {
         "declined"
     };
-    std::thread::sleep(Duration::from_millis(2_200)); // both mounts' deltas are due
+    // Real time: past both daemons' 2 s metadata TTL, so both mounts' deltas are due.
+    std::thread::sleep(Duration::from_millis(2_200));
     assert!(shared.set_status(&id, new));
     let before = shared.stats().api_search;
     assert_eq!(status(&a.mountpoint), new, "mount a, by its delta");

@@ -429,6 +429,7 @@ async fn rate_limited(sock: &mut TcpStream) -> std::io::Result<bool> {
 async fn trickle(sock: &mut TcpStream, every: Duration) -> std::io::Result<bool> {
     loop {
         sock.write_all(b" ").await?;
+        // The trickle's pace is the attack.
         tokio::time::sleep(every).await;
     }
 }
