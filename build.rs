@@ -38,10 +38,29 @@ pub(crate) fn describe(given: Option<String>, git: &str, dir: &Path) -> String {
         return "unknown commit".to_string();
     };
     // Built again when HEAD moves: another branch checked out, or a commit on this one.
-    if let Some(git_dir) = run(&["rev-parse", "--absolute-git-dir"]) {
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
-        if let Some(head_ref) = run(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={git_dir}/{head_ref}");
+    // A worktree keeps its HEAD in its own git dir and the refs in the common one, and a
+    // ref may be packed: a path that does not exist would have cargo run this (and build
+    // the crate again) on every build, so only paths that exist are watched.
+    let git_path = |name: &str| run(&["rev-parse", "--path-format=absolute", "--git-path", name]);
+    if let Some(head) = git_path("HEAD") {
+        println!("cargo:rerun-if-changed={head}");
+    }
+    if let Some(head_ref) = run(&["symbolic-ref", "-q", "HEAD"]) {
+        match git_path(&head_ref).map(std::path::PathBuf::from) {
+            Some(loose) if loose.exists() => {
+                println!("cargo:rerun-if-changed={}", loose.display());
+            }
+            // Packed: a commit writes the ref loose, into its directory when that exists.
+            loose => {
+                let dir = loose
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf);
+                let packed = git_path("packed-refs").map(std::path::PathBuf::from);
+                for path in [packed, dir].into_iter().flatten().filter(|p| p.exists()) {
+                    println!("cargo:rerun-if-changed={}", path.display());
+                }
+            }
         }
     }
     let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some();
