@@ -235,12 +235,25 @@ fn readme_commands_run_as_written() {
     };
     let root = Path::new(ROOT);
 
-    // Try it: the demo, and what the README shows of it.
+    // Try it: the demo, and what the README shows of it. The README's `target/` is cargo's
+    // default; where the run has a target directory of its own (an absolute
+    // CARGO_TARGET_DIR), the demo builds there too, reusing the run's release build instead
+    // of making a second one, and the commands and output name that directory instead.
+    let own_target = std::env::var("CARGO_TARGET_DIR")
+        .ok()
+        .filter(|t| Path::new(t).is_absolute());
+    if let Some(t) = &own_target {
+        sh.set("CARGO_TARGET_DIR", t);
+    }
+    let release = |text: &str| match &own_target {
+        Some(t) => text.replace("target/release/", &format!("{t}/release/")),
+        None => text.to_string(),
+    };
     let cmd = "scripts/demo.sh                 # build, then mount a generated organization at /tmp/personafs-demo";
     let out = sh.run_in(root, &readme.cmd("scripts/demo.sh"));
     assert_eq!(
         out,
-        readme_output(cmd),
+        release(&readme_output(cmd)),
         "README.md's output of scripts/demo.sh"
     );
     // What the README shows them print is what they print.
@@ -249,8 +262,12 @@ fn readme_commands_run_as_written() {
         "ls -lR /tmp/personafs-demo/inquiries/inq_112jKfZVjJtHGuAe621pM1Qj",
         "target/release/personafs unmount /tmp/personafs-demo",
     ] {
-        let out = sh.run_in(root, &readme.cmd(cmd));
-        assert_eq!(out, readme_output(cmd), "README.md's output of `{cmd}`");
+        let out = sh.run_in(root, &release(&readme.cmd(cmd)));
+        assert_eq!(
+            out,
+            release(&readme_output(cmd)),
+            "README.md's output of `{cmd}`"
+        );
     }
 
     // Install from the checkout, into a root of the test's own (the release build is reused).
