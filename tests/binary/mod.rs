@@ -55,6 +55,9 @@ pub fn is_mounted(p: &Path) -> bool {
 pub struct Daemon {
     pub child: Child,
     pub mountpoint: PathBuf,
+    /// Reads the daemon's stderr as it comes: a pipe nobody drains fills at 64 KiB, and the
+    /// daemon's next log line would then block it (a hang, not a failure).
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Daemon {
@@ -110,20 +113,26 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let mut child = cmd.spawn().unwrap();
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let stderr = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        });
         Daemon {
-            child: cmd.spawn().unwrap(),
+            child,
             mountpoint: mountpoint.to_path_buf(),
+            stderr: Some(stderr),
         }
     }
 
     /// What the daemon wrote to stderr, to its end (once it has exited).
     pub fn stderr(&mut self) -> String {
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        err
+        self.stderr
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
