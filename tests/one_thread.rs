@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Options, TestMount, fuse_available, mock, walk};
+use common::{Options, TestMount, fuse_available, mock, wait_until, walk};
 use personafs_fs::FuseOptions;
 
 fn mount() -> TestMount {
@@ -50,6 +50,20 @@ fn assert_same(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>
         .filter(|k| got.get(*k) != want.get(*k))
         .collect();
     assert!(differ.is_empty(), "{what}: these files differ: {differ:?}");
+}
+
+/// Whether this process's thread `name` is blocked reading the next request from
+/// `/dev/fuse` (where an idle FUSE thread waits).
+fn thread_waits_in_fuse_read(name: &str) -> bool {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .any(|task| {
+            let dir = task.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            let wchan = std::fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+            comm.trim() == name && wchan.trim() == "fuse_dev_do_read"
+        })
 }
 
 /// CPU time (user + system, in clock ticks) of this process's threads named `name`.
@@ -98,8 +112,13 @@ fn a_single_fuse_thread_serves_every_request_and_sleeps_when_idle() {
     // would use ~200 ticks; allow a few for the scheduler's accounting.
     // SAFETY: sysconf only reads a constant of the system.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    // Real time, both: the reads' last replies leave, then 2 s of idle CPU time is measured.
-    std::thread::sleep(Duration::from_millis(200));
+    // Once the thread waits for the next request, 2 s of its idle CPU time is measured (in
+    // real time: that is what is measured).
+    wait_until(
+        "the FUSE thread waits for a request",
+        Duration::from_secs(10),
+        || thread_waits_in_fuse_read("fuser-0"),
+    );
     let before = thread_ticks("fuser-0");
     std::thread::sleep(Duration::from_secs(2));
     let idle = thread_ticks("fuser-0") - before;
