@@ -71,7 +71,34 @@ fn the_package_installs_mounts_from_fstab_and_purges_cleanly() {
     if !can_run() {
         return;
     }
-    stdout_of(Command::new(Path::new(ROOT).join("scripts/deb.sh")).current_dir(ROOT));
+    // Built as from a shell: without what cargo test sets for the test itself (the package's
+    // CARGO_MANIFEST_DIR, CARGO_PKG_*, OUT_DIR, build.rs's PERSONAFS_COMMIT). Build scripts
+    // watch some of these (ring: CARGO_MANIFEST_DIR), so passed on they made this release
+    // build differ from the next plain one (the README's demo.sh), which built it all again.
+    let mut deb_sh = Command::new(Path::new(ROOT).join("scripts/deb.sh"));
+    deb_sh.current_dir(ROOT);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_the_test = ["CARGO_PKG_", "CARGO_BIN_EXE_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+                "LD_LIBRARY_PATH",
+                "PERSONAFS_COMMIT",
+            ]
+            .contains(&name.as_ref());
+        if set_for_the_test {
+            deb_sh.env_remove(name.as_ref());
+        }
+    }
+    stdout_of(&mut deb_sh);
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{ROOT}/target"));
     let deb: PathBuf = std::fs::read_dir(Path::new(&target).join("debian"))
         .unwrap()
