@@ -85,6 +85,12 @@ impl Queued {
         self.at.lock().by_id.remove(id);
     }
 
+    /// Whether `id` was queued within the TTL (a read-only look: nothing is recorded).
+    pub(crate) fn holds(&self, id: &Arc<str>) -> bool {
+        let now = self.clock.now();
+        (self.at.lock().by_id.get(id)).is_some_and(|t| now.duration_since(*t) < self.ttl)
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.at.lock().by_id.len()
@@ -239,7 +245,13 @@ impl Readahead {
             return;
         }
         // Taken now, in the order files are opened (see `metadata_from`).
-        let window = self.window(id, self.cfg.inquiries_ahead);
+        let mut window = self.window(id, self.cfg.inquiries_ahead);
+        // A warm walk opens file after file of inquiries queued already: no task for them
+        // (a warm open answers on the FUSE thread, and a spawn there wakes a runtime thread).
+        window.retain(|inquiry| !self.files_queued.holds(inquiry));
+        if window.is_empty() {
+            return;
+        }
         let (this, task) = (self.clone(), self.task());
         self.rt.spawn(async move {
             let _task = task;
