@@ -362,6 +362,17 @@ async fn downloads_with_ranges_and_head(h: &Harness) {
     assert_eq!(stats.file_bytes, (2 * FRONT_LEN + 1000 + 10) as u64);
 }
 
+/// `url` is refused as the files host refuses an expired URL (403 with an error body,
+/// counted once), and a new retrieve gives another URL.
+async fn expired_then_fresh(h: &Harness, url: &str) -> String {
+    let expired = h.client.get(url).send().await.unwrap();
+    assert_eq!(expired.status(), StatusCode::FORBIDDEN);
+    let body: Value = expired.json_body().await;
+    assert!(body["errors"][0]["title"].is_string());
+    assert_eq!(h.server.stats().file_expired, 1);
+    h.front_url().await
+}
+
 #[tokio::test]
 async fn expired_url_gets_403_and_a_new_retrieve_gives_a_working_one() {
     let h = Harness::new();
@@ -375,12 +386,7 @@ async fn expired_url_gets_403_and_a_new_retrieve_gives_a_working_one() {
     );
     // Real time: the URL's 1 s lifetime by the mock's clock is what is tested.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let expired = h.client.get(&url).send().await.unwrap();
-    assert_eq!(expired.status(), StatusCode::FORBIDDEN);
-    let body: Value = expired.json_body().await;
-    assert!(body["errors"][0]["title"].is_string());
-    assert_eq!(h.server.stats().file_expired, 1);
-    let fresh = h.front_url().await;
+    let fresh = expired_then_fresh(&h, &url).await;
     assert_ne!(fresh, url);
     assert_eq!(
         h.client.get(&fresh).send().await.unwrap().status(),
@@ -403,12 +409,7 @@ async fn a_url_clock_moved_ahead_expires_the_urls_issued_before() {
         "within its lifetime"
     );
     h.server.advance_url_clock(Duration::from_secs(1));
-    let expired = h.client.get(&url).send().await.unwrap();
-    assert_eq!(expired.status(), StatusCode::FORBIDDEN);
-    let body: Value = expired.json_body().await;
-    assert!(body["errors"][0]["title"].is_string());
-    assert_eq!(h.server.stats().file_expired, 1);
-    let fresh = h.front_url().await;
+    let fresh = expired_then_fresh(&h, &url).await;
     assert_eq!(
         h.client.get(&fresh).send().await.unwrap().status(),
         StatusCode::OK,

@@ -161,15 +161,7 @@ mod tests {
     use super::*;
     use crate::metadata::Kind;
 
-    #[derive(Default)]
-    struct Told(Mutex<Vec<u64>>);
-
-    impl KernelCaches for Told {
-        fn forget_entry(&self, _parent: u64, _name: &str) {}
-        fn forget_listing(&self, dir: u64) {
-            self.0.lock().push(dir);
-        }
-    }
+    use crate::testing::Told;
 
     fn cache() -> (KernelCache, Arc<Told>) {
         let k = KernelCache::new(Arc::default());

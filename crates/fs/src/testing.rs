@@ -67,3 +67,14 @@ pub(crate) async fn poll_step() {
     // after its condition holds, and long enough to leave the runtime to the work awaited.
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
 }
+
+/// A kernel that records the directories it was told to drop its copy of.
+#[derive(Default)]
+pub(crate) struct Told(pub(crate) parking_lot::Mutex<Vec<u64>>);
+
+impl crate::KernelCaches for Told {
+    fn forget_entry(&self, _parent: u64, _name: &str) {}
+    fn forget_listing(&self, dir: u64) {
+        self.0.lock().push(dir);
+    }
+}

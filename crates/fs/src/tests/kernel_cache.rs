@@ -6,22 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use personafs_client::testing::{Call, FileSpec};
 
 use super::{Env, config, sample_api};
-use crate::{Change, INQUIRIES, KernelCaches};
+use crate::{Change, INQUIRIES};
 
-/// The directories the kernel was told to drop its copy of.
-#[derive(Default)]
-struct Told(Mutex<Vec<u64>>);
-
-impl KernelCaches for Told {
-    fn forget_entry(&self, _parent: u64, _name: &str) {}
-    fn forget_listing(&self, dir: u64) {
-        self.0.lock().push(dir);
-    }
-}
+use crate::testing::Told;
 
 impl Told {
     fn take(&self) -> Vec<u64> {

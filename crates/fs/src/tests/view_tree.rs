@@ -379,16 +379,7 @@ async fn an_inquiry_leaves_every_view_when_it_leaves_inquiries() {
     assert_eq!(env.names_at("by-reference-id/user-7").await, ["inq_d1"]);
 }
 
-/// The directories the kernel was told to drop its copy of.
-#[derive(Default)]
-struct Told(parking_lot::Mutex<Vec<u64>>);
-
-impl crate::KernelCaches for Told {
-    fn forget_entry(&self, _parent: u64, _name: &str) {}
-    fn forget_listing(&self, dir: u64) {
-        self.0.lock().push(dir);
-    }
-}
+use crate::testing::Told;
 
 #[tokio::test]
 async fn the_kernel_keeps_a_view_listing_until_it_changes() {
