@@ -13,9 +13,24 @@
 //! (they may spawn), with a waker that does nothing: a pending future is polled again by
 //! the runtime, which registers its own waker then.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+
+thread_local! {
+    /// Whether this thread is inside `poll_once`'s poll.
+    static POLLING_ONCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Clears `POLLING_ONCE` when the poll ends, even by a panic.
+struct Polling;
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        POLLING_ONCE.set(false);
+    }
+}
 
 /// What one poll of a request gave.
 pub enum Answer<F: Future> {
@@ -39,9 +54,21 @@ impl<F: Future> Answer<F> {
 pub fn poll_once<F: Future>(rt: &tokio::runtime::Handle, fut: F) -> Answer<F> {
     let _context = rt.enter();
     let mut fut = Box::pin(fut);
+    POLLING_ONCE.set(true);
+    let _polling = Polling;
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(v) => Answer::Now(v),
         Poll::Pending => Answer::Later(fut),
+    }
+}
+
+/// Where a request to Persona starts: never within `poll_once`'s poll, which may run on a
+/// FUSE thread. That thread then never touches a socket, and a request answered from memory
+/// or dropped there has cost Persona nothing. Polled there, this is pending once, so the
+/// request starts at the next poll, on the runtime; anywhere else it is ready at once.
+pub(crate) async fn off_the_fuse_thread() {
+    if POLLING_ONCE.get() {
+        tokio::task::yield_now().await;
     }
 }
 
@@ -79,5 +106,21 @@ mod tests {
         tx.send(40).unwrap();
         assert_eq!(rt.block_on(done).unwrap(), 42);
         assert_eq!(started.load(Ordering::SeqCst), 1, "started once");
+    }
+
+    #[test]
+    fn a_request_waits_to_leave_the_first_poll_and_only_there() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let request = async {
+            off_the_fuse_thread().await;
+            1
+        };
+        assert!(matches!(poll_once(rt.handle(), request), Answer::Later(_)));
+        // Elsewhere (the runtime, a background task) it goes on at once.
+        let request = async {
+            off_the_fuse_thread().await;
+            1
+        };
+        assert_eq!(futures::FutureExt::now_or_never(request), Some(1));
     }
 }

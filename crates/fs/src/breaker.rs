@@ -136,7 +136,7 @@ impl BreakerApi {
         if !self.breaker.admit() {
             return Err(Breaker::refused(what));
         }
-        off_the_first_poll().await;
+        crate::answer::off_the_fuse_thread().await;
         let result = fut.await;
         self.breaker.record(&result);
         result
@@ -147,17 +147,9 @@ impl BreakerApi {
         if self.breaker.is_open() {
             return Err(Breaker::refused(what));
         }
-        off_the_first_poll().await;
+        crate::answer::off_the_fuse_thread().await;
         Ok(())
     }
-}
-
-/// No request to Persona starts within a request's first poll: that poll may run on a FUSE
-/// thread (see `answer`), which then never touches a socket, and a request answered from
-/// memory or dropped there has cost Persona nothing. The request starts at the next poll,
-/// on the runtime.
-async fn off_the_first_poll() {
-    tokio::task::yield_now().await;
 }
 
 #[async_trait]

@@ -74,7 +74,6 @@ impl FsCore {
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current);
         let counters = cfg.counters.clone();
-        let counters_for_kernel = counters.clone();
         // Every call to Persona goes through the breaker: offline, they fail at once and the
         // answers come from the store and the cache.
         let breaker = Arc::new(Breaker::new(
@@ -136,11 +135,11 @@ impl FsCore {
             readahead,
             handles: Handles::new(),
             dirs: Dirs::new(),
+            kernel: KernelCache::new(counters.clone()),
             counters,
             breaker,
             writer,
             feed,
-            kernel: KernelCache::new(counters_for_kernel),
         });
         // What the kernel keeps of a directory goes as soon as personafs sees it change.
         let weak = Arc::downgrade(&core);
@@ -175,12 +174,11 @@ impl FsCore {
     /// [`Change`]. A redaction's stored view and cached files are gone when this returns.
     pub async fn apply_change(&self, change: Change) {
         let id: Arc<str> = Arc::from(change.inquiry_id());
-        let redacted = matches!(change, Change::Redacted(_));
-        self.meta.announced((!redacted).then_some(&id));
+        self.meta.announced();
         self.drop_kernel_listing(INQUIRIES);
         self.drop_kernel_view_listings();
-        match &change {
-            Change::Appeared(_) | Change::Changed(_) => {}
+        match change {
+            Change::Appeared(_) | Change::Changed(_) => self.meta.expire_view(&id),
             Change::Redacted(_) => {
                 for id in self.redact(&[id]).await {
                     self.forget_in_kernel(&id).await;
@@ -293,8 +291,6 @@ impl FsCore {
         self.breaker.is_open()
     }
 
-    /// Hand over the first listing page (fetched with page size 100 before mounting), so the
-    /// first listing does not ask for it again.
     /// The kernel keeps a final inquiry's names for the metadata TTL: after a redaction, its
     /// files' paths must not answer `stat` from there either. Dropping the inquiry's entry
     /// in `inquiries/` drops everything the kernel holds under it.
@@ -366,6 +362,8 @@ impl FsCore {
         self.meta.delta_stats()
     }
 
+    /// Hand over the first listing page (fetched with page size 100 before mounting), so the
+    /// first listing does not ask for it again.
     pub fn seed_listing(&self, page: InquiryPage) {
         self.meta.seed_listing(page);
     }

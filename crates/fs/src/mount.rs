@@ -26,7 +26,7 @@ pub struct Parts {
     pub api: Arc<dyn PersonaApi>,
     /// The disk cache, opened (the binary opens it with its index read in the background).
     pub cache: Arc<DiskCache>,
-    /// The core's settings, with its store, telemetry and shared views; its `runtime` is the
+    /// The core's settings, with its store, counters and shared views; its `runtime` is the
     /// one [`wire`] is given.
     pub core: CoreConfig,
     pub fuse: FuseOptions,

@@ -174,13 +174,15 @@ impl Metadata {
     }
 
     /// Persona announced a change: the listing is due again and the views' keys are asked
-    /// again; `view` (an appeared or changed inquiry) is retrieved again on next use.
-    pub(crate) fn announced(&self, view: Option<&Arc<str>>) {
+    /// again.
+    pub(crate) fn announced(&self) {
         self.listing.expire();
         self.tree.forget_lookups();
-        if let Some(id) = view {
-            self.views.expire(id);
-        }
+    }
+
+    /// `id` appeared or changed: its view is retrieved again on next use.
+    pub(crate) fn expire_view(&self, id: &Arc<str>) {
+        self.views.expire(id);
     }
 
     /// A delta reported `id` updated at `updated` (see `Views::reported`).
